@@ -1,0 +1,48 @@
+// The contract between the orchestrator and a collector. The orchestrator knows
+// collectors only through this file and the registry (src/collectors/index.ts).
+import type * as v from "valibot";
+import type { Logger } from "pino";
+import type { EventInput } from "../event/event.ts";
+
+export interface CollectorContext {
+  /** the collector's configured name; events go to `<subject prefix>.<name>` */
+  readonly name: string;
+  /** aborted when the collector must stop (shutdown, restart, unregister) */
+  readonly signal: AbortSignal;
+  /** `--once`: do one round (poll once, read what is there), then return */
+  readonly once: boolean;
+  readonly log: Logger;
+  /**
+   * Hands one event to the orchestrator. Returns undefined when the event was
+   * queued at once, or a promise when the queue is full: await it before
+   * emitting more (backpressure). Events emitted without awaiting past the
+   * collector's overflow allowance are dropped and counted, never silently.
+   */
+  emit(event: EventInput): void | Promise<void>;
+  /** Reports a problem that did not stop the collector (bad input, source missing): health becomes degraded. */
+  degraded(reason: string): void;
+  /** Clears a degraded state once the source works again. */
+  healthy(): void;
+}
+
+/**
+ * A running collector. `run` resolves when it is done: after one round in
+ * `once` mode, or when `signal` aborts. A run that throws, rejects or returns
+ * early while not stopping counts as a failure and is restarted with backoff.
+ */
+export interface Collector {
+  run(ctx: CollectorContext): Promise<void>;
+}
+
+export interface CollectorFactory<C = unknown> {
+  /** type name, the key under `collectors:` in the config */
+  readonly type: string;
+  /** one line for `--help` and the README */
+  readonly description: string;
+  /** validates and fills defaults of `collectors.<type>.config` */
+  readonly configSchema: v.GenericSchema<unknown, C>;
+  create(config: C): Collector;
+}
+
+// Erases the config type so factories of different configs share a registry.
+export type AnyCollectorFactory = CollectorFactory<any>;
