@@ -1,0 +1,48 @@
+// Config problems are reported to a person editing a YAML file, so every issue
+// names the place (file:line:column and dotted path) and reads without a stack.
+
+export interface ConfigIssue {
+  readonly file: string;
+  /** 1-based; 0 when the issue concerns the whole file (it cannot be read) */
+  readonly line: number;
+  readonly column: number;
+  /** dotted path such as `nats.url.1`; "" for the top level */
+  readonly path: string;
+  readonly message: string;
+}
+
+function formatIssue(issue: ConfigIssue): string {
+  if (issue.line === 0) return `${issue.file}: ${issue.message}`;
+  return `${issue.file}:${issue.line}:${issue.column} ${issue.path || "(root)"}: ${issue.message}`;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[]) {
+    // Issues come out in file order, whichever stage found them.
+    const sorted = [...issues].sort((a, b) => a.line - b.line || a.column - b.column);
+    super(sorted.map(formatIssue).join("\n"));
+    this.issues = sorted;
+  }
+
+  /** One line per issue, in file order. */
+  format(): string {
+    return this.message;
+  }
+}
+
+const MAX_SHOWN = 60;
+
+/** A found value as an error message shows it: `"abc"`, `12`, `a mapping`, `nothing`. */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (Array.isArray(value)) return value.length === 0 ? "an empty list" : "a list";
+  if (typeof value === "object" && value !== null) return Object.keys(value).length === 0 ? "an empty mapping" : "a mapping";
+  if (typeof value === "string") {
+    const shown = JSON.stringify(value);
+    return shown.length > MAX_SHOWN ? `${shown.slice(0, MAX_SHOWN - 2)}…"` : shown;
+  }
+  return String(value);
+}

@@ -1,0 +1,68 @@
+// Reading a config file: YAML with positions, environment expansion, then
+// validation against the schema, with every problem reported at once.
+import { readFile } from "node:fs/promises";
+import * as v from "valibot";
+import type { CollectorRegistry } from "../orchestrator/registry.ts";
+import type { Env } from "./env.ts";
+import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { fallbackMessage } from "./kit.ts";
+import { isPlainMapping, parseConfigYaml, type Location, type Position } from "./parse.ts";
+import { configSchema, type Config } from "./schema.ts";
+
+export async function loadConfigFile(file: string, registry: CollectorRegistry, env: Env = process.env): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ConfigError([{ file, line: 0, column: 0, path: "", message: `cannot read: ${reason}` }]);
+  }
+  return loadConfigText(text, file, registry, env);
+}
+
+/** `file` only names the source in messages. */
+export function loadConfigText(text: string, file: string, registry: CollectorRegistry, env: Env = process.env): Config {
+  const { value, locations } = parseConfigYaml(text, file, env);
+  const result = v.safeParse(configSchema(registry), value, { abortEarly: false, message: fallbackMessage });
+  if (result.success) return result.output;
+  throw new ConfigError(result.issues.map((issue) => locate(issue, value, locations, file)));
+}
+
+function child(node: unknown, key: string): { found: boolean; value?: unknown } {
+  if (!(isPlainMapping(node) || Array.isArray(node)) || !Object.hasOwn(node, key)) return { found: false };
+  return { found: true, value: Reflect.get(node, key) };
+}
+
+/**
+ * Where an issue belongs in the file: at the value for a bad value, at the key
+ * for an unknown key (and for rules about a key's presence), at the enclosing
+ * mapping's key for a missing key.
+ */
+function locate(issue: v.BaseIssue<unknown>, root: unknown, locations: ReadonlyMap<string, Location>, file: string): ConfigIssue {
+  const keys = (issue.path ?? []).map((item) => String(item.key));
+  let node = root;
+  let depth = 0;
+  for (const key of keys) {
+    const next = child(node, key);
+    if (!next.found) break;
+    node = next.value;
+    depth++;
+  }
+  const fullPath = keys.join(".");
+  const foundPath = keys.slice(0, depth).join(".");
+  const location = locations.get(foundPath);
+  let path = fullPath;
+  let position: Position | undefined;
+  if (depth === keys.length) {
+    position = issue.path?.at(-1)?.origin === "key" ? location?.key : location?.value;
+  } else if (node !== null && typeof node !== "object") {
+    // A path into a scalar comes from a schema that reads one value as a list
+    // (`url: x` as `[x]`): the problem is the scalar itself.
+    path = foundPath;
+    position = location?.value;
+  } else {
+    position = location?.key;
+  }
+  const { line, column } = position ?? location?.value ?? { line: 1, column: 1 };
+  return { file, line, column, path, message: issue.message };
+}

@@ -1,0 +1,167 @@
+// YAML to a plain value, remembering where each key and value sits in the file
+// so validation errors can point at them. Environment references in scalar
+// values are expanded here, after parsing (see env.ts).
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from "yaml";
+import { coreScalar, expandEnv, type Env } from "./env.ts";
+import { ConfigError, describeValue, type ConfigIssue } from "./errors.ts";
+
+export interface Position {
+  readonly line: number;
+  readonly column: number;
+}
+
+export interface Location {
+  /** where the key is written; absent for the top level and list items */
+  readonly key?: Position;
+  readonly value: Position;
+}
+
+export interface ParsedConfig {
+  readonly value: Record<string, unknown>;
+  /** by dotted path: `orchestrator.workers`, `nats.url.1`; "" is the top level */
+  readonly locations: ReadonlyMap<string, Location>;
+}
+
+// Each alias expansion copies its anchor; a few nested anchors referencing each
+// other would otherwise grow exponentially ("billion laughs").
+const MAX_ALIAS_EXPANSIONS = 1000;
+
+function childPath(path: string, key: string | number): string {
+  return path === "" ? String(key) : `${path}.${key}`;
+}
+
+export function parseConfigYaml(text: string, file: string, env: Env): ParsedConfig {
+  const lineCounter = new LineCounter();
+  // resolveKnownTags: false leaves only the core schema (no !!binary, !!set...),
+  // whose tags then fail loudly instead of producing odd values.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, resolveKnownTags: false });
+  const at = (offset: number): Position => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  const issues: ConfigIssue[] = [];
+  const fail = (position: Position, path: string, message: string) => issues.push({ file, ...position, path, message });
+
+  for (const problem of [...doc.errors, ...doc.warnings]) fail(at(problem.pos[0]), "", `invalid YAML: ${problem.message}`);
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && root.value === null && root.range[0] === root.range[1])) {
+    throw new ConfigError([
+      { file, line: 1, column: 1, path: "", message: "the file is empty; expected a mapping with orchestrator, nats and collectors" },
+    ]);
+  }
+
+  const locations = new Map<string, Location>();
+  const walker = new Walker(doc, text, env, at, fail, locations);
+  const value = walker.value(root, "", undefined);
+  if (issues.length > 0) throw new ConfigError(issues);
+  if (!isPlainMapping(value)) {
+    throw new ConfigError([
+      { file, ...at(root.range[0]), path: "", message: `the top level must be a mapping with orchestrator, nats and collectors, got ${describeValue(value)}` },
+    ]);
+  }
+  return { value, locations };
+}
+
+export function isPlainMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+class Walker {
+  #aliasExpansions = 0;
+  readonly #inProgress = new Set<unknown>();
+
+  constructor(
+    readonly doc: Document.Parsed,
+    readonly text: string,
+    readonly env: Env,
+    readonly at: (offset: number) => Position,
+    readonly fail: (position: Position, path: string, message: string) => void,
+    readonly locations: Map<string, Location>,
+  ) {}
+
+  value(node: unknown, path: string, key: Position | undefined): unknown {
+    const start = this.#start(node);
+    this.locations.set(path, key ? { key, value: start } : { value: start });
+    return this.#resolve(node, path, start);
+  }
+
+  #start(node: unknown): Position {
+    if ((isScalar(node) || isMap(node) || isSeq(node) || isAlias(node)) && node.range) return this.at(node.range[0]);
+    return { line: 1, column: 1 };
+  }
+
+  #resolve(node: unknown, path: string, start: Position): unknown {
+    if (isAlias(node)) {
+      const target = node.resolve(this.doc);
+      if (!target) return this.#failed(start, path, `unknown alias *${node.source}`);
+      if (this.#inProgress.has(target)) return this.#failed(start, path, `alias *${node.source} refers to itself`);
+      this.#aliasExpansions++;
+      // Said once; the expansions after it are skipped silently.
+      if (this.#aliasExpansions === MAX_ALIAS_EXPANSIONS + 1) return this.#failed(start, path, `more than ${MAX_ALIAS_EXPANSIONS} alias expansions`);
+      if (this.#aliasExpansions > MAX_ALIAS_EXPANSIONS) return undefined;
+      return this.#resolve(target, path, start);
+    }
+    if (isMap(node) || isSeq(node)) {
+      this.#inProgress.add(node);
+      try {
+        return isMap(node) ? this.#mapping(node.items, path) : node.items.map((item, i) => this.value(item, childPath(path, i), undefined));
+      } finally {
+        this.#inProgress.delete(node);
+      }
+    }
+    if (isScalar(node)) return this.#scalar(node, path, start);
+    return null; // an absent node, as in `key:` with nothing after it
+  }
+
+  #mapping(pairs: readonly { key: unknown; value: unknown }[], path: string): Record<string, unknown> {
+    const result: Record<string, unknown> = {};
+    for (const pair of pairs) {
+      const keyPosition = this.#start(pair.key);
+      const keyNode = isAlias(pair.key) ? pair.key.resolve(this.doc) : pair.key;
+      if (!isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === "object") {
+        this.fail(keyPosition, path, "keys must be plain words, not empty, lists or mappings");
+        continue;
+      }
+      const key = String(keyNode.value);
+      const childKey = childPath(path, key);
+      if (Object.hasOwn(result, key)) {
+        this.fail(keyPosition, childKey, `duplicate key "${key}"`);
+        continue;
+      }
+      // defineProperty, not assignment: a key named __proto__ must stay a key.
+      Object.defineProperty(result, key, {
+        value: this.value(pair.value, childKey, keyPosition),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    return result;
+  }
+
+  #scalar(node: Scalar, path: string, start: Position): unknown {
+    if (typeof node.value !== "string") return node.value;
+    const expansion = expandEnv(node.value, this.env);
+    if (!expansion.ok) return this.#failed(this.#offsetWithin(node, expansion.index) ?? start, path, expansion.message);
+    // Only unquoted, untagged scalars are typed from their text, as YAML would
+    // have typed the expanded text; quoted and block scalars stay strings.
+    if (expansion.expanded && node.type === "PLAIN" && !node.tag) return coreScalar(expansion.value);
+    return expansion.value;
+  }
+
+  #failed(position: Position, path: string, message: string): undefined {
+    this.fail(position, path, message);
+    return undefined;
+  }
+
+  /** The exact position of a character of the value, when the source spells the value verbatim. */
+  #offsetWithin(node: Scalar, index: number): Position | undefined {
+    if (!node.range || typeof node.value !== "string") return undefined;
+    const quote = node.type === "QUOTE_SINGLE" || node.type === "QUOTE_DOUBLE" ? 1 : 0;
+    const start = node.range[0] + quote;
+    if (this.text.slice(start, start + node.value.length) !== node.value) return undefined;
+    return this.at(start + index);
+  }
+}
