@@ -1,0 +1,8 @@
+// The built-in collectors. Adding one is: a folder under src/collectors/ with
+// its schema, code and README, and one line here.
+import { CollectorRegistry } from "../orchestrator/registry.ts";
+import { syntheticFactory } from "./synthetic/index.ts";
+
+export function builtinRegistry(): CollectorRegistry {
+  return new CollectorRegistry().register(syntheticFactory);
+}

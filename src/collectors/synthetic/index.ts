@@ -1,0 +1,70 @@
+// A load generator, like Vector's demo source: for tests, benchmarks and demos.
+import type { EventInput } from "../../event/event.ts";
+import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
+import { syntheticConfigSchema, type SyntheticConfig } from "./schema.ts";
+
+/** Emitting is paced in ticks rather than per event: no per-event timers. */
+const TICK_MS = 10;
+/** At rate 0, yield to the event loop this often so I/O keeps flowing. */
+const YIELD_EVERY = 512;
+/** What one event weighs besides its padding, estimated from a representative event. */
+function envelopeBytes(config: SyntheticConfig, name: string): number {
+  return JSON.stringify({
+    event_id: "01936b2e-0000-7000-8000-000000000000",
+    timestamp: "2026-11-25T12:00:00.123456789Z",
+    type: config.type,
+    source: name,
+    severity: config.severity,
+    event_data: { custom: { seq: "0000000000", padding: "" } },
+    metadata: { attributes: { collector_name: name } },
+  }).length;
+}
+
+export class SyntheticCollector implements Collector {
+  constructor(readonly config: SyntheticConfig) {}
+
+  async run(ctx: CollectorContext): Promise<void> {
+    const { rate, count, type, severity } = this.config;
+    const padding = "x".repeat(Math.max(0, this.config.payload_bytes - envelopeBytes(this.config, ctx.name)));
+    const total = count > 0 ? count : ctx.once ? (rate > 0 ? Math.ceil(rate) : 1000) : Infinity;
+    let seq = 0;
+    const next = (): EventInput => ({
+      type,
+      severity,
+      event_data: { custom: { seq: String(seq++), padding } },
+    });
+
+    if (rate === 0) {
+      while (seq < total && !ctx.signal.aborted) {
+        const wait = ctx.emit(next());
+        if (wait) await wait;
+        else if (seq % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
+      }
+      return this.#idle(ctx);
+    }
+
+    const startedAt = performance.now();
+    while (seq < total && !ctx.signal.aborted) {
+      const due = Math.min(total, Math.floor(((performance.now() - startedAt) / 1000) * rate));
+      while (seq < due && !ctx.signal.aborted) {
+        const wait = ctx.emit(next());
+        if (wait) await wait;
+      }
+      if (seq < total) await Bun.sleep(TICK_MS);
+    }
+    return this.#idle(ctx);
+  }
+
+  /** After `count` events a long-running collector stays up (idle) until stopped. */
+  async #idle(ctx: CollectorContext): Promise<void> {
+    if (ctx.once || ctx.signal.aborted) return;
+    await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+  }
+}
+
+export const syntheticFactory: CollectorFactory<SyntheticConfig> = {
+  type: "synthetic",
+  description: "load generator: emits events at a rate, up to a count, of a given size",
+  configSchema: syntheticConfigSchema,
+  create: (config) => new SyntheticCollector(config),
+};

@@ -1,0 +1,213 @@
+// Runs one collector: its intake into the queue (emit with backpressure) and
+// its supervision (restart with exponential backoff on throw, reject or an
+// unexpected end), isolated from every other collector.
+import type { Logger } from "pino";
+import type { EventInput } from "../event/event.ts";
+import { EventEncoder, InvalidEventError } from "../event/encode.ts";
+import type { Duration } from "../config/duration.ts";
+import type { Collector, CollectorContext, CollectorFactory } from "./collector.ts";
+import type { CollectorHealth } from "./health.ts";
+import { QueueClosedError, type EventQueue } from "./queue.ts";
+import { RateLimitedLog } from "../log.ts";
+
+/**
+ * How many events a collector may have waiting for queue space before further
+ * emits are dropped (and counted). A collector that awaits emit never gets
+ * near it; one that ignores backpressure cannot grow memory without bound.
+ */
+export const OVERFLOW_ALLOWANCE = 1024;
+
+export interface RunnerOptions {
+  name: string;
+  factory: CollectorFactory<unknown>;
+  config: unknown;
+  queue: EventQueue;
+  subject: string;
+  maxEventBytes: number;
+  health: CollectorHealth;
+  log: Logger;
+  once: boolean;
+  backoff: { initial: Duration; max: Duration };
+}
+
+export class CollectorRunner {
+  readonly name: string;
+  readonly #o: RunnerOptions;
+  readonly #encoder: EventEncoder;
+  readonly #health: CollectorHealth;
+  readonly #log: Logger;
+  readonly #dropLog: RateLimitedLog;
+  readonly #stopping = new AbortController();
+  #run: AbortController | undefined;
+  #pending = 0;
+  #intakeOpen = true;
+  #loop: Promise<void> | undefined;
+  /** set when a --once round failed */
+  failedRound = false;
+
+  constructor(options: RunnerOptions) {
+    this.#o = options;
+    this.name = options.name;
+    this.#health = options.health;
+    this.#log = options.log;
+    this.#dropLog = new RateLimitedLog(options.log, 10_000);
+    this.#encoder = new EventEncoder(options.name, options.subject, options.maxEventBytes);
+  }
+
+  get health(): CollectorHealth {
+    return this.#health;
+  }
+
+  /** Starts the supervision loop; `finished` resolves when it ends. */
+  start(): void {
+    this.#loop ??= this.#supervise();
+  }
+
+  /** Resolves when the collector has stopped for good (or its --once round is done). */
+  get finished(): Promise<void> {
+    return this.#loop ?? Promise.resolve();
+  }
+
+  readonly #emit = (input: EventInput): void | Promise<void> => {
+    const h = this.#health;
+    if (!this.#intakeOpen) {
+      this.#dropped("stopped", `collector ${this.name} emitted after it was stopped`);
+      return;
+    }
+    let event;
+    try {
+      event = this.#encoder.encode(input);
+    } catch (err) {
+      if (!(err instanceof InvalidEventError)) throw err;
+      this.#dropped(err.reason, err.message);
+      return;
+    }
+    h.lastEventAt = Date.now();
+    try {
+      if (this.#pending === 0 && this.#o.queue.tryPush(event)) {
+        h.accepted++;
+        return;
+      }
+    } catch (err) {
+      if (!(err instanceof QueueClosedError)) throw err;
+      this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`);
+      return;
+    }
+    if (this.#pending >= OVERFLOW_ALLOWANCE) {
+      this.#dropped("queue_full", `collector ${this.name} ignores backpressure: queue full and ${OVERFLOW_ALLOWANCE} events already waiting`);
+      return;
+    }
+    h.accepted++;
+    this.#pending++;
+    return this.#o.queue.push(event).then(this.#admitted);
+  };
+
+  readonly #admitted = (): void => {
+    this.#pending--;
+  };
+
+  #dropped(reason: string, message: string): void {
+    this.#health.drop(reason);
+    this.#dropLog.warn({ collector: this.name, reason, dropped_total: this.#health.droppedTotal }, message, reason);
+  }
+
+  #context(signal: AbortSignal): CollectorContext {
+    const h = this.#health;
+    return {
+      name: this.name,
+      signal,
+      once: this.#o.once,
+      log: this.#log,
+      emit: this.#emit,
+      degraded: (reason: string) => {
+        if (h.state !== "degraded") this.#log.warn({ collector: this.name, reason }, `collector ${this.name} degraded: ${reason}`);
+        h.state = "degraded";
+        h.error(reason);
+      },
+      healthy: () => {
+        if (h.state === "degraded") {
+          h.state = "running";
+          this.#log.info({ collector: this.name }, `collector ${this.name} recovered`);
+        }
+      },
+    };
+  }
+
+  async #supervise(): Promise<void> {
+    const h = this.#health;
+    const { initial, max } = this.#o.backoff;
+    let failures = 0;
+    while (!this.#stopping.signal.aborted) {
+      const run = new AbortController();
+      this.#run = run;
+      const startedAt = Date.now();
+      let failure: string | undefined;
+      try {
+        const collector: Collector = this.#o.factory.create(this.#o.config);
+        if (h.state !== "degraded") h.state = "running";
+        await collector.run(this.#context(run.signal));
+        if (!this.#o.once && !this.#stopping.signal.aborted) failure = "run() ended while the agent was running";
+      } catch (err) {
+        failure = err instanceof Error ? err.message : String(err);
+      }
+      run.abort();
+      if (this.#stopping.signal.aborted) break;
+      if (failure === undefined) break; // --once round done
+      h.error(failure);
+      if (this.#o.once) {
+        this.failedRound = true;
+        h.state = "failed";
+        this.#log.error({ collector: this.name, err: failure }, `collector ${this.name} failed its --once round: ${failure}`);
+        return;
+      }
+      // A run that lasted longer than the longest backoff was healthy: start over.
+      failures = Date.now() - startedAt > max.ms ? 1 : failures + 1;
+      const delay = Math.min(max.ms, initial.ms * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4);
+      h.restarts++;
+      h.state = "failed";
+      this.#log.error(
+        { collector: this.name, err: failure, restarts: h.restarts, retry_in_ms: Math.round(delay) },
+        `collector ${this.name} failed: ${failure}; restarting in ${Math.round(delay)}ms`,
+      );
+      await sleep(delay, this.#stopping.signal);
+    }
+    if (!this.failedRound) h.state = "stopped";
+  }
+
+  /**
+   * Stops the collector and waits up to `timeoutMs` for it to return. A
+   * collector that ignores its abort signal is abandoned (and logged), so one
+   * hung collector cannot hold up shutdown or the others.
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#stopping.abort();
+    this.#run?.abort();
+    const loop = this.#loop;
+    if (loop) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = await Promise.race([
+        loop.then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        this.#log.error({ collector: this.name }, `collector ${this.name} did not stop within ${timeoutMs}ms; abandoning it`);
+        if (!this.failedRound) this.#health.state = "stopped";
+      }
+    }
+    this.#intakeOpen = false;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

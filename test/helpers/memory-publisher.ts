@@ -1,0 +1,44 @@
+// An in-memory Publisher for orchestrator unit tests (the NATS publishers
+// themselves are tested against real nats-server processes).
+import type { QueuedEvent } from "../../src/event/event.ts";
+import type { Publisher, PublisherStatus } from "../../src/publish/publisher.ts";
+
+export class MemoryPublisher implements Publisher {
+  readonly events: QueuedEvent[] = [];
+  /** per-batch delay, to make the queue fill up */
+  delayMs = 0;
+  /** when true, publish holds every batch until the deadline signal aborts */
+  stalled = false;
+  startError: Error | undefined;
+  closed = false;
+
+  async start(): Promise<void> {
+    if (this.startError) throw this.startError;
+  }
+
+  async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<number> {
+    if (this.stalled) {
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+      return 0;
+    }
+    if (this.delayMs > 0) await Bun.sleep(this.delayMs);
+    this.events.push(...batch);
+    return batch.length;
+  }
+
+  status(): PublisherStatus {
+    return { mode: "memory", connected: true, reconnects: 0 };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  decoded(): Array<Record<string, any>> {
+    const dec = new TextDecoder();
+    return this.events.map((e) => JSON.parse(dec.decode(e.bytes)));
+  }
+}

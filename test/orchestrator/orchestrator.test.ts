@@ -1,0 +1,247 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import * as v from "valibot";
+import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
+import type { Collector, CollectorContext, CollectorFactory } from "../../src/orchestrator/collector.ts";
+import { builtinRegistry } from "../../src/collectors/index.ts";
+import { OVERFLOW_ALLOWANCE } from "../../src/orchestrator/runner.ts";
+import { silentLogger } from "../../src/log.ts";
+import { MemoryPublisher } from "../helpers/memory-publisher.ts";
+import { configFrom } from "../helpers/config.ts";
+
+// Test collectors: each behaviour a real collector might show.
+const anyConfig = v.optional(v.any(), {});
+function factory(type: string, run: (ctx: CollectorContext, attempt: number) => Promise<void>): CollectorFactory {
+  let attempt = 0;
+  return { type, description: type, configSchema: anyConfig, create: (): Collector => ({ run: (ctx) => run(ctx, attempt++) }) };
+}
+const untilAborted = (ctx: CollectorContext) =>
+  new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+async function emitN(ctx: CollectorContext, n: number, type = "test.event") {
+  for (let i = 0; i < n; i++) {
+    const wait = ctx.emit({ type, severity: "info", event_data: { custom: { i: String(i) } } });
+    if (wait) await wait;
+  }
+}
+
+const running: Orchestrator[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((o) => o.stop()));
+});
+
+function setup(yaml: string, extra: CollectorFactory[] = [], publisher = new MemoryPublisher(), once = false) {
+  const registry = builtinRegistry();
+  for (const f of extra) registry.register(f);
+  const config = configFrom(yaml, registry);
+  const orch = new Orchestrator({ config, registry, publisher, log: silentLogger(), once });
+  running.push(orch);
+  return { orch, publisher, config };
+}
+
+const BASE = `
+orchestrator:
+  workers: 2
+  shutdown_timeout: 2s
+  restart_backoff: { initial: 20ms, max: 200ms }
+nats:
+  mode: core
+`;
+
+async function waitFor(cond: () => boolean, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await Bun.sleep(5);
+  }
+}
+
+describe("Orchestrator", () => {
+  test("--once: synthetic count N is delivered exactly, with the event shape on the wire", async () => {
+    const { orch, publisher } = setup(`${BASE}
+collectors:
+  synthetic: { config: { count: 2500, rate: 0, payload_bytes: 300 } }
+`, [], new MemoryPublisher(), true);
+    orch.start();
+    await orch.roundsDone();
+    const report = await orch.stop();
+    expect(report).toMatchObject({ accepted: 2500, published: 2500, dropped: 0, left: 0 });
+    const events = publisher.decoded();
+    expect(events.length).toBe(2500);
+    expect(new Set(events.map((e) => e.event_id)).size).toBe(2500);
+    const first = events[0]!;
+    expect(Object.keys(first)).toEqual(["event_id", "timestamp", "type", "source", "severity", "event_data", "metadata"]);
+    expect(first.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+    expect(first.source).toBe("synthetic");
+    expect(first.metadata.attributes.collector_name).toBe("synthetic");
+    expect(publisher.events[0]!.subject).toBe("tapio.events.synthetic");
+    expect(publisher.events[0]!.id).toBe(first.event_id);
+    // payload_bytes is approximate: within 10%.
+    expect(Math.abs(publisher.events[0]!.bytes.byteLength - 300)).toBeLessThan(30);
+    expect(events.map((e) => Number(e.event_data.custom.seq))).toEqual([...Array(2500).keys()]);
+  });
+
+  test("a collector that throws is restarted with backoff; the others keep publishing", async () => {
+    const flaky = factory("flaky", async (ctx, attempt) => {
+      await emitN(ctx, 1, "flaky.event");
+      if (attempt < 3) throw new Error(`boom ${attempt}`);
+      await untilAborted(ctx);
+    });
+    const { orch, publisher } = setup(`${BASE}
+collectors:
+  flaky: {}
+  synthetic: { config: { rate: 500 } }
+`, [flaky]);
+    orch.start();
+    await waitFor(() => orch.health.collector("flaky").restarts === 3 && orch.health.collector("flaky").state === "running");
+    const h = orch.health.collector("flaky").snapshot();
+    expect(h.last_error).toBe("boom 2");
+    expect(orch.health.collector("synthetic").snapshot()).toMatchObject({ state: "running", restarts: 0 });
+    await waitFor(() => publisher.events.filter((e) => e.collector === "synthetic").length > 100);
+    const report = await orch.stop();
+    expect(report.left).toBe(0);
+    expect(publisher.events.filter((e) => e.collector === "flaky").length).toBe(4);
+  });
+
+  test("a rejected promise and an early return are failures too", async () => {
+    const rejecting = factory("rejecting", (_ctx, attempt) => (attempt === 0 ? Promise.reject(new Error("rejected")) : untilAborted(_ctx)));
+    const ending = factory("ending", async (ctx, attempt) => (attempt === 0 ? undefined : untilAborted(ctx)));
+    const { orch } = setup(`${BASE}
+collectors: { rejecting: {}, ending: {} }
+`, [rejecting, ending]);
+    orch.start();
+    await waitFor(() => orch.health.collector("rejecting").restarts === 1 && orch.health.collector("ending").restarts === 1);
+    expect(orch.health.collector("rejecting").lastError).toBe("rejected");
+    expect(orch.health.collector("ending").lastError).toBe("run() ended while the agent was running");
+    await waitFor(() => orch.health.collector("ending").state === "running");
+  });
+
+  test("a collector that hangs and ignores stop is abandoned; shutdown still drains the others", async () => {
+    const hung = factory("hung", () => new Promise<void>(() => {}));
+    const { orch, publisher } = setup(`${BASE}
+collectors:
+  hung: {}
+  synthetic: { config: { count: 300, rate: 0 } }
+`, [hung]);
+    orch.start();
+    await waitFor(() => publisher.events.length === 300);
+    const t0 = Date.now();
+    const report = await orch.stop();
+    expect(Date.now() - t0).toBeLessThan(2500);
+    expect(report).toMatchObject({ published: 300, left: 0 });
+    expect(orch.health.collector("hung").state).toBe("stopped");
+  });
+
+  test("backpressure: a collector that awaits emit is slowed down, never dropped", async () => {
+    const publisher = new MemoryPublisher();
+    publisher.delayMs = 2;
+    const { orch } = setup(`
+orchestrator: { workers: 1, buffer_size: 50, shutdown_timeout: 10s }
+nats: { mode: core, max_in_flight: 10 }
+collectors:
+  synthetic: { config: { count: 2000, rate: 0 } }
+`, [], publisher, true);
+    orch.start();
+    let maxQueued = 0;
+    const sampler = setInterval(() => (maxQueued = Math.max(maxQueued, orch.queue.length)), 1);
+    await orch.roundsDone();
+    const report = await orch.stop();
+    clearInterval(sampler);
+    expect(report).toMatchObject({ accepted: 2000, published: 2000, dropped: 0, left: 0 });
+    expect(maxQueued).toBeLessThanOrEqual(50);
+  });
+
+  test("a flooding collector that ignores backpressure is bounded and counted; others still get through", async () => {
+    const flood = factory("flood", async (ctx) => {
+      for (let i = 0; i < 5000; i++) void ctx.emit({ type: "flood", severity: "low", event_data: {} });
+      await untilAborted(ctx);
+    });
+    const publisher = new MemoryPublisher();
+    publisher.delayMs = 5;
+    const { orch } = setup(`
+orchestrator: { workers: 1, buffer_size: 100, shutdown_timeout: 20s }
+nats: { mode: core, max_in_flight: 100 }
+collectors:
+  flood: {}
+  synthetic: { config: { rate: 200 } }
+`, [flood], publisher);
+    orch.start();
+    await waitFor(() => publisher.events.filter((e) => e.collector === "synthetic").length >= 20);
+    const report = await orch.stop();
+    const h = orch.health.collector("flood");
+    expect(h.dropped.get("queue_full")).toBe(5000 - 100 - OVERFLOW_ALLOWANCE);
+    expect(h.accepted).toBe(100 + OVERFLOW_ALLOWANCE);
+    expect(report.left).toBe(0);
+    expect(report.accepted).toBe(report.published);
+  });
+
+  test("invalid events are dropped with their reason, not thrown at the collector", async () => {
+    const bad = factory("bad", async (ctx) => {
+      ctx.emit({ type: "x", severity: "loud" as never, event_data: {} });
+      const cyclic: Record<string, unknown> = {};
+      cyclic.self = cyclic;
+      ctx.emit({ type: "x", severity: "info", event_data: cyclic });
+      ctx.emit({ type: "x", severity: "info", event_data: { big: "y".repeat(2 * 1024 * 1024) } });
+      ctx.emit({ type: "ok", severity: "info", event_data: {} });
+    });
+    const { orch, publisher } = setup(`${BASE}
+collectors: { bad: {} }
+`, [bad], new MemoryPublisher(), true);
+    orch.start();
+    await orch.roundsDone();
+    await orch.stop();
+    expect(Object.fromEntries(orch.health.collector("bad").dropped)).toEqual({ invalid_event: 1, unserializable: 1, too_large: 1 });
+    expect(publisher.events.length).toBe(1);
+  });
+
+  test("collectors are added and removed one by one while running", async () => {
+    const { orch, publisher } = setup(`${BASE}
+collectors:
+  synthetic: { config: { rate: 300 } }
+`);
+    orch.start();
+    const extra = factory("extra", async (ctx) => {
+      await emitN(ctx, 10, "extra.event");
+      await untilAborted(ctx);
+    });
+    orch.addCollector("extra", extra, {});
+    expect(orch.collectorNames().sort()).toEqual(["extra", "synthetic"]);
+    await waitFor(() => publisher.events.filter((e) => e.collector === "extra").length === 10);
+    expect(await orch.removeCollector("synthetic")).toBe(true);
+    expect(orch.health.collector("synthetic").state).toBe("stopped");
+    const count = publisher.events.filter((e) => e.collector === "synthetic").length;
+    await Bun.sleep(50);
+    expect(publisher.events.filter((e) => e.collector === "synthetic").length).toBe(count);
+    expect(orch.collectorNames()).toEqual(["extra"]);
+    expect(publisher.events.filter((e) => e.collector === "extra")[0]!.subject).toBe("tapio.events.extra");
+  });
+
+  test("shutdown_timeout bounds the drain; what is left is counted", async () => {
+    const publisher = new MemoryPublisher();
+    publisher.stalled = true;
+    const { orch } = setup(`
+orchestrator: { workers: 2, shutdown_timeout: 300ms }
+nats: { mode: core }
+collectors:
+  synthetic: { config: { count: 500, rate: 0 } }
+`, [], publisher, true);
+    orch.start();
+    await orch.roundsDone();
+    const t0 = Date.now();
+    const report = await orch.stop();
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(report).toMatchObject({ accepted: 500, published: 0, left: 500 });
+  });
+
+  test("a --once round that fails is reported, not retried", async () => {
+    const failing = factory("failing", async () => {
+      throw new Error("source unreadable");
+    });
+    const { orch } = setup(`${BASE}
+collectors: { failing: {} }
+`, [failing], new MemoryPublisher(), true);
+    orch.start();
+    await orch.roundsDone();
+    const report = await orch.stop();
+    expect(report.failedCollectors).toEqual(["failing"]);
+    expect(orch.health.collector("failing").snapshot()).toMatchObject({ state: "failed", restarts: 0, last_error: "source unreadable" });
+  });
+});

@@ -1,0 +1,74 @@
+import { describe, expect, test } from "bun:test";
+import { EventQueue, QueueClosedError } from "../../src/orchestrator/queue.ts";
+import type { QueuedEvent } from "../../src/event/event.ts";
+
+const ev = (id: string, size = 10): QueuedEvent => ({ subject: "s", id, bytes: new Uint8Array(size), collector: "c" });
+
+describe("EventQueue", () => {
+  test("bounds by event count and keeps FIFO order", async () => {
+    const q = new EventQueue(3, 1_000_000);
+    expect(q.tryPush(ev("a"))).toBe(true);
+    expect(q.tryPush(ev("b"))).toBe(true);
+    expect(q.tryPush(ev("c"))).toBe(true);
+    expect(q.tryPush(ev("d"))).toBe(false);
+    expect(q.utilization).toBe(1);
+    const got = await q.take(2);
+    expect(got.map((e) => e.id)).toEqual(["a", "b"]);
+    expect(q.length).toBe(1);
+  });
+
+  test("bounds by bytes, but an oversized event passes alone", async () => {
+    const q = new EventQueue(100, 25);
+    expect(q.tryPush(ev("a", 10))).toBe(true);
+    expect(q.tryPush(ev("b", 10))).toBe(true);
+    expect(q.tryPush(ev("c", 10))).toBe(false);
+    expect(q.bytes).toBe(20);
+    await q.take(10);
+    expect(q.tryPush(ev("big", 100))).toBe(true);
+    expect(q.tryPush(ev("small", 1))).toBe(false);
+  });
+
+  test("waiting producers are admitted in arrival order as space frees", async () => {
+    const q = new EventQueue(1, 1_000_000);
+    q.tryPush(ev("a"));
+    const order: string[] = [];
+    const pb = q.push(ev("b")).then(() => order.push("b"));
+    const pc = q.push(ev("c")).then(() => order.push("c"));
+    // Nobody may jump the line while others wait, even when space appears.
+    expect(q.waiting).toBe(2);
+    expect((await q.take(1)).map((e) => e.id)).toEqual(["a"]);
+    expect((await q.take(1)).map((e) => e.id)).toEqual(["b"]);
+    expect((await q.take(1)).map((e) => e.id)).toEqual(["c"]);
+    await Promise.all([pb, pc]);
+    expect(order).toEqual(["b", "c"]);
+  });
+
+  test("take waits for an event and wraps around the ring", async () => {
+    const q = new EventQueue(4, 1_000_000);
+    const taking = q.take(10);
+    q.tryPush(ev("x"));
+    expect((await taking).map((e) => e.id)).toEqual(["x"]);
+    const ids: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 3; i++) expect(q.tryPush(ev(`${round}-${i}`))).toBe(true);
+      ids.push(...(await q.take(3)).map((e) => e.id));
+    }
+    expect(ids.length).toBe(30);
+    expect(ids[29]).toBe("9-2");
+  });
+
+  test("close queues the waiting producers' events, drains, then ends takers", async () => {
+    const q = new EventQueue(1, 1_000_000);
+    q.tryPush(ev("a"));
+    const waiting = q.push(ev("b"));
+    const idle = new EventQueue(1, 10);
+    const idleTake = idle.take(5);
+    q.close();
+    idle.close();
+    await waiting;
+    expect(await idleTake).toEqual([]);
+    expect((await q.take(10)).map((e) => e.id)).toEqual(["a", "b"]);
+    expect(await q.take(10)).toEqual([]);
+    expect(() => q.tryPush(ev("late"))).toThrow(QueueClosedError);
+  });
+});
