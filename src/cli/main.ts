@@ -1,0 +1,45 @@
+// Dispatches the command line to a command; maps errors to exit codes.
+import { ConfigError } from "../config/errors.ts";
+import { HELP, UsageError } from "./usage.ts";
+import { runCommand } from "./run.ts";
+import { printConfigCommand, validateCommand } from "./config-commands.ts";
+import { versionCommand } from "./version.ts";
+
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  run: runCommand,
+  validate: validateCommand,
+  "print-config": printConfigCommand,
+  version: versionCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  try {
+    if (first === "help" || first === "--help" || first === "-h") {
+      const topic = rest[0];
+      process.stdout.write(`${(topic && HELP[topic]) || HELP.main}\n`);
+      return EXIT.ok;
+    }
+    if (first === "--version") return await versionCommand([]);
+    // No command, or a flag first: `run` is the default.
+    if (first === undefined || first.startsWith("-")) return await runCommand(argv);
+    const command = COMMANDS[first];
+    if (!command) throw new UsageError(`unknown command "${first}"\n\n${HELP.main}`);
+    return await command(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`tapio-collectors: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.format()}\n`);
+      return EXIT.usage;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`tapio-collectors: ${message}\n`);
+    if (process.env.TAPIO_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    return EXIT.failure;
+  }
+}

@@ -1,0 +1,97 @@
+// `run`: load the config, start the orchestrator, stop on a signal (or after
+// one round with --once), drain, and turn the outcome into an exit code.
+import { loadConfigFile } from "../config/load.ts";
+import { builtinRegistry } from "../collectors/index.ts";
+import { createPublisher } from "../publish/index.ts";
+import { Orchestrator } from "../orchestrator/orchestrator.ts";
+import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
+import { CONFIG_FLAG, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
+import { AGENT_VERSION } from "./version.ts";
+
+const RUN_FLAGS = {
+  ...CONFIG_FLAG,
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  "dry-run": { type: "boolean" },
+  once: { type: "boolean" },
+} as const;
+
+export async function runCommand(args: string[]): Promise<number> {
+  const flags = parseFlags("run", args[0] === "run" ? args.slice(1) : args, RUN_FLAGS);
+  if (flags.help) {
+    process.stdout.write(`${HELP.run}\n`);
+    return 0;
+  }
+  const level = flags["log-level"];
+  if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(", ")}, got "${level}"`);
+  }
+  const format = flags["log-format"] ?? "json";
+  if (format !== "json" && format !== "pretty") throw new UsageError(`--log-format: expected json or pretty, got "${format}"`);
+  const dryRun = flags["dry-run"] ?? false;
+  const once = flags.once ?? false;
+
+  const file = configPath(flags.config);
+  const registry = builtinRegistry();
+  const config = await loadConfigFile(file, registry);
+  const log = createLogger({
+    level: (level as LogLevel | undefined) ?? config.orchestrator.log_level,
+    format: format as LogFormat,
+    fd: dryRun ? 2 : 1,
+  });
+  log.info(
+    {
+      version: AGENT_VERSION,
+      bun: Bun.version,
+      config: file,
+      nats: { url: config.nats.url, mode: dryRun ? "stdout" : config.nats.mode, subject: config.nats.subject, stream: config.nats.stream.name },
+      once,
+    },
+    `tapio-collectors ${AGENT_VERSION} starting`,
+  );
+
+  const publisher = createPublisher(config.nats, { log, dryRun });
+  let fatal: Error | undefined;
+  let signalled: string | undefined;
+  const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<void>();
+  const orchestrator = new Orchestrator({
+    config,
+    registry,
+    publisher,
+    log,
+    once,
+    onFatal: (err) => {
+      fatal ??= err;
+      requestStop();
+    },
+  });
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      const left = orchestrator.health.totals();
+      log.warn({ signal }, `second ${signal}: exiting now with ${left.accepted - left.published} event(s) undelivered`);
+      process.exit(1);
+    }
+    signalled = signal;
+    log.info({ signal }, `${signal} received: shutting down`);
+    requestStop();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  // A collector's stray promise or timer must not take the agent down.
+  process.on("unhandledRejection", (reason) => log.error({ err: String(reason) }, `unhandled rejection: ${String(reason)}`));
+  process.on("uncaughtException", (err) => log.error({ err: err.message, stack: err.stack }, `uncaught exception: ${err.message}`));
+
+  orchestrator.start();
+  await (once ? Promise.race([orchestrator.roundsDone(), stopRequested]) : stopRequested);
+  const report = await orchestrator.stop();
+  process.off("SIGTERM", onSignal);
+  process.off("SIGINT", onSignal);
+
+  if (fatal) {
+    log.fatal({ err: fatal.message }, `stopped: ${fatal.message}`);
+    return 1;
+  }
+  if (once && (report.left > 0 || report.failedCollectors.length > 0)) return 1;
+  return 0;
+}

@@ -1,0 +1,93 @@
+// The command line as a user meets it: exit codes, messages, no stack traces.
+import { describe, expect, test } from "bun:test";
+import { logLines, runAgent, writeConfig } from "../helpers/agent.ts";
+import pkg from "../../package.json" with { type: "json" };
+
+const noStack = (text: string) => expect(text).not.toMatch(/^\s+at .+:\d+/m);
+
+describe("CLI", () => {
+  test("version prints the agent and Bun versions", async () => {
+    const r = await runAgent(["version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`tapio-collectors ${pkg.version}`);
+    expect(r.stdout).toContain(`bun ${Bun.version}`);
+  });
+
+  test("--help for the agent and for each command", async () => {
+    for (const args of [["--help"], ["help"], ["run", "--help"], ["validate", "--help"], ["print-config", "-h"], ["version", "--help"]]) {
+      const r = await runAgent(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("Usage");
+    }
+  });
+
+  test("usage errors exit 2 with a message and no stack", async () => {
+    for (const args of [["frobnicate"], ["run", "--bogus"], ["validate", "extra-arg"], ["run", "--log-level", "loud"], ["run", "--log-format", "xml"]]) {
+      const r = await runAgent(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^tapio-collectors: /);
+      noStack(r.stderr);
+    }
+  });
+
+  test("validate: exit 0 for a valid file, 2 with located errors for an invalid one", async () => {
+    const ok = await runAgent(["validate", "--config", "configs/collectors.yaml"]);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toContain("valid");
+    for (const f of ["configs/dev.yaml"]) expect((await runAgent(["validate", "-c", f])).code).toBe(0);
+    expect((await runAgent(["validate", "-c", "configs/prod.yaml"], { env: { NATS_URL: "nats://127.0.0.1:4222" } })).code).toBe(0);
+
+    const bad = writeConfig("orchestrator:\n  workers: abc\n  wokers: 3\ncollectors:\n  synthetc: {}\n");
+    const r = await runAgent(["validate", "--config", bad]);
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines[0]).toBe(`${bad}:2:12 orchestrator.workers: expected an integer from 1 to 64, got "abc"`);
+    expect(r.stderr).toContain(`${bad}:3:3 orchestrator.wokers: unknown key "wokers" (did you mean "workers"?)`);
+    expect(r.stderr).toContain(`did you mean "synthetic"?`);
+    noStack(r.stderr);
+  });
+
+  test("a required variable that is unset stops the agent with its message", async () => {
+    const r = await runAgent(["validate", "-c", "configs/prod.yaml"], { env: { NATS_URL: undefined } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("set NATS_URL to the NATS servers");
+  });
+
+  test("a missing config file is a config error (exit 2), not a crash", async () => {
+    const r = await runAgent(["run", "--config", "/nonexistent/tapio.yaml"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("/nonexistent/tapio.yaml");
+    noStack(r.stderr);
+  });
+
+  test("print-config shows defaults, expanded env and *** for secrets", async () => {
+    const file = writeConfig("nats:\n  token: ${SECRET_TOKEN}\n  url: ${NATS_URL:-nats://127.0.0.1:4999}\norchestrator:\n  workers: ${W:-3}\n");
+    const r = await runAgent(["print-config", "--config", file], { env: { SECRET_TOKEN: "s3cr3t-value", NATS_URL: "" } });
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain("s3cr3t-value");
+    expect(r.stdout).toContain("token: \"***\"");
+    expect(r.stdout).toContain("nats://127.0.0.1:4999");
+    expect(r.stdout).toContain("workers: 3");
+    expect(r.stdout).toContain("shutdown_timeout: 30s");
+  });
+
+  test("run --once --dry-run writes the events as NDJSON on stdout and logs on stderr", async () => {
+    const file = writeConfig("collectors:\n  synthetic:\n    config: { count: 25, rate: 0 }\n");
+    const r = await runAgent(["run", "--once", "--dry-run", "--config", file]);
+    expect(r.code).toBe(0);
+    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(events.length).toBe(25);
+    expect(new Set(events.map((e) => e.event_id)).size).toBe(25);
+    expect(events.every((e) => e.type === "synthetic.event" && e.source === "synthetic")).toBe(true);
+    const logs = logLines(r.stderr);
+    expect(logs.some((l) => l.msg.startsWith("shutdown complete: 25 event(s) published"))).toBe(true);
+  });
+
+  test("--log-format pretty writes human-readable logs", async () => {
+    const file = writeConfig("collectors:\n  synthetic:\n    config: { count: 1 }\n");
+    const r = await runAgent(["--once", "--dry-run", "--log-format", "pretty", "-c", file], { env: { NO_COLOR: "1" } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/INFO.*tapio-collectors .* starting/);
+    expect(r.stderr).not.toMatch(/^\{/m);
+  });
+});

@@ -1,0 +1,48 @@
+// Runs the agent as a real process: from source (bun src/main.ts) or a compiled binary.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const REPO = resolve(import.meta.dir, "../..");
+
+export interface AgentResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The command that runs the agent from source. */
+export function sourceCommand(): string[] {
+  return [process.execPath, join(REPO, "src/main.ts")];
+}
+
+export function spawnAgent(args: string[], opts: { command?: string[]; env?: Record<string, string | undefined>; cwd?: string } = {}) {
+  return Bun.spawn([...(opts.command ?? sourceCommand()), ...args], {
+    cwd: opts.cwd ?? REPO,
+    env: { ...process.env, ...opts.env },
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+}
+
+export async function runAgent(args: string[], opts: Parameters<typeof spawnAgent>[1] & { timeoutMs?: number } = {}): Promise<AgentResult> {
+  const proc = spawnAgent(args, opts);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** Writes a config file into a fresh temp dir and returns its path. */
+export function writeConfig(yaml: string, name = "config.yaml"): string {
+  const dir = mkdtempSync(join(tmpdir(), "tapio-test-"));
+  const file = join(dir, name);
+  writeFileSync(file, yaml);
+  return file;
+}
+
+/** Parses JSON log lines, skipping anything else. */
+export function logLines(text: string): Array<Record<string, any>> {
+  return text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+}
