@@ -14,6 +14,9 @@ export class CollectorHealth {
   accepted = 0;
   /** events confirmed by the publisher */
   published = 0;
+  /** accepted events the publisher dropped because NATS can never take them (also in `dropped`) */
+  rejected = 0;
+  /** drops by reason: before acceptance (queue_full, invalid_event, ...) and rejections */
   readonly dropped = new Map<string, number>();
 
   constructor(readonly name: string) {}
@@ -26,6 +29,12 @@ export class CollectorHealth {
 
   drop(reason: string, count = 1): void {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + count);
+  }
+
+  /** An accepted event that NATS can never take. */
+  reject(reason: string): void {
+    this.rejected++;
+    this.drop(reason);
   }
 
   error(message: string): void {
@@ -80,13 +89,15 @@ export class HealthTracker {
     return [...this.#collectors.values()];
   }
 
-  totals(): { accepted: number; published: number; dropped: number } {
-    let accepted = 0, published = 0, dropped = 0;
+  /** Every accepted event is published, rejected, or still in the agent: accepted = published + rejected + in flight. */
+  totals(): { accepted: number; published: number; rejected: number; dropped: number } {
+    let accepted = 0, published = 0, rejected = 0, dropped = 0;
     for (const h of this.#collectors.values()) {
       accepted += h.accepted;
       published += h.published;
+      rejected += h.rejected;
       dropped += h.droppedTotal;
     }
-    return { accepted, published, dropped };
+    return { accepted, published, rejected, dropped };
   }
 }

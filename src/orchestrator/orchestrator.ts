@@ -2,7 +2,8 @@
 // It knows collectors only through the registry and the Collector contract.
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.ts";
-import type { Publisher } from "../publish/publisher.ts";
+import type { QueuedEvent } from "../event/event.ts";
+import type { Publisher, Rejection } from "../publish/publisher.ts";
 import type { AnyCollectorFactory } from "./collector.ts";
 import type { CollectorRegistry } from "./registry.ts";
 import { HealthTracker, type CollectorHealthSnapshot } from "./health.ts";
@@ -28,6 +29,9 @@ export interface OrchestratorOptions {
 export interface ShutdownReport {
   accepted: number;
   published: number;
+  /** accepted events NATS could never take (over max_payload, invalid) */
+  rejected: number;
+  /** all drops: before acceptance (queue_full, invalid_event, ...) and rejections */
   dropped: number;
   /** accepted but not confirmed by the publisher when the deadline passed */
   left: number;
@@ -124,11 +128,33 @@ export class Orchestrator {
     for (;;) {
       const batch = await this.queue.take(batchSize);
       if (batch.length === 0) return;
-      const delivered = await publisher.publish(batch, signal);
-      for (let i = 0; i < delivered; i++) this.health.collector(batch[i]!.collector).published++;
-      // Only the deadline makes a publisher give up: then stop taking more.
-      if (delivered < batch.length) return;
+      const { undelivered, rejected } = await publisher.publish(batch, signal);
+      if (undelivered.length === 0 && rejected.length === 0) {
+        for (let i = 0; i < batch.length; i++) this.health.collector(batch[i]!.collector).published++;
+        continue;
+      }
+      this.#account(batch, undelivered, rejected);
+      if (undelivered.length > 0) {
+        // A publisher gives up only at the deadline or when it is closed for good.
+        if (!signal.aborted) this.#publisherGaveUp();
+        return;
+      }
     }
+  }
+
+  /** The rare path: some events of a batch were rejected or not delivered. */
+  #account(batch: readonly QueuedEvent[], undelivered: readonly QueuedEvent[], rejected: readonly Rejection[]): void {
+    const notPublished = new Set<QueuedEvent>(undelivered);
+    for (const { event, reason } of rejected) {
+      notPublished.add(event);
+      this.health.collector(event.collector).reject(reason);
+    }
+    for (const event of batch) if (!notPublished.has(event)) this.health.collector(event.collector).published++;
+  }
+
+  #publisherGaveUp(): void {
+    const reason = this.#o.publisher.status().lastError ?? "the connection is closed";
+    this.#o.onFatal?.(new Error(`the publisher stopped delivering: ${reason}`));
   }
 
   /**
@@ -157,7 +183,8 @@ export class Orchestrator {
     await Promise.race([Promise.all(this.#workers), Bun.sleep(1000)]);
     await publisher.close().catch((err: Error) => log.warn({ err: err.message }, "closing the publisher failed"));
     const totals = this.health.totals();
-    const left = totals.accepted - totals.published;
+    // Dropped events (rejected by NATS) were accepted too; they are not "left".
+    const left = totals.accepted - totals.published - totals.rejected;
     const report: ShutdownReport = {
       ...totals,
       left,

@@ -14,24 +14,49 @@ export interface PublisherStatus {
   readonly reconnects: number;
 }
 
+/** An event NATS can never accept (over max_payload, invalid subject): dropped, not retried. */
+export interface Rejection {
+  readonly event: QueuedEvent;
+  readonly reason: string;
+}
+
+/**
+ * What became of a batch. Events in neither list were delivered (confirmed by
+ * the server). `undelivered` is non-empty only when the signal aborted or the
+ * publisher gave up for good (connection closed, start failed).
+ */
+export interface PublishOutcome {
+  readonly undelivered: readonly QueuedEvent[];
+  readonly rejected: readonly Rejection[];
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+/** The outcome of a batch delivered whole; shared, so the common case allocates nothing. */
+export const DELIVERED: PublishOutcome = Object.freeze({ undelivered: NONE, rejected: NONE });
+
+export function outcome(undelivered: readonly QueuedEvent[], rejected: readonly Rejection[]): PublishOutcome {
+  return undelivered.length === 0 && rejected.length === 0 ? DELIVERED : { undelivered, rejected };
+}
+
 /** Reports publish failures by reason, for logs now and metrics later. */
 export type PublishErrorListener = (reason: string, error: Error, events: number) => void;
 
 export interface Publisher {
   /**
    * Connects and prepares (JetStream: ensures the stream). Resolves once ready.
-   * While NATS is unreachable it keeps trying (max_reconnects -1 = forever) and
-   * `publish` waits. Rejects with a PublisherError only for problems a retry
-   * cannot fix (stream does not cover the subjects, bad credentials file).
+   * While NATS is unreachable it keeps trying (max_reconnects -1 = forever).
+   * Rejects with a PublisherError only for problems a retry cannot fix
+   * (stream does not cover the subjects, rejected credentials, bad files).
    */
   start(): Promise<void>;
   /**
    * Delivers every event of `batch`, retrying transient failures with
-   * exponential backoff and jitter, and resolves with the number delivered:
-   * `batch.length`, unless `signal` aborts first (shutdown deadline), when it
-   * resolves with how many were confirmed before that. Never rejects.
+   * exponential backoff and jitter. May be called before start() resolves: it
+   * waits for readiness. Returns early, with the rest undelivered, only when
+   * `signal` aborts (shutdown deadline) or the publisher gave up for good.
+   * Never rejects.
    */
-  publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<number>;
+  publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome>;
   status(): PublisherStatus;
   /** Flushes what was handed over and closes the connection. */
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 // An in-memory Publisher for orchestrator unit tests (the NATS publishers
 // themselves are tested against real nats-server processes).
 import type { QueuedEvent } from "../../src/event/event.ts";
-import type { Publisher, PublisherStatus } from "../../src/publish/publisher.ts";
+import { DELIVERED, outcome, type Publisher, type PublisherStatus, type PublishOutcome } from "../../src/publish/publisher.ts";
 
 export class MemoryPublisher implements Publisher {
   readonly events: QueuedEvent[] = [];
@@ -16,17 +16,21 @@ export class MemoryPublisher implements Publisher {
     if (this.startError) throw this.startError;
   }
 
-  async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<number> {
+  /** events whose id is listed here are rejected with reason "too_large" */
+  readonly reject = new Set<string>();
+
+  async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
     if (this.stalled) {
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
         signal.addEventListener("abort", () => resolve(), { once: true });
       });
-      return 0;
+      return outcome(batch, []);
     }
     if (this.delayMs > 0) await Bun.sleep(this.delayMs);
-    this.events.push(...batch);
-    return batch.length;
+    const rejected = batch.filter((e) => this.reject.has(e.id)).map((event) => ({ event, reason: "too_large" }));
+    this.events.push(...batch.filter((e) => !this.reject.has(e.id)));
+    return rejected.length ? outcome([], rejected) : DELIVERED;
   }
 
   status(): PublisherStatus {

@@ -1,0 +1,198 @@
+// One NATS connection shared by a publisher: makes the first connection,
+// follows nc.status() to know whether it is up (and where, how often it
+// reconnected, what went wrong last), and lets publishers wait until it is.
+//
+// The first connection is our own retry loop rather than nats.js'
+// `waitOnFirstConnect`: that option retries silently (no status events exist
+// before the first connect), cannot be interrupted by close(), and keeps the
+// process alive; ours logs why it cannot connect, shows it in status(), stops
+// on close() and fails at once on rejected credentials.
+import type { Logger } from "pino";
+import { AuthorizationError, type NatsConnection, type Status } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConfig } from "../config/schema.ts";
+import { connectionOptions } from "./connect.ts";
+import { PublisherError } from "./errors.ts";
+import { LogThrottle } from "./throttle.ts";
+import { sleep, withTimeout } from "./wait.ts";
+
+export interface ConnectionState {
+  readonly connected: boolean;
+  readonly server?: string;
+  readonly reconnects: number;
+  readonly lastError?: string;
+}
+
+const LOG_INTERVAL_MS = 10_000;
+
+export class ConnectionManager {
+  readonly #config: NatsConfig;
+  readonly #log: Logger;
+  readonly #closing = new AbortController();
+  readonly #throttle = new LogThrottle(LOG_INTERVAL_MS);
+  readonly #waiters = new Set<(connected: boolean) => void>();
+  readonly #reconnectListeners: Array<() => void> = [];
+  #nc: NatsConnection | undefined;
+  #watching: Promise<void> | undefined;
+  #connected = false;
+  #server: string | undefined;
+  #reconnects = 0;
+  #lastError: string | undefined;
+
+  constructor(config: NatsConfig, log: Logger) {
+    this.#config = config;
+    this.#log = log;
+  }
+
+  /** Aborted by close(): stops retry loops of the users of this connection. */
+  get closing(): AbortSignal {
+    return this.#closing.signal;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** The connection; only after start() resolved. */
+  get nc(): NatsConnection {
+    if (!this.#nc) throw new Error("NATS connection used before start() resolved");
+    return this.#nc;
+  }
+
+  state(): ConnectionState {
+    return { connected: this.#connected, server: this.#server, reconnects: this.#reconnects, lastError: this.#lastError };
+  }
+
+  /** Records a publish failure, so status() shows the latest problem of either kind. */
+  recordError(message: string): void {
+    this.#lastError = message;
+  }
+
+  /** Called after every reconnect (JetStream re-checks its stream). */
+  onReconnect(listener: () => void): void {
+    this.#reconnectListeners.push(listener);
+  }
+
+  /**
+   * Connects, retrying every reconnect_wait (with jitter) until it works,
+   * max_reconnects retries ran out, or close() is called. Rejects with a
+   * PublisherError for bad credential files, rejected credentials, running
+   * out of retries and close().
+   */
+  async start(): Promise<NatsConnection> {
+    const options = connectionOptions(this.#config);
+    const servers = this.#config.url.join(", ");
+    const max = this.#config.max_reconnects;
+    for (let attempt = 0; ; attempt++) {
+      let nc: NatsConnection;
+      try {
+        nc = await connect(options);
+      } catch (err) {
+        const message = (err as Error).message;
+        this.#lastError = message;
+        if (err instanceof AuthorizationError) {
+          throw new PublisherError(`NATS at ${servers} rejected the credentials: ${message}`, { cause: err });
+        }
+        if (max !== -1 && attempt >= max) {
+          throw new PublisherError(`cannot connect to NATS at ${servers} after ${attempt + 1} attempt${attempt === 0 ? "" : "s"}: ${message}`, { cause: err });
+        }
+        this.#warn("connect", { servers, attempt: attempt + 1, error: message }, "cannot connect to NATS yet; retrying");
+        // up to 20% jitter spreads a node fleet's agents that all wait for the same server
+        const wait = this.#config.reconnect_wait.ms * (1 + Math.random() / 5);
+        if (await sleep(wait, this.#closing.signal)) continue;
+        throw new PublisherError("publisher closed before NATS was reached", { cause: err });
+      }
+      if (this.#closing.signal.aborted) {
+        await nc.close();
+        throw new PublisherError("publisher closed before NATS was reached");
+      }
+      this.#nc = nc;
+      this.#connected = true;
+      this.#server = nc.getServer();
+      this.#watching = this.#watch(nc);
+      this.#log.info({ server: this.#server, name: this.#config.name }, "connected to NATS");
+      this.#release(true);
+      return nc;
+    }
+  }
+
+  /**
+   * Resolves true once connected (at once if connected now), false if
+   * `signal` aborts or the connection closes for good first.
+   */
+  waitConnected(signal: AbortSignal): Promise<boolean> {
+    if (this.#connected) return Promise.resolve(true);
+    if (signal.aborted || this.#closing.signal.aborted || this.#nc?.isClosed()) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (connected: boolean) => {
+        this.#waiters.delete(done);
+        signal.removeEventListener("abort", onAbort);
+        resolve(connected);
+      };
+      const onAbort = () => done(false);
+      this.#waiters.add(done);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Sends what is buffered (bounded by `timeout`), closes the connection and ends all waits. */
+  async close(): Promise<void> {
+    this.#closing.abort();
+    const nc = this.#nc;
+    if (nc && !nc.isClosed()) {
+      if (this.#connected) await withTimeout(nc.flush(), this.#config.timeout.ms).catch(() => {});
+      await nc.close();
+    }
+    this.#release(false);
+    await this.#watching;
+  }
+
+  async #watch(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) this.#onStatus(status);
+  }
+
+  #onStatus(status: Status): void {
+    switch (status.type) {
+      case "disconnect":
+        this.#connected = false;
+        this.#warn("disconnect", { server: status.server }, "disconnected from NATS; reconnecting");
+        break;
+      case "reconnect":
+        this.#connected = true;
+        this.#server = status.server;
+        this.#reconnects++;
+        this.#log.info({ server: status.server, reconnects: this.#reconnects }, "reconnected to NATS");
+        for (const listener of this.#reconnectListeners) listener();
+        this.#release(true);
+        break;
+      case "error":
+        this.#lastError = status.error.message;
+        this.#warn(`error:${status.error.name}`, { error: status.error.message }, "NATS reported an error");
+        break;
+      case "ldm":
+        this.#log.info({ server: status.server }, "NATS server entering lame duck mode; will move to another");
+        break;
+      case "staleConnection":
+        this.#warn("stale", {}, "NATS connection stale; reconnecting");
+        break;
+      case "close":
+        this.#connected = false;
+        if (!this.#closing.signal.aborted) {
+          this.#lastError = `connection closed: ${this.#lastError ?? "gave up reconnecting"}`;
+          this.#log.error({ error: this.#lastError }, "NATS connection closed for good; publishing stops");
+        }
+        this.#release(false);
+        break;
+    }
+  }
+
+  #release(connected: boolean): void {
+    for (const waiter of [...this.#waiters]) waiter(connected);
+  }
+
+  #warn(key: string, fields: Record<string, unknown>, message: string): void {
+    const suppressed = this.#throttle.take(key);
+    if (suppressed === undefined) return;
+    this.#log.warn(suppressed > 0 ? { ...fields, suppressed } : fields, message);
+  }
+}

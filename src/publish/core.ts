@@ -1,0 +1,98 @@
+// Publishes with core NATS: fire and forget, so a batch counts as delivered
+// only once a flush (PING/PONG) after its last event came back, which
+// proves the server received every event before it. nats.js drops what is
+// published while disconnected without telling, hence: wait for the
+// connection before publishing, and re-publish the whole batch when the flush
+// fails (at-least-once; consumers dedupe on Nats-Msg-Id).
+import type { Logger } from "pino";
+import { headers, type MsgHdrs, type NatsConnection, type PublishOptions } from "@nats-io/nats-core";
+import type { NatsConfig } from "../config/schema.ts";
+import type { QueuedEvent } from "../event/event.ts";
+import { backoffDelay } from "./backoff.ts";
+import { classifyError, isPermanent } from "./classify.ts";
+import type { ConnectionManager } from "./connection.ts";
+import { outcome, type Publisher, type PublisherStatus, type PublishErrorListener, type PublishOutcome, type Rejection } from "./publisher.ts";
+import { FailureReporter } from "./report.ts";
+import { ABORTED, sleep, unlessAborted, withTimeout } from "./wait.ts";
+
+const MSG_ID = "Nats-Msg-Id";
+
+export class CorePublisher implements Publisher {
+  readonly #config: NatsConfig;
+  readonly #connection: ConnectionManager;
+  readonly #failures: FailureReporter;
+  // nc.publish encodes headers synchronously, so one instance serves every event
+  readonly #headers: MsgHdrs = headers();
+  readonly #options: PublishOptions = { headers: this.#headers };
+  /** resolves true once connected, false if start() failed for good */
+  readonly #ready = Promise.withResolvers<boolean>();
+
+  constructor(config: NatsConfig, log: Logger, connection: ConnectionManager, onError?: PublishErrorListener) {
+    this.#config = config;
+    this.#connection = connection;
+    this.#failures = new FailureReporter(log, connection, onError);
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.#connection.start();
+      this.#ready.resolve(true);
+    } catch (err) {
+      this.#ready.resolve(false);
+      throw err;
+    }
+  }
+
+  /** A batch is confirmed only as a whole, by the flush: until then all of it is undelivered. */
+  async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
+    const rejected: Rejection[] = [];
+    if ((await unlessAborted(this.#ready.promise, signal)) !== true) return outcome(batch, rejected);
+    let pending = batch;
+    for (let attempt = 0; pending.length > 0 && !signal.aborted; attempt++) {
+      if (attempt > 0 && !(await sleep(backoffDelay(attempt - 1), signal))) break;
+      if (!(await this.#connection.waitConnected(signal))) break;
+      const nc = this.#connection.nc;
+      let flushed: Promise<void>;
+      try {
+        pending = this.#publishAll(nc, pending, rejected);
+        flushed = withTimeout(nc.flush(), this.#config.timeout.ms);
+      } catch (err) {
+        this.#failures.publishFailed(classifyError(err), err as Error, pending.length);
+        continue;
+      }
+      try {
+        if ((await unlessAborted(flushed, signal)) === ABORTED) break;
+        return outcome([], rejected);
+      } catch (err) {
+        this.#failures.publishFailed(classifyError(err), err as Error, pending.length);
+      }
+    }
+    return outcome(pending, rejected);
+  }
+
+  status(): PublisherStatus {
+    return { mode: "core", ...this.#connection.state() };
+  }
+
+  close(): Promise<void> {
+    return this.#connection.close();
+  }
+
+  /** Publishes every event; moves the ones NATS can never accept to `rejected` (reported), throws on anything else. */
+  #publishAll(nc: NatsConnection, events: readonly QueuedEvent[], rejected: Rejection[]): readonly QueuedEvent[] {
+    let dropped: Set<QueuedEvent> | undefined;
+    for (const event of events) {
+      try {
+        this.#headers.set(MSG_ID, event.id);
+        nc.publish(event.subject, event.bytes, this.#options);
+      } catch (err) {
+        const reason = classifyError(err);
+        if (!isPermanent(reason)) throw err;
+        this.#failures.publishFailed(reason, err as Error, 1);
+        rejected.push({ event, reason });
+        (dropped ??= new Set()).add(event);
+      }
+    }
+    return dropped ? events.filter((e) => !dropped.has(e)) : events;
+  }
+}

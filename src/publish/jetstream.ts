@@ -1,0 +1,165 @@
+// Publishes to a JetStream stream and counts an event delivered once the
+// server acknowledged storing it. Each event carries its id as Nats-Msg-Id,
+// so retries within the stream's duplicate_window are stored once.
+//
+// A batch is published in rounds: every pending event is sent (at most
+// max_in_flight unacknowledged across all concurrent publish() calls), the
+// failures are classified and reported once per reason, and the retryable
+// ones go into the next round after an exponential backoff with jitter.
+import type { Logger } from "pino";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConfig } from "../config/schema.ts";
+import type { QueuedEvent } from "../event/event.ts";
+import { backoffDelay } from "./backoff.ts";
+import { classifyError, isPermanent, type PublishErrorReason } from "./classify.ts";
+import type { ConnectionManager } from "./connection.ts";
+import { PublisherError } from "./errors.ts";
+import { outcome, type Publisher, type PublisherStatus, type PublishErrorListener, type PublishOutcome, type Rejection } from "./publisher.ts";
+import { FailureReporter } from "./report.ts";
+import { Semaphore } from "./semaphore.ts";
+import { ensureStream } from "./stream.ts";
+import { ABORTED, sleep, unlessAborted } from "./wait.ts";
+
+interface Failure {
+  readonly event: QueuedEvent;
+  readonly error: Error;
+}
+
+export class JetStreamPublisher implements Publisher {
+  readonly #config: NatsConfig;
+  readonly #log: Logger;
+  readonly #connection: ConnectionManager;
+  readonly #failures: FailureReporter;
+  readonly #permits: Semaphore;
+  #js: JetStreamClient | undefined;
+  /** resolves with the client once the stream is ready, undefined if start() failed for good */
+  readonly #ready = Promise.withResolvers<JetStreamClient | undefined>();
+  /** set after a reconnect or a no_responders failure: the stream may be gone (server restarted with an empty store, deleted) */
+  #streamStale = false;
+  #streamCheck: Promise<void> | undefined;
+
+  constructor(config: NatsConfig, log: Logger, connection: ConnectionManager, onError?: PublishErrorListener) {
+    this.#config = config;
+    this.#log = log;
+    this.#connection = connection;
+    this.#failures = new FailureReporter(log, connection, onError);
+    this.#permits = new Semaphore(config.max_in_flight);
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.#ready.resolve(await this.#prepare());
+    } catch (err) {
+      this.#ready.resolve(undefined);
+      throw err;
+    }
+  }
+
+  async #prepare(): Promise<JetStreamClient> {
+    const nc = await this.#connection.start();
+    const js = jetstream(nc, { timeout: this.#config.timeout.ms });
+    this.#connection.onReconnect(() => {
+      this.#streamStale = true;
+    });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const outcome = await ensureStream(await js.jetstreamManager(), this.#config);
+        this.#log.info({ stream: this.#config.stream.name, subjects: `${this.#config.subject}.>`, outcome }, "JetStream stream ready");
+        this.#js = js;
+        return js;
+      } catch (err) {
+        if (err instanceof PublisherError) throw err;
+        this.#failures.setupFailed("stream setup", classifyError(err), err as Error);
+        if (!(await sleep(backoffDelay(attempt), this.#connection.closing))) {
+          throw new PublisherError("publisher closed before the JetStream stream was ready", { cause: err });
+        }
+      }
+    }
+  }
+
+  /**
+   * On an abort mid-round, the whole round counts as undelivered: some of it
+   * may be stored already, and a later replay is deduplicated by its msg id.
+   */
+  async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
+    const rejected: Rejection[] = [];
+    const js = this.#js ?? (await unlessAborted(this.#ready.promise, signal));
+    if (js === undefined || js === ABORTED) return outcome(batch, rejected);
+    let pending = batch;
+    for (let attempt = 0; pending.length > 0 && !signal.aborted; attempt++) {
+      if (attempt > 0 && !(await sleep(backoffDelay(attempt - 1), signal))) break;
+      if (!(await this.#connection.waitConnected(signal))) break;
+      if (this.#streamStale) await unlessAborted(this.#checkStream(), signal);
+      const next = await unlessAborted(this.#round(js, pending, signal, rejected), signal);
+      if (next === ABORTED) break;
+      pending = next;
+    }
+    return outcome(pending, rejected);
+  }
+
+  status(): PublisherStatus {
+    return { mode: "jetstream", ...this.#connection.state() };
+  }
+
+  close(): Promise<void> {
+    return this.#connection.close();
+  }
+
+  /** Publishes `events` once each; resolves with the ones to retry. */
+  async #round(js: JetStreamClient, events: readonly QueuedEvent[], signal: AbortSignal, rejected: Rejection[]): Promise<readonly QueuedEvent[]> {
+    const failed: Failure[] = [];
+    await Promise.all(events.map((event) => this.#publishOne(js, event, signal, failed)));
+    return failed.length === 0 ? [] : this.#triage(failed, rejected);
+  }
+
+  async #publishOne(js: JetStreamClient, event: QueuedEvent, signal: AbortSignal, failed: Failure[]): Promise<void> {
+    if (!this.#permits.tryAcquire()) await this.#permits.acquire();
+    try {
+      // an abort while this waited for a permit: publish() has already returned
+      if (signal.aborted) return;
+      await js.publish(event.subject, event.bytes, { msgID: event.id });
+    } catch (error) {
+      failed.push({ event, error: error as Error });
+    } finally {
+      this.#permits.release();
+    }
+  }
+
+  /** Reports failures once per reason, moves permanent ones to `rejected`, returns the events worth retrying. */
+  #triage(failed: readonly Failure[], rejected: Rejection[]): QueuedEvent[] {
+    const byReason = new Map<PublishErrorReason, { error: Error; events: number }>();
+    const retry: QueuedEvent[] = [];
+    for (const { event, error } of failed) {
+      const reason = classifyError(error);
+      const entry = byReason.get(reason);
+      if (entry) entry.events++;
+      else byReason.set(reason, { error, events: 1 });
+      if (isPermanent(reason)) rejected.push({ event, reason });
+      else retry.push(event);
+    }
+    for (const [reason, { error, events }] of byReason) this.#failures.publishFailed(reason, error, events);
+    if (byReason.has("no_responders")) this.#streamStale = true;
+    return retry;
+  }
+
+  /** Re-ensures the stream, once for all concurrent publish() calls. Never rejects: failures leave it stale for the next round. */
+  #checkStream(): Promise<void> {
+    this.#streamCheck ??= this.#recheck().finally(() => {
+      this.#streamCheck = undefined;
+    });
+    return this.#streamCheck;
+  }
+
+  async #recheck(): Promise<void> {
+    const js = this.#js;
+    if (!js) return;
+    this.#streamStale = false;
+    try {
+      const outcome = await ensureStream(await js.jetstreamManager(), this.#config);
+      if (outcome === "created") this.#log.warn({ stream: this.#config.stream.name }, "JetStream stream was missing; created it again");
+    } catch (err) {
+      this.#streamStale = true;
+      this.#failures.setupFailed("stream check", classifyError(err), err as Error);
+    }
+  }
+}

@@ -1,0 +1,128 @@
+// The agent as a process against a real nats-server: --once delivery from
+// source and from the compiled binary, graceful SIGTERM, fatal stream mismatch.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
+import { logLines, REPO, runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
+
+let server: NatsServer;
+let binary: string;
+
+beforeAll(async () => {
+  server = await startNatsServer({ jetstream: true });
+  binary = join(mkdtempSync(join(tmpdir(), "tapio-bin-")), "tapio-collectors");
+  const build = Bun.spawnSync([process.execPath, "build.ts", "--outfile", binary], { cwd: REPO, stderr: "pipe", stdout: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+}, 120_000);
+
+afterAll(stopAllNatsServers);
+
+function agentConfig(opts: { subject: string; stream?: string; mode: "core" | "jetstream"; count: number; rate?: number; extra?: string }): string {
+  return writeConfig(`
+orchestrator:
+  workers: 4
+  shutdown_timeout: 20s
+nats:
+  url: ${server.url}
+  subject: ${opts.subject}
+  mode: ${opts.mode}
+  stream: { name: ${opts.stream ?? "UNUSED"} }
+collectors:
+  synthetic:
+    config: { count: ${opts.count}, rate: ${opts.rate ?? 0}, payload_bytes: 1024 }
+${opts.extra ?? ""}`);
+}
+
+async function streamIds(stream: string): Promise<string[]> {
+  const nc = await connect({ servers: server.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(stream);
+    const ids: string[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(stream, { seq });
+      expect(m!.header.get("Nats-Msg-Id")).toBe(m!.json<{ event_id: string }>().event_id);
+      ids.push(m!.header.get("Nats-Msg-Id"));
+    }
+    return ids;
+  } finally {
+    await nc.close();
+  }
+}
+
+describe("agent against nats-server", () => {
+  test("compiled binary: version prints the agent and Bun versions", async () => {
+    const r = await runAgent(["version"], { command: [binary] });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^tapio-collectors \d+\.\d+\.\d+ \(bun \d+\.\d+\.\d+, linux\/x64\)/);
+  });
+
+  test("compiled binary, JetStream, --once with count N: exactly N events in the stream, each once", async () => {
+    const N = 3000;
+    const file = agentConfig({ subject: "bin.js", stream: "BIN_JS", mode: "jetstream", count: N });
+    const r = await runAgent(["--once", "--config", file], { command: [binary] });
+    expect(r.code).toBe(0);
+    const ids = await streamIds("BIN_JS");
+    expect(ids.length).toBe(N);
+    expect(new Set(ids).size).toBe(N);
+    const done = logLines(r.stdout).find((l) => l.msg.startsWith("shutdown complete"));
+    expect(done).toMatchObject({ accepted: N, published: N, left: 0, dropped: 0 });
+  }, 60_000);
+
+  test("compiled binary, core mode, --once: a subscriber receives exactly N events", async () => {
+    const N = 2000;
+    const nc = await connect({ servers: server.url });
+    const seen = new Set<string>();
+    let total = 0;
+    const sub = nc.subscribe("bin.core.>", {
+      callback: (_err, msg) => {
+        total++;
+        seen.add(msg.headers!.get("Nats-Msg-Id"));
+      },
+    });
+    await nc.flush();
+    const file = agentConfig({ subject: "bin.core", mode: "core", count: N });
+    const r = await runAgent(["--once", "-c", file], { command: [binary] });
+    expect(r.code).toBe(0);
+    await nc.flush();
+    const end = Date.now() + 5000;
+    while (total < N && Date.now() < end) await Bun.sleep(20);
+    sub.unsubscribe();
+    await nc.close();
+    expect(total).toBe(N);
+    expect(seen.size).toBe(N);
+  }, 60_000);
+
+  test("SIGTERM: collectors stop, the queue drains, the agent logs what it published and exits 0", async () => {
+    const file = agentConfig({ subject: "term", stream: "TERM", mode: "jetstream", count: 0, rate: 2000 });
+    const proc = spawnAgent(["--config", file]);
+    const stdout = new Response(proc.stdout).text();
+    await Bun.sleep(1500);
+    proc.kill("SIGTERM");
+    const code = await proc.exited;
+    const logs = logLines(await stdout);
+    expect(code).toBe(0);
+    const done = logs.find((l) => l.msg.startsWith("shutdown complete"));
+    expect(done).toBeDefined();
+    expect(done!.left).toBe(0);
+    expect(done!.published).toBeGreaterThan(500);
+    const ids = await streamIds("TERM");
+    expect(ids.length).toBe(done!.published);
+  }, 30_000);
+
+  test("an existing stream that does not cover the subjects stops the agent at start (exit 1)", async () => {
+    const nc = await connect({ servers: server.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "NARROW", subjects: ["narrow.events.kubelet"] });
+    await nc.close();
+    const file = agentConfig({ subject: "narrow.events", stream: "NARROW", mode: "jetstream", count: 10 });
+    const r = await runAgent(["--once", "-c", file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toContain("NARROW");
+    expect(r.stdout + r.stderr).toContain("narrow.events.>");
+  }, 30_000);
+});
