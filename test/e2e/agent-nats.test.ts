@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer, type AddressInfo } from "node:net";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
@@ -125,4 +126,61 @@ describe("agent against nats-server", () => {
     expect(r.stdout + r.stderr).toContain("NARROW");
     expect(r.stdout + r.stderr).toContain("narrow.events.>");
   }, 30_000);
+
+  test("NATS down at start: the agent keeps collecting and delivers once the server comes up", async () => {
+    const port = await freePort();
+    const file = writeConfig(`
+orchestrator: { shutdown_timeout: 20s }
+nats:
+  url: nats://127.0.0.1:${port}
+  subject: late.events
+  stream: { name: LATE }
+  reconnect_wait: 200ms
+collectors:
+  synthetic:
+    config: { count: 500, rate: 0 }
+`);
+    const proc = spawnAgent(["--once", "-c", file]);
+    const stdout = new Response(proc.stdout).text();
+    await Bun.sleep(1500);
+    const late = await startNatsServer({ port });
+    try {
+      expect(await proc.exited).toBe(0);
+      const done = logLines(await stdout).find((l) => l.msg.startsWith("shutdown complete"));
+      expect(done).toMatchObject({ accepted: 500, published: 500, left: 0 });
+      const nc = await connect({ servers: late.url });
+      const info = await (await jetstreamManager(nc)).streams.info("LATE");
+      await nc.close();
+      expect(info.state.messages).toBe(500);
+    } finally {
+      await late.stop();
+    }
+  }, 30_000);
+
+  test("NATS never reachable: --once gives up at shutdown_timeout, says how many are left, exits 1", async () => {
+    const port = await freePort();
+    const file = writeConfig(`
+orchestrator: { shutdown_timeout: 1s }
+nats: { url: "nats://127.0.0.1:${port}", reconnect_wait: 100ms }
+collectors:
+  synthetic: { config: { count: 40, rate: 0 } }
+`);
+    const r = await runAgent(["--once", "-c", file]);
+    expect(r.code).toBe(1);
+    const done = logLines(r.stdout).find((l) => l.msg.startsWith("shutdown deadline passed"));
+    expect(done).toMatchObject({ accepted: 40, published: 0, left: 40 });
+    expect(done!.msg).toContain("40 left undelivered");
+  }, 30_000);
 });
+
+/** A loopback port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -244,4 +244,42 @@ collectors: { failing: {} }
     expect(report.failedCollectors).toEqual(["failing"]);
     expect(orch.health.collector("failing").snapshot()).toMatchObject({ state: "failed", restarts: 0, last_error: "source unreadable" });
   });
+
+  test("events NATS rejects are dropped with the publisher's reason, and the accounting adds up", async () => {
+    const publisher = new MemoryPublisher();
+    const { orch } = setup(`${BASE}
+collectors:
+  synthetic: { config: { count: 100, rate: 0 } }
+`, [], publisher, true);
+    // Reject the 3rd and 50th events as they are encoded: ids are known only then.
+    const original = orch.queue.tryPush.bind(orch.queue);
+    let n = 0;
+    orch.queue.tryPush = (e) => {
+      if (++n === 3 || n === 50) publisher.reject.add(e.id);
+      return original(e);
+    };
+    orch.start();
+    await orch.roundsDone();
+    const report = await orch.stop();
+    expect(report).toMatchObject({ accepted: 100, published: 98, rejected: 2, dropped: 2, left: 0 });
+    expect(orch.health.collector("synthetic").dropped.get("too_large")).toBe(2);
+  });
+
+  test("a publisher that gives up for good (not at the deadline) is fatal", async () => {
+    const publisher = new MemoryPublisher();
+    publisher.publish = async (batch) => ({ undelivered: batch, rejected: [] });
+    const registry = builtinRegistry();
+    const config = configFrom(`${BASE}
+collectors:
+  synthetic: { config: { count: 10, rate: 0 } }
+`, registry);
+    let fatal: Error | undefined;
+    const orch = new Orchestrator({ config, registry, publisher, log: silentLogger(), once: true, onFatal: (e) => (fatal = e) });
+    running.push(orch);
+    orch.start();
+    await waitFor(() => fatal !== undefined);
+    expect(fatal!.message).toContain("the publisher stopped delivering");
+    const report = await orch.stop();
+    expect(report.left).toBe(10);
+  });
 });
