@@ -51,6 +51,7 @@ export class CollectorHealth {
       last_error: this.lastError,
       last_error_time: this.lastErrorAt ? new Date(this.lastErrorAt).toISOString() : undefined,
       restarts: this.restarts,
+      events_emitted: this.accepted + this.droppedTotal - this.rejected,
       events_accepted: this.accepted,
       events_published: this.published,
       events_dropped: Object.fromEntries(this.dropped),
@@ -66,6 +67,8 @@ export interface CollectorHealthSnapshot {
   last_error: string | undefined;
   last_error_time: string | undefined;
   restarts: number;
+  /** everything the collector emitted: accepted, or dropped before acceptance */
+  events_emitted: number;
   events_accepted: number;
   events_published: number;
   events_dropped: Record<string, number>;

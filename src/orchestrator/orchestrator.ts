@@ -193,7 +193,8 @@ export class Orchestrator {
     const message = left === 0
       ? `shutdown complete: ${report.published} event(s) published, none left`
       : `shutdown deadline passed: ${report.published} event(s) published, ${left} left undelivered`;
-    (left === 0 ? log.info : log.warn).call(log, report, message);
+    const fields = { accepted: report.accepted, published: report.published, rejected: report.rejected, dropped: report.dropped, left, failed_collectors: report.failedCollectors };
+    (left === 0 ? log.info : log.warn).call(log, fields, message);
     return report;
   }
 

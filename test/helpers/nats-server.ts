@@ -4,7 +4,7 @@
 // Every started server is tracked: call `stopAllNatsServers` from afterAll;
 // should a test process die without it, the cleanup watchdog kills them.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "./cleanup.ts";
 
@@ -32,7 +32,8 @@ export interface NatsServer {
   stop(): Promise<void>;
   /**
    * Sends `signal` (default SIGKILL) and waits for the exit; the store stays
-   * for restart(). SIGSTOP / SIGCONT freeze and thaw it (a hung server) without waiting.
+   * for restart(). SIGSTOP / SIGCONT freeze and thaw it (a hung server); they
+   * resolve once every thread of the server is stopped / running again.
    */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the server again on the same port with the same store. */
@@ -99,6 +100,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     if (signal === "SIGSTOP" || signal === "SIGCONT") {
       proc.kill(signal);
+      // a stop takes effect asynchronously: a busy server can still answer a
+      // request sent right after kill() returned, unless we wait for it
+      if (proc.pid !== undefined) await waitForThreads(proc.pid, signal === "SIGSTOP");
       return;
     }
     const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
@@ -143,6 +147,39 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
       await launch();
     },
   };
+}
+
+const THREAD_STATE_TIMEOUT_MS = 2000;
+
+/** Waits until every thread of `pid` is stopped (`stopped`) or none is; Linux /proc only, else a short sleep. */
+async function waitForThreads(pid: number, stopped: boolean): Promise<void> {
+  const tasks = `/proc/${pid}/task`;
+  if (!existsSync(tasks)) {
+    await Bun.sleep(50);
+    return;
+  }
+  const isStopped = (tid: string): boolean => {
+    try {
+      // "<tid> (<comm>) <state> ...": the name may contain spaces or parentheses
+      const stat = readFileSync(`${tasks}/${tid}/stat`, "utf8");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      return state === "T" || state === "t";
+    } catch {
+      return stopped; // the thread is gone: it counts as whatever we wait for
+    }
+  };
+  const until = Date.now() + THREAD_STATE_TIMEOUT_MS;
+  for (;;) {
+    let tids: string[];
+    try {
+      tids = readdirSync(tasks);
+    } catch {
+      return; // the process is gone
+    }
+    if (tids.every((tid) => isStopped(tid) === stopped)) return;
+    if (Date.now() > until) throw new Error(`nats-server ${pid}: threads not ${stopped ? "stopped" : "running"} within ${THREAD_STATE_TIMEOUT_MS} ms`);
+    await Bun.sleep(1);
+  }
 }
 
 /** Stops every server started so far; use as `afterAll(stopAllNatsServers)`. */
