@@ -39,34 +39,27 @@ export function silentLogger(): Logger {
 }
 
 /**
- * Logs at most one line per key per interval, with how many were suppressed,
- * so an outage or a flooding collector cannot flood the log.
+ * Keeps an outage or a flooding collector from writing thousands of identical
+ * log lines: lets one message per key through per interval and counts the
+ * ones held back.
  */
-export class RateLimitedLog {
+export class LogThrottle {
   readonly #last = new Map<string, { at: number; suppressed: number }>();
 
   constructor(
-    readonly log: Logger,
-    readonly intervalMs: number,
+    private readonly intervalMs: number,
+    private readonly now: () => number = Date.now,
   ) {}
 
-  warn(fields: Record<string, unknown>, message: string, key = message): void {
-    this.#write("warn", fields, message, key);
-  }
-
-  error(fields: Record<string, unknown>, message: string, key = message): void {
-    this.#write("error", fields, message, key);
-  }
-
-  #write(level: "warn" | "error", fields: Record<string, unknown>, message: string, key: string): void {
-    const now = Date.now();
-    const entry = this.#last.get(key);
-    if (entry && now - entry.at < this.intervalMs) {
-      entry.suppressed++;
-      return;
+  /** Undefined: stay quiet. A number: log now, that many were suppressed since the last line. */
+  take(key: string): number | undefined {
+    const now = this.now();
+    const last = this.#last.get(key);
+    if (last && now - last.at < this.intervalMs) {
+      last.suppressed++;
+      return undefined;
     }
-    const suppressed = entry?.suppressed ?? 0;
     this.#last.set(key, { at: now, suppressed: 0 });
-    this.log[level](suppressed > 0 ? { ...fields, suppressed } : fields, message);
+    return last?.suppressed ?? 0;
   }
 }

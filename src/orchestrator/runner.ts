@@ -8,7 +8,8 @@ import type { Duration } from "../config/duration.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "./collector.ts";
 import type { CollectorHealth } from "./health.ts";
 import { QueueClosedError, type EventQueue } from "./queue.ts";
-import { RateLimitedLog } from "../log.ts";
+import { LogThrottle } from "../log.ts";
+import { sleep } from "../wait.ts";
 
 /**
  * How many events a collector may have waiting for queue space before further
@@ -36,7 +37,7 @@ export class CollectorRunner {
   readonly #encoder: EventEncoder;
   readonly #health: CollectorHealth;
   readonly #log: Logger;
-  readonly #dropLog: RateLimitedLog;
+  readonly #dropLog = new LogThrottle(10_000);
   readonly #stopping = new AbortController();
   #run: AbortController | undefined;
   #pending = 0;
@@ -50,7 +51,6 @@ export class CollectorRunner {
     this.name = options.name;
     this.#health = options.health;
     this.#log = options.log;
-    this.#dropLog = new RateLimitedLog(options.log, 10_000);
     this.#encoder = new EventEncoder(options.name, options.subject, options.maxEventBytes);
   }
 
@@ -108,7 +108,9 @@ export class CollectorRunner {
 
   #dropped(reason: string, message: string): void {
     this.#health.drop(reason);
-    this.#dropLog.warn({ collector: this.name, reason, dropped_total: this.#health.droppedTotal }, message, reason);
+    const suppressed = this.#dropLog.take(reason);
+    if (suppressed === undefined) return;
+    this.#log.warn({ collector: this.name, reason, dropped_total: this.#health.droppedTotal, ...(suppressed > 0 ? { suppressed } : {}) }, message);
   }
 
   #context(signal: AbortSignal): CollectorContext {
@@ -197,17 +199,4 @@ export class CollectorRunner {
     }
     this.#intakeOpen = false;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

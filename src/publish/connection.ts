@@ -13,8 +13,8 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConfig } from "../config/schema.ts";
 import { connectionOptions } from "./connect.ts";
 import { PublisherError } from "./errors.ts";
-import { LogThrottle } from "./throttle.ts";
-import { sleep, withTimeout } from "./wait.ts";
+import { LogThrottle } from "../log.ts";
+import { sleep, withTimeout } from "../wait.ts";
 
 export interface ConnectionState {
   readonly connected: boolean;

@@ -13,7 +13,7 @@ import { classifyError, isPermanent } from "./classify.ts";
 import type { ConnectionManager } from "./connection.ts";
 import { outcome, type Publisher, type PublisherStatus, type PublishErrorListener, type PublishOutcome, type Rejection } from "./publisher.ts";
 import { FailureReporter } from "./report.ts";
-import { ABORTED, sleep, unlessAborted, withTimeout } from "./wait.ts";
+import { ABORTED, sleep, unlessAborted, withTimeout } from "../wait.ts";
 
 const MSG_ID = "Nats-Msg-Id";
 

@@ -18,7 +18,7 @@ import { outcome, type Publisher, type PublisherStatus, type PublishErrorListene
 import { FailureReporter } from "./report.ts";
 import { Semaphore } from "./semaphore.ts";
 import { ensureStream } from "./stream.ts";
-import { ABORTED, sleep, unlessAborted } from "./wait.ts";
+import { ABORTED, sleep, unlessAborted } from "../wait.ts";
 
 interface Failure {
   readonly event: QueuedEvent;

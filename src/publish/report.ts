@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { PublishErrorListener } from "./publisher.ts";
 import { isPermanent, type PublishErrorReason } from "./classify.ts";
 import type { ConnectionManager } from "./connection.ts";
-import { LogThrottle } from "./throttle.ts";
+import { LogThrottle } from "../log.ts";
 
 const LOG_INTERVAL_MS = 10_000;
 

@@ -6,7 +6,7 @@ import { JetStreamApiError } from "@nats-io/jetstream";
 import { subjectsCover } from "../../src/publish/subjects.ts";
 import { backoffDelay, PUBLISH_BACKOFF } from "../../src/publish/backoff.ts";
 import { Semaphore } from "../../src/publish/semaphore.ts";
-import { LogThrottle } from "../../src/publish/throttle.ts";
+import { LogThrottle } from "../../src/log.ts";
 import { classifyError } from "../../src/publish/classify.ts";
 
 test("subjectsCover: which stream subjects cover tapio.events.>", () => {
