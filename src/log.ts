@@ -38,6 +38,9 @@ export function silentLogger(): Logger {
   return pino({ level: "silent" });
 }
 
+/** One line per kind of problem per this interval, at most. */
+export const LOG_THROTTLE_MS = 10_000;
+
 /**
  * Keeps an outage or a flooding collector from writing thousands of identical
  * log lines: lets one message per key through per interval and counts the
@@ -47,7 +50,7 @@ export class LogThrottle {
   readonly #last = new Map<string, { at: number; suppressed: number }>();
 
   constructor(
-    private readonly intervalMs: number,
+    private readonly intervalMs = LOG_THROTTLE_MS,
     private readonly now: () => number = Date.now,
   ) {}
 

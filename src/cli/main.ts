@@ -1,11 +1,10 @@
 // Dispatches the command line to a command; maps errors to exit codes.
 import { ConfigError } from "../config/errors.ts";
-import { HELP, UsageError } from "./usage.ts";
+import { EXIT, HELP, UsageError } from "./usage.ts";
 import { runCommand } from "./run.ts";
 import { printConfigCommand, validateCommand } from "./config-commands.ts";
 import { versionCommand } from "./version.ts";
 
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   run: runCommand,

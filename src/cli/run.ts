@@ -4,8 +4,9 @@ import { loadConfigFile } from "../config/load.ts";
 import { builtinRegistry } from "../collectors/index.ts";
 import { createPublisher } from "../publish/index.ts";
 import { Orchestrator } from "../orchestrator/orchestrator.ts";
+import { Spool } from "../spool/spool.ts";
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
-import { CONFIG_FLAG, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
+import { CONFIG_FLAG, EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
 import { AGENT_VERSION } from "./version.ts";
 
 const RUN_FLAGS = {
@@ -17,10 +18,10 @@ const RUN_FLAGS = {
 } as const;
 
 export async function runCommand(args: string[]): Promise<number> {
-  const flags = parseFlags("run", args[0] === "run" ? args.slice(1) : args, RUN_FLAGS);
+  const flags = parseFlags("run", args, RUN_FLAGS);
   if (flags.help) {
     process.stdout.write(`${HELP.run}\n`);
-    return 0;
+    return EXIT.ok;
   }
   const level = flags["log-level"];
   if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
@@ -50,7 +51,15 @@ export async function runCommand(args: string[]): Promise<number> {
     `tapio-collectors ${AGENT_VERSION} starting`,
   );
 
-  const publisher = createPublisher(config.nats, { log, dryRun });
+  const publisher = createPublisher(config.nats, {
+    log,
+    dryRun,
+    onError: (reason, _err, events) => orchestrator.health.publishError(reason, events),
+  });
+  // --dry-run prints events and must neither write nor replay a real spool.
+  const spool = config.spool.enabled && !dryRun
+    ? Spool.open({ path: config.spool.path, maxBytes: config.spool.max_bytes, whenFull: config.spool.when_full, log })
+    : undefined;
   let fatal: Error | undefined;
   let signalled: string | undefined;
   const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<void>();
@@ -58,6 +67,7 @@ export async function runCommand(args: string[]): Promise<number> {
     config,
     registry,
     publisher,
+    spool,
     log,
     once,
     onFatal: (err) => {
@@ -68,9 +78,9 @@ export async function runCommand(args: string[]): Promise<number> {
 
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
-      const left = orchestrator.health.totals();
-      log.warn({ signal }, `second ${signal}: exiting now with ${left.accepted - left.published} event(s) undelivered`);
-      process.exit(1);
+      const queued = orchestrator.queue.length;
+      log.warn({ signal, queued, spool_depth: orchestrator.delivery.spoolDepth() }, `second ${signal}: exiting now; ${queued} queued event(s) are lost, spooled ones stay`);
+      process.exit(EXIT.failure);
     }
     signalled = signal;
     log.info({ signal }, `${signal} received: shutting down`);
@@ -90,8 +100,10 @@ export async function runCommand(args: string[]): Promise<number> {
 
   if (fatal) {
     log.fatal({ err: fatal.message }, `stopped: ${fatal.message}`);
-    return 1;
+    return EXIT.failure;
   }
-  if (once && (report.left > 0 || report.failedCollectors.length > 0)) return 1;
-  return 0;
+  // Anything not delivered (left in the spool or lost) makes the exit 1, for SIGTERM as for --once.
+  if (report.inSpool > 0 || report.lost > 0) return EXIT.failure;
+  if (once && report.failedCollectors.length > 0) return EXIT.failure;
+  return EXIT.ok;
 }

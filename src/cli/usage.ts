@@ -11,6 +11,9 @@ export class UsageError extends Error {
 
 export const DEFAULT_CONFIG = "configs/collectors.yaml";
 
+/** 0 ok, 1 runtime failure (including undelivered events), 2 usage or config error. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
 export const HELP: Record<string, string> = {
   main: `tapio-collectors: a per-node Kubernetes event agent that publishes to NATS / JetStream
 

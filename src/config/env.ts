@@ -12,6 +12,11 @@
 // not expanded again and cannot contain "}". YAML reads the file before any
 // expansion, so a reference must fit the scalar around it: inside [...] or
 // {...} quote it ("${VAR}"), and an unquoted one cannot contain ": " or " #".
+//
+// Two rules of the loader (parse.ts) build on this: a mapping value that is
+// only references and expands to "" leaves its key out (an optional setting
+// from an unset variable takes its default), and a list-typed key such as
+// nats.url splits an expanded scalar on commas into items.
 
 export type Env = Readonly<Record<string, string | undefined>>;
 

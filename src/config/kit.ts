@@ -46,11 +46,15 @@ export function number(min: number, max = Infinity): Schema<number> {
   );
 }
 
-/** "250ms", "30s", "5m", "1h", "1m30s"; also a bare 0, which needs no unit. */
-export function duration(): Schema<Duration> {
-  return parsed("a duration like 250ms, 30s, 5m or 1h", (x) => {
-    if (x === 0) return new Duration(0);
-    return typeof x === "string" ? Duration.parse(x) : undefined;
+/**
+ * "250ms", "30s", "5m", "1h", "1m30s"; also a bare 0, which needs no unit.
+ * `positive` rejects zero, for timeouts, waits and backoffs that 0 would break.
+ */
+export function duration(options: { readonly positive?: boolean } = {}): Schema<Duration> {
+  const { positive = false } = options;
+  return parsed(`a duration ${positive ? "above 0 " : ""}like 250ms, 30s, 5m or 1h`, (x) => {
+    const found = x === 0 ? new Duration(0) : typeof x === "string" ? Duration.parse(x) : undefined;
+    return found && (!positive || found.ms > 0) ? found : undefined;
   });
 }
 
@@ -142,6 +146,10 @@ export function strictObject<const E extends v.ObjectEntries>(
   const base = v.object(entries, objectMessage);
   // Only lends its identity (kind and type) to the unknown-key issues.
   const strict = v.strictObject(entries);
+  // v._standardSchema and v._addIssue are valibot internals (the "_" prefix),
+  // free to change in any release: that is why package.json pins valibot to
+  // an exact version. Check this function and test/config/kit.test.ts before
+  // upgrading it.
   return v._standardSchema<v.ObjectSchema<E, typeof objectMessage>>({
     ...base,
     "~run"(dataset, config) {

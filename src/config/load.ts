@@ -6,8 +6,8 @@ import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import type { Env } from "./env.ts";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { fallbackMessage } from "./kit.ts";
-import { isPlainMapping, parseConfigYaml, type Location, type Position } from "./parse.ts";
-import { configSchema, type Config } from "./schema.ts";
+import { isPlainMapping, parseConfigYaml, type ParsedConfig, type Position } from "./parse.ts";
+import { COMMA_LIST_KEYS, configSchema, type Config } from "./schema.ts";
 
 export async function loadConfigFile(file: string, registry: CollectorRegistry, env: Env = process.env): Promise<Config> {
   let text: string;
@@ -22,10 +22,26 @@ export async function loadConfigFile(file: string, registry: CollectorRegistry, 
 
 /** `file` only names the source in messages. */
 export function loadConfigText(text: string, file: string, registry: CollectorRegistry, env: Env = process.env): Config {
-  const { value, locations } = parseConfigYaml(text, file, env);
+  const parsed = parseConfigYaml(text, file, env, { commaLists: COMMA_LIST_KEYS });
+  const { value, expansionIssues } = parsed;
+  // Validation runs even when some references could not be expanded, so every
+  // problem is reported at once; what it finds where a value is missing
+  // because its expansion failed only repeats the expansion error.
+  const failedPaths = expansionIssues.map((issue) => issue.path);
   const result = v.safeParse(configSchema(registry), value, { abortEarly: false, message: fallbackMessage });
-  if (result.success) return result.output;
-  throw new ConfigError(result.issues.map((issue) => locate(issue, value, locations, file)));
+  const schemaIssues = (result.success ? [] : result.issues)
+    .filter((issue) => !failedPaths.some((failed) => isAtOrBelow(issuePath(issue), failed)))
+    .map((issue) => locate(issue, parsed, file));
+  if (!result.success || expansionIssues.length > 0) throw new ConfigError([...expansionIssues, ...schemaIssues]);
+  return result.output;
+}
+
+function issuePath(issue: v.BaseIssue<unknown>): string {
+  return (issue.path ?? []).map((item) => String(item.key)).join(".");
+}
+
+function isAtOrBelow(path: string, ancestor: string): boolean {
+  return ancestor === "" || path === ancestor || path.startsWith(`${ancestor}.`);
 }
 
 function child(node: unknown, key: string): { found: boolean; value?: unknown } {
@@ -36,11 +52,14 @@ function child(node: unknown, key: string): { found: boolean; value?: unknown } 
 /**
  * Where an issue belongs in the file: at the value for a bad value, at the key
  * for an unknown key (and for rules about a key's presence), at the enclosing
- * mapping's key for a missing key.
+ * mapping's key for a missing key, at the key itself for one left out because
+ * it expanded to nothing.
  */
-function locate(issue: v.BaseIssue<unknown>, root: unknown, locations: ReadonlyMap<string, Location>, file: string): ConfigIssue {
+function locate(issue: v.BaseIssue<unknown>, parsed: ParsedConfig, file: string): ConfigIssue {
+  const { locations, emptied } = parsed;
   const keys = (issue.path ?? []).map((item) => String(item.key));
-  let node = root;
+  let message = issue.message;
+  let node: unknown = parsed.value;
   let depth = 0;
   for (const key of keys) {
     const next = child(node, key);
@@ -60,9 +79,13 @@ function locate(issue: v.BaseIssue<unknown>, root: unknown, locations: ReadonlyM
     // (`url: x` as `[x]`): the problem is the scalar itself.
     path = foundPath;
     position = location?.value;
+  } else if (emptied.has(fullPath)) {
+    // Written, but left out because it expanded to "": at the key, saying so.
+    position = locations.get(fullPath)?.key;
+    message = `${message} (${emptied.get(fullPath)} is empty)`;
   } else {
     position = location?.key;
   }
   const { line, column } = position ?? location?.value ?? { line: 1, column: 1 };
-  return { file, line, column, path, message: issue.message };
+  return { file, line, column, path, message };
 }

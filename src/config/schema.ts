@@ -22,31 +22,81 @@ function rule<T>(check: (mapping: Record<string, unknown>, report: (key: string,
   });
 }
 
-const orchestratorSchema = strictObject(
-  {
-    workers: v.optional(integer(1, 64), 4),
-    /** events the queue holds */
-    buffer_size: v.optional(integer(1, 10_000_000), 10_000),
-    /** bytes the queue holds */
-    buffer_bytes: v.optional(byteSize({ min: 1 }), 64 * 1024 * 1024),
-    log_level: v.optional(picklist(LOG_LEVELS), "info"),
-    shutdown_timeout: v.optional(duration(), "30s"),
-    /** how long a failed collector waits before it is restarted, doubling from initial up to max */
-    restart_backoff: v.nullish(
-      v.pipe(
-        strictObject({ initial: v.optional(duration(), "1s"), max: v.optional(duration(), "1m") }),
-        rule(({ initial, max }, report) => {
-          if (initial instanceof Duration && max instanceof Duration && initial.ms > max.ms) {
-            report("initial", `initial (${initial}) must not be longer than max (${max})`);
-          }
-        }),
+export const WHEN_FULL = ["block", "drop_newest", "drop_oldest"] as const;
+const DEFAULT_BUFFER_EVENTS = 10_000;
+const DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024;
+
+const bufferSchema = strictObject({
+  /** memory: full speed, spill to the spool only when NATS cannot take events; disk: every event through the spool */
+  type: v.optional(picklist(["memory", "disk"]), "memory"),
+  /** events the queue holds (short form: orchestrator.buffer_size) */
+  max_events: v.optional(integer(1, 10_000_000)),
+  /** bytes the queue holds (short form: orchestrator.buffer_bytes) */
+  max_bytes: v.optional(byteSize({ min: 1 })),
+  /** when the queue is full: slow the collectors down, or drop (counted) */
+  when_full: v.optional(picklist(WHEN_FULL), "block"),
+});
+
+const orchestratorSchema = v.pipe(
+  strictObject(
+    {
+      workers: v.optional(integer(1, 64), 4),
+      /** short form of buffer.max_events, as in the design document */
+      buffer_size: v.optional(integer(1, 10_000_000)),
+      /** short form of buffer.max_bytes */
+      buffer_bytes: v.optional(byteSize({ min: 1 })),
+      buffer: v.nullish(bufferSchema, {}),
+      log_level: v.optional(picklist(LOG_LEVELS), "info"),
+      shutdown_timeout: v.optional(duration({ positive: true }), "30s"),
+      /** how long a failed collector waits before it is restarted, doubling from initial up to max */
+      restart_backoff: v.nullish(
+        v.pipe(
+          strictObject({
+            initial: v.optional(duration({ positive: true }), "1s"),
+            max: v.optional(duration({ positive: true }), "1m"),
+          }),
+          rule(({ initial, max }, report) => {
+            if (initial instanceof Duration && max instanceof Duration && initial.ms > max.ms) {
+              report("initial", `initial (${initial}) must not be longer than max (${max})`);
+            }
+          }),
+        ),
+        {},
       ),
-      {},
-    ),
-  },
-  // The first design nested nats under orchestrator; old configs still do.
-  { hints: { nats: "nats settings go at the top level, not under orchestrator" } },
+    },
+    // The first design nested nats under orchestrator; old configs still do.
+    { hints: { nats: "nats settings go at the top level, not under orchestrator" } },
+  ),
+  rule((o, report) => {
+    const buffer = isPlainMapping(o.buffer) ? o.buffer : {};
+    if (o.buffer_size !== undefined && buffer.max_events !== undefined) {
+      report("buffer_size", "buffer_size is the short form of buffer.max_events; set only one");
+    }
+    if (o.buffer_bytes !== undefined && buffer.max_bytes !== undefined) {
+      report("buffer_bytes", "buffer_bytes is the short form of buffer.max_bytes; set only one");
+    }
+  }),
+  // One place holds the queue's bounds after loading: orchestrator.buffer.
+  v.transform(({ buffer_size, buffer_bytes, buffer, ...rest }) => ({
+    ...rest,
+    buffer: {
+      type: buffer.type,
+      max_events: buffer.max_events ?? buffer_size ?? DEFAULT_BUFFER_EVENTS,
+      max_bytes: buffer.max_bytes ?? buffer_bytes ?? DEFAULT_BUFFER_BYTES,
+      when_full: buffer.when_full,
+    },
+  })),
 );
+
+const spoolSchema = strictObject({
+  /** without a spool, events wait in memory for NATS and are lost if the agent dies */
+  enabled: v.optional(bool(), true),
+  path: v.optional(nonEmptyString(), "/var/lib/tapio-collectors/spool.db"),
+  max_bytes: v.optional(byteSize({ min: 1024 * 1024 }), 1024 * 1024 * 1024),
+  when_full: v.optional(picklist(WHEN_FULL), "block"),
+  /** how long a batch may wait for NATS (disconnected, slow acks) before it is written to the spool */
+  spill_after: v.optional(duration({ positive: true }), "2s"),
+});
 
 /** nats://host:port, tls://host:port (port optional with a scheme; user:password@ allowed) or host:port. */
 function isNatsUrl(value: string): boolean {
@@ -69,6 +119,14 @@ function isNatsUrl(value: string): boolean {
 }
 
 const natsUrl = text("a NATS server URL like nats://host:4222, tls://host:4222 or host:4222", isNatsUrl);
+
+/**
+ * List-typed keys whose value, written as one scalar with an environment
+ * reference, is split on commas after expansion: `url: ${NATS_URL}` with
+ * NATS_URL=nats://a:4222,nats://b:4222 gives two URLs. Anywhere else an
+ * environment value stays one scalar's text.
+ */
+export const COMMA_LIST_KEYS: ReadonlySet<string> = new Set(["nats.url"]);
 
 // Publishing appends ".<collector>" to the prefix, so it must be literal tokens.
 const SUBJECT_PREFIX = /^[^\s.*>]+(?:\.[^\s.*>]+)*$/;
@@ -102,11 +160,21 @@ const natsSchema = v.pipe(
     name: v.optional(nonEmptyString(), "tapio-collectors"),
     /** -1 reconnects forever */
     max_reconnects: v.optional(integer(-1), -1),
-    reconnect_wait: v.optional(duration(), "2s"),
+    reconnect_wait: v.optional(duration({ positive: true }), "2s"),
     /** connect and ack timeout */
-    timeout: v.optional(duration(), "5s"),
+    timeout: v.optional(duration({ positive: true }), "5s"),
     /** unacknowledged publishes at once */
     max_in_flight: v.optional(integer(1, 65_536), 256),
+    /** per destination subject: open after failure_threshold failures in a row, probe after open_for */
+    circuit_breaker: v.nullish(
+      strictObject({
+        failure_threshold: v.optional(integer(1, 1000), 5),
+        open_for: v.optional(duration({ positive: true }), "5s"),
+        /** a probe that has not answered by then counts as failed */
+        probe_timeout: v.optional(duration({ positive: true }), "10s"),
+      }),
+      {},
+    ),
     token: v.optional(nonEmptyString()),
     username: v.optional(nonEmptyString()),
     password: v.optional(nonEmptyString()),
@@ -175,6 +243,7 @@ export function configSchema(registry: CollectorRegistry) {
   return strictObject({
     orchestrator: v.nullish(orchestratorSchema, {}),
     nats: v.nullish(natsSchema, {}),
+    spool: v.nullish(spoolSchema, {}),
     collectors: collectorsSchema(registry),
   });
 }
@@ -182,3 +251,4 @@ export function configSchema(registry: CollectorRegistry) {
 export type Config = v.InferOutput<ReturnType<typeof configSchema>>;
 export type OrchestratorConfig = Config["orchestrator"];
 export type NatsConfig = Config["nats"];
+export type SpoolConfig = Config["spool"];

@@ -1,5 +1,5 @@
 // Turns what a collector emits into queue-ready bytes, once per event.
-import { SEVERITIES, type CollectorEvent, type EventInput, type QueuedEvent } from "./event.ts";
+import { SEVERITIES, type CollectorEvent, type EventInput, type EventMetadata, type QueuedEvent } from "./event.ts";
 
 const SEVERITY_SET: ReadonlySet<string> = new Set(SEVERITIES);
 const utf8 = new TextEncoder();
@@ -41,11 +41,16 @@ export function newEventId(): string {
 
 /** One per collector: knows its name and subject, so the per-event work is small. */
 export class EventEncoder {
+  /** the metadata of events that bring none: built once, serialised many times */
+  readonly #bareMetadata: EventMetadata;
+
   constructor(
     readonly collector: string,
     readonly subject: string,
     readonly maxEventBytes: number,
-  ) {}
+  ) {
+    this.#bareMetadata = { attributes: { collector_name: collector } };
+  }
 
   encode(input: EventInput): QueuedEvent {
     if (typeof input?.type !== "string" || input.type === "") {
@@ -63,12 +68,9 @@ export class EventEncoder {
       source: this.collector,
       severity: input.severity,
       event_data: input.event_data ?? {},
-      metadata: {
-        ...metadata,
-        attributes: metadata?.attributes
-          ? { ...metadata.attributes, collector_name: this.collector }
-          : { collector_name: this.collector },
-      },
+      metadata: metadata
+        ? { ...metadata, attributes: { ...metadata.attributes, collector_name: this.collector } }
+        : this.#bareMetadata,
       k8s_context: input.k8s_context,
       correlation_hints: input.correlation_hints,
       trace_context: input.trace_context,

@@ -12,29 +12,32 @@ import { AuthorizationError, type NatsConnection, type Status } from "@nats-io/n
 import { connect } from "@nats-io/transport-node";
 import type { NatsConfig } from "../config/schema.ts";
 import { connectionOptions } from "./connect.ts";
-import { PublisherError } from "./errors.ts";
+import { PublisherClosedError, PublisherError } from "./errors.ts";
 import { LogThrottle } from "../log.ts";
 import { sleep, withTimeout } from "../wait.ts";
 
 export interface ConnectionState {
   readonly connected: boolean;
+  /** gave up for good (reconnects exhausted, start failed) or closed */
+  readonly closed: boolean;
   readonly server?: string;
   readonly reconnects: number;
   readonly lastError?: string;
 }
 
-const LOG_INTERVAL_MS = 10_000;
 
 export class ConnectionManager {
   readonly #config: NatsConfig;
   readonly #log: Logger;
   readonly #closing = new AbortController();
-  readonly #throttle = new LogThrottle(LOG_INTERVAL_MS);
+  readonly #throttle = new LogThrottle();
   readonly #waiters = new Set<(connected: boolean) => void>();
   readonly #reconnectListeners: Array<() => void> = [];
   #nc: NatsConnection | undefined;
   #watching: Promise<void> | undefined;
   #connected = false;
+  /** start() gave up: rejected credentials, bad files, max_reconnects reached */
+  #failed = false;
   #server: string | undefined;
   #reconnects = 0;
   #lastError: string | undefined;
@@ -49,10 +52,6 @@ export class ConnectionManager {
     return this.#closing.signal;
   }
 
-  get connected(): boolean {
-    return this.#connected;
-  }
-
   /** The connection; only after start() resolved. */
   get nc(): NatsConnection {
     if (!this.#nc) throw new Error("NATS connection used before start() resolved");
@@ -60,7 +59,13 @@ export class ConnectionManager {
   }
 
   state(): ConnectionState {
-    return { connected: this.#connected, server: this.#server, reconnects: this.#reconnects, lastError: this.#lastError };
+    return {
+      connected: this.#connected,
+      closed: this.#closing.signal.aborted || this.#failed || (this.#nc?.isClosed() ?? false),
+      server: this.#server,
+      reconnects: this.#reconnects,
+      lastError: this.#lastError,
+    };
   }
 
   /** Records a publish failure, so status() shows the latest problem of either kind. */
@@ -80,6 +85,15 @@ export class ConnectionManager {
    * out of retries and close().
    */
   async start(): Promise<NatsConnection> {
+    try {
+      return await this.#connectFirst();
+    } catch (err) {
+      this.#failed = true;
+      throw err;
+    }
+  }
+
+  async #connectFirst(): Promise<NatsConnection> {
     const options = connectionOptions(this.#config);
     const servers = this.#config.url.join(", ");
     const max = this.#config.max_reconnects;
@@ -100,11 +114,11 @@ export class ConnectionManager {
         // up to 20% jitter spreads a node fleet's agents that all wait for the same server
         const wait = this.#config.reconnect_wait.ms * (1 + Math.random() / 5);
         if (await sleep(wait, this.#closing.signal)) continue;
-        throw new PublisherError("publisher closed before NATS was reached", { cause: err });
+        throw new PublisherClosedError("publisher closed before NATS was reached", { cause: err });
       }
       if (this.#closing.signal.aborted) {
         await nc.close();
-        throw new PublisherError("publisher closed before NATS was reached");
+        throw new PublisherClosedError("publisher closed before NATS was reached");
       }
       this.#nc = nc;
       this.#connected = true;

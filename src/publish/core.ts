@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { headers, type MsgHdrs, type NatsConnection, type PublishOptions } from "@nats-io/nats-core";
 import type { NatsConfig } from "../config/schema.ts";
 import type { QueuedEvent } from "../event/event.ts";
-import { backoffDelay } from "./backoff.ts";
+import { backoffDelay } from "../backoff.ts";
 import { classifyError, isPermanent } from "./classify.ts";
 import type { ConnectionManager } from "./connection.ts";
 import { outcome, type Publisher, type PublisherStatus, type PublishErrorListener, type PublishOutcome, type Rejection } from "./publisher.ts";
@@ -26,6 +26,7 @@ export class CorePublisher implements Publisher {
   readonly #options: PublishOptions = { headers: this.#headers };
   /** resolves true once connected, false if start() failed for good */
   readonly #ready = Promise.withResolvers<boolean>();
+  #isReady = false;
 
   constructor(config: NatsConfig, log: Logger, connection: ConnectionManager, onError?: PublishErrorListener) {
     this.#config = config;
@@ -36,6 +37,7 @@ export class CorePublisher implements Publisher {
   async start(): Promise<void> {
     try {
       await this.#connection.start();
+      this.#isReady = true;
       this.#ready.resolve(true);
     } catch (err) {
       this.#ready.resolve(false);
@@ -46,7 +48,7 @@ export class CorePublisher implements Publisher {
   /** A batch is confirmed only as a whole, by the flush: until then all of it is undelivered. */
   async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
     const rejected: Rejection[] = [];
-    if ((await unlessAborted(this.#ready.promise, signal)) !== true) return outcome(batch, rejected);
+    if (!this.#isReady && (await unlessAborted(this.#ready.promise, signal)) !== true) return outcome(batch, rejected);
     let pending = batch;
     for (let attempt = 0; pending.length > 0 && !signal.aborted; attempt++) {
       if (attempt > 0 && !(await sleep(backoffDelay(attempt - 1), signal))) break;

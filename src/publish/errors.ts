@@ -3,9 +3,11 @@
 // not cover our subjects). Transient trouble is retried, never thrown.
 
 export class PublisherError extends Error {
-  override readonly name = "PublisherError";
-
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
+    this.name = new.target.name;
   }
 }
+
+/** start() ended because close() was called first (shutdown while NATS was away): not a failure. */
+export class PublisherClosedError extends PublisherError {}

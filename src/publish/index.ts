@@ -25,5 +25,5 @@ export function createPublisher(config: NatsConfig, opts: CreatePublisherOptions
 }
 
 export { PUBLISH_ERROR_REASONS, type PublishErrorReason } from "./classify.ts";
-export { PublisherError } from "./errors.ts";
+export { PublisherClosedError, PublisherError } from "./errors.ts";
 export type { Publisher, PublisherStatus, PublishErrorListener } from "./publisher.ts";

@@ -10,10 +10,10 @@ import type { Logger } from "pino";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConfig } from "../config/schema.ts";
 import type { QueuedEvent } from "../event/event.ts";
-import { backoffDelay } from "./backoff.ts";
+import { backoffDelay } from "../backoff.ts";
 import { classifyError, isPermanent, type PublishErrorReason } from "./classify.ts";
 import type { ConnectionManager } from "./connection.ts";
-import { PublisherError } from "./errors.ts";
+import { PublisherClosedError, PublisherError } from "./errors.ts";
 import { outcome, type Publisher, type PublisherStatus, type PublishErrorListener, type PublishOutcome, type Rejection } from "./publisher.ts";
 import { FailureReporter } from "./report.ts";
 import { Semaphore } from "./semaphore.ts";
@@ -69,17 +69,21 @@ export class JetStreamPublisher implements Publisher {
         return js;
       } catch (err) {
         if (err instanceof PublisherError) throw err;
+        if (this.#connection.state().closed) {
+          throw new PublisherError(`NATS connection closed before the JetStream stream was ready: ${(err as Error).message}`, { cause: err });
+        }
         this.#failures.setupFailed("stream setup", classifyError(err), err as Error);
         if (!(await sleep(backoffDelay(attempt), this.#connection.closing))) {
-          throw new PublisherError("publisher closed before the JetStream stream was ready", { cause: err });
+          throw new PublisherClosedError("publisher closed before the JetStream stream was ready", { cause: err });
         }
       }
     }
   }
 
   /**
-   * On an abort mid-round, the whole round counts as undelivered: some of it
-   * may be stored already, and a later replay is deduplicated by its msg id.
+   * On an abort mid-round, events acknowledged so far count as delivered;
+   * those still in flight count as undelivered (if the server stores them
+   * anyway, a replay is deduplicated by its msg id).
    */
   async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
     const rejected: Rejection[] = [];
@@ -90,8 +94,13 @@ export class JetStreamPublisher implements Publisher {
       if (attempt > 0 && !(await sleep(backoffDelay(attempt - 1), signal))) break;
       if (!(await this.#connection.waitConnected(signal))) break;
       if (this.#streamStale) await unlessAborted(this.#checkStream(), signal);
-      const next = await unlessAborted(this.#round(js, pending, signal, rejected), signal);
-      if (next === ABORTED) break;
+      const acked = new Uint8Array(pending.length);
+      const next = await unlessAborted(this.#round(js, pending, signal, rejected, acked), signal);
+      if (next === ABORTED) {
+        // What the server confirmed before the abort is delivered; the rest is not (yet).
+        pending = pending.filter((_, i) => acked[i] === 0);
+        break;
+      }
       pending = next;
     }
     return outcome(pending, rejected);
@@ -106,18 +115,19 @@ export class JetStreamPublisher implements Publisher {
   }
 
   /** Publishes `events` once each; resolves with the ones to retry. */
-  async #round(js: JetStreamClient, events: readonly QueuedEvent[], signal: AbortSignal, rejected: Rejection[]): Promise<readonly QueuedEvent[]> {
+  async #round(js: JetStreamClient, events: readonly QueuedEvent[], signal: AbortSignal, rejected: Rejection[], acked: Uint8Array): Promise<readonly QueuedEvent[]> {
     const failed: Failure[] = [];
-    await Promise.all(events.map((event) => this.#publishOne(js, event, signal, failed)));
+    await Promise.all(events.map((event, i) => this.#publishOne(js, event, i, signal, failed, acked)));
     return failed.length === 0 ? [] : this.#triage(failed, rejected);
   }
 
-  async #publishOne(js: JetStreamClient, event: QueuedEvent, signal: AbortSignal, failed: Failure[]): Promise<void> {
+  async #publishOne(js: JetStreamClient, event: QueuedEvent, index: number, signal: AbortSignal, failed: Failure[], acked: Uint8Array): Promise<void> {
     if (!this.#permits.tryAcquire()) await this.#permits.acquire();
     try {
       // an abort while this waited for a permit: publish() has already returned
       if (signal.aborted) return;
       await js.publish(event.subject, event.bytes, { msgID: event.id });
+      acked[index] = 1;
     } catch (error) {
       failed.push({ event, error: error as Error });
     } finally {

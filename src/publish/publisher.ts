@@ -6,6 +6,8 @@ export interface PublisherStatus {
   /** "core" | "jetstream" | "stdout" */
   readonly mode: string;
   readonly connected: boolean;
+  /** gave up for good (reconnects exhausted, start failed) or closed: nothing more will be delivered */
+  readonly closed: boolean;
   /** the server currently connected to, if any */
   readonly server?: string;
   /** last publish or connection error message, if any */

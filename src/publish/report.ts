@@ -7,13 +7,12 @@ import { isPermanent, type PublishErrorReason } from "./classify.ts";
 import type { ConnectionManager } from "./connection.ts";
 import { LogThrottle } from "../log.ts";
 
-const LOG_INTERVAL_MS = 10_000;
 
 export class FailureReporter {
   readonly #log: Logger;
   readonly #connection: ConnectionManager;
   readonly #onError: PublishErrorListener | undefined;
-  readonly #throttle = new LogThrottle(LOG_INTERVAL_MS);
+  readonly #throttle = new LogThrottle();
 
   constructor(log: Logger, connection: ConnectionManager, onError: PublishErrorListener | undefined) {
     this.#log = log;

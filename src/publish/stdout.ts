@@ -43,7 +43,7 @@ export class StdoutPublisher implements Publisher {
   }
 
   status(): PublisherStatus {
-    return { mode: "stdout", connected: true, reconnects: 0, lastError: this.#lastError };
+    return { mode: "stdout", connected: true, closed: false, reconnects: 0, lastError: this.#lastError };
   }
 
   async close(): Promise<void> {}

@@ -111,8 +111,10 @@ describe("expansion in a config file", () => {
     expect(load("nats:\n  name: $$42\n").nats.name).toBe("$42");
   });
 
-  test("an unset variable in an unquoted scalar is empty, so null", () => {
-    expect(errors("orchestrator:\n  workers: ${WORKERS}\n")).toEqual(["test.yaml:2:12 orchestrator.workers: expected an integer from 1 to 64, got null"]);
+  test("an unset variable in an unquoted list item is empty, so null", () => {
+    expect(errors("nats:\n  url:\n    - ${URL}\n")).toEqual([
+      "test.yaml:3:7 nats.url.0: expected a NATS server URL like nats://host:4222, tls://host:4222 or host:4222, got null",
+    ]);
   });
 
   test("${VAR:?message} is an error at the reference, naming the variable", () => {
@@ -128,10 +130,39 @@ describe("expansion in a config file", () => {
     ]);
   });
 
-  test("every expansion error is reported, before validation", () => {
+  test("expansion errors are reported along with validation errors, in file order", () => {
+    expect(errors("orchestrator:\n  workers: abc\n  log_level: ${UNSET:?msg}\nnats:\n  urll: x\n")).toEqual([
+      'test.yaml:2:12 orchestrator.workers: expected an integer from 1 to 64, got "abc"',
+      "test.yaml:3:14 orchestrator.log_level: environment variable UNSET is not set: msg",
+      'test.yaml:5:3 nats.urll: unknown key "urll" (did you mean "url"?)',
+    ]);
     expect(errors("orchestrator:\n  workers: nope\nnats:\n  name: ${A:?a}\n  subject: ${B:?b}\n")).toEqual([
+      'test.yaml:2:12 orchestrator.workers: expected an integer from 1 to 64, got "nope"',
       "test.yaml:4:9 nats.name: environment variable A is not set: a",
       "test.yaml:5:12 nats.subject: environment variable B is not set: b",
+    ]);
+  });
+
+  test("validation says nothing more where an expansion failed, at the path or below it", () => {
+    // a required key: no "missing required key" on top of the expansion error
+    expect(errors("collectors:\n  files:\n    config:\n      paths: ${PATHS:?where to read}\n")).toEqual([
+      "test.yaml:4:14 collectors.files.config.paths: environment variable PATHS is not set: where to read",
+    ]);
+    // a list item, and a whole section given as one failed reference
+    expect(errors('nats:\n  url: ["${A:?a}"]\ncollectors:\n  files: ${F:?f}\n')).toEqual([
+      "test.yaml:2:10 nats.url.0: environment variable A is not set: a",
+      "test.yaml:4:10 collectors.files: environment variable F is not set: f",
+    ]);
+  });
+
+  test("a failed expansion at the top level", () => {
+    expect(errors("${CONFIG:?no config}\n")).toEqual(["test.yaml:1:1 (root): environment variable CONFIG is not set: no config"]);
+  });
+
+  test("expansion errors come along with broken structure", () => {
+    expect(errors("nats:\n  name: ${A:?a}\n  url: *nowhere\n")).toEqual([
+      "test.yaml:2:9 nats.name: environment variable A is not set: a",
+      "test.yaml:3:8 nats.url: unknown alias *nowhere",
     ]);
   });
 
@@ -142,8 +173,69 @@ describe("expansion in a config file", () => {
 
   test("keys are not expanded", () => {
     expect(errors("orchestrator:\n  ${KEY}: 4\n", { KEY: "workers" })).toEqual([
-      'test.yaml:2:3 orchestrator.${KEY}: unknown key "${KEY}" (known keys: workers, buffer_size, buffer_bytes, log_level, shutdown_timeout, restart_backoff)',
+      'test.yaml:2:3 orchestrator.${KEY}: unknown key "${KEY}" (known keys: workers, buffer_size, buffer_bytes, buffer, log_level, shutdown_timeout, restart_backoff)',
     ]);
+  });
+
+  test("a key whose value is only references that expand to nothing is left out", () => {
+    // optional secrets from variables that may be unset
+    for (const token of ["${NATS_TOKEN}", "${NATS_TOKEN:-}", '"${NATS_TOKEN}"', "'${NATS_TOKEN}'", "${NATS_TOKEN}${OTHER}"]) {
+      expect(load(`nats:\n  token: ${token}\n`).nats).not.toHaveProperty("token");
+    }
+    expect(load("nats:\n  token: ${NATS_TOKEN}\n", { NATS_TOKEN: "" }).nats).not.toHaveProperty("token");
+    expect(load("nats:\n  token: ${NATS_TOKEN}\n", { NATS_TOKEN: "s3cret" }).nats.token).toBe("s3cret");
+    // a default applies, as if the key were not written
+    expect(load("orchestrator:\n  workers: ${WORKERS}\n").orchestrator.workers).toBe(4);
+    expect(load("collectors:\n  files:\n    config: {paths: /x, api_token: '${API_TOKEN}'}\n").collectors.files?.config).toEqual({ paths: ["/x"] });
+  });
+
+  test("an empty value written in the file, or text around a reference, is still a value", () => {
+    expect(errors('nats:\n  token: ""\n')).toEqual(['test.yaml:2:10 nats.token: expected a non-empty string, got ""']);
+    expect(errors("nats:\n  token:\n")).toEqual(["test.yaml:2:9 nats.token: expected a non-empty string, got null"]);
+    expect(errors('nats:\n  token: " ${NATS_TOKEN}"\n')).toEqual(['test.yaml:2:10 nats.token: expected a non-empty string, got " "']);
+    expect(load("nats:\n  token: x${NATS_TOKEN}\n").nats.token).toBe("x");
+  });
+
+  test("a required key that expanded to nothing is missing, said at the key", () => {
+    expect(errors("collectors:\n  files:\n    config:\n      paths: ${PATHS}\n")).toEqual([
+      'test.yaml:4:7 collectors.files.config.paths: missing required key "paths" (${PATHS} is empty)',
+    ]);
+    // and rules see it absent
+    expect(errors("nats:\n  username: tapio\n  password: ${NATS_PASSWORD}\n")).toEqual([
+      "test.yaml:2:3 nats.username: username is set without password; set both or neither",
+    ]);
+  });
+
+  test("a key left out still counts for duplicates", () => {
+    expect(errors('collectors:\n  1: ${A}\n  "1": {}\n')).toEqual(['test.yaml:3:3 collectors.1: duplicate key "1"']);
+  });
+
+  test("nats.url takes several comma-separated URLs from one variable", () => {
+    const env = { NATS_URL: "nats://a:4222,nats://b:4222" };
+    expect(load("nats:\n  url: ${NATS_URL}\n", env).nats.url).toEqual(["nats://a:4222", "nats://b:4222"]);
+    expect(load('nats:\n  url: "${NATS_URL}"\n', env).nats.url).toEqual(["nats://a:4222", "nats://b:4222"]);
+    // trimmed, empty items dropped
+    expect(load("nats:\n  url: ${NATS_URL}\n", { NATS_URL: " nats://a:4222 , ,tls://b:4222, " }).nats.url).toEqual(["nats://a:4222", "tls://b:4222"]);
+    expect(load("nats:\n  url: nats://${HOST}:4222\n", { HOST: "n" }).nats.url).toEqual(["nats://n:4222"]);
+    // unset: the default
+    expect(load("nats:\n  url: ${NATS_URL}\n").nats.url).toEqual(["nats://127.0.0.1:4222"]);
+  });
+
+  test("each URL from a variable is validated, the error at the scalar", () => {
+    expect(errors("nats:\n  url: ${NATS_URL}\n", { NATS_URL: "nats://a:4222,http://b:80" })).toEqual([
+      'test.yaml:2:8 nats.url.1: expected a NATS server URL like nats://host:4222, tls://host:4222 or host:4222, got "http://b:80"',
+    ]);
+    expect(errors("nats:\n  url: ${NATS_URL}\n", { NATS_URL: " , " })).toEqual([
+      "test.yaml:2:8 nats.url: expected at least one NATS server URL, got an empty list",
+    ]);
+  });
+
+  test("commas split nothing else: not written ones, not other keys", () => {
+    expect(errors("nats:\n  url: nats://a:4222,nats://b:4222\n")[0]).toStartWith('test.yaml:2:8 nats.url: expected a NATS server URL like');
+    expect(errors("nats:\n  url:\n    - ${NATS_URL}\n", { NATS_URL: "a:1,b:2" })).toEqual([
+      'test.yaml:3:7 nats.url.0: expected a NATS server URL like nats://host:4222, tls://host:4222 or host:4222, got "a:1,b:2"',
+    ]);
+    expect(load("collectors:\n  files:\n    config: {paths: '${P}'}\n", { P: "/a,/b" }).collectors.files?.config).toEqual({ paths: ["/a,/b"] });
   });
 
   test("a reference in a block list", () => {

@@ -47,6 +47,15 @@ describe("kit", () => {
     }
   });
 
+  test("duration above 0", () => {
+    const positive = duration({ positive: true });
+    expect(run(positive, "1ms")).toEqual(new Duration(1));
+    for (const zero of [0, "0", "0s", "0ms", "0m0s", "0.0001ms"]) {
+      expect(run(positive, zero)).toEqual([`: expected a duration above 0 like 250ms, 30s, 5m or 1h, got ${JSON.stringify(zero)}`]);
+    }
+    expect(run(positive, "soon")).toEqual([': expected a duration above 0 like 250ms, 30s, 5m or 1h, got "soon"']);
+  });
+
   test("byteSize", () => {
     expect(run(byteSize(), 1024)).toBe(1024);
     expect(run(byteSize(), "512KB")).toBe(512_000);

@@ -12,8 +12,7 @@ describe("defaults", () => {
     const config = load("orchestrator:\n");
     expect(config.orchestrator).toEqual({
       workers: 4,
-      buffer_size: 10_000,
-      buffer_bytes: 67_108_864,
+      buffer: { type: "memory", max_events: 10_000, max_bytes: 67_108_864, when_full: "block" },
       log_level: "info",
       shutdown_timeout: new Duration(30_000),
       restart_backoff: { initial: new Duration(1000), max: new Duration(60_000) },
@@ -28,6 +27,14 @@ describe("defaults", () => {
       reconnect_wait: new Duration(2000),
       timeout: new Duration(5000),
       max_in_flight: 256,
+      circuit_breaker: { failure_threshold: 5, open_for: new Duration(5000), probe_timeout: new Duration(10_000) },
+    });
+    expect(config.spool).toEqual({
+      enabled: true,
+      path: "/var/lib/tapio-collectors/spool.db",
+      max_bytes: 1024 ** 3,
+      when_full: "block",
+      spill_after: new Duration(2000),
     });
     expect(config.collectors).toEqual({});
   });
@@ -62,8 +69,7 @@ describe("values", () => {
     const config = await loadConfigFile(join(fixtures, "full.yaml"), testRegistry(), {});
     expect(config.orchestrator).toEqual({
       workers: 8,
-      buffer_size: 50_000,
-      buffer_bytes: 128 * 1024 * 1024,
+      buffer: { type: "memory", max_events: 50_000, max_bytes: 128 * 1024 * 1024, when_full: "block" },
       log_level: "debug",
       shutdown_timeout: new Duration(90_000),
       restart_backoff: { initial: new Duration(500), max: new Duration(30_000) },
@@ -78,6 +84,7 @@ describe("values", () => {
       reconnect_wait: new Duration(1000),
       timeout: new Duration(10_000),
       max_in_flight: 1024,
+      circuit_breaker: { failure_threshold: 5, open_for: new Duration(5000), probe_timeout: new Duration(10_000) },
       creds_file: "/etc/nats/tapio.creds",
       tls: { ca_file: "/etc/nats/ca.pem", cert_file: "/etc/nats/cert.pem", key_file: "/etc/nats/key.pem", insecure_skip_verify: false },
     });
@@ -96,14 +103,32 @@ describe("values", () => {
   });
 
   test("byte sizes: decimal and binary units, -1 for unlimited", () => {
-    expect(load("orchestrator: {buffer_bytes: 512KB}\n").orchestrator.buffer_bytes).toBe(512_000);
-    expect(load("orchestrator: {buffer_bytes: 64MiB}\n").orchestrator.buffer_bytes).toBe(67_108_864);
-    expect(load("orchestrator: {buffer_bytes: 1G}\n").orchestrator.buffer_bytes).toBe(1_000_000_000);
+    expect(load("orchestrator: {buffer_bytes: 512KB}\n").orchestrator.buffer.max_bytes).toBe(512_000);
+    expect(load("orchestrator: {buffer_bytes: 64MiB}\n").orchestrator.buffer.max_bytes).toBe(67_108_864);
+    expect(load("orchestrator: {buffer: {max_bytes: 1G}}\n").orchestrator.buffer.max_bytes).toBe(1_000_000_000);
     expect(load("nats: {stream: {max_bytes: -1}}\n").nats.stream.max_bytes).toBe(-1);
+  });
+
+  test("buffer_size and buffer_bytes are the short forms of buffer.max_events and buffer.max_bytes", () => {
+    expect(load("orchestrator: {buffer_size: 500, buffer: {type: disk, when_full: drop_oldest}}\n").orchestrator.buffer).toEqual({
+      type: "disk",
+      max_events: 500,
+      max_bytes: 67_108_864,
+      when_full: "drop_oldest",
+    });
+    expect(errors("orchestrator:\n  buffer_size: 5\n  buffer: {max_events: 6}\n")).toEqual([
+      "test.yaml:2:3 orchestrator.buffer_size: buffer_size is the short form of buffer.max_events; set only one",
+    ]);
+    expect(errors("orchestrator:\n  buffer: {type: tape}\n")[0]).toContain('orchestrator.buffer.type: expected one of memory, disk, got "tape"');
   });
 
   test("max_age: 0 needs no unit", () => {
     expect(load("nats: {stream: {max_age: 0}}\n").nats.stream.max_age).toEqual(new Duration(0));
+  });
+
+  test("max_age and duplicate_window may be 0", () => {
+    const { stream } = load("nats: {stream: {max_age: 0s, duplicate_window: 0}}\n").nats;
+    expect([stream.max_age, stream.duplicate_window]).toEqual([new Duration(0), new Duration(0)]);
   });
 
   test("anchors and aliases resolve", () => {
@@ -217,8 +242,36 @@ describe("errors", () => {
 
   test("a bad duration", () => {
     expect(errors("orchestrator:\n  shutdown_timeout: 30 seconds\n  restart_backoff:\n    max: 30\n")).toEqual([
-      'test.yaml:2:21 orchestrator.shutdown_timeout: expected a duration like 250ms, 30s, 5m or 1h, got "30 seconds"',
-      "test.yaml:4:10 orchestrator.restart_backoff.max: expected a duration like 250ms, 30s, 5m or 1h, got 30",
+      'test.yaml:2:21 orchestrator.shutdown_timeout: expected a duration above 0 like 250ms, 30s, 5m or 1h, got "30 seconds"',
+      "test.yaml:4:10 orchestrator.restart_backoff.max: expected a duration above 0 like 250ms, 30s, 5m or 1h, got 30",
+    ]);
+  });
+
+  test("a zero duration where 0 would break things", () => {
+    const yaml = [
+      "orchestrator:",
+      "  shutdown_timeout: 0s",
+      "  restart_backoff: {initial: 0, max: 0ms}",
+      "nats:",
+      "  timeout: 0s",
+      "  reconnect_wait: 0",
+      "  circuit_breaker:",
+      "    open_for: 0m",
+      "    probe_timeout: 0h",
+      "spool:",
+      "  spill_after: 0s",
+      "",
+    ].join("\n");
+    const expected = "expected a duration above 0 like 250ms, 30s, 5m or 1h";
+    expect(errors(yaml)).toEqual([
+      `test.yaml:2:21 orchestrator.shutdown_timeout: ${expected}, got "0s"`,
+      `test.yaml:3:30 orchestrator.restart_backoff.initial: ${expected}, got 0`,
+      `test.yaml:3:38 orchestrator.restart_backoff.max: ${expected}, got "0ms"`,
+      `test.yaml:5:12 nats.timeout: ${expected}, got "0s"`,
+      `test.yaml:6:19 nats.reconnect_wait: ${expected}, got 0`,
+      `test.yaml:8:15 nats.circuit_breaker.open_for: ${expected}, got "0m"`,
+      `test.yaml:9:20 nats.circuit_breaker.probe_timeout: ${expected}, got "0h"`,
+      `test.yaml:11:16 spool.spill_after: ${expected}, got "0s"`,
     ]);
   });
 

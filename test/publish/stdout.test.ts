@@ -32,7 +32,7 @@ test("stdout: writes each batch as valid NDJSON in one write", async () => {
   const lines = text.split("\n").slice(0, -1);
   expect(lines.length).toBe(25);
   expect(lines.map((line) => (JSON.parse(line) as { event_id: string }).event_id)).toEqual(events.map((e) => e.id));
-  expect(publisher.status()).toEqual({ mode: "stdout", connected: true, reconnects: 0, lastError: undefined });
+  expect(publisher.status()).toEqual({ mode: "stdout", connected: true, closed: false, reconnects: 0, lastError: undefined });
   await publisher.close();
 });
 

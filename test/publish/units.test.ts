@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import { NoRespondersError, RequestError, TimeoutError, InvalidArgumentError, ClosedConnectionError } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { subjectsCover } from "../../src/publish/subjects.ts";
-import { backoffDelay, PUBLISH_BACKOFF } from "../../src/publish/backoff.ts";
+import { backoffDelay, PUBLISH_BACKOFF } from "../../src/backoff.ts";
 import { Semaphore } from "../../src/publish/semaphore.ts";
 import { LogThrottle } from "../../src/log.ts";
 import { classifyError } from "../../src/publish/classify.ts";

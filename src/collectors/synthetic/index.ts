@@ -1,5 +1,6 @@
 // A load generator, like Vector's demo source: for tests, benchmarks and demos.
 import type { EventInput } from "../../event/event.ts";
+import { EventEncoder } from "../../event/encode.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { syntheticConfigSchema, type SyntheticConfig } from "./schema.ts";
 
@@ -7,17 +8,14 @@ import { syntheticConfigSchema, type SyntheticConfig } from "./schema.ts";
 const TICK_MS = 10;
 /** At rate 0, yield to the event loop this often so I/O keeps flowing. */
 const YIELD_EVERY = 512;
-/** What one event weighs besides its padding, estimated from a representative event. */
+/** What one event weighs besides its padding, measured with the real encoder. */
 function envelopeBytes(config: SyntheticConfig, name: string): number {
-  return JSON.stringify({
-    event_id: "01936b2e-0000-7000-8000-000000000000",
-    timestamp: "2026-11-25T12:00:00.123456789Z",
+  const sample = new EventEncoder(name, name, Number.MAX_SAFE_INTEGER).encode({
     type: config.type,
-    source: name,
     severity: config.severity,
-    event_data: { custom: { seq: "0000000000", padding: "" } },
-    metadata: { attributes: { collector_name: name } },
-  }).length;
+    event_data: { custom: { seq: "0000000", padding: "" } },
+  });
+  return sample.bytes.byteLength;
 }
 
 export class SyntheticCollector implements Collector {

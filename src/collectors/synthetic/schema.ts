@@ -8,8 +8,8 @@ export const syntheticConfigSchema = v.optional(
     rate: v.optional(number(0, 10_000_000), 10),
     /** events in all; 0 = unbounded (with --once: one second's worth) */
     count: v.optional(integer(0, Number.MAX_SAFE_INTEGER), 0),
-    /** approximate size of each event's JSON */
-    payload_bytes: v.optional(integer(128, 1_000_000), 512),
+    /** approximate size of each event's JSON; below about 250 bytes an event is just its envelope */
+    payload_bytes: v.optional(integer(256, 1_000_000), 512),
     /** the event type */
     type: v.optional(nonEmptyString(), "synthetic.event"),
     severity: v.optional(picklist(SEVERITIES), "info"),
