@@ -1,0 +1,114 @@
+// Opens the SQLite file behind a spool: creates it with the right layout, or
+// checks that an existing file is a spool this release can read, and takes
+// the lock that keeps a second agent out.
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { SpoolError, errorText, isBusy, toSpoolError } from "./errors.ts";
+import { lockHolderPid } from "./lock-holder.ts";
+
+/** Marks the file as ours ("tapi"), so another program's SQLite file is refused, not adopted. */
+const APPLICATION_ID = 0x74617069;
+/** PRAGMA user_version of the layout below; a file with another version is refused. */
+const SCHEMA_VERSION = 1;
+
+// seq is AUTOINCREMENT so a number is never reused, even after the table
+// emptied: a caller still holding a peeked row must not delete a newer one.
+const SCHEMA = `CREATE TABLE spool (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  subject TEXT NOT NULL,
+  id TEXT NOT NULL,
+  collector TEXT NOT NULL,
+  data BLOB NOT NULL,
+  spooled_at INTEGER NOT NULL
+)`;
+const COLUMNS = "seq,subject,id,collector,data,spooled_at";
+
+/**
+ * 32 KiB pages: a row never spans pages, so a page wastes what is left after
+ * its last whole row. With 4 KiB pages a 1 KiB event costs ~1.4 KiB of file;
+ * with 32 KiB the waste stays under ~20% for events up to 4 KiB, and bulk
+ * inserts of 1 KiB events ran 3x faster. The price: a small commit writes
+ * bigger WAL frames.
+ */
+const PAGE_SIZE = 32768;
+/** A second opener must fail fast, not hang: the holder keeps its lock until it exits. */
+const BUSY_TIMEOUT_MS = 100;
+/** Checkpoint the WAL every 4 MiB (128 pages) instead of SQLite's 1000 pages (32 MiB here). */
+const WAL_AUTOCHECKPOINT_PAGES = 128;
+/** And cut it back to that size after a checkpoint, or it keeps its high-water mark on disk. */
+const JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024;
+
+/** Opens (creating if needed) the spool file at `path`, locked for this process until closed. */
+export function openSpoolFile(path: string): Database {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (err) {
+    throw new SpoolError(path, `cannot create the directory of spool ${path}: ${errorText(err)}`, { cause: err });
+  }
+  let db: Database;
+  try {
+    db = new Database(path, { create: true, readwrite: true, strict: true });
+  } catch (err) {
+    throw toSpoolError(path, "open", err);
+  }
+  try {
+    setUp(db, path);
+    return db;
+  } catch (err) {
+    closeQuietly(db);
+    if (!isBusy(err)) throw toSpoolError(path, "open", err);
+    const pid = lockHolderPid(path);
+    throw new SpoolError(path, `spool ${path} is in use by another tapio-collectors process${pid === undefined ? "" : ` (pid ${pid})`}`, { cause: err });
+  }
+}
+
+/** The error that made the open fail is the one to report, not a second one from closing. */
+export function closeQuietly(db: Database): void {
+  try {
+    db.close(true);
+  } catch {}
+}
+
+function setUp(db: Database, path: string): void {
+  db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  // Set before the first read and before WAL mode: the connection then never
+  // releases its file lock, and keeps the WAL index in its own memory (no -shm).
+  db.run("PRAGMA locking_mode = EXCLUSIVE");
+  const fresh = checkIdentity(db, path);
+  if (fresh) {
+    // Only take effect before the first table is created.
+    db.run(`PRAGMA page_size = ${PAGE_SIZE}`);
+    db.run("PRAGMA auto_vacuum = INCREMENTAL");
+  }
+  const mode = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get()?.journal_mode;
+  if (mode !== "wal") throw new SpoolError(path, `cannot open spool ${path}: SQLite refused WAL mode (journal_mode is ${mode})`);
+  // In WAL mode NORMAL loses nothing when the process dies, only on a power cut.
+  db.run("PRAGMA synchronous = NORMAL");
+  db.run(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+  db.run(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
+  // A write transaction, fresh file or not: it fails with SQLITE_BUSY now,
+  // not on the first append, if another process holds the file.
+  db.transaction(() => {
+    if (!fresh) return;
+    db.run(SCHEMA);
+    db.run(`PRAGMA application_id = ${APPLICATION_ID}`);
+    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+/** True for an empty file (a new spool); throws if the file holds anything but a spool of our version. */
+function checkIdentity(db: Database, path: string): boolean {
+  const appId = db.query<{ application_id: number }, []>("PRAGMA application_id").get()?.application_id ?? 0;
+  const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
+  const tables = db.query<{ n: number }, []>("SELECT count(*) AS n FROM sqlite_schema").get()?.n ?? 0;
+  if (appId === 0 && version === 0 && tables === 0) return true;
+  const notOurs = `${path} is not a tapio-collectors spool`;
+  if (appId !== APPLICATION_ID) throw new SpoolError(path, `${notOurs} (an SQLite database of another program): move it aside or choose another spool path`);
+  if (version !== SCHEMA_VERSION) {
+    throw new SpoolError(path, `spool ${path} has layout version ${version}, this tapio-collectors reads version ${SCHEMA_VERSION} (written by another release?): move it aside or use that release to drain it`);
+  }
+  const columns = db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('spool')").all().map((c) => c.name).join(",");
+  if (columns !== COLUMNS) throw new SpoolError(path, `${notOurs} (table "spool" has columns ${columns || "none"}): move it aside`);
+  return false;
+}

@@ -1,0 +1,367 @@
+// The persistent outbox: events that cannot be published now wait here, in
+// order, and a row is deleted only once the server acknowledged its event.
+// One SQLite file (see file.ts), bounded in bytes, one transaction per batch.
+import type { Database, Statement } from "bun:sqlite";
+import { statSync } from "node:fs";
+import type { Logger } from "pino";
+import type { QueuedEvent } from "../event/event.ts";
+import { SpoolError, errorText, toSpoolError } from "./errors.ts";
+import { closeQuietly, openSpoolFile } from "./file.ts";
+
+export { SpoolError } from "./errors.ts";
+
+export type SpoolWhenFull = "block" | "drop_newest" | "drop_oldest";
+
+export interface SpoolOptions {
+  path: string;
+  /** bound on the spool's size, counted as payload + ROW_OVERHEAD per row */
+  maxBytes: number;
+  whenFull: SpoolWhenFull;
+  log: Logger;
+}
+
+export interface SpooledEvent extends QueuedEvent {
+  /** position in the spool: replay order, and the key remove() deletes by */
+  readonly seq: number;
+  /** ms since epoch when written */
+  readonly spooledAt: number;
+}
+
+export interface SpoolDrop {
+  readonly event: QueuedEvent;
+  readonly reason: "spool_full" | "spool_full_oldest" | "too_large_for_spool";
+}
+
+export interface AppendResult {
+  /**
+   * How many of `events`, from the start, the spool took: wrote, or dropped
+   * (listed in `dropped`). Always all of them, except with "block": then
+   * events[appended] is the first that did not fit; wait for space
+   * (waitForSpace) and append the rest again.
+   */
+  readonly appended: number;
+  /**
+   * Events dropped: too large for the spool on their own (any policy); with
+   * drop_newest, the ones that did not fit; with drop_oldest, the oldest rows
+   * deleted to make room, then any older events of this batch that did not fit.
+   */
+  readonly dropped: readonly SpoolDrop[];
+}
+
+export interface SpoolStats {
+  depth: number;
+  /** payload + ROW_OVERHEAD per row, the quantity maxBytes bounds */
+  bytes: number;
+  /** ms since epoch when the oldest row was written */
+  oldestAt: number | undefined;
+  /** the file and its write-ahead log on disk */
+  fileBytes: number;
+}
+
+/**
+ * What a row costs beyond its payload, so `bytes` follows the file's growth:
+ * subject, id and collector (~60 bytes for a typical subject, a 36-character
+ * UUID and a collector name) plus ~25 bytes of rowid, timestamp, record header
+ * and cell pointer; measured at ~90 bytes a row. Not counted: the part of a
+ * page too small for the next row (see PAGE_SIZE in file.ts) and the WAL.
+ */
+export const ROW_OVERHEAD = 96;
+/** An emptied spool gives its pages back at most this often, not on every remove() of a busy drain. */
+const RECLAIM_INTERVAL_MS = 1000;
+/** drop_oldest reads the rows it deletes (to report them) in chunks of this many. */
+const EVICT_CHUNK = 256;
+
+const PEEK_COLUMNS = "seq, subject, id, collector, data AS bytes, spooled_at AS spooledAt";
+
+interface Change {
+  readonly depth: number;
+  readonly bytes: number;
+}
+
+interface Waiter {
+  readonly need: number;
+  settle(ok: boolean): void;
+}
+
+export class Spool {
+  readonly #path: string;
+  readonly #db: Database;
+  readonly #maxBytes: number;
+  readonly #whenFull: SpoolWhenFull;
+  readonly #log: Logger;
+  // Kept in memory so stats() and the full check cost nothing; the table is
+  // only counted once, on open.
+  #depth: number;
+  #bytes: number;
+  readonly #insert: Statement<unknown, [string, string, string, Uint8Array, number]>;
+  readonly #peek: Statement<SpooledEvent, [number]>;
+  readonly #peekSkipping: Statement<SpooledEvent, [string, number]>;
+  readonly #delete: Statement<unknown, [number]>;
+  readonly #deleteThrough: Statement<unknown, [number]>;
+  readonly #oldestAt: Statement<{ spooledAt: number }, []>;
+  readonly #appendTx: (events: readonly QueuedEvent[], now: number) => AppendResult & Change;
+  readonly #removeTx: (events: readonly SpooledEvent[]) => Change;
+  readonly #waiters = new Set<Waiter>();
+  #lastReclaim = 0;
+  #reclaimTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  /** Creates the directory and file if missing; throws SpoolError if the file cannot be used. */
+  static open(options: SpoolOptions): Spool {
+    const db = openSpoolFile(options.path);
+    try {
+      return new Spool(db, options);
+    } catch (err) {
+      closeQuietly(db);
+      throw toSpoolError(options.path, "open", err);
+    }
+  }
+
+  private constructor(db: Database, o: SpoolOptions) {
+    this.#db = db;
+    this.#path = o.path;
+    this.#maxBytes = o.maxBytes;
+    this.#whenFull = o.whenFull;
+    this.#log = o.log;
+    this.#insert = db.prepare("INSERT INTO spool (subject, id, collector, data, spooled_at) VALUES (?, ?, ?, ?, ?)");
+    this.#peek = db.prepare(`SELECT ${PEEK_COLUMNS} FROM spool ORDER BY seq LIMIT ?`);
+    // One statement for any set of subjects: they come in as a JSON array.
+    this.#peekSkipping = db.prepare(`SELECT ${PEEK_COLUMNS} FROM spool WHERE subject NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`);
+    this.#delete = db.prepare("DELETE FROM spool WHERE seq = ?");
+    this.#deleteThrough = db.prepare("DELETE FROM spool WHERE seq <= ?");
+    this.#oldestAt = db.prepare("SELECT spooled_at AS spooledAt FROM spool ORDER BY seq LIMIT 1");
+    this.#appendTx = db.transaction((events: readonly QueuedEvent[], now: number) => this.#write(events, now));
+    this.#removeTx = db.transaction((events: readonly SpooledEvent[]) => this.#deleteRows(events));
+    // Visits every page of the table: a damaged file fails here, at open.
+    const count = db.query<{ depth: number; data: number }, []>("SELECT count(*) AS depth, coalesce(sum(length(data)), 0) AS data FROM spool").get();
+    this.#depth = count?.depth ?? 0;
+    this.#bytes = (count?.data ?? 0) + this.#depth * ROW_OVERHEAD;
+    this.#log.info({ path: o.path, depth: this.#depth, bytes: this.#bytes, maxBytes: o.maxBytes, whenFull: o.whenFull }, "spool opened");
+  }
+
+  /** Writes `events` in one transaction, as far as max_bytes and the when_full policy allow. */
+  append(events: readonly QueuedEvent[]): AppendResult {
+    this.#checkOpen();
+    if (events.length === 0) return { appended: 0, dropped: [] };
+    let result: AppendResult & Change;
+    try {
+      result = this.#appendTx(events, Date.now());
+    } catch (err) {
+      throw toSpoolError(this.#path, "append to", err);
+    }
+    this.#depth = result.depth;
+    this.#bytes = result.bytes;
+    return { appended: result.appended, dropped: result.dropped };
+  }
+
+  /** Up to `limit` of the oldest rows, in spool order, leaving out those whose subject is in `skipSubjects`. */
+  peek(limit: number, skipSubjects?: ReadonlySet<string>): SpooledEvent[] {
+    this.#checkOpen();
+    // SQLite reads a negative LIMIT as "no limit"
+    if (limit <= 0) return [];
+    try {
+      return skipSubjects && skipSubjects.size > 0 ? this.#peekSkipping.all(JSON.stringify([...skipSubjects]), limit) : this.#peek.all(limit);
+    } catch (err) {
+      throw toSpoolError(this.#path, "read", err);
+    }
+  }
+
+  /** Deletes acknowledged rows in one transaction. Rows already gone (drop_oldest) are skipped. */
+  remove(events: readonly SpooledEvent[]): void {
+    this.#checkOpen();
+    if (events.length === 0) return;
+    let removed: Change;
+    try {
+      removed = this.#removeTx(events);
+    } catch (err) {
+      throw toSpoolError(this.#path, "remove from", err);
+    }
+    this.#depth -= removed.depth;
+    this.#bytes -= removed.bytes;
+    for (const waiter of this.#waiters) if (this.#fits(waiter.need)) waiter.settle(true);
+    if (this.#depth === 0) this.#reclaimSoon();
+  }
+
+  /**
+   * Resolves true once an event with a payload of `bytes` would fit, false if
+   * `signal` aborts or the spool closes first. An event too large to ever fit
+   * resolves true at once: append() drops it.
+   */
+  waitForSpace(bytes: number, signal: AbortSignal): Promise<boolean> {
+    if (this.#closed || signal.aborted) return Promise.resolve(false);
+    const need = bytes + ROW_OVERHEAD;
+    if (need > this.#maxBytes || this.#fits(need)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const onAbort = () => waiter.settle(false);
+      const waiter: Waiter = {
+        need,
+        settle: (ok) => {
+          this.#waiters.delete(waiter);
+          signal.removeEventListener("abort", onAbort);
+          resolve(ok);
+        },
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.add(waiter);
+    });
+  }
+
+  stats(): SpoolStats {
+    this.#checkOpen();
+    let oldestAt: number | undefined;
+    try {
+      oldestAt = this.#depth > 0 ? this.#oldestAt.get()?.spooledAt : undefined;
+    } catch (err) {
+      throw toSpoolError(this.#path, "read", err);
+    }
+    return { depth: this.#depth, bytes: this.#bytes, oldestAt, fileBytes: fileSize(this.#path) + fileSize(`${this.#path}-wal`) };
+  }
+
+  /** Releases the file and its lock; pending waitForSpace calls resolve false. */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#reclaimTimer !== undefined) {
+      clearTimeout(this.#reclaimTimer);
+      this.#reclaimTimer = undefined;
+      if (this.#depth === 0) this.#reclaim();
+    }
+    this.#closed = true;
+    for (const waiter of this.#waiters) waiter.settle(false);
+    try {
+      // true: finalize our prepared statements too, or SQLite keeps the file (and its lock) open
+      this.#db.close(true);
+    } catch (err) {
+      throw toSpoolError(this.#path, "close", err);
+    }
+  }
+
+  #fits(need: number): boolean {
+    return this.#bytes + need <= this.#maxBytes;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new SpoolError(this.#path, `spool ${this.#path} is closed`);
+  }
+
+  // Runs inside the append transaction: the in-memory counts change only
+  // after it committed, from what this returns.
+  #write(events: readonly QueuedEvent[], now: number): AppendResult & Change {
+    const max = this.#maxBytes;
+    const dropped: SpoolDrop[] = [];
+    let depth = this.#depth;
+    let bytes = this.#bytes;
+    let start = 0;
+    if (this.#whenFull === "drop_oldest") {
+      const kept = newestThatFit(events, max);
+      start = kept.start;
+      const excess = bytes + kept.need - max;
+      if (excess > 0) {
+        const evicted = this.#evict(excess, dropped);
+        depth -= evicted.depth;
+        bytes -= evicted.bytes;
+      }
+      for (let i = 0; i < start; i++) {
+        const event = events[i]!;
+        dropped.push({ event, reason: rowSize(event) > max ? "too_large_for_spool" : "spool_full_oldest" });
+      }
+    }
+    for (let i = start; i < events.length; i++) {
+      const event = events[i]!;
+      const size = rowSize(event);
+      if (size > max) {
+        dropped.push({ event, reason: "too_large_for_spool" });
+        continue;
+      }
+      if (bytes + size > max) {
+        if (this.#whenFull === "block") return { appended: i, dropped, depth, bytes };
+        dropped.push({ event, reason: "spool_full" });
+        continue;
+      }
+      this.#insert.run(event.subject, event.id, event.collector, event.bytes, now);
+      depth++;
+      bytes += size;
+    }
+    return { appended: events.length, dropped, depth, bytes };
+  }
+
+  /** Deletes the oldest rows until at least `excess` bytes are free, reporting each in `dropped`. */
+  #evict(excess: number, dropped: SpoolDrop[]): Change {
+    let depth = 0;
+    let bytes = 0;
+    while (bytes < excess) {
+      const rows = this.#peek.all(EVICT_CHUNK);
+      if (rows.length === 0) break;
+      let through = 0;
+      for (const row of rows) {
+        dropped.push({ event: row, reason: "spool_full_oldest" });
+        depth++;
+        bytes += rowSize(row);
+        through = row.seq;
+        if (bytes >= excess) break;
+      }
+      this.#deleteThrough.run(through);
+    }
+    return { depth, bytes };
+  }
+
+  #deleteRows(events: readonly SpooledEvent[]): Change {
+    let depth = 0;
+    let bytes = 0;
+    for (const event of events) {
+      if (this.#delete.run(event.seq).changes === 0) continue;
+      depth++;
+      bytes += rowSize(event);
+    }
+    return { depth, bytes };
+  }
+
+  #reclaimSoon(): void {
+    if (this.#reclaimTimer !== undefined) return;
+    const wait = this.#lastReclaim + RECLAIM_INTERVAL_MS - Date.now();
+    if (wait <= 0) {
+      this.#reclaim();
+      return;
+    }
+    this.#reclaimTimer = setTimeout(() => {
+      this.#reclaimTimer = undefined;
+      if (this.#depth === 0) this.#reclaim();
+    }, wait);
+    this.#reclaimTimer.unref();
+  }
+
+  /** Gives the free pages back to the file system and empties the WAL. */
+  #reclaim(): void {
+    this.#lastReclaim = Date.now();
+    try {
+      this.#db.run("PRAGMA incremental_vacuum");
+      this.#db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch (err) {
+      // Costs only disk space, until the spool empties again.
+      this.#log.warn({ path: this.#path, err: errorText(err) }, "spool: cannot reclaim disk space");
+    }
+  }
+}
+
+function rowSize(event: QueuedEvent): number {
+  return event.bytes.byteLength + ROW_OVERHEAD;
+}
+
+/**
+ * drop_oldest keeps the newest events of a batch that fit in `max` together:
+ * those from `start` on, `need` bytes. Events too large on their own are
+ * dropped wherever they are, and take no room.
+ */
+function newestThatFit(events: readonly QueuedEvent[], max: number): { start: number; need: number } {
+  let need = 0;
+  for (let i = events.length - 1; i >= 0; i--) {
+    const size = rowSize(events[i]!);
+    if (size > max) continue;
+    if (need + size > max) return { start: i + 1, need };
+    need += size;
+  }
+  return { start: 0, need };
+}
+
+function fileSize(path: string): number {
+  return statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+}
