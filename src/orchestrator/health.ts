@@ -14,10 +14,17 @@ export class CollectorHealth {
   accepted = 0;
   /** events confirmed by the publisher */
   published = 0;
-  /** accepted events the publisher dropped because NATS can never take them (also in `dropped`) */
-  rejected = 0;
-  /** drops by reason: before acceptance (queue_full, invalid_event, ...) and rejections */
+  /** accepted events written to the spool (they are published later, or discarded) */
+  spooled = 0;
+  /**
+   * accepted events dropped later (also in `dropped` by reason): NATS can
+   * never take them, or a full queue or spool with a drop policy made room
+   */
+  discarded = 0;
+  /** drops by reason: before acceptance (queue_full, invalid_event, ...) and discards */
   readonly dropped = new Map<string, number>();
+  /** the runner that currently reports for this name */
+  owner: unknown;
 
   constructor(readonly name: string) {}
 
@@ -31,10 +38,10 @@ export class CollectorHealth {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + count);
   }
 
-  /** An accepted event that NATS can never take. */
-  reject(reason: string): void {
-    this.rejected++;
-    this.drop(reason);
+  /** An accepted event dropped later. */
+  discard(reason: string, count = 1): void {
+    this.discarded += count;
+    this.drop(reason, count);
   }
 
   error(message: string): void {
@@ -51,9 +58,10 @@ export class CollectorHealth {
       last_error: this.lastError,
       last_error_time: this.lastErrorAt ? new Date(this.lastErrorAt).toISOString() : undefined,
       restarts: this.restarts,
-      events_emitted: this.accepted + this.droppedTotal - this.rejected,
+      events_emitted: this.accepted + this.droppedTotal - this.discarded,
       events_accepted: this.accepted,
       events_published: this.published,
+      events_spooled: this.spooled,
       events_dropped: Object.fromEntries(this.dropped),
     };
   }
@@ -71,12 +79,28 @@ export interface CollectorHealthSnapshot {
   events_emitted: number;
   events_accepted: number;
   events_published: number;
+  events_spooled: number;
   events_dropped: Record<string, number>;
 }
 
-/** Health of every collector that ran since start, by configured name. */
+export interface DeliveryTotals {
+  accepted: number;
+  published: number;
+  discarded: number;
+  spooled: number;
+  /** all drops: before acceptance and discards */
+  dropped: number;
+}
+
+/** Health of every collector that ran since start, by configured name, and publish errors by reason. */
 export class HealthTracker {
   readonly #collectors = new Map<string, CollectorHealth>();
+  /** failed publish attempts by reason (timeout, permission, stream_full, ...), counted in events */
+  readonly publishErrors = new Map<string, number>();
+
+  publishError(reason: string, events: number): void {
+    this.publishErrors.set(reason, (this.publishErrors.get(reason) ?? 0) + events);
+  }
 
   /** The record for `name`, kept across restarts and re-registration so counters add up. */
   collector(name: string): CollectorHealth {
@@ -92,15 +116,21 @@ export class HealthTracker {
     return [...this.#collectors.values()];
   }
 
-  /** Every accepted event is published, rejected, or still in the agent: accepted = published + rejected + in flight. */
-  totals(): { accepted: number; published: number; rejected: number; dropped: number } {
-    let accepted = 0, published = 0, rejected = 0, dropped = 0;
+  /**
+   * Delivery accounting. Every accepted event (plus those inherited from a
+   * previous run's spool) is published, discarded with a reason, waiting in
+   * the spool, or still in memory: accepted + inherited = published +
+   * discarded + spool depth + in memory.
+   */
+  totals(): DeliveryTotals {
+    const t: DeliveryTotals = { accepted: 0, published: 0, discarded: 0, spooled: 0, dropped: 0 };
     for (const h of this.#collectors.values()) {
-      accepted += h.accepted;
-      published += h.published;
-      rejected += h.rejected;
-      dropped += h.droppedTotal;
+      t.accepted += h.accepted;
+      t.published += h.published;
+      t.discarded += h.discarded;
+      t.spooled += h.spooled;
+      t.dropped += h.droppedTotal;
     }
-    return { accepted, published, rejected, dropped };
+    return t;
   }
 }

@@ -1,17 +1,23 @@
 // The pipeline core: collectors -> bounded queue -> workers -> publisher.
 // It knows collectors only through the registry and the Collector contract.
 import type { Logger } from "pino";
+import * as v from "valibot";
 import type { Config } from "../config/schema.ts";
-import type { QueuedEvent } from "../event/event.ts";
-import type { Publisher, Rejection } from "../publish/publisher.ts";
+import type { Publisher } from "../publish/publisher.ts";
+import { PublisherClosedError } from "../publish/errors.ts";
+import type { Spool } from "../spool/spool.ts";
+import { CircuitBreakers } from "../delivery/circuit.ts";
+import { Delivery } from "../delivery/delivery.ts";
 import type { AnyCollectorFactory } from "./collector.ts";
 import type { CollectorRegistry } from "./registry.ts";
-import { HealthTracker, type CollectorHealthSnapshot } from "./health.ts";
+import { HealthTracker, type DeliveryTotals } from "./health.ts";
 import { EventQueue } from "./queue.ts";
 import { CollectorRunner } from "./runner.ts";
 
 /** NATS's default max_payload: a larger event could never be published. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
+/** How often the agent's health is re-evaluated (and changes logged). */
+const HEALTH_CHECK_MS = 1000;
 /** How long one collector may take to stop before it is abandoned. */
 const COLLECTOR_STOP_TIMEOUT_MS = 5000;
 
@@ -19,6 +25,8 @@ export interface OrchestratorOptions {
   config: Config;
   registry: CollectorRegistry;
   publisher: Publisher;
+  /** the opened spool, when spool.enabled (see src/spool/) */
+  spool?: Spool;
   log: Logger;
   /** --once: each collector does one round */
   once?: boolean;
@@ -26,15 +34,13 @@ export interface OrchestratorOptions {
   onFatal?: (err: Error) => void;
 }
 
-export interface ShutdownReport {
-  accepted: number;
-  published: number;
-  /** accepted events NATS could never take (over max_payload, invalid) */
-  rejected: number;
-  /** all drops: before acceptance (queue_full, invalid_event, ...) and rejections */
-  dropped: number;
-  /** accepted but not confirmed by the publisher when the deadline passed */
-  left: number;
+export interface ShutdownReport extends DeliveryTotals {
+  /** events found in the spool at start (a previous run's) */
+  inherited: number;
+  /** events waiting in the spool at exit: sent on the next start */
+  inSpool: number;
+  /** accepted events neither delivered, discarded nor spooled at exit: lost (only without a spool) */
+  lost: number;
   /** collectors whose --once round failed */
   failedCollectors: string[];
 }
@@ -42,21 +48,46 @@ export interface ShutdownReport {
 export class Orchestrator {
   readonly health = new HealthTracker();
   readonly queue: EventQueue;
+  readonly breakers: CircuitBreakers;
+  readonly delivery: Delivery;
   readonly #o: OrchestratorOptions;
   readonly #runners = new Map<string, CollectorRunner>();
   readonly #workers: Promise<void>[] = [];
-  /** aborted when shutdown_timeout passes: publishers give up what is unconfirmed */
+  /** aborted when shutdown_timeout passes (or the drain is done): publishers give up, the drainer stops */
   readonly #deadline = new AbortController();
   #started = false;
   #stopping: Promise<ShutdownReport> | undefined;
+  #monitor: ReturnType<typeof setInterval> | undefined;
+  #lastProblems = "";
 
   constructor(options: OrchestratorOptions) {
     this.#o = options;
-    const { orchestrator } = options.config;
-    this.queue = new EventQueue(orchestrator.buffer_size, orchestrator.buffer_bytes);
+    const { orchestrator, nats, spool } = options.config;
+    this.queue = new EventQueue(orchestrator.buffer.max_events, orchestrator.buffer.max_bytes);
+    const cb = nats.circuit_breaker;
+    this.breakers = new CircuitBreakers({
+      failureThreshold: cb.failure_threshold,
+      openForMs: cb.open_for.ms,
+      probeTimeoutMs: cb.probe_timeout.ms,
+      onChange: (subject, from, to, reason) =>
+        (to === "open" ? options.log.warn : options.log.info).call(options.log, { subject, from, to, reason }, `circuit for ${subject} ${to.replace("_", "-")}: ${reason}`),
+    });
+    this.delivery = new Delivery({
+      publisher: options.publisher,
+      spool: options.spool,
+      spoolPath: spool.path,
+      bufferType: orchestrator.buffer.type,
+      spillAfterMs: spool.spill_after.ms,
+      breakers: this.breakers,
+      health: this.health,
+      log: options.log,
+      deadline: this.#deadline.signal,
+      drainBatch: nats.max_in_flight,
+      onFatal: (err) => options.onFatal?.(err),
+    });
   }
 
-  /** Starts the publisher, the workers and every enabled collector in the config. */
+  /** Starts the publisher, the workers, the spool drainer and every enabled collector in the config. */
   start(): void {
     if (this.#started) return;
     this.#started = true;
@@ -64,10 +95,16 @@ export class Orchestrator {
     publisher.start().then(
       () => log.info({ publisher: publisher.status() }, "publisher ready"),
       (err: Error) => {
+        // Closing the publisher at shutdown ends a start() still waiting for NATS: not a failure.
+        if (err instanceof PublisherClosedError) return;
         log.error({ err: err.message }, err.message);
         onFatal?.(err);
       },
     );
+    this.delivery.start();
+    // Health changes are logged as they happen (checked each second, cheap).
+    this.#monitor = setInterval(() => this.#watchHealth(), HEALTH_CHECK_MS);
+    this.#monitor.unref?.();
     const { workers } = config.orchestrator;
     const batch = Math.max(1, Math.floor(config.nats.max_in_flight / workers));
     for (let i = 0; i < workers; i++) this.#workers.push(this.#work(batch));
@@ -75,18 +112,49 @@ export class Orchestrator {
       if (!section.enabled) continue;
       const factory = this.#o.registry.get(name);
       if (!factory) throw new Error(`no collector registered as "${name}"`);
-      this.addCollector(name, factory, section.config);
+      this.#startRunner(name, factory, section.config);
     }
     log.info(
-      { workers, buffer_size: this.queue.maxEvents, buffer_bytes: this.queue.maxBytes, collectors: this.collectorNames() },
+      { workers, buffer: config.orchestrator.buffer, spool: this.#o.spool ? config.spool.path : false, collectors: this.collectorNames() },
       `orchestrator started with ${this.#runners.size} collector(s) and ${workers} worker(s)`,
     );
   }
 
-  /** Starts a collector while running. Its events go to `<subject>.<name>`. */
-  addCollector(name: string, factory: AnyCollectorFactory, config: unknown): void {
+  /** The agent as a whole: degraded while delivery has problems or a collector is not running. */
+  agentHealth(): { state: "healthy" | "degraded"; problems: string[] } {
+    const problems = this.delivery.problems();
+    for (const h of this.health.all()) {
+      if (h.state === "degraded" || h.state === "failed") problems.push(`collector ${h.name} ${h.state}: ${h.lastError ?? ""}`);
+    }
+    return { state: problems.length === 0 ? "healthy" : "degraded", problems };
+  }
+
+  #watchHealth(): void {
+    const { state, problems } = this.agentHealth();
+    // Spool depth changes every second while draining; compare the kinds of problems only.
+    const key = problems.map((p) => p.replace(/\d+/g, "#")).join("|");
+    if (key === this.#lastProblems) return;
+    this.#lastProblems = key;
+    if (state === "healthy") this.#o.log.info("agent healthy");
+    else this.#o.log.warn({ problems }, `agent degraded: ${problems.join("; ")}`);
+  }
+
+  /**
+   * Starts a collector while running. Its events go to `<subject>.<name>`.
+   * `config` goes through the factory's schema, as from the config file.
+   */
+  addCollector(name: string, factory: AnyCollectorFactory, rawConfig: unknown): void {
     if (this.#runners.has(name)) throw new Error(`collector "${name}" is already running`);
     if (this.#stopping) throw new Error("the orchestrator is stopping");
+    const parsed = v.safeParse(factory.configSchema, rawConfig ?? {});
+    if (!parsed.success) {
+      const problems = parsed.issues.map((i) => `${v.getDotPath(i) ?? "config"}: ${i.message}`).join("; ");
+      throw new Error(`collector "${name}": invalid config: ${problems}`);
+    }
+    this.#startRunner(name, factory, parsed.output);
+  }
+
+  #startRunner(name: string, factory: AnyCollectorFactory, config: unknown): void {
     const { config: cfg, log, once } = this.#o;
     const runner = new CollectorRunner({
       name,
@@ -99,6 +167,8 @@ export class Orchestrator {
       log: log.child({ collector: name }),
       once: once ?? false,
       backoff: cfg.orchestrator.restart_backoff,
+      whenFull: cfg.orchestrator.buffer.when_full,
+      healthOf: (collector) => this.health.collector(collector),
     });
     this.#runners.set(name, runner);
     runner.start();
@@ -123,38 +193,10 @@ export class Orchestrator {
   }
 
   async #work(batchSize: number): Promise<void> {
-    const { publisher } = this.#o;
-    const signal = this.#deadline.signal;
     for (;;) {
       const batch = await this.queue.take(batchSize);
-      if (batch.length === 0) return;
-      const { undelivered, rejected } = await publisher.publish(batch, signal);
-      if (undelivered.length === 0 && rejected.length === 0) {
-        for (let i = 0; i < batch.length; i++) this.health.collector(batch[i]!.collector).published++;
-        continue;
-      }
-      this.#account(batch, undelivered, rejected);
-      if (undelivered.length > 0) {
-        // A publisher gives up only at the deadline or when it is closed for good.
-        if (!signal.aborted) this.#publisherGaveUp();
-        return;
-      }
+      if (batch.length === 0 || !(await this.delivery.deliver(batch))) return;
     }
-  }
-
-  /** The rare path: some events of a batch were rejected or not delivered. */
-  #account(batch: readonly QueuedEvent[], undelivered: readonly QueuedEvent[], rejected: readonly Rejection[]): void {
-    const notPublished = new Set<QueuedEvent>(undelivered);
-    for (const { event, reason } of rejected) {
-      notPublished.add(event);
-      this.health.collector(event.collector).reject(reason);
-    }
-    for (const event of batch) if (!notPublished.has(event)) this.health.collector(event.collector).published++;
-  }
-
-  #publisherGaveUp(): void {
-    const reason = this.#o.publisher.status().lastError ?? "the connection is closed";
-    this.#o.onFatal?.(new Error(`the publisher stopped delivering: ${reason}`));
   }
 
   /**
@@ -167,41 +209,65 @@ export class Orchestrator {
   }
 
   async #shutdown(): Promise<ShutdownReport> {
-    const { config, publisher, log } = this.#o;
+    const { config, publisher, spool, log } = this.#o;
     const timeoutMs = config.orchestrator.shutdown_timeout.ms;
+    clearInterval(this.#monitor);
     const timer = setTimeout(() => this.#deadline.abort(), timeoutMs);
     const runners = [...this.#runners.values()];
-    log.info({ queued: this.queue.length }, `stopping ${runners.length} collector(s), then draining the queue (up to ${config.orchestrator.shutdown_timeout})`);
+    log.info(
+      { queued: this.queue.length, spool_depth: this.delivery.spoolDepth() },
+      `stopping ${runners.length} collector(s), then delivering what is queued and spooled (up to ${config.orchestrator.shutdown_timeout})`,
+    );
     await Promise.all(runners.map((r) => r.stop(Math.min(COLLECTOR_STOP_TIMEOUT_MS, timeoutMs))));
     this.queue.close();
-    await Promise.race([
-      Promise.all(this.#workers),
-      new Promise<void>((resolve) => this.#deadline.signal.addEventListener("abort", () => resolve(), { once: true })),
-    ]);
+    // Workers end when the queue is empty: each batch is published or spooled
+    // (past the deadline, straight to the spool). Without a spool they give up at the deadline.
+    await Promise.all(this.#workers);
+    await this.delivery.drained();
     clearTimeout(timer);
-    // Workers that were mid-publish at the deadline report their unconfirmed events as they return.
-    await Promise.race([Promise.all(this.#workers), Bun.sleep(1000)]);
+    this.#deadline.abort();
+    await this.delivery.stopped();
     await publisher.close().catch((err: Error) => log.warn({ err: err.message }, "closing the publisher failed"));
+    const inSpool = this.delivery.spoolDepth();
+    spool?.close();
     const totals = this.health.totals();
-    // Dropped events (rejected by NATS) were accepted too; they are not "left".
-    const left = totals.accepted - totals.published - totals.rejected;
+    const inherited = this.delivery.inherited;
+    const lost = totals.accepted + inherited - totals.published - totals.discarded - inSpool;
     const report: ShutdownReport = {
       ...totals,
-      left,
+      inherited,
+      inSpool,
+      lost,
       failedCollectors: runners.filter((r) => r.failedRound).map((r) => r.name),
     };
-    const message = left === 0
-      ? `shutdown complete: ${report.published} event(s) published, none left`
-      : `shutdown deadline passed: ${report.published} event(s) published, ${left} left undelivered`;
-    const fields = { accepted: report.accepted, published: report.published, rejected: report.rejected, dropped: report.dropped, left, failed_collectors: report.failedCollectors };
-    (left === 0 ? log.info : log.warn).call(log, fields, message);
+    const fields = {
+      accepted: totals.accepted,
+      inherited,
+      published: totals.published,
+      discarded: totals.discarded,
+      dropped: totals.dropped,
+      in_spool: inSpool,
+      lost,
+      failed_collectors: report.failedCollectors,
+    };
+    if (inSpool === 0 && lost === 0) {
+      log.info(fields, `shutdown complete: ${totals.published} event(s) published, none left`);
+    } else {
+      const where = [inSpool > 0 ? `${inSpool} left in the spool at ${config.spool.path} (sent on the next start)` : "", lost > 0 ? `${lost} lost` : ""]
+        .filter(Boolean)
+        .join(", ");
+      log.warn(fields, `shutdown deadline passed: ${totals.published} event(s) published, ${where}`);
+    }
     return report;
   }
 
-  status(): { collectors: CollectorHealthSnapshot[]; queue: { length: number; bytes: number; utilization: number; waiting: number } } {
+  status() {
     return {
       collectors: this.health.all().map((h) => h.snapshot()),
       queue: { length: this.queue.length, bytes: this.queue.bytes, utilization: this.queue.utilization, waiting: this.queue.waiting },
+      delivery: this.delivery.status(),
+      health: this.agentHealth(),
+      publish_errors: Object.fromEntries(this.health.publishErrors),
     };
   }
 }

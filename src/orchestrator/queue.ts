@@ -43,10 +43,6 @@ export class EventQueue {
     return this.#spaceWaiters.length;
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /** 0..1, the fuller of the two bounds */
   get utilization(): number {
     return Math.min(1, Math.max(this.#length / this.maxEvents, this.#bytes / this.maxBytes));
@@ -111,6 +107,18 @@ export class EventQueue {
     this.#admitWaiters();
     if (this.#length > 0) this.#wakeTaker();
     return out;
+  }
+
+  /** Removes and returns the oldest event, for the drop_oldest policy. */
+  evictOldest(): QueuedEvent | undefined {
+    if (this.#length === 0) return undefined;
+    const items = this.#items;
+    const event = items[this.#head]!;
+    items[this.#head] = undefined;
+    this.#head = (this.#head + 1) % items.length;
+    this.#length--;
+    this.#bytes -= event.bytes.byteLength;
+    return event;
   }
 
   #admitWaiters(): void {

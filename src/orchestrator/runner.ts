@@ -2,7 +2,7 @@
 // its supervision (restart with exponential backoff on throw, reject or an
 // unexpected end), isolated from every other collector.
 import type { Logger } from "pino";
-import type { EventInput } from "../event/event.ts";
+import type { EventInput, QueuedEvent } from "../event/event.ts";
 import { EventEncoder, InvalidEventError } from "../event/encode.ts";
 import type { Duration } from "../config/duration.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "./collector.ts";
@@ -10,6 +10,7 @@ import type { CollectorHealth } from "./health.ts";
 import { QueueClosedError, type EventQueue } from "./queue.ts";
 import { LogThrottle } from "../log.ts";
 import { sleep } from "../wait.ts";
+import { backoffDelay } from "../backoff.ts";
 
 /**
  * How many events a collector may have waiting for queue space before further
@@ -29,6 +30,10 @@ export interface RunnerOptions {
   log: Logger;
   once: boolean;
   backoff: { initial: Duration; max: Duration };
+  /** when the queue is full: wait (backpressure), or drop the new or the oldest event */
+  whenFull: "block" | "drop_newest" | "drop_oldest";
+  /** the health record of any collector, for events evicted by drop_oldest */
+  healthOf: (collector: string) => CollectorHealth;
 }
 
 export class CollectorRunner {
@@ -37,7 +42,7 @@ export class CollectorRunner {
   readonly #encoder: EventEncoder;
   readonly #health: CollectorHealth;
   readonly #log: Logger;
-  readonly #dropLog = new LogThrottle(10_000);
+  readonly #dropLog = new LogThrottle();
   readonly #stopping = new AbortController();
   #run: AbortController | undefined;
   #pending = 0;
@@ -52,10 +57,6 @@ export class CollectorRunner {
     this.#health = options.health;
     this.#log = options.log;
     this.#encoder = new EventEncoder(options.name, options.subject, options.maxEventBytes);
-  }
-
-  get health(): CollectorHealth {
-    return this.#health;
   }
 
   /** Starts the supervision loop; `finished` resolves when it ends. */
@@ -93,14 +94,45 @@ export class CollectorRunner {
       this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`);
       return;
     }
+    if (this.#o.whenFull !== "block") return this.#dropForRoom(event);
     if (this.#pending >= OVERFLOW_ALLOWANCE) {
       this.#dropped("queue_full", `collector ${this.name} ignores backpressure: queue full and ${OVERFLOW_ALLOWANCE} events already waiting`);
       return;
     }
+    let admitted: Promise<void>;
+    try {
+      admitted = this.#o.queue.push(event);
+    } catch (err) {
+      if (!(err instanceof QueueClosedError)) throw err;
+      this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`);
+      return;
+    }
     h.accepted++;
     this.#pending++;
-    return this.#o.queue.push(event).then(this.#admitted);
+    return admitted.then(this.#admitted);
   };
+
+  /** The queue is full and the policy says drop rather than wait. */
+  #dropForRoom(event: QueuedEvent): void {
+    const queue = this.#o.queue;
+    if (this.#o.whenFull === "drop_newest") {
+      this.#dropped("queue_full", `queue full: dropping new events of ${this.name} (buffer.when_full: drop_newest)`);
+      return;
+    }
+    while (!queue.tryPush(event)) {
+      const evicted = queue.evictOldest();
+      if (!evicted) {
+        this.#dropped("queue_full", `queue full: dropping new events of ${this.name}`);
+        return;
+      }
+      this.#o.healthOf(evicted.collector).discard("queue_full_oldest");
+    }
+    this.#health.accepted++;
+    const suppressed = this.#dropLog.take("queue_full_oldest");
+    if (suppressed !== undefined) {
+      this.#log.warn({ collector: this.name, ...(suppressed > 0 ? { suppressed } : {}) }, "queue full: dropping the oldest events (buffer.when_full: drop_oldest)");
+    }
+  }
 
   readonly #admitted = (): void => {
     this.#pending--;
@@ -137,6 +169,7 @@ export class CollectorRunner {
 
   async #supervise(): Promise<void> {
     const h = this.#health;
+    h.owner = this;
     const { initial, max } = this.#o.backoff;
     let failures = 0;
     while (!this.#stopping.signal.aborted) {
@@ -164,7 +197,7 @@ export class CollectorRunner {
       }
       // A run that lasted longer than the longest backoff was healthy: start over.
       failures = Date.now() - startedAt > max.ms ? 1 : failures + 1;
-      const delay = Math.min(max.ms, initial.ms * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4);
+      const delay = backoffDelay(failures - 1, { initialMs: initial.ms, maxMs: max.ms });
       h.restarts++;
       h.state = "failed";
       this.#log.error(
@@ -173,7 +206,8 @@ export class CollectorRunner {
       );
       await sleep(delay, this.#stopping.signal);
     }
-    if (!this.failedRound) h.state = "stopped";
+    // A collector re-added under the same name shares this record: leave its state alone.
+    if (!this.failedRound && h.owner === this) h.state = "stopped";
   }
 
   /**
@@ -194,7 +228,7 @@ export class CollectorRunner {
       clearTimeout(timer);
       if (timedOut) {
         this.#log.error({ collector: this.name }, `collector ${this.name} did not stop within ${timeoutMs}ms; abandoning it`);
-        if (!this.failedRound) this.#health.state = "stopped";
+        if (!this.failedRound && this.#health.owner === this) this.#health.state = "stopped";
       }
     }
     this.#intakeOpen = false;

@@ -1,13 +1,12 @@
 // The agent as a process against a real nats-server: --once delivery from
 // source and from the compiled binary, graceful SIGTERM, fatal stream mismatch.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type AddressInfo } from "node:net";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
+import { makeTempDir } from "../helpers/cleanup.ts";
 import { logLines, REPO, runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
 
 let server: NatsServer;
@@ -15,7 +14,7 @@ let binary: string;
 
 beforeAll(async () => {
   server = await startNatsServer({ jetstream: true });
-  binary = join(mkdtempSync(join(tmpdir(), "tapio-bin-")), "tapio-collectors");
+  binary = join(makeTempDir("bin"), "tapio-collectors");
   const build = Bun.spawnSync([process.execPath, "build.ts", "--outfile", binary], { cwd: REPO, stderr: "pipe", stdout: "pipe" });
   if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
 }, 120_000);
@@ -71,7 +70,7 @@ describe("agent against nats-server", () => {
     expect(ids.length).toBe(N);
     expect(new Set(ids).size).toBe(N);
     const done = logLines(r.stdout).find((l) => l.msg.startsWith("shutdown complete"));
-    expect(done).toMatchObject({ accepted: N, published: N, left: 0, dropped: 0 });
+    expect(done).toMatchObject({ accepted: N, published: N, in_spool: 0, lost: 0, dropped: 0 });
   }, 60_000);
 
   test("compiled binary, core mode, --once: a subscriber receives exactly N events", async () => {
@@ -109,7 +108,7 @@ describe("agent against nats-server", () => {
     expect(code).toBe(0);
     const done = logs.find((l) => l.msg.startsWith("shutdown complete"));
     expect(done).toBeDefined();
-    expect(done!.left).toBe(0);
+    expect(done).toMatchObject({ in_spool: 0, lost: 0 });
     expect(done!.published).toBeGreaterThan(500);
     const ids = await streamIds("TERM");
     expect(ids.length).toBe(done!.published);
@@ -147,7 +146,7 @@ collectors:
     try {
       expect(await proc.exited).toBe(0);
       const done = logLines(await stdout).find((l) => l.msg.startsWith("shutdown complete"));
-      expect(done).toMatchObject({ accepted: 500, published: 500, left: 0 });
+      expect(done).toMatchObject({ accepted: 500, published: 500, in_spool: 0, lost: 0 });
       const nc = await connect({ servers: late.url });
       const info = await (await jetstreamManager(nc)).streams.info("LATE");
       await nc.close();
@@ -157,19 +156,35 @@ collectors:
     }
   }, 30_000);
 
-  test("NATS never reachable: --once gives up at shutdown_timeout, says how many are left, exits 1", async () => {
+  test("NATS never reachable: --once spools at shutdown_timeout, says how many, exits 1; the next start replays them", async () => {
     const port = await freePort();
     const file = writeConfig(`
 orchestrator: { shutdown_timeout: 1s }
-nats: { url: "nats://127.0.0.1:${port}", reconnect_wait: 100ms }
+nats: { url: "nats://127.0.0.1:${port}", reconnect_wait: 100ms, subject: replay.events, stream: { name: REPLAY } }
 collectors:
   synthetic: { config: { count: 40, rate: 0 } }
 `);
-    const r = await runAgent(["--once", "-c", file]);
-    expect(r.code).toBe(1);
-    const done = logLines(r.stdout).find((l) => l.msg.startsWith("shutdown deadline passed"));
-    expect(done).toMatchObject({ accepted: 40, published: 0, left: 40 });
-    expect(done!.msg).toContain("40 left undelivered");
+    const first = await runAgent(["--once", "-c", file]);
+    expect(first.code).toBe(1);
+    const done = logLines(first.stdout).find((l) => l.msg.startsWith("shutdown deadline passed"));
+    expect(done).toMatchObject({ accepted: 40, published: 0, in_spool: 40, lost: 0 });
+    expect(done!.msg).toContain("40 left in the spool");
+
+    const later = await startNatsServer({ port });
+    try {
+      const replayFile = file.replace(/config\.yaml$/, "replay.yaml");
+      await Bun.write(replayFile, (await Bun.file(file).text()).replace("count: 40", "count: 0").replace("synthetic: {", "synthetic: { enabled: false,"));
+      const second = await runAgent(["--once", "-c", replayFile]);
+      expect(second.code).toBe(0);
+      const replayed = logLines(second.stdout).find((l) => l.msg.startsWith("shutdown complete"));
+      expect(replayed).toMatchObject({ accepted: 0, inherited: 40, published: 40, in_spool: 0, lost: 0 });
+      const nc = await connect({ servers: later.url });
+      const info = await (await jetstreamManager(nc)).streams.info("REPLAY");
+      await nc.close();
+      expect(info.state.messages).toBe(40);
+    } finally {
+      await later.stop();
+    }
   }, 30_000);
 });
 

@@ -1,7 +1,7 @@
 // Runs the agent as a real process: from source (bun src/main.ts) or a compiled binary.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { makeTempDir } from "./cleanup.ts";
 
 export const REPO = resolve(import.meta.dir, "../..");
 
@@ -34,11 +34,15 @@ export async function runAgent(args: string[], opts: Parameters<typeof spawnAgen
   return { code, stdout, stderr };
 }
 
-/** Writes a config file into a fresh temp dir and returns its path. */
+/**
+ * Writes a config file into a fresh temp dir and returns its path. A config
+ * without a `spool:` section gets one in that dir, so no test writes to the
+ * default /var/lib path.
+ */
 export function writeConfig(yaml: string, name = "config.yaml"): string {
-  const dir = mkdtempSync(join(tmpdir(), "tapio-test-"));
+  const dir = makeTempDir("agent");
   const file = join(dir, name);
-  writeFileSync(file, yaml);
+  writeFileSync(file, /^spool:/m.test(yaml) ? yaml : `${yaml}\nspool:\n  path: ${join(dir, "spool.db")}\n`);
   return file;
 }
 

@@ -11,6 +11,7 @@ export class MemoryPublisher implements Publisher {
   stalled = false;
   startError: Error | undefined;
   closed = false;
+  connected = true;
 
   async start(): Promise<void> {
     if (this.startError) throw this.startError;
@@ -34,7 +35,7 @@ export class MemoryPublisher implements Publisher {
   }
 
   status(): PublisherStatus {
-    return { mode: "memory", connected: true, reconnects: 0 };
+    return { mode: "memory", connected: this.connected, closed: this.closed, reconnects: 0 };
   }
 
   async close(): Promise<void> {

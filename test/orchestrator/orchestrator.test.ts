@@ -63,7 +63,7 @@ collectors:
     orch.start();
     await orch.roundsDone();
     const report = await orch.stop();
-    expect(report).toMatchObject({ accepted: 2500, published: 2500, dropped: 0, left: 0 });
+    expect(report).toMatchObject({ accepted: 2500, published: 2500, dropped: 0, inSpool: 0, lost: 0 });
     const events = publisher.decoded();
     expect(events.length).toBe(2500);
     expect(new Set(events.map((e) => e.event_id)).size).toBe(2500);
@@ -97,7 +97,7 @@ collectors:
     expect(orch.health.collector("synthetic").snapshot()).toMatchObject({ state: "running", restarts: 0 });
     await waitFor(() => publisher.events.filter((e) => e.collector === "synthetic").length > 100);
     const report = await orch.stop();
-    expect(report.left).toBe(0);
+    expect(report.lost).toBe(0);
     expect(publisher.events.filter((e) => e.collector === "flaky").length).toBe(4);
   });
 
@@ -126,7 +126,7 @@ collectors:
     const t0 = Date.now();
     const report = await orch.stop();
     expect(Date.now() - t0).toBeLessThan(2500);
-    expect(report).toMatchObject({ published: 300, left: 0 });
+    expect(report).toMatchObject({ published: 300, inSpool: 0, lost: 0 });
     expect(orch.health.collector("hung").state).toBe("stopped");
   });
 
@@ -145,7 +145,7 @@ collectors:
     await orch.roundsDone();
     const report = await orch.stop();
     clearInterval(sampler);
-    expect(report).toMatchObject({ accepted: 2000, published: 2000, dropped: 0, left: 0 });
+    expect(report).toMatchObject({ accepted: 2000, published: 2000, dropped: 0, inSpool: 0, lost: 0 });
     expect(maxQueued).toBeLessThanOrEqual(50);
   });
 
@@ -169,7 +169,7 @@ collectors:
     const h = orch.health.collector("flood");
     expect(h.dropped.get("queue_full")).toBe(5000 - 100 - OVERFLOW_ALLOWANCE);
     expect(h.accepted).toBe(100 + OVERFLOW_ALLOWANCE);
-    expect(report.left).toBe(0);
+    expect(report.lost).toBe(0);
     expect(report.accepted).toBe(report.published);
   });
 
@@ -228,7 +228,7 @@ collectors:
     const t0 = Date.now();
     const report = await orch.stop();
     expect(Date.now() - t0).toBeLessThan(2000);
-    expect(report).toMatchObject({ accepted: 500, published: 0, left: 500 });
+    expect(report).toMatchObject({ accepted: 500, published: 0, lost: 500 });
   });
 
   test("a --once round that fails is reported, not retried", async () => {
@@ -261,7 +261,7 @@ collectors:
     orch.start();
     await orch.roundsDone();
     const report = await orch.stop();
-    expect(report).toMatchObject({ accepted: 100, published: 98, rejected: 2, dropped: 2, left: 0 });
+    expect(report).toMatchObject({ accepted: 100, published: 98, discarded: 2, dropped: 2, inSpool: 0, lost: 0 });
     expect(orch.health.collector("synthetic").dropped.get("too_large")).toBe(2);
   });
 
@@ -280,6 +280,6 @@ collectors:
     await waitFor(() => fatal !== undefined);
     expect(fatal!.message).toContain("the publisher stopped delivering");
     const report = await orch.stop();
-    expect(report.left).toBe(10);
+    expect(report.lost).toBe(10);
   });
 });

@@ -1,0 +1,303 @@
+// Delivery: what happens to a batch the workers took from the queue. It goes
+// to NATS when NATS can take it now, and to the spool when it cannot (NATS
+// down, stream unavailable, circuit open, acks slower than spill_after), or
+// always first in disk mode. A drainer replays the spool in order and
+// removes each event only after the server confirmed it. Every accepted
+// event ends published, discarded with a reason, or in the spool.
+import type { Logger } from "pino";
+import type { QueuedEvent } from "../event/event.ts";
+import type { Publisher, PublishOutcome } from "../publish/publisher.ts";
+import type { HealthTracker } from "../orchestrator/health.ts";
+import type { Spool, SpoolDrop, SpooledEvent, SpoolStats } from "../spool/spool.ts";
+import { LogThrottle } from "../log.ts";
+import { sleep } from "../wait.ts";
+import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
+import type { CircuitBreakers, CircuitSnapshot } from "./circuit.ts";
+
+/** Drainer retry delays after a failed replay. */
+const DRAIN_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 5000 };
+/** How often an idle drainer looks again when nothing wakes it. */
+const DRAIN_IDLE_MS = 250;
+
+export interface DeliveryOptions {
+  publisher: Publisher;
+  /** absent: no spool (spool.enabled: false); events wait in memory until the shutdown deadline */
+  spool: Spool | undefined;
+  /** where the spool lives, for status and messages */
+  spoolPath: string;
+  /** disk: every event is written to the spool first */
+  bufferType: "memory" | "disk";
+  /** how long a batch may wait for NATS before it goes to the spool */
+  spillAfterMs: number;
+  breakers: CircuitBreakers;
+  health: HealthTracker;
+  log: Logger;
+  /** aborted when shutdown_timeout passes: in-flight publishes give up */
+  deadline: AbortSignal;
+  /** events the drainer replays at once (its acks in flight) */
+  drainBatch: number;
+  /** the publisher gave up for good (max_reconnects reached) */
+  onFatal: (err: Error) => void;
+}
+
+export interface DeliveryStatus {
+  nats: ReturnType<Publisher["status"]>;
+  circuits: CircuitSnapshot[];
+  spool: (SpoolStats & { path: string; oldest_age_seconds: number | undefined }) | undefined;
+}
+
+export class Delivery {
+  readonly #o: DeliveryOptions;
+  readonly #spool: Spool | undefined;
+  readonly #throttle = new LogThrottle();
+  /** events found in the spool at start, left by a previous run or a crash */
+  readonly inherited: number;
+  #drainer: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #fatal = false;
+  /** seqs of the rows the drainer is publishing now */
+  readonly #inFlight = new Set<number>();
+  /** of those, the ones drop_oldest deleted meanwhile */
+  readonly #evictedInFlight = new Set<number>();
+
+  constructor(options: DeliveryOptions) {
+    this.#o = options;
+    this.#spool = options.spool;
+    this.inherited = this.#spool?.stats().depth ?? 0;
+  }
+
+  /** Starts the drainer, which replays the spool whenever NATS takes events. */
+  start(): void {
+    if (this.#spool) this.#drainer ??= this.#drain(this.#spool);
+    if (this.inherited > 0) {
+      this.#o.log.info({ events: this.inherited }, `${this.inherited} event(s) left in the spool by a previous run will be replayed`);
+    }
+  }
+
+  /** A worker's batch. Resolves false when the worker should stop (no spool and the publisher gave up). */
+  async deliver(batch: readonly QueuedEvent[]): Promise<boolean> {
+    const spool = this.#spool;
+    if (!spool) return this.#deliverWithoutSpool(batch);
+    const { publisher, deadline } = this.#o;
+    const status = publisher.status();
+    // In order: while older events wait in the spool, new ones queue behind them.
+    if (this.#o.bufferType === "disk" || spool.stats().depth > 0 || !status.connected || deadline.aborted) {
+      await this.#toSpool(spool, batch);
+      return true;
+    }
+    const blocked = this.#o.breakers.blocked();
+    let live = batch;
+    if (blocked.size > 0) {
+      live = batch.filter((e) => !blocked.has(e.subject));
+      if (live.length < batch.length) await this.#toSpool(spool, batch.filter((e) => blocked.has(e.subject)));
+      if (live.length === 0) return true;
+    }
+    const outcome = await publisher.publish(live, AbortSignal.any([deadline, AbortSignal.timeout(this.#o.spillAfterMs)]));
+    this.#settle(live, outcome);
+    if (outcome.undelivered.length > 0) await this.#toSpool(spool, outcome.undelivered);
+    return true;
+  }
+
+  /** Without a spool: keep trying until the deadline (what is left then is lost, and counted). */
+  async #deliverWithoutSpool(batch: readonly QueuedEvent[]): Promise<boolean> {
+    const outcome = await this.#o.publisher.publish(batch, this.#o.deadline);
+    this.#settle(batch, outcome);
+    if (outcome.undelivered.length === 0) return true;
+    if (!this.#o.deadline.aborted) this.#gaveUp();
+    return false;
+  }
+
+  /**
+   * Counts what the publisher confirmed and what it rejected, and tells the
+   * circuit breakers: a subject with undelivered events failed, the others
+   * succeeded.
+   */
+  #settle(batch: readonly QueuedEvent[], { undelivered, rejected }: PublishOutcome): void {
+    const { health, breakers } = this.#o;
+    if (undelivered.length === 0 && rejected.length === 0) {
+      let subject = "";
+      for (let i = 0; i < batch.length; i++) {
+        const e = batch[i]!;
+        health.collector(e.collector).published++;
+        if (e.subject !== subject) {
+          subject = e.subject;
+          breakers.for(subject).success();
+        }
+      }
+      return;
+    }
+    const notPublished = new Set<QueuedEvent>(undelivered);
+    for (const { event, reason } of rejected) {
+      notPublished.add(event);
+      health.collector(event.collector).discard(reason);
+    }
+    const failed = new Set(undelivered.map((e) => e.subject));
+    const reason = this.#o.publisher.status().lastError ?? "not delivered in time";
+    for (const subject of failed) breakers.for(subject).failure(reason);
+    for (const e of batch) {
+      if (notPublished.has(e)) continue;
+      health.collector(e.collector).published++;
+      if (!failed.has(e.subject)) breakers.for(e.subject).success();
+    }
+    if (!this.#fatal && this.#o.publisher.status().closed && !this.#o.deadline.aborted) this.#gaveUp();
+  }
+
+  #gaveUp(): void {
+    if (this.#fatal) return;
+    this.#fatal = true;
+    const reason = this.#o.publisher.status().lastError ?? "the connection is closed";
+    this.#o.onFatal(new Error(`the publisher stopped delivering: ${reason}`));
+  }
+
+  /**
+   * Writes events to the spool. With when_full: block this waits for room
+   * (which slows the workers, then the collectors); past the deadline what
+   * does not fit is discarded and counted.
+   */
+  async #toSpool(spool: Spool, events: readonly QueuedEvent[]): Promise<void> {
+    const { health, deadline, log } = this.#o;
+    let rest = events;
+    while (rest.length > 0) {
+      // `appended` counts the events dealt with: written, or dropped and listed.
+      const { appended, dropped } = spool.append(rest);
+      const gone = dropped.length > 0 ? this.#countDrops(dropped) : undefined;
+      for (let i = 0; i < appended; i++) {
+        const e = rest[i]!;
+        if (!gone?.has(e)) health.collector(e.collector).spooled++;
+      }
+      if (appended > 0) this.#wake?.();
+      rest = rest.slice(appended);
+      if (rest.length === 0) return;
+      this.#warn("spool:block", { waiting: rest.length }, "spool full: waiting for the drainer to make room (spool.when_full: block)");
+      if (!(await spool.waitForSpace(rest[0]!.bytes.byteLength, deadline))) {
+        for (const e of rest) health.collector(e.collector).discard("spool_full_at_shutdown");
+        log.error({ events: rest.length }, `shutdown deadline passed with the spool full: ${rest.length} event(s) lost`);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Counts the spool's drops. A row that drop_oldest deleted while the drainer
+   * is publishing it is settled by the drainer instead: published if the
+   * server takes it, discarded if not.
+   */
+  #countDrops(dropped: readonly SpoolDrop[]): Set<QueuedEvent> {
+    const gone = new Set<QueuedEvent>();
+    for (const d of dropped) {
+      gone.add(d.event);
+      const seq = (d.event as Partial<SpooledEvent>).seq;
+      if (seq !== undefined && this.#inFlight.has(seq)) this.#evictedInFlight.add(seq);
+      else this.#o.health.collector(d.event.collector).discard(d.reason);
+    }
+    this.#warn(`spool:${dropped[0]!.reason}`, { reason: dropped[0]!.reason, events: dropped.length }, "spool full: events dropped (spool.when_full)");
+    return gone;
+  }
+
+  /** Replays the spool in order while NATS takes events; runs until the deadline aborts. */
+  async #drain(spool: Spool): Promise<void> {
+    const { publisher, deadline, breakers, drainBatch, spillAfterMs } = this.#o;
+    let failures = 0;
+    while (!deadline.aborted) {
+      const rows = spool.stats().depth > 0 && publisher.status().connected ? spool.peek(drainBatch, breakers.blocked()) : [];
+      if (rows.length === 0) {
+        await this.#idle();
+        continue;
+      }
+      for (const r of rows) this.#inFlight.add(r.seq);
+      const outcome = await publisher.publish(rows, AbortSignal.any([deadline, AbortSignal.timeout(spillAfterMs)]));
+      const { undelivered, rejected } = outcome;
+      this.#settle(rows, outcome);
+      this.#inFlight.clear();
+      if (this.#evictedInFlight.size > 0) {
+        for (const e of undelivered as readonly SpooledEvent[]) {
+          if (this.#evictedInFlight.has(e.seq)) this.#o.health.collector(e.collector).discard("spool_full_oldest");
+        }
+        this.#evictedInFlight.clear();
+      }
+      spool.remove(undelivered.length === 0 ? rows : rowsExcept(rows, undelivered));
+      if (rejected.length > 0) this.#warn("drain:rejected", { events: rejected.length, reason: rejected[0]!.reason }, "spooled events NATS can never take were dropped");
+      if (undelivered.length === 0) {
+        if (failures > 0) this.#o.log.info({ spool_depth: spool.stats().depth }, "NATS takes events again; replaying the spool");
+        failures = 0;
+        continue;
+      }
+      await sleep(backoffDelay(failures++, DRAIN_BACKOFF), deadline);
+    }
+  }
+
+  /** Waits until something is spooled, or a short while (NATS may have come back). */
+  #idle(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#o.deadline.removeEventListener("abort", done);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, DRAIN_IDLE_MS);
+      this.#wake = done;
+      this.#o.deadline.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /** Resolves when the spool is empty, or when the deadline passes. */
+  async drained(): Promise<void> {
+    const spool = this.#spool;
+    if (!spool) return;
+    while (spool.stats().depth > 0 && !this.#o.deadline.aborted && !this.#fatal) {
+      await sleep(20, this.#o.deadline);
+    }
+  }
+
+  /** Waits for the drainer to end; it ends once the deadline signal aborts. */
+  async stopped(): Promise<void> {
+    this.#wake?.();
+    await this.#drainer;
+  }
+
+  /** What keeps delivery from being healthy right now; empty when all is well. */
+  problems(): string[] {
+    const out: string[] = [];
+    const nats = this.#o.publisher.status();
+    if (nats.closed) out.push(`NATS connection closed: ${nats.lastError ?? "gave up"}`);
+    else if (!nats.connected) out.push(`NATS disconnected${nats.lastError ? `: ${nats.lastError}` : ""}`);
+    for (const b of this.#o.breakers.all()) {
+      if (b.state !== "closed") out.push(`circuit ${b.state.replace("_", "-")} for ${b.subject}: ${nats.lastError ?? "publishes failing"}`);
+    }
+    const stats = this.#spool?.stats();
+    if (stats && stats.depth > 0) {
+      const age = stats.oldestAt === undefined ? 0 : Math.round((Date.now() - stats.oldestAt) / 1000);
+      out.push(`${stats.depth} event(s) waiting in the spool, oldest ${age}s`);
+    }
+    return out;
+  }
+
+  spoolDepth(): number {
+    return this.#spool?.stats().depth ?? 0;
+  }
+
+  status(): DeliveryStatus {
+    const stats = this.#spool?.stats();
+    return {
+      nats: this.#o.publisher.status(),
+      circuits: this.#o.breakers.all().map((b) => b.snapshot()),
+      spool: stats && {
+        ...stats,
+        path: this.#o.spoolPath,
+        oldest_age_seconds: stats.oldestAt === undefined ? undefined : (Date.now() - stats.oldestAt) / 1000,
+      },
+    };
+  }
+
+  #warn(key: string, fields: Record<string, unknown>, message: string): void {
+    const suppressed = this.#throttle.take(key);
+    if (suppressed === undefined) return;
+    this.#o.log.warn(suppressed > 0 ? { ...fields, suppressed } : fields, message);
+  }
+}
+
+function rowsExcept(rows: readonly SpooledEvent[], except: readonly QueuedEvent[]): SpooledEvent[] {
+  const skip = new Set<QueuedEvent>(except);
+  return rows.filter((r) => !skip.has(r));
+}
