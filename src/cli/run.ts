@@ -5,6 +5,7 @@ import { builtinRegistry } from "../collectors/index.ts";
 import { createPublisher } from "../publish/index.ts";
 import { Orchestrator } from "../orchestrator/orchestrator.ts";
 import { Spool } from "../spool/spool.ts";
+import { redactUrlCredentials } from "../config/redact.ts";
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
 import { CONFIG_FLAG, EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
 import { AGENT_VERSION } from "./version.ts";
@@ -45,7 +46,7 @@ export async function runCommand(args: string[]): Promise<number> {
       version: AGENT_VERSION,
       bun: Bun.version,
       config: file,
-      nats: { url: config.nats.url, mode: dryRun ? "stdout" : config.nats.mode, subject: config.nats.subject, stream: config.nats.stream.name },
+      nats: { url: config.nats.url.map(redactUrlCredentials), mode: dryRun ? "stdout" : config.nats.mode, subject: config.nats.subject, stream: config.nats.stream.name },
       once,
     },
     `tapio-collectors ${AGENT_VERSION} starting`,
@@ -93,7 +94,13 @@ export async function runCommand(args: string[]): Promise<number> {
   process.on("uncaughtException", (err) => log.error({ err: err.message, stack: err.stack }, `uncaught exception: ${err.message}`));
 
   orchestrator.start();
-  await (once ? Promise.race([orchestrator.roundsDone(), stopRequested]) : stopRequested);
+  if (once) {
+    const roundTimeout = config.orchestrator.once_timeout;
+    const timedOut = Bun.sleep(roundTimeout.ms).then(() => log.error(`--once: the collectors' round took longer than orchestrator.once_timeout (${roundTimeout}); stopping`));
+    await Promise.race([orchestrator.roundsDone(), stopRequested, timedOut]);
+  } else {
+    await stopRequested;
+  }
   const report = await orchestrator.stop();
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);

@@ -17,11 +17,6 @@ export class Duration {
     return new Duration(Math.round(ms));
   }
 
-  /** Seconds as a float, for clients that want them. */
-  get seconds(): number {
-    return this.ms / 1000;
-  }
-
   /** Nanoseconds, as JetStream and the event schema count durations. */
   get nanos(): number {
     return this.ms * 1_000_000;

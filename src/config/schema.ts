@@ -48,6 +48,8 @@ const orchestratorSchema = v.pipe(
       buffer: v.nullish(bufferSchema, {}),
       log_level: v.optional(picklist(LOG_LEVELS), "info"),
       shutdown_timeout: v.optional(duration({ positive: true }), "30s"),
+      /** --once: how long the collectors' round may take; one still running then is stopped and counts as failed */
+      once_timeout: v.optional(duration({ positive: true }), "1m"),
       /** how long a failed collector waits before it is restarted, doubling from initial up to max */
       restart_backoff: v.nullish(
         v.pipe(

@@ -48,8 +48,9 @@ export class CollectorRunner {
   #pending = 0;
   #intakeOpen = true;
   #loop: Promise<void> | undefined;
-  /** set when a --once round failed */
+  /** set when a --once round failed or did not finish */
   failedRound = false;
+  #done = false;
 
   constructor(options: RunnerOptions) {
     this.#o = options;
@@ -61,7 +62,9 @@ export class CollectorRunner {
 
   /** Starts the supervision loop; `finished` resolves when it ends. */
   start(): void {
-    this.#loop ??= this.#supervise();
+    this.#loop ??= this.#supervise().finally(() => {
+      this.#done = true;
+    });
   }
 
   /** Resolves when the collector has stopped for good (or its --once round is done). */
@@ -216,6 +219,12 @@ export class CollectorRunner {
    * hung collector cannot hold up shutdown or the others.
    */
   async stop(timeoutMs: number): Promise<void> {
+    if (this.#o.once && this.#loop && !this.#done && !this.failedRound) {
+      this.failedRound = true;
+      this.#health.state = "failed";
+      this.#health.error("stopped before its --once round finished");
+      this.#log.error({ collector: this.name }, `collector ${this.name} did not finish its --once round`);
+    }
     this.#stopping.abort();
     this.#run?.abort();
     const loop = this.#loop;

@@ -13,6 +13,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConfig } from "../config/schema.ts";
 import { connectionOptions } from "./connect.ts";
 import { PublisherClosedError, PublisherError } from "./errors.ts";
+import { redactUrlCredentials } from "../config/redact.ts";
 import { LogThrottle } from "../log.ts";
 import { sleep, withTimeout } from "../wait.ts";
 
@@ -95,7 +96,8 @@ export class ConnectionManager {
 
   async #connectFirst(): Promise<NatsConnection> {
     const options = connectionOptions(this.#config);
-    const servers = this.#config.url.join(", ");
+    // URLs may carry user:password@; never let them reach a log line or an error.
+    const servers = this.#config.url.map(redactUrlCredentials).join(", ");
     const max = this.#config.max_reconnects;
     for (let attempt = 0; ; attempt++) {
       let nc: NatsConnection;

@@ -91,3 +91,35 @@ describe("CLI", () => {
     expect(r.stderr).not.toMatch(/^\{/m);
   });
 });
+
+describe("secrets stay out of the logs", () => {
+  test("a password in nats.url never reaches a log line or an error", async () => {
+    const file = writeConfig(`
+orchestrator: { shutdown_timeout: 500ms }
+nats: { url: "nats://alice:s3cretPW@127.0.0.1:1", reconnect_wait: 100ms, max_reconnects: 1 }
+spool: { enabled: false }
+collectors:
+  synthetic: { config: { count: 3 } }
+`);
+    const r = await runAgent(["--once", "-c", file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toContain("alice:***@127.0.0.1:1");
+    expect(r.stdout + r.stderr).not.toContain("s3cretPW");
+  });
+});
+
+describe("--once", () => {
+  test("a collector round longer than orchestrator.once_timeout is stopped and fails the run", async () => {
+    const file = writeConfig(`
+orchestrator: { once_timeout: 300ms }
+collectors:
+  synthetic: { config: { count: 1000000, rate: 10 } }
+`);
+    const t0 = Date.now();
+    const r = await runAgent(["--once", "--dry-run", "-c", file]);
+    expect(r.code).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(r.stderr).toContain("longer than orchestrator.once_timeout (300ms)");
+    expect(r.stderr).toContain("did not finish its --once round");
+  });
+});

@@ -30,6 +30,7 @@ describe("printConfig", () => {
       buffer: { type: "memory", max_events: 10_000, max_bytes: 67_108_864, when_full: "block" },
       log_level: "info",
       shutdown_timeout: "90s",
+      once_timeout: "1m",
       restart_backoff: { initial: "1s", max: "1m" },
     });
     expect(shown.nats.stream).toEqual({ name: "TAPIO_EVENTS", max_age: "0s", max_bytes: -1, replicas: 1, duplicate_window: "2m" });

@@ -19,8 +19,22 @@ export class MemoryPublisher implements Publisher {
 
   /** events whose id is listed here are rejected with reason "too_large" */
   readonly reject = new Set<string>();
+  /** events for which this returns true fail at once (as NATS errors would), undelivered */
+  failing: ((e: QueuedEvent) => boolean) | undefined;
+  lastError: string | undefined;
+  /** publish() calls, for tests that check nothing was attempted */
+  calls = 0;
 
   async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
+    this.calls++;
+    if (this.failing) {
+      const failed = batch.filter(this.failing);
+      if (failed.length > 0) {
+        this.lastError = "permission: Permissions Violation for Publish";
+        this.events.push(...batch.filter((e) => !failed.includes(e)));
+        return outcome(failed, []);
+      }
+    }
     if (this.stalled) {
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
@@ -35,7 +49,7 @@ export class MemoryPublisher implements Publisher {
   }
 
   status(): PublisherStatus {
-    return { mode: "memory", connected: this.connected, closed: this.closed, reconnects: 0 };
+    return { mode: "memory", connected: this.connected, closed: this.closed, reconnects: 0, lastError: this.lastError };
   }
 
   async close(): Promise<void> {
