@@ -23,6 +23,11 @@ export interface CollectorContext {
   degraded(reason: string): void;
   /** Clears a degraded state once the source works again. */
   healthy(): void;
+  /**
+   * Counts input the collector could not parse (truncated, empty, garbage),
+   * logs it rate-limited, and lets the collector go on with the next input.
+   */
+  parseError(source: string, detail: string): void;
 }
 
 /**
@@ -41,6 +46,12 @@ export interface CollectorFactory<C = unknown> {
   readonly description: string;
   /** validates and fills defaults of `collectors.<type>.config` */
   readonly configSchema: v.GenericSchema<unknown, C>;
+  /**
+   * How long this collector may stay silent before health warns (issue: a
+   * collector that stopped seeing its source); undefined for sources that
+   * are quiet by nature (kernel OOMs, k8s events).
+   */
+  quietPeriodMs?(config: C): number | undefined;
   create(config: C): Collector;
 }
 

@@ -21,6 +21,8 @@ export class CollectorHealth {
    * never take them, or a full queue or spool with a drop policy made room
    */
   discarded = 0;
+  /** input the collector could not parse, by source */
+  readonly parseErrors = new Map<string, number>();
   /** drops by reason: before acceptance (queue_full, invalid_event, ...) and discards */
   readonly dropped = new Map<string, number>();
   /** the runner that currently reports for this name */
@@ -63,6 +65,7 @@ export class CollectorHealth {
       events_published: this.published,
       events_spooled: this.spooled,
       events_dropped: Object.fromEntries(this.dropped),
+      parse_errors: Object.fromEntries(this.parseErrors),
     };
   }
 }
@@ -81,6 +84,7 @@ export interface CollectorHealthSnapshot {
   events_published: number;
   events_spooled: number;
   events_dropped: Record<string, number>;
+  parse_errors: Record<string, number>;
 }
 
 export interface DeliveryTotals {

@@ -211,7 +211,6 @@ export class Orchestrator {
   async #shutdown(): Promise<ShutdownReport> {
     const { config, publisher, spool, log } = this.#o;
     const timeoutMs = config.orchestrator.shutdown_timeout.ms;
-    clearInterval(this.#monitor);
     const timer = setTimeout(() => this.#deadline.abort(), timeoutMs);
     const runners = [...this.#runners.values()];
     log.info(
@@ -224,6 +223,7 @@ export class Orchestrator {
     // (past the deadline, straight to the spool). Without a spool they give up at the deadline.
     await Promise.all(this.#workers);
     await this.delivery.drained();
+    clearInterval(this.#monitor);
     clearTimeout(timer);
     this.#deadline.abort();
     await this.delivery.stopped();

@@ -161,6 +161,12 @@ export class CollectorRunner {
         h.state = "degraded";
         h.error(reason);
       },
+      parseError: (source: string, detail: string) => {
+        h.parseErrors.set(source, (h.parseErrors.get(source) ?? 0) + 1);
+        const suppressed = this.#dropLog.take(`parse:${source}`);
+        if (suppressed === undefined) return;
+        this.#log.warn({ collector: this.name, source, detail, ...(suppressed > 0 ? { suppressed } : {}) }, `collector ${this.name} could not parse ${source}: ${detail}`);
+      },
       healthy: () => {
         if (h.state === "degraded") {
           h.state = "running";

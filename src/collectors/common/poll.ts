@@ -1,0 +1,27 @@
+// The loop every polling collector shares: one round now, then one every
+// interval until stopped; in --once mode exactly one round. A round that
+// throws (source missing, unreadable, refused) makes the collector degraded
+// and is retried at the next interval: a missing source never fails the agent.
+import type { CollectorContext } from "../../orchestrator/collector.ts";
+import { sleep } from "../../wait.ts";
+
+export async function poll(ctx: CollectorContext, intervalMs: number, round: () => Promise<void>): Promise<void> {
+  for (;;) {
+    try {
+      await round();
+      ctx.healthy();
+    } catch (err) {
+      if (ctx.signal.aborted) return;
+      ctx.degraded(err instanceof Error ? err.message : String(err));
+    }
+    if (ctx.once || !(await sleep(intervalMs, ctx.signal))) return;
+  }
+}
+
+/** Emits events in order, waiting whenever the queue asks for it (backpressure). */
+export async function emitAll(ctx: CollectorContext, events: Iterable<Parameters<CollectorContext["emit"]>[0]>): Promise<void> {
+  for (const event of events) {
+    const wait = ctx.emit(event);
+    if (wait) await wait;
+  }
+}
