@@ -6,6 +6,8 @@ import { createPublisher } from "../publish/index.ts";
 import { Orchestrator } from "../orchestrator/orchestrator.ts";
 import { Spool } from "../spool/spool.ts";
 import { redactUrlCredentials } from "../config/redact.ts";
+import { AgentMetrics } from "../metrics/metrics.ts";
+import { HttpServer, type HttpServerOptions } from "../http/server.ts";
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
 import { CONFIG_FLAG, EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
 import { AGENT_VERSION } from "./version.ts";
@@ -64,6 +66,7 @@ export async function runCommand(args: string[]): Promise<number> {
   let fatal: Error | undefined;
   let signalled: string | undefined;
   const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<void>();
+  const build = { version: AGENT_VERSION, bun: Bun.version };
   const orchestrator = new Orchestrator({
     config,
     registry,
@@ -75,7 +78,11 @@ export async function runCommand(args: string[]): Promise<number> {
       fatal ??= err;
       requestStop();
     },
+    onBatchDone: (seconds) => metrics.batchDone(seconds),
   });
+  const metrics = new AgentMetrics(orchestrator, build);
+  // --dry-run is a look at the events, not a running agent: no endpoints.
+  const http = config.http.enabled && !dryRun ? startHttp({ config: config.http, orchestrator, metrics, log, build }) : undefined;
 
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
@@ -95,13 +102,19 @@ export async function runCommand(args: string[]): Promise<number> {
 
   orchestrator.start();
   if (once) {
-    const roundTimeout = config.orchestrator.once_timeout;
-    const timedOut = Bun.sleep(roundTimeout.ms).then(() => log.error(`--once: the collectors' round took longer than orchestrator.once_timeout (${roundTimeout}); stopping`));
-    await Promise.race([orchestrator.roundsDone(), stopRequested, timedOut]);
+    const limit = config.orchestrator.once_timeout;
+    const timer = setTimeout(() => {
+      log.error(`--once: the collectors' round took longer than orchestrator.once_timeout (${limit}); stopping`);
+      requestStop();
+    }, limit.ms);
+    await Promise.race([orchestrator.roundsDone(), stopRequested]);
+    clearTimeout(timer);
   } else {
     await stopRequested;
   }
   const report = await orchestrator.stop();
+  http?.stop();
+  await metrics.shutdown();
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);
 
@@ -113,4 +126,13 @@ export async function runCommand(args: string[]): Promise<number> {
   if (report.inSpool > 0 || report.lost > 0) return EXIT.failure;
   if (once && report.failedCollectors.length > 0) return EXIT.failure;
   return EXIT.ok;
+}
+
+/** Starts the endpoints; a taken port is a clear error, not a stack. */
+function startHttp(options: HttpServerOptions): HttpServer {
+  try {
+    return new HttpServer(options);
+  } catch (err) {
+    throw new Error(`http.listen ${options.config.listen}: cannot listen: ${(err as Error).message}`);
+  }
 }

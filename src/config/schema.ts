@@ -48,6 +48,8 @@ const orchestratorSchema = v.pipe(
       buffer: v.nullish(bufferSchema, {}),
       log_level: v.optional(picklist(LOG_LEVELS), "info"),
       shutdown_timeout: v.optional(duration({ positive: true }), "30s"),
+      /** how often a health summary is logged; 0 turns it off */
+      health_interval: v.optional(duration(), "30s"),
       /** --once: how long the collectors' round may take; one still running then is stopped and counts as failed */
       once_timeout: v.optional(duration({ positive: true }), "1m"),
       /** how long a failed collector waits before it is restarted, doubling from initial up to max */
@@ -89,6 +91,18 @@ const orchestratorSchema = v.pipe(
     },
   })),
 );
+
+/** "host:port" or "[v6]:port"; port 0 picks a free one. An empty host means all interfaces: only when written so. */
+const LISTEN = /^(?:\[[0-9a-fA-F:.]+\]|[^\s:\[\]]*):\d{1,5}$/;
+
+const httpSchema = strictObject({
+  enabled: v.optional(bool(), true),
+  /** loopback by default: /status and /metrics are for the node's own scrapers unless you say otherwise */
+  listen: v.optional(
+    text('an address like 127.0.0.1:9090, [::1]:9090, or :9090 for all interfaces', (s) => LISTEN.test(s) && Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535),
+    "127.0.0.1:9090",
+  ),
+});
 
 const spoolSchema = strictObject({
   /** without a spool, events wait in memory for NATS and are lost if the agent dies */
@@ -246,6 +260,7 @@ export function configSchema(registry: CollectorRegistry) {
     orchestrator: v.nullish(orchestratorSchema, {}),
     nats: v.nullish(natsSchema, {}),
     spool: v.nullish(spoolSchema, {}),
+    http: v.nullish(httpSchema, {}),
     collectors: collectorsSchema(registry),
   });
 }
@@ -254,3 +269,4 @@ export type Config = v.InferOutput<ReturnType<typeof configSchema>>;
 export type OrchestratorConfig = Config["orchestrator"];
 export type NatsConfig = Config["nats"];
 export type SpoolConfig = Config["spool"];
+export type HttpConfig = Config["http"];

@@ -32,6 +32,8 @@ export interface OrchestratorOptions {
   once?: boolean;
   /** called when the publisher hits a problem a retry cannot fix */
   onFatal?: (err: Error) => void;
+  /** called once per batch with the seconds a worker spent on it (metrics) */
+  onBatchDone?: (seconds: number) => void;
 }
 
 export interface ShutdownReport extends DeliveryTotals {
@@ -59,6 +61,8 @@ export class Orchestrator {
   #stopping: Promise<ShutdownReport> | undefined;
   #monitor: ReturnType<typeof setInterval> | undefined;
   #lastProblems = "";
+  #lastSummaryAt = Date.now();
+  #lastPublished = new Map<string, number>();
 
   constructor(options: OrchestratorOptions) {
     this.#o = options;
@@ -130,6 +134,10 @@ export class Orchestrator {
   }
 
   #watchHealth(): void {
+    const now = Date.now();
+    for (const r of this.#runners.values()) r.checkQuiet(now);
+    const every = this.#o.config.orchestrator.health_interval.ms;
+    if (every > 0 && now - this.#lastSummaryAt >= every) this.#logSummary(now);
     const { state, problems } = this.agentHealth();
     // Spool depth changes every second while draining; compare the kinds of problems only.
     const key = problems.map((p) => p.replace(/\d+/g, "#")).join("|");
@@ -137,6 +145,24 @@ export class Orchestrator {
     this.#lastProblems = key;
     if (state === "healthy") this.#o.log.info("agent healthy");
     else this.#o.log.warn({ problems }, `agent degraded: ${problems.join("; ")}`);
+  }
+
+  /** The periodic health line, as the Go original logged every 30 s, with rates since the last one. */
+  #logSummary(now: number): void {
+    const seconds = (now - this.#lastSummaryAt) / 1000;
+    this.#lastSummaryAt = now;
+    const collectors: Record<string, unknown> = {};
+    for (const h of this.health.all()) {
+      const before = this.#lastPublished.get(h.name) ?? 0;
+      this.#lastPublished.set(h.name, h.published);
+      collectors[h.name] = { state: h.state, accepted: h.accepted, published: h.published, dropped: h.droppedTotal, rate: Math.round((h.published - before) / seconds) };
+    }
+    const { state, problems } = this.agentHealth();
+    const nats = this.#o.publisher.status();
+    this.#o.log.info(
+      { health: state, problems, collectors, queue: this.queue.length, spool: this.delivery.spoolDepth(), nats: { connected: nats.connected, server: nats.server } },
+      `health: ${state}, ${Object.keys(collectors).length} collector(s), queue ${this.queue.length}, spool ${this.delivery.spoolDepth()}, NATS ${nats.connected ? "connected" : "disconnected"}`,
+    );
   }
 
   /**
@@ -193,10 +219,35 @@ export class Orchestrator {
   }
 
   async #work(batchSize: number): Promise<void> {
+    const done = this.#o.onBatchDone;
     for (;;) {
       const batch = await this.queue.take(batchSize);
-      if (batch.length === 0 || !(await this.delivery.deliver(batch))) return;
+      if (batch.length === 0) return;
+      const t0 = performance.now();
+      const goOn = await this.delivery.deliver(batch);
+      done?.((performance.now() - t0) / 1000);
+      if (!goOn) return;
     }
+  }
+
+  /** True from the start of a shutdown: readiness turns 503. */
+  get draining(): boolean {
+    return this.#stopping !== undefined;
+  }
+
+  /**
+   * Ready: every collector has started, events have somewhere to go (NATS
+   * connected, or a spool to hold them), and no shutdown is under way.
+   */
+  readiness(): { ready: boolean; reason: string } {
+    if (!this.#started) return { ready: false, reason: "not started" };
+    if (this.draining) return { ready: false, reason: "shutting down" };
+    const starting = [...this.#runners.values()].filter((r) => this.health.collector(r.name).state === "starting").map((r) => r.name);
+    if (starting.length > 0) return { ready: false, reason: `collectors starting: ${starting.join(", ")}` };
+    const nats = this.#o.publisher.status();
+    if (nats.connected) return { ready: true, reason: "NATS connected" };
+    if (this.#o.spool) return { ready: true, reason: "NATS not connected; events go to the spool" };
+    return { ready: false, reason: `NATS not connected${nats.lastError ? `: ${nats.lastError}` : ""} and no spool` };
   }
 
   /**

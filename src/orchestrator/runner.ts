@@ -51,6 +51,10 @@ export class CollectorRunner {
   /** set when a --once round failed or did not finish */
   failedRound = false;
   #done = false;
+  /** how long the collector may be silent before a warning; undefined: quiet by nature */
+  readonly #quietMs: number | undefined;
+  #startedAt = 0;
+  #quietWarned = false;
 
   constructor(options: RunnerOptions) {
     this.#o = options;
@@ -58,13 +62,31 @@ export class CollectorRunner {
     this.#health = options.health;
     this.#log = options.log;
     this.#encoder = new EventEncoder(options.name, options.subject, options.maxEventBytes);
+    this.#quietMs = options.factory.quietPeriodMs?.(options.config);
   }
 
   /** Starts the supervision loop; `finished` resolves when it ends. */
   start(): void {
+    this.#startedAt = Date.now();
     this.#loop ??= this.#supervise().finally(() => {
       this.#done = true;
     });
+  }
+
+  /** Warns once when a running collector has been silent longer than its declared quiet period. */
+  checkQuiet(now: number): void {
+    if (this.#quietMs === undefined || this.#health.state !== "running") return;
+    const silentMs = now - Math.max(this.#health.lastEventAt, this.#startedAt);
+    if (silentMs <= this.#quietMs) {
+      this.#quietWarned = false;
+      return;
+    }
+    if (this.#quietWarned) return;
+    this.#quietWarned = true;
+    this.#log.warn(
+      { collector: this.name, silent_seconds: Math.round(silentMs / 1000), quiet_period_seconds: this.#quietMs / 1000 },
+      `collector ${this.name} has emitted nothing for ${Math.round(silentMs / 1000)}s, longer than its quiet period of ${this.#quietMs / 1000}s`,
+    );
   }
 
   /** Resolves when the collector has stopped for good (or its --once round is done). */

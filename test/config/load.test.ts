@@ -15,6 +15,7 @@ describe("defaults", () => {
       buffer: { type: "memory", max_events: 10_000, max_bytes: 67_108_864, when_full: "block" },
       log_level: "info",
       shutdown_timeout: new Duration(30_000),
+      health_interval: new Duration(30_000),
       once_timeout: new Duration(60_000),
       restart_backoff: { initial: new Duration(1000), max: new Duration(60_000) },
     });
@@ -73,6 +74,7 @@ describe("values", () => {
       buffer: { type: "memory", max_events: 50_000, max_bytes: 128 * 1024 * 1024, when_full: "block" },
       log_level: "debug",
       shutdown_timeout: new Duration(90_000),
+      health_interval: new Duration(30_000),
       once_timeout: new Duration(60_000),
       restart_backoff: { initial: new Duration(500), max: new Duration(30_000) },
     });

@@ -30,6 +30,7 @@ describe("printConfig", () => {
       buffer: { type: "memory", max_events: 10_000, max_bytes: 67_108_864, when_full: "block" },
       log_level: "info",
       shutdown_timeout: "90s",
+      health_interval: "30s",
       once_timeout: "1m",
       restart_backoff: { initial: "1s", max: "1m" },
     });

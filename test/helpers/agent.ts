@@ -37,12 +37,16 @@ export async function runAgent(args: string[], opts: Parameters<typeof spawnAgen
 /**
  * Writes a config file into a fresh temp dir and returns its path. A config
  * without a `spool:` section gets one in that dir, so no test writes to the
- * default /var/lib path.
+ * default /var/lib path; one without `http:` listens on a free loopback port.
  */
 export function writeConfig(yaml: string, name = "config.yaml"): string {
   const dir = makeTempDir("agent");
   const file = join(dir, name);
-  writeFileSync(file, /^spool:/m.test(yaml) ? yaml : `${yaml}\nspool:\n  path: ${join(dir, "spool.db")}\n`);
+  let text = yaml;
+  if (!/^spool:/m.test(text)) text += `\nspool:\n  path: ${join(dir, "spool.db")}\n`;
+  // Tests run agents side by side: each gets a free port unless the test picks one.
+  if (!/^http:/m.test(text)) text += `\nhttp:\n  listen: "127.0.0.1:0"\n`;
+  writeFileSync(file, text);
   return file;
 }
 

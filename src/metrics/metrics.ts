@@ -1,0 +1,105 @@
+// Every metric the agent exports, defined once, through @opentelemetry/api
+// instruments. Counters and gauges are observed at scrape time from the
+// counters the agent keeps anyway (HealthTracker, queue, spool, breakers):
+// no work on the hot path. The Prometheus exporter is only a reader here;
+// /metrics is served by our own Bun.serve (src/http/server.ts).
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
+import type { Histogram } from "@opentelemetry/api";
+import type { Orchestrator } from "../orchestrator/orchestrator.ts";
+import type { CollectorState } from "../orchestrator/health.ts";
+import type { CircuitState } from "../delivery/circuit.ts";
+
+const COLLECTOR_STATES: readonly CollectorState[] = ["starting", "running", "degraded", "failed", "stopped"];
+const CIRCUIT_VALUE: Record<CircuitState, number> = { closed: 0, half_open: 1, open: 2 };
+/** Batch processing times: 100 µs to 10 s. */
+const PROCESSING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export type ReloadResult = "success" | "failure";
+
+export class AgentMetrics {
+  readonly #exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true });
+  readonly #serializer = new PrometheusSerializer(undefined, false, undefined, true, true);
+  readonly #provider = new MeterProvider({ readers: [this.#exporter] });
+  readonly #processing: Histogram;
+  /** config reloads by result; counted by the reloader */
+  readonly reloads: Record<ReloadResult, number> = { success: 0, failure: 0 };
+
+  constructor(orchestrator: Orchestrator, build: { version: string; bun: string }) {
+    const meter = this.#provider.getMeter("tapio-collectors");
+    const o = orchestrator;
+
+    const perCollector = (name: string, description: string, value: (h: ReturnType<Orchestrator["health"]["all"]>[number]) => number) =>
+      meter.createObservableCounter(name, { description }).addCallback((r) => {
+        for (const h of o.health.all()) r.observe(value(h), { collector: h.name });
+      });
+    perCollector("orchestrator_events_received", "Events accepted from collectors into the queue", (h) => h.accepted);
+    perCollector("orchestrator_events_published", "Events confirmed by NATS (JetStream ack, or core flush)", (h) => h.published);
+    perCollector("orchestrator_events_spooled", "Events written to the disk spool", (h) => h.spooled);
+    perCollector("orchestrator_collector_restarts", "Collector restarts after a failure", (h) => h.restarts);
+
+    meter.createObservableCounter("orchestrator_events_dropped", { description: "Events dropped, by collector and reason" }).addCallback((r) => {
+      for (const h of o.health.all()) for (const [reason, n] of h.dropped) r.observe(n, { collector: h.name, reason });
+    });
+    meter.createObservableCounter("orchestrator_collector_parse_errors", { description: "Input a collector could not parse, by source" }).addCallback((r) => {
+      for (const h of o.health.all()) for (const [source, n] of h.parseErrors) r.observe(n, { collector: h.name, source });
+    });
+    meter.createObservableCounter("orchestrator_publish_errors", { description: "Failed publish attempts, in events, by reason" }).addCallback((r) => {
+      for (const [reason, n] of o.health.publishErrors) r.observe(n, { reason });
+    });
+    meter.createObservableGauge("orchestrator_collector_state", { description: "1 for the collector's current state (starting, running, degraded, failed, stopped)" }).addCallback((r) => {
+      for (const h of o.health.all()) for (const state of COLLECTOR_STATES) r.observe(h.state === state ? 1 : 0, { collector: h.name, state });
+    });
+
+    meter.createObservableGauge("orchestrator_buffer_utilization", { description: "Fill of the in-memory queue, 0 to 1 (the fuller of its event and byte bounds)" }).addCallback((r) => r.observe(o.queue.utilization));
+    meter.createObservableGauge("orchestrator_buffer_events", { description: "Events in the in-memory queue" }).addCallback((r) => r.observe(o.queue.length));
+    meter.createObservableGauge("orchestrator_buffer_bytes", { description: "Bytes in the in-memory queue" }).addCallback((r) => r.observe(o.queue.bytes));
+
+    meter.createObservableGauge("orchestrator_spool_events", { description: "Events waiting in the disk spool" }).addCallback((r) => {
+      const s = o.delivery.status().spool;
+      if (s) r.observe(s.depth);
+    });
+    meter.createObservableGauge("orchestrator_spool_bytes", { description: "Bytes the disk spool holds (events plus row overhead)" }).addCallback((r) => {
+      const s = o.delivery.status().spool;
+      if (s) r.observe(s.bytes);
+    });
+    meter.createObservableGauge("orchestrator_spool_oldest_age_seconds", { description: "Age of the oldest event in the spool; 0 when empty" }).addCallback((r) => {
+      const s = o.delivery.status().spool;
+      if (s) r.observe(s.oldest_age_seconds ?? 0);
+    });
+
+    meter.createObservableGauge("orchestrator_circuit_state", { description: "Circuit per destination subject: 0 closed, 1 half-open, 2 open" }).addCallback((r) => {
+      for (const b of o.breakers.all()) r.observe(CIRCUIT_VALUE[b.state], { subject: b.subject });
+    });
+    meter.createObservableGauge("orchestrator_nats_connected", { description: "1 while connected to a NATS server" }).addCallback((r) => r.observe(o.delivery.status().nats.connected ? 1 : 0));
+    meter.createObservableCounter("orchestrator_nats_reconnects", { description: "Reconnects to NATS since start" }).addCallback((r) => r.observe(o.delivery.status().nats.reconnects));
+
+    meter.createObservableCounter("orchestrator_config_reloads", { description: "Configuration reloads, by result" }).addCallback((r) => {
+      for (const result of Object.keys(this.reloads) as ReloadResult[]) r.observe(this.reloads[result], { result });
+    });
+    meter.createObservableGauge("orchestrator_build_info", { description: "Always 1; the labels say which agent build runs" }).addCallback((r) =>
+      r.observe(1, { version: build.version, bun: build.bun }),
+    );
+
+    this.#processing = meter.createHistogram("orchestrator_worker_processing_time_seconds", {
+      description: "Time a worker spends on one batch: publish and acknowledgement, or writing it to the spool",
+      advice: { explicitBucketBoundaries: PROCESSING_BUCKETS },
+    });
+  }
+
+  /** Called by the workers once per batch (see OrchestratorOptions.onBatchDone). */
+  readonly batchDone = (seconds: number): void => {
+    this.#processing.record(seconds);
+  };
+
+  /** The Prometheus text exposition of every metric. */
+  async render(): Promise<string> {
+    const { resourceMetrics, errors } = await this.#exporter.collect();
+    if (errors.length > 0) throw new AggregateError(errors, "collecting metrics failed");
+    return this.#serializer.serialize(resourceMetrics);
+  }
+
+  async shutdown(): Promise<void> {
+    await this.#provider.shutdown();
+  }
+}
