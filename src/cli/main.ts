@@ -4,6 +4,9 @@ import { EXIT, HELP, UsageError } from "./usage.ts";
 import { runCommand } from "./run.ts";
 import { printConfigCommand, validateCommand } from "./config-commands.ts";
 import { versionCommand } from "./version.ts";
+import { statusCommand } from "./status.ts";
+import { tailCommand } from "./tail.ts";
+import { topCommand } from "./top.ts";
 
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
@@ -11,6 +14,9 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   validate: validateCommand,
   "print-config": printConfigCommand,
   version: versionCommand,
+  status: statusCommand,
+  tail: tailCommand,
+  top: topCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

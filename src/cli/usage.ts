@@ -22,6 +22,9 @@ Usage:
   tapio-collectors validate --config FILE          check a config file; exit 0 valid, 2 invalid
   tapio-collectors print-config --config FILE      print the effective config (defaults, env expanded, secrets ***)
   tapio-collectors version                         print the agent and Bun versions
+  tapio-collectors status [--url URL]              a running agent's health, collectors, queue, NATS and spool
+  tapio-collectors tail [--nats URL] [filters]     print events from NATS as they pass
+  tapio-collectors top [--url URL]                 a live view of a running agent, refreshed every second
   tapio-collectors COMMAND --help                  help for one command
 
 The config file defaults to $TAPIO_CONFIG, else ${DEFAULT_CONFIG}.
@@ -50,6 +53,59 @@ expanded, secrets shown as ***. Exit 2 when the config is invalid.`,
   version: `Usage: tapio-collectors version
 
 Prints the agent version, the Bun version and the platform.`,
+  status: `Usage: tapio-collectors status [--url URL | --config FILE] [--json]
+
+Asks a running agent for GET /status and prints it as a report: readiness and
+health (with its problems), one row per collector (state, events accepted,
+published, dropped, spooled, restarts, last event, last error), the queue,
+the NATS connection, the spool and the circuit breakers.
+
+Flags:
+  -u, --url URL       the agent's HTTP address (default http://127.0.0.1:9090)
+  -c, --config FILE   take the address from this config's http.listen instead
+      --json          print the /status JSON document as it is
+  -h, --help          this help
+
+Exit 0 when the agent answered, 1 when it cannot be reached.`,
+  tail: `Usage: tapio-collectors tail [--nats URL] [--config FILE] [--subject PREFIX]
+                             [--collector NAME] [--type TYPE] [--json] [--count N]
+
+Subscribes with core NATS to PREFIX.NAME (every collector: PREFIX.>) and
+prints each event as it passes, like \`vector tap\`:
+  HH:MM:SS.mmm source type severity key=value ...   (local time, event_data shortened)
+It only listens: it takes nothing away from a JetStream stream or other subscribers.
+Messages that are not events are reported on stderr and skipped.
+
+Flags:
+  -n, --nats URL          NATS server(s), comma separated (default nats://127.0.0.1:4222,
+                          or nats.url of --config)
+  -c, --config FILE       take the servers, subject prefix, credentials and TLS from this config
+  -s, --subject PREFIX    subject prefix (default tapio.events, or nats.subject of --config)
+      --collector NAME    only this collector's events
+  -t, --type TYPE         only events of this type; a prefix ending in * matches many (kubelet.*)
+      --json              print each event's JSON as received, one per line
+      --count N           exit after N matching events
+  -h, --help              this help
+
+Runs until Ctrl-C (exit 0). Exit 1 when NATS cannot be reached.`,
+  top: `Usage: tapio-collectors top [--url URL | --config FILE] [--interval 1s] [--iterations N]
+
+A live view of a running agent, like \`vector top\`: polls GET /status every
+interval and shows per collector events in and out per second (accepted and
+published), drops per second and in all, state and restarts; above them the
+total publish rate, queue, spool depth and NATS state. The first frame shows
+averages since the agent started. On a terminal the screen is redrawn; without
+one, frames follow each other separated by a blank line.
+
+Flags:
+  -u, --url URL           the agent's HTTP address (default http://127.0.0.1:9090)
+  -c, --config FILE       take the address from this config's http.listen instead
+  -i, --interval DUR      time between refreshes: 1s (default), 500ms, 2 (seconds)
+  -n, --iterations N      stop after N refreshes (default: until Ctrl-C)
+  -h, --help              this help
+
+While the agent cannot be reached each frame says so and top keeps trying.
+Exit 0 at Ctrl-C or after N refreshes; 1 if the agent never answered.`,
 };
 
 /** Parses flags for one command; unknown flags and stray arguments are usage errors. */

@@ -55,6 +55,8 @@ export class Delivery {
   #drainer: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #fatal = false;
+  /** when NATS was last seen not connected (0: connected) */
+  #notConnectedSince = 0;
   /** seqs of the rows the drainer is publishing now */
   readonly #inFlight = new Set<number>();
   /** of those, the ones drop_oldest deleted meanwhile */
@@ -79,9 +81,8 @@ export class Delivery {
     const spool = this.#spool;
     if (!spool) return this.#deliverWithoutSpool(batch);
     const { publisher, deadline } = this.#o;
-    const status = publisher.status();
     // In order: while older events wait in the spool, new ones queue behind them.
-    if (this.#o.bufferType === "disk" || spool.stats().depth > 0 || !status.connected || deadline.aborted) {
+    if (this.#o.bufferType === "disk" || spool.stats().depth > 0 || this.#awayLongerThanSpill(publisher) || deadline.aborted) {
       await this.#toSpool(spool, batch);
       return true;
     }
@@ -96,6 +97,22 @@ export class Delivery {
     this.#settle(live, outcome);
     if (outcome.undelivered.length > 0) await this.#toSpool(spool, outcome.undelivered);
     return true;
+  }
+
+  /**
+   * NATS not connected for longer than spill_after: batches go to the spool
+   * at once instead of each waiting spill_after (which would stall the
+   * workers during an outage). A shorter gap (start-up, a quick reconnect)
+   * is waited out by the publish itself.
+   */
+  #awayLongerThanSpill(publisher: Publisher): boolean {
+    if (publisher.status().connected) {
+      this.#notConnectedSince = 0;
+      return false;
+    }
+    const now = Date.now();
+    if (this.#notConnectedSince === 0) this.#notConnectedSince = now;
+    return now - this.#notConnectedSince >= this.#o.spillAfterMs;
   }
 
   /** Without a spool: keep trying until the deadline (what is left then is lost, and counted). */

@@ -65,7 +65,8 @@ describe("delivery with a spool", () => {
     const publisher = new MemoryPublisher();
     publisher.connected = false;
     publisher.stalled = true;
-    const { orch } = setup(`collectors:\n  synthetic: { config: { count: 1500, rate: 0 } }`, publisher);
+    // One worker: batches reach the spool in the order they were taken (with several, in the order their waits end).
+    const { orch } = setup(`orchestrator: { workers: 1 }\ncollectors:\n  synthetic: { config: { count: 1500, rate: 0 } }`, publisher);
     orch.start();
     await waitFor(() => orch.delivery.spoolDepth() === 1500);
     expect(publisher.events.length).toBe(0);
@@ -153,7 +154,7 @@ collectors:
     const down = new MemoryPublisher();
     down.connected = false;
     down.stalled = true;
-    const first = setup(`orchestrator: { shutdown_timeout: 200ms }\ncollectors:\n  synthetic: { config: { count: 700, rate: 0 } }`, down);
+    const first = setup(`orchestrator: { workers: 1, shutdown_timeout: 500ms }\ncollectors:\n  synthetic: { config: { count: 700, rate: 0 } }`, down);
     first.orch.start();
     await first.orch.roundsDone();
     const r1 = await first.orch.stop();
