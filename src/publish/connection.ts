@@ -34,6 +34,7 @@ export class ConnectionManager {
   readonly #throttle = new LogThrottle();
   readonly #waiters = new Set<(connected: boolean) => void>();
   readonly #reconnectListeners: Array<() => void> = [];
+  readonly #troubleListeners: Array<(event: { type: "disconnect" } | { type: "error"; error: Error }) => void> = [];
   #nc: NatsConnection | undefined;
   #watching: Promise<void> | undefined;
   #connected = false;
@@ -77,6 +78,11 @@ export class ConnectionManager {
   /** Called after every reconnect (JetStream re-checks its stream). */
   onReconnect(listener: () => void): void {
     this.#reconnectListeners.push(listener);
+  }
+
+  /** Called on a disconnect (in-flight requests will get no reply) and on asynchronous server errors (permission violations). */
+  onTrouble(listener: (event: { type: "disconnect" } | { type: "error"; error: Error }) => void): void {
+    this.#troubleListeners.push(listener);
   }
 
   /**
@@ -172,6 +178,7 @@ export class ConnectionManager {
       case "disconnect":
         this.#connected = false;
         this.#warn("disconnect", { server: status.server }, "disconnected from NATS; reconnecting");
+        for (const listener of this.#troubleListeners) listener({ type: "disconnect" });
         break;
       case "reconnect":
         this.#connected = true;
@@ -184,6 +191,7 @@ export class ConnectionManager {
       case "error":
         this.#lastError = status.error.message;
         this.#warn(`error:${status.error.name}`, { error: status.error.message }, "NATS reported an error");
+        for (const listener of this.#troubleListeners) listener({ type: "error", error: status.error });
         break;
       case "ldm":
         this.#log.info({ server: status.server }, "NATS server entering lame duck mode; will move to another");

@@ -2,10 +2,12 @@
 // server acknowledged storing it. Each event carries its id as Nats-Msg-Id,
 // so retries within the stream's duplicate_window are stored once.
 //
-// A batch is published in rounds: every pending event is sent (at most
-// max_in_flight unacknowledged across all concurrent publish() calls), the
-// failures are classified and reported once per reason, and the retryable
-// ones go into the next round after an exponential backoff with jitter.
+// A batch is published in rounds: every pending event is sent through the
+// AckWindow (pipelined, at most max_in_flight unacknowledged across all
+// concurrent publish() calls), the failures are classified and reported once
+// per reason, and the retryable ones go into the next round after an
+// exponential backoff with jitter. The JetStream client is used only to
+// manage the stream.
 import type { Logger } from "pino";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConfig } from "../config/schema.ts";
@@ -16,24 +18,20 @@ import type { ConnectionManager } from "./connection.ts";
 import { PublisherClosedError, PublisherError } from "./errors.ts";
 import { outcome, type Publisher, type PublisherStatus, type PublishErrorListener, type PublishOutcome, type Rejection } from "./publisher.ts";
 import { FailureReporter } from "./report.ts";
-import { Semaphore } from "./semaphore.ts";
 import { ensureStream } from "./stream.ts";
+import { AckWindow, type Failure } from "./ack-window.ts";
 import { ABORTED, sleep, unlessAborted } from "../wait.ts";
-
-interface Failure {
-  readonly event: QueuedEvent;
-  readonly error: Error;
-}
+import { PermissionViolationError } from "@nats-io/nats-core";
 
 export class JetStreamPublisher implements Publisher {
   readonly #config: NatsConfig;
   readonly #log: Logger;
   readonly #connection: ConnectionManager;
   readonly #failures: FailureReporter;
-  readonly #permits: Semaphore;
   #js: JetStreamClient | undefined;
-  /** resolves with the client once the stream is ready, undefined if start() failed for good */
-  readonly #ready = Promise.withResolvers<JetStreamClient | undefined>();
+  #window: AckWindow | undefined;
+  /** resolves with the ack window once the stream is ready, undefined if start() failed for good */
+  readonly #ready = Promise.withResolvers<AckWindow | undefined>();
   /** set after a reconnect or a no_responders failure: the stream may be gone (server restarted with an empty store, deleted) */
   #streamStale = false;
   #streamCheck: Promise<void> | undefined;
@@ -43,7 +41,6 @@ export class JetStreamPublisher implements Publisher {
     this.#log = log;
     this.#connection = connection;
     this.#failures = new FailureReporter(log, connection, onError);
-    this.#permits = new Semaphore(config.max_in_flight);
   }
 
   async start(): Promise<void> {
@@ -55,18 +52,27 @@ export class JetStreamPublisher implements Publisher {
     }
   }
 
-  async #prepare(): Promise<JetStreamClient> {
+  async #prepare(): Promise<AckWindow> {
     const nc = await this.#connection.start();
     const js = jetstream(nc, { timeout: this.#config.timeout.ms });
+    const window = new AckWindow(nc, { timeoutMs: this.#config.timeout.ms, maxInFlight: this.#config.max_in_flight });
+    this.#window = window;
     this.#connection.onReconnect(() => {
       this.#streamStale = true;
+    });
+    this.#connection.onTrouble((trouble) => {
+      // Acks in flight on a dropped connection never come; a denied subject's never will either.
+      if (trouble.type === "disconnect") window.failAll(new Error("disconnected from NATS"));
+      else if (trouble.error instanceof PermissionViolationError && trouble.error.operation === "publish") {
+        window.failSubject(trouble.error.subject, trouble.error);
+      }
     });
     for (let attempt = 0; ; attempt++) {
       try {
         const outcome = await ensureStream(await js.jetstreamManager(), this.#config);
         this.#log.info({ stream: this.#config.stream.name, subjects: `${this.#config.subject}.>`, outcome }, "JetStream stream ready");
         this.#js = js;
-        return js;
+        return window;
       } catch (err) {
         if (err instanceof PublisherError) throw err;
         if (this.#connection.state().closed) {
@@ -87,15 +93,15 @@ export class JetStreamPublisher implements Publisher {
    */
   async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
     const rejected: Rejection[] = [];
-    const js = this.#js ?? (await unlessAborted(this.#ready.promise, signal));
-    if (js === undefined || js === ABORTED) return outcome(batch, rejected);
+    const window = this.#js ? this.#window : await unlessAborted(this.#ready.promise, signal);
+    if (window === undefined || window === ABORTED) return outcome(batch, rejected);
     let pending = batch;
     for (let attempt = 0; pending.length > 0 && !signal.aborted; attempt++) {
       if (attempt > 0 && !(await sleep(backoffDelay(attempt - 1), signal))) break;
       if (!(await this.#connection.waitConnected(signal))) break;
       if (this.#streamStale) await unlessAborted(this.#checkStream(), signal);
       const acked = new Uint8Array(pending.length);
-      const next = await unlessAborted(this.#round(js, pending, signal, rejected, acked), signal);
+      const next = await unlessAborted(this.#round(window, pending, signal, rejected, acked), signal);
       if (next === ABORTED) {
         // What the server confirmed before the abort is delivered; the rest is not (yet).
         pending = pending.filter((_, i) => acked[i] === 0);
@@ -110,29 +116,19 @@ export class JetStreamPublisher implements Publisher {
     return { mode: "jetstream", ...this.#connection.state() };
   }
 
-  close(): Promise<void> {
-    return this.#connection.close();
+  async close(): Promise<void> {
+    this.#window?.close();
+    await this.#connection.close();
   }
 
   /** Publishes `events` once each; resolves with the ones to retry. */
-  async #round(js: JetStreamClient, events: readonly QueuedEvent[], signal: AbortSignal, rejected: Rejection[], acked: Uint8Array): Promise<readonly QueuedEvent[]> {
-    const failed: Failure[] = [];
-    await Promise.all(events.map((event, i) => this.#publishOne(js, event, i, signal, failed, acked)));
-    return failed.length === 0 ? [] : this.#triage(failed, rejected);
-  }
-
-  async #publishOne(js: JetStreamClient, event: QueuedEvent, index: number, signal: AbortSignal, failed: Failure[], acked: Uint8Array): Promise<void> {
-    if (!this.#permits.tryAcquire()) await this.#permits.acquire();
-    try {
-      // an abort while this waited for a permit: publish() has already returned
-      if (signal.aborted) return;
-      await js.publish(event.subject, event.bytes, { msgID: event.id });
-      acked[index] = 1;
-    } catch (error) {
-      failed.push({ event, error: error as Error });
-    } finally {
-      this.#permits.release();
+  async #round(window: AckWindow, events: readonly QueuedEvent[], signal: AbortSignal, rejected: Rejection[], acked: Uint8Array): Promise<readonly QueuedEvent[]> {
+    const failed = await window.publishBatch(events, acked, signal);
+    if (signal.aborted) {
+      // Events never sent (the abort came while waiting for window space) are neither acked nor failed.
+      return events.filter((_, i) => acked[i] === 0);
     }
+    return failed.length === 0 ? [] : this.#triage(failed, rejected);
   }
 
   /** Reports failures once per reason, moves permanent ones to `rejected`, returns the events worth retrying. */

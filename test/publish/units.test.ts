@@ -1,11 +1,10 @@
 // The small pure pieces of the publisher: subject coverage, backoff, the
-// in-flight semaphore, log throttling, error classification.
+// log throttling and error classification.
 import { expect, test } from "bun:test";
 import { NoRespondersError, RequestError, TimeoutError, InvalidArgumentError, ClosedConnectionError } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { subjectsCover } from "../../src/publish/subjects.ts";
 import { backoffDelay, PUBLISH_BACKOFF } from "../../src/backoff.ts";
-import { Semaphore } from "../../src/publish/semaphore.ts";
 import { LogThrottle } from "../../src/log.ts";
 import { classifyError } from "../../src/publish/classify.ts";
 
@@ -38,26 +37,6 @@ test("backoffDelay: doubles from 50 ms to a 5 s cap, jittered within the upper h
   expect(backoffDelay(3, PUBLISH_BACKOFF, () => 1)).toBe(400);
   expect(backoffDelay(10, PUBLISH_BACKOFF, () => 1)).toBe(5000);
   expect(backoffDelay(10_000, PUBLISH_BACKOFF, () => 0)).toBe(2500);
-});
-
-test("Semaphore: at most N held, waiters served in order", async () => {
-  const sem = new Semaphore(2);
-  expect(sem.tryAcquire()).toBe(true);
-  expect(sem.tryAcquire()).toBe(true);
-  expect(sem.tryAcquire()).toBe(false);
-  const order: number[] = [];
-  const a = sem.acquire().then(() => order.push(1));
-  const b = sem.acquire().then(() => order.push(2));
-  sem.release();
-  // the released permit went to the first waiter, not to a newcomer
-  expect(sem.tryAcquire()).toBe(false);
-  sem.release();
-  await Promise.all([a, b]);
-  expect(order).toEqual([1, 2]);
-  sem.release();
-  sem.release();
-  expect(sem.available).toBe(2);
-  expect(() => new Semaphore(0)).toThrow(RangeError);
 });
 
 test("LogThrottle: one line per key per interval, counting the rest", () => {
