@@ -23,6 +23,7 @@ export interface CircuitSnapshot {
   opened_at: string | undefined;
   /** how many times it opened since start */
   opens: number;
+  last_failure: string | undefined;
 }
 
 export class CircuitBreaker {
@@ -31,6 +32,8 @@ export class CircuitBreaker {
   #openedAt = 0;
   #probeAt = 0;
   #opens = 0;
+  /** why the last publish for this subject failed */
+  #lastFailure: string | undefined;
 
   constructor(
     readonly subject: string,
@@ -66,8 +69,13 @@ export class CircuitBreaker {
     if (this.#state !== "closed") this.#move("closed", "a publish succeeded");
   }
 
+  get lastFailure(): string | undefined {
+    return this.#lastFailure;
+  }
+
   failure(reason = "publish failed"): void {
     this.#failures++;
+    this.#lastFailure = reason;
     if (this.#state === "half_open") this.#open(`probe failed: ${reason}`);
     else if (this.#state === "closed" && this.#failures >= this.options.failureThreshold) {
       this.#open(`${this.#failures} consecutive failures: ${reason}`);
@@ -101,6 +109,7 @@ export class CircuitBreaker {
       consecutive_failures: this.#failures,
       opened_at: state === "closed" ? undefined : new Date(this.#openedAt).toISOString(),
       opens: this.#opens,
+      last_failure: this.#lastFailure,
     };
   }
 }

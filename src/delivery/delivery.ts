@@ -120,6 +120,7 @@ export class Delivery {
     const outcome = await this.#o.publisher.publish(batch, this.#o.deadline);
     this.#settle(batch, outcome);
     if (outcome.undelivered.length === 0) return true;
+    for (const e of outcome.undelivered) this.#o.health.collector(e.collector).lost++;
     if (!this.#o.deadline.aborted) this.#gaveUp();
     return false;
   }
@@ -129,7 +130,7 @@ export class Delivery {
    * circuit breakers: a subject with undelivered events failed, the others
    * succeeded.
    */
-  #settle(batch: readonly QueuedEvent[], { undelivered, rejected }: PublishOutcome): void {
+  #settle(batch: readonly QueuedEvent[], { undelivered, rejected, failure }: PublishOutcome): void {
     const { health, breakers } = this.#o;
     if (undelivered.length === 0 && rejected.length === 0) {
       let subject = "";
@@ -149,7 +150,7 @@ export class Delivery {
       health.collector(event.collector).discard(reason);
     }
     const failed = new Set(undelivered.map((e) => e.subject));
-    const reason = this.#o.publisher.status().lastError ?? "not delivered in time";
+    const reason = failure ?? `not confirmed within spool.spill_after (${this.#o.spillAfterMs}ms)`;
     for (const subject of failed) breakers.for(subject).failure(reason);
     for (const e of batch) {
       if (notPublished.has(e)) continue;
@@ -280,7 +281,7 @@ export class Delivery {
     if (nats.closed) out.push(`NATS connection closed: ${nats.lastError ?? "gave up"}`);
     else if (!nats.connected) out.push(`NATS disconnected${nats.lastError ? `: ${nats.lastError}` : ""}`);
     for (const b of this.#o.breakers.all()) {
-      if (b.state !== "closed") out.push(`circuit ${b.state.replace("_", "-")} for ${b.subject}: ${nats.lastError ?? "publishes failing"}`);
+      if (b.state !== "closed") out.push(`circuit ${b.state.replace("_", "-")} for ${b.subject}: ${b.lastFailure ?? "publishes failing"}`);
     }
     const stats = this.#spool?.stats();
     if (stats && stats.depth > 0) {

@@ -23,6 +23,8 @@ export class CollectorHealth {
   discarded = 0;
   /** input the collector could not parse, by source */
   readonly parseErrors = new Map<string, number>();
+  /** accepted events still in memory when the agent exited (only without a spool, or past the deadline) */
+  lost = 0;
   /** drops by reason: before acceptance (queue_full, invalid_event, ...) and discards */
   readonly dropped = new Map<string, number>();
   /** the runner that currently reports for this name */
@@ -92,6 +94,7 @@ export interface DeliveryTotals {
   published: number;
   discarded: number;
   spooled: number;
+  lost: number;
   /** all drops: before acceptance and discards */
   dropped: number;
 }
@@ -127,12 +130,13 @@ export class HealthTracker {
    * discarded + spool depth + in memory.
    */
   totals(): DeliveryTotals {
-    const t: DeliveryTotals = { accepted: 0, published: 0, discarded: 0, spooled: 0, dropped: 0 };
+    const t: DeliveryTotals = { accepted: 0, published: 0, discarded: 0, spooled: 0, lost: 0, dropped: 0 };
     for (const h of this.#collectors.values()) {
       t.accepted += h.accepted;
       t.published += h.published;
       t.discarded += h.discarded;
       t.spooled += h.spooled;
+      t.lost += h.lost;
       t.dropped += h.droppedTotal;
     }
     return t;

@@ -50,6 +50,7 @@ export class CorePublisher implements Publisher {
     const rejected: Rejection[] = [];
     if (!this.#isReady && (await unlessAborted(this.#ready.promise, signal)) !== true) return outcome(batch, rejected);
     let pending = batch;
+    let failure: string | undefined;
     for (let attempt = 0; pending.length > 0 && !signal.aborted; attempt++) {
       if (attempt > 0 && !(await sleep(backoffDelay(attempt - 1), signal))) break;
       if (!(await this.#connection.waitConnected(signal))) break;
@@ -59,17 +60,23 @@ export class CorePublisher implements Publisher {
         pending = this.#publishAll(nc, pending, rejected);
         flushed = withTimeout(nc.flush(), this.#config.timeout.ms);
       } catch (err) {
-        this.#failures.publishFailed(classifyError(err), err as Error, pending.length);
+        failure = this.#failed(err, pending.length);
         continue;
       }
       try {
         if ((await unlessAborted(flushed, signal)) === ABORTED) break;
         return outcome([], rejected);
       } catch (err) {
-        this.#failures.publishFailed(classifyError(err), err as Error, pending.length);
+        failure = this.#failed(err, pending.length);
       }
     }
-    return outcome(pending, rejected);
+    return outcome(pending, rejected, failure);
+  }
+
+  #failed(err: unknown, events: number): string {
+    const reason = classifyError(err);
+    this.#failures.publishFailed(reason, err as Error, events);
+    return `${reason}: ${(err as Error).message}`;
   }
 
   status(): PublisherStatus {

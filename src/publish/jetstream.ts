@@ -96,12 +96,13 @@ export class JetStreamPublisher implements Publisher {
     const window = this.#js ? this.#window : await unlessAborted(this.#ready.promise, signal);
     if (window === undefined || window === ABORTED) return outcome(batch, rejected);
     let pending = batch;
+    const seen: { failure?: string } = {};
     for (let attempt = 0; pending.length > 0 && !signal.aborted; attempt++) {
       if (attempt > 0 && !(await sleep(backoffDelay(attempt - 1), signal))) break;
       if (!(await this.#connection.waitConnected(signal))) break;
       if (this.#streamStale) await unlessAborted(this.#checkStream(), signal);
       const acked = new Uint8Array(pending.length);
-      const next = await unlessAborted(this.#round(window, pending, signal, rejected, acked), signal);
+      const next = await unlessAborted(this.#round(window, pending, signal, rejected, acked, seen), signal);
       if (next === ABORTED) {
         // What the server confirmed before the abort is delivered; the rest is not (yet).
         pending = pending.filter((_, i) => acked[i] === 0);
@@ -109,7 +110,7 @@ export class JetStreamPublisher implements Publisher {
       }
       pending = next;
     }
-    return outcome(pending, rejected);
+    return outcome(pending, rejected, seen.failure);
   }
 
   status(): PublisherStatus {
@@ -122,17 +123,24 @@ export class JetStreamPublisher implements Publisher {
   }
 
   /** Publishes `events` once each; resolves with the ones to retry. */
-  async #round(window: AckWindow, events: readonly QueuedEvent[], signal: AbortSignal, rejected: Rejection[], acked: Uint8Array): Promise<readonly QueuedEvent[]> {
+  async #round(
+    window: AckWindow,
+    events: readonly QueuedEvent[],
+    signal: AbortSignal,
+    rejected: Rejection[],
+    acked: Uint8Array,
+    seen: { failure?: string },
+  ): Promise<readonly QueuedEvent[]> {
     const failed = await window.publishBatch(events, acked, signal);
     if (signal.aborted) {
       // Events never sent (the abort came while waiting for window space) are neither acked nor failed.
       return events.filter((_, i) => acked[i] === 0);
     }
-    return failed.length === 0 ? [] : this.#triage(failed, rejected);
+    return failed.length === 0 ? [] : this.#triage(failed, rejected, seen);
   }
 
   /** Reports failures once per reason, moves permanent ones to `rejected`, returns the events worth retrying. */
-  #triage(failed: readonly Failure[], rejected: Rejection[]): QueuedEvent[] {
+  #triage(failed: readonly Failure[], rejected: Rejection[], seen: { failure?: string }): QueuedEvent[] {
     const byReason = new Map<PublishErrorReason, { error: Error; events: number }>();
     const retry: QueuedEvent[] = [];
     for (const { event, error } of failed) {
@@ -143,7 +151,10 @@ export class JetStreamPublisher implements Publisher {
       if (isPermanent(reason)) rejected.push({ event, reason });
       else retry.push(event);
     }
-    for (const [reason, { error, events }] of byReason) this.#failures.publishFailed(reason, error, events);
+    for (const [reason, { error, events }] of byReason) {
+      this.#failures.publishFailed(reason, error, events);
+      seen.failure = `${reason}: ${error.message}`;
+    }
     if (byReason.has("no_responders")) this.#streamStale = true;
     return retry;
   }

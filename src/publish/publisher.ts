@@ -30,14 +30,17 @@ export interface Rejection {
 export interface PublishOutcome {
   readonly undelivered: readonly QueuedEvent[];
   readonly rejected: readonly Rejection[];
+  /** the last failure this call saw, as "reason: message", when some events were not delivered */
+  readonly failure?: string;
 }
 
 const NONE: readonly never[] = Object.freeze([]);
 /** The outcome of a batch delivered whole; shared, so the common case allocates nothing. */
 export const DELIVERED: PublishOutcome = Object.freeze({ undelivered: NONE, rejected: NONE });
 
-export function outcome(undelivered: readonly QueuedEvent[], rejected: readonly Rejection[]): PublishOutcome {
-  return undelivered.length === 0 && rejected.length === 0 ? DELIVERED : { undelivered, rejected };
+export function outcome(undelivered: readonly QueuedEvent[], rejected: readonly Rejection[], failure?: string): PublishOutcome {
+  if (undelivered.length === 0 && rejected.length === 0) return DELIVERED;
+  return failure === undefined ? { undelivered, rejected } : { undelivered, rejected, failure };
 }
 
 /** Reports publish failures by reason, for logs now and metrics later. */

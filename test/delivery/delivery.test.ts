@@ -25,9 +25,10 @@ function setup(yaml: string, publisher = new MemoryPublisher(), once = true, spo
   return { orch, publisher, spool, spoolPath };
 }
 
-/** accepted + inherited = published + discarded + in spool + lost */
+/** accepted + inherited = published + discarded + in spool + lost, each counted on its own */
 function expectBalanced(r: ShutdownReport) {
   expect(r.accepted + r.inherited).toBe(r.published + r.discarded + r.inSpool + r.lost);
+  expect(r.unaccounted).toBe(0);
 }
 
 async function waitFor(cond: () => boolean, ms = 5000) {

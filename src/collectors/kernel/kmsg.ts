@@ -1,0 +1,157 @@
+// The kernel log as /dev/kmsg gives it (Documentation/ABI/testing/dev-kmsg):
+// one record per read, `prio,seq,usec,flags[,...];message`, then optional
+// continuation lines starting with a space (KEY=value context such as
+// SUBSYSTEM= and DEVICE=). A regular file of such lines can stand in for the
+// device, and is tailed: tests and recorded logs use that.
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
+
+export interface KmsgRecord {
+  /** syslog level: 0 (emerg) to 7 (debug) */
+  level: number;
+  facility: number;
+  /** sequence number: consecutive unless records were overwritten before they were read */
+  seq: number;
+  /** µs since boot */
+  usec: number;
+  message: string;
+}
+
+const HEADER = /^(\d+),(\d+),(\d+),[^;]*;(.*)$/;
+
+/** Parses a record's first line; throws an Error on anything else. Continuation lines are not records. */
+export function parseKmsgLine(line: string): KmsgRecord {
+  const m = HEADER.exec(line);
+  if (!m) throw new Error(`not a kmsg record: ${JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}…` : line)}`);
+  const [prio, seq, usec] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(usec) || prio > 1023) throw new Error(`kmsg header out of range: ${line.slice(0, 40)}`);
+  return { level: prio & 7, facility: prio >> 3, seq, usec, message: m[4]! };
+}
+
+/** Cuts text read in chunks into lines; a line cut at the end of a chunk waits for the rest. */
+export class LineSplitter {
+  #partial = "";
+
+  push(chunk: string): string[] {
+    const lines = (this.#partial + chunk).split("\n");
+    this.#partial = lines.pop()!;
+    return lines;
+  }
+
+  /** The last line if it had no newline (a truncated record, at the end of a one-off read). */
+  flush(): string[] {
+    const rest = this.#partial;
+    this.#partial = "";
+    return rest === "" ? [] : [rest];
+  }
+}
+
+export type KmsgRead = { kind: "data"; text: string } | { kind: "idle" } | { kind: "overrun" };
+
+export interface KmsgSource {
+  /** the live device: its sequence numbers and timestamps belong to this boot */
+  readonly device: boolean;
+  /** What is new: text, nothing yet (idle), or news that records were overwritten before they were read (overrun). */
+  read(): KmsgRead;
+  close(): void;
+}
+
+/** Larger than any record (the kernel's limit is 8 KiB); /dev/kmsg fails a read into a buffer too small for the record. */
+const BUFFER_BYTES = 16 * 1024;
+const IDLE: KmsgRead = { kind: "idle" };
+
+/**
+ * Opens the kernel log at `path`: the device, or a regular file to tail.
+ * `fromEnd` skips what is there now (the history), like lseek(SEEK_END).
+ */
+export function openKmsg(path: string, fromEnd: boolean): KmsgSource {
+  // Non-blocking: a read with nothing new returns EAGAIN at once instead of holding a thread.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isCharacterDevice()) return new DeviceSource(fd, fromEnd);
+    if (stat.isFile()) return new FileSource(path, fd, fromEnd ? stat.size : 0);
+    throw new Error(`${path} is neither a character device nor a regular file`);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+class DeviceSource implements KmsgSource {
+  readonly device = true;
+  readonly #buffer = Buffer.alloc(BUFFER_BYTES);
+
+  constructor(
+    readonly fd: number,
+    fromEnd: boolean,
+  ) {
+    // lseek(SEEK_END) is what skipping means on /dev/kmsg, but neither Bun nor
+    // Node offers lseek: reading the records there now and dropping them lands
+    // at the same place.
+    if (fromEnd) while (this.read().kind !== "idle");
+  }
+
+  read(): KmsgRead {
+    try {
+      const n = readSync(this.fd, this.#buffer, 0, this.#buffer.length, null);
+      return n === 0 ? IDLE : { kind: "data", text: this.#buffer.toString("utf8", 0, n) };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EAGAIN") return IDLE;
+      // The ring buffer overwrote records before we read them; the next read continues after the gap.
+      if (code === "EPIPE") return { kind: "overrun" };
+      throw err;
+    }
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+class FileSource implements KmsgSource {
+  readonly device = false;
+  readonly #buffer = Buffer.alloc(BUFFER_BYTES);
+  // Streaming: a UTF-8 character can be cut between two reads.
+  #decoder = new TextDecoder();
+
+  constructor(
+    readonly path: string,
+    private fd: number,
+    private position: number,
+  ) {}
+
+  read(): KmsgRead {
+    const size = fstatSync(this.fd).size;
+    // Truncated: start over from its beginning.
+    if (size < this.position) this.#restart(this.fd);
+    if (size === this.position) {
+      // Rotated (a new file under the path) once this one is read to its end: follow the path.
+      if (!this.#replaced()) return IDLE;
+      this.#restart(openSync(this.path, constants.O_RDONLY));
+      return this.read();
+    }
+    const n = readSync(this.fd, this.#buffer, 0, this.#buffer.length, this.position);
+    this.position += n;
+    return n === 0 ? IDLE : { kind: "data", text: this.#decoder.decode(this.#buffer.subarray(0, n), { stream: true }) };
+  }
+
+  #replaced(): boolean {
+    try {
+      return statSync(this.path).ino !== fstatSync(this.fd).ino;
+    } catch {
+      return false; // gone for now: keep the file we have
+    }
+  }
+
+  #restart(fd: number): void {
+    if (fd !== this.fd) closeSync(this.fd);
+    this.fd = fd;
+    this.position = 0;
+    this.#decoder = new TextDecoder();
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}

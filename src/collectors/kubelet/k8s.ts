@@ -1,0 +1,212 @@
+// What the kubelet and kubeapi collectors share: an HTTP(S) client that sends
+// the service-account token and verifies the server against a CA file,
+// readers for untrusted JSON, and health across several sources. (A candidate
+// for src/collectors/common/ once more collectors talk to Kubernetes.)
+import type { CollectorContext } from "../../orchestrator/collector.ts";
+import { readText } from "../common/paths.ts";
+
+export type Json = Record<string, unknown>;
+
+const NO_ITEMS: readonly unknown[] = [];
+
+/** A JSON object, or undefined for anything else (null, a list, a scalar). */
+export function obj(x: unknown): Json | undefined {
+  return typeof x === "object" && x !== null && !Array.isArray(x) ? (x as Json) : undefined;
+}
+
+export function str(x: unknown): string | undefined {
+  return typeof x === "string" ? x : undefined;
+}
+
+export function num(x: unknown): number | undefined {
+  return typeof x === "number" && Number.isFinite(x) ? x : undefined;
+}
+
+/** The items of a list; an empty list for anything else, so loops need no guard. */
+export function list(x: unknown): readonly unknown[] {
+  return Array.isArray(x) ? x : NO_ITEMS;
+}
+
+/** Absent optional fields are left out of an event rather than sent as null. */
+export function omitUndefined<T extends object>(o: T): T {
+  for (const key of Object.keys(o) as (keyof T)[]) if (o[key] === undefined) delete o[key];
+  return o;
+}
+
+/** JSON.parse without throwing: the value, or why it is not JSON. */
+export function parseJson(text: string): { ok: true; value: unknown } | { ok: false; detail: string } {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (err) {
+    return { ok: false, detail: `${(err as Error).message} (${text.length} characters${text.length === 0 ? "" : `, starting ${JSON.stringify(text.slice(0, 40))}`})` };
+  }
+}
+
+/** http(s)://host[:port] with an optional path prefix, no query: what `address` and `api_server` accept. */
+export function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.hostname !== "" && url.search === "" && url.hash === "" && url.username === "";
+  } catch {
+    return false;
+  }
+}
+
+/** The server answered with a status outside 2xx. */
+export class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "HttpStatusError";
+  }
+}
+
+export interface K8sClientOptions {
+  /** e.g. https://127.0.0.1:10250 or https://kubernetes.default.svc */
+  readonly baseUrl: string;
+  readonly tokenFile: string;
+  readonly caFile: string;
+  /** https without verifying the server certificate */
+  readonly insecure: boolean;
+  /** what the server is, for messages: "kubelet", "API server" */
+  readonly what: string;
+  /** appended to TLS verification failures: what the user can change */
+  readonly tlsHint: string;
+}
+
+// Error codes of a certificate that did not verify (BoringSSL/OpenSSL names, as Bun reports them).
+const TLS_CODE = /CERT|SIGNATURE|ISSUER|SELF_SIGNED|TLS|SSL/;
+const PEM_CERT = "-----BEGIN CERTIFICATE-----";
+// Enough of an error body to explain it, not a whole HTML page.
+const BODY_EXCERPT = 200;
+
+/**
+ * Reads the token and the CA for every request: projected service-account
+ * tokens rotate (about hourly), and a file read is cheap next to a request.
+ */
+export class K8sClient {
+  readonly #o: K8sClientOptions;
+  readonly #base: string;
+  readonly #https: boolean;
+
+  constructor(options: K8sClientOptions) {
+    this.#o = options;
+    this.#base = options.baseUrl.replace(/\/+$/, "");
+    this.#https = this.#base.startsWith("https:");
+  }
+
+  /**
+   * GET `path` (which starts with "/"). Resolves with a 2xx response whose body
+   * the caller reads; a missing token or CA, a refused connection, a TLS
+   * failure or another status rejects with a message that says what to check.
+   */
+  async get(path: string, signal: AbortSignal): Promise<Response> {
+    const o = this.#o;
+    const token = (await readText(o.tokenFile).catch((err: Error) => Promise.reject(new Error(`token_file: ${err.message}`)))).trim();
+    if (token === "") throw new Error(`token_file ${o.tokenFile} is empty`);
+    const url = this.#base + path;
+    const init: BunFetchRequestInit = {
+      headers: { authorization: `Bearer ${token}`, accept: "application/json" },
+      signal,
+      tls: await this.#tls(),
+    };
+    let response: Response;
+    try {
+      response = await fetch(url, init);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw this.#describe(err);
+    }
+    if (response.ok) return response;
+    const body = await response.text().catch(() => "");
+    throw new HttpStatusError(response.status, this.#statusMessage(response, path, body));
+  }
+
+  /** GET `path` and read its whole body, all within `timeoutMs`. */
+  async getText(path: string, signal: AbortSignal, timeoutMs: number): Promise<string> {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const both = AbortSignal.any([signal, deadline]);
+    try {
+      return await (await this.get(path, both)).text();
+    } catch (err) {
+      if (deadline.aborted && !signal.aborted) {
+        throw new Error(`the ${this.#o.what} at ${this.#base} did not answer ${path.split("?")[0]} within ${timeoutMs / 1000}s`);
+      }
+      throw err;
+    }
+  }
+
+  async #tls(): Promise<BunFetchRequestInitTLS | undefined> {
+    if (!this.#https) return undefined;
+    if (this.#o.insecure) return { rejectUnauthorized: false };
+    const ca = await readText(this.#o.caFile).catch((err: Error) => Promise.reject(new Error(`ca_file: ${err.message}`)));
+    // Bun reports a CA it cannot read only as "FailedToOpenSocket": say what is wrong instead.
+    if (!ca.includes(PEM_CERT)) throw new Error(`ca_file ${this.#o.caFile} holds no PEM certificate`);
+    return { ca };
+  }
+
+  #describe(err: unknown): Error {
+    const { what, tlsHint } = this.#o;
+    const code = String((err as { code?: unknown }).code ?? "");
+    const message = err instanceof Error ? err.message : String(err);
+    if (TLS_CODE.test(code)) {
+      return new Error(`TLS verification of the ${what} at ${this.#base} failed (${code}: ${message}): ${tlsHint}`);
+    }
+    if (code === "ECONNREFUSED") return new Error(`cannot connect to the ${what} at ${this.#base}: connection refused`);
+    return new Error(`request to the ${what} at ${this.#base} failed: ${code ? `${code}: ` : ""}${message}`);
+  }
+
+  #statusMessage(response: Response, path: string, body: string): string {
+    const { what, tokenFile } = this.#o;
+    const where = `the ${what} answered ${path.split("?")[0]} with HTTP ${response.status}`;
+    if (response.status === 401) return `${where}: the token in ${tokenFile} was not accepted`;
+    if (response.status === 403) return `${where}: the service account may not read it (check its RBAC rules)`;
+    // The API server explains itself in a Status object; others send text.
+    const parsed = parseJson(body);
+    const excerpt = ((parsed.ok && str(obj(parsed.value)?.message)) || body).slice(0, BODY_EXCERPT).trim();
+    return excerpt ? `${where}: ${excerpt}` : where;
+  }
+}
+
+/**
+ * A collector fed by several sources (kubelet /pods and /stats/summary; API
+ * pods and events): degraded while any source fails, healthy only once every
+ * source has worked, so one source's success does not hide another's failure.
+ */
+export class SourceHealth {
+  readonly #ctx: CollectorContext;
+  /** sources failing, or not read yet */
+  readonly #pending: Set<string>;
+
+  constructor(ctx: CollectorContext, sources: readonly string[]) {
+    this.#ctx = ctx;
+    this.#pending = new Set(sources);
+  }
+
+  ok(source: string): void {
+    this.#pending.delete(source);
+    if (this.#pending.size === 0) this.#ctx.healthy();
+  }
+
+  failed(source: string, reason: string): void {
+    this.#pending.add(source);
+    this.#ctx.degraded(`${source}: ${reason}`);
+  }
+
+  /** `ctx` with its health reports going to `source`: for the shared poll loop. */
+  contextFor(source: string): CollectorContext {
+    const ctx = this.#ctx;
+    return {
+      name: ctx.name,
+      signal: ctx.signal,
+      once: ctx.once,
+      log: ctx.log,
+      emit: (event) => ctx.emit(event),
+      parseError: (where, detail) => ctx.parseError(where, detail),
+      degraded: (reason) => this.failed(source, reason),
+      healthy: () => this.ok(source),
+    };
+  }
+}

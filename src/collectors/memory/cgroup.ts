@@ -1,0 +1,206 @@
+// The cgroup side: where the memory and cpu controllers are mounted (v1, v2
+// or hybrid), the pod and container cgroups kubelet created under them, and
+// what their memory and cpu files say.
+import { existsSync, statSync } from "node:fs";
+import { readdir } from "node:fs/promises";
+import { readText, under } from "../common/paths.ts";
+import { containerOf, podUidOf } from "./kubepods.ts";
+import { parseKeyed, parseValue } from "./parse.ts";
+
+export interface CgroupLayout {
+  version: 1 | 2;
+  /** the hierarchy holding the memory controller (the cgroup root on v2) */
+  memory: string | undefined;
+  /** the hierarchy holding the cpu controller (the cgroup root on v2) */
+  cpu: string | undefined;
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * v1 when a memory or cpu hierarchy is mounted below the root (also on hybrid
+ * hosts, where the cgroup2 mount under `unified` holds no controllers), v2
+ * when the root itself is a cgroup2 mount; undefined when it is neither.
+ */
+export function detectLayout(root: string): CgroupLayout | undefined {
+  const memory = under(root, "memory");
+  // systemd mounts cpu and cpuacct together; `cpu` is then a symlink to the pair, or absent.
+  const cpu = ["cpu", "cpu,cpuacct", "cpuacct,cpu"].map((name) => under(root, name)).find(isDir);
+  if (isDir(memory) || cpu) return { version: 1, memory: isDir(memory) ? memory : undefined, cpu };
+  if (existsSync(under(root, "cgroup.controllers"))) return { version: 2, memory: root, cpu: root };
+  return undefined;
+}
+
+export interface ContainerCgroup {
+  /** path below the hierarchy root: the same in every v1 hierarchy, so it keys the state */
+  path: string;
+  dir: string;
+  /** the container id, or the cgroup's name when it is not one a known runtime gives */
+  id: string;
+  runtime?: string;
+}
+
+export interface PodCgroup {
+  path: string;
+  dir: string;
+  podUid: string;
+  containers: ContainerCgroup[];
+}
+
+/** kubelet's top cgroup: `kubepods.slice` with the systemd driver, `kubepods` with cgroupfs. */
+const KUBEPODS = ["kubepods.slice", "kubepods"];
+
+async function subdirs(dir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(dir, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch (err) {
+    // A pod or container removed while we walk: it is simply gone.
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+}
+
+/**
+ * The pod cgroups under a hierarchy, with their container cgroups. Pods sit
+ * directly under kubepods (Guaranteed) or one level down in a QoS cgroup
+ * (burstable, besteffort). Undefined when the hierarchy has no kubepods
+ * cgroup at all (not a Kubernetes node, or the host path is not mounted).
+ */
+export async function findPods(hierarchy: string): Promise<PodCgroup[] | undefined> {
+  const roots = KUBEPODS.filter((name) => isDir(under(hierarchy, name)));
+  if (roots.length === 0) return undefined;
+  const pods: PodCgroup[] = [];
+  const visit = async (path: string, depth: number): Promise<void> => {
+    for (const name of await subdirs(under(hierarchy, path))) {
+      const child = `${path}/${name}`;
+      const podUid = podUidOf(name);
+      if (podUid) pods.push(await pod(hierarchy, child, podUid));
+      else if (depth === 0) await visit(child, 1);
+    }
+  };
+  for (const root of roots) await visit(root, 0);
+  return pods;
+}
+
+async function pod(hierarchy: string, path: string, podUid: string): Promise<PodCgroup> {
+  const dir = under(hierarchy, path);
+  const containers = (await subdirs(dir)).map((name): ContainerCgroup => {
+    const container = containerOf(name);
+    const c: ContainerCgroup = { path: `${path}/${name}`, dir: under(dir, name), id: container?.id ?? name };
+    if (container?.runtime) c.runtime = container.runtime;
+    return c;
+  });
+  return { path, dir, podUid, containers };
+}
+
+/**
+ * Reads a cgroup file; undefined when it does not exist (the cgroup went
+ * away, or this kernel does not have the file). Other errors are thrown.
+ */
+export async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readText(path);
+  } catch (err) {
+    if (!existsSync(path)) return undefined;
+    throw err;
+  }
+}
+
+export interface MemoryReading {
+  usage?: number;
+  /** Infinity when unlimited */
+  limit?: number;
+  /**
+   * Monotonic event counters: v2 memory.events (low, high, max, oom,
+   * oom_kill, ...), v1 failcnt (limit hits) and oom_kill.
+   */
+  counters: Map<string, number>;
+  /** v1 memory.oom_control: the cgroup is under OOM right now (only with the OOM killer disabled) */
+  underOom?: boolean;
+}
+
+/**
+ * v1 page counters cap at PAGE_COUNTER_MAX pages, which reads as about 2^63
+ * bytes: anything this large means "no limit".
+ */
+const UNLIMITED = 2 ** 60;
+
+/** A file of one cgroup that could not be parsed: which kind of file (for the parse error count) and why. */
+export class CgroupParseError extends Error {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function parsed<T>(dir: string, file: string, parse: (text: string) => T): Promise<T | undefined> {
+  const path = under(dir, file);
+  const text = await readOptional(path);
+  if (text === undefined) return undefined;
+  try {
+    return parse(text);
+  } catch (err) {
+    throw new CgroupParseError(file, `${path}: ${(err as Error).message}`);
+  }
+}
+
+/** The memory files of one cgroup; undefined when the cgroup is gone. */
+export async function readMemory(dir: string, version: 1 | 2): Promise<MemoryReading | undefined> {
+  if (!existsSync(dir)) return undefined;
+  if (version === 2) {
+    const [usage, limit, events] = await Promise.all([
+      parsed(dir, "memory.current", parseValue),
+      parsed(dir, "memory.max", parseValue),
+      parsed(dir, "memory.events", parseKeyed),
+    ]);
+    return { usage, limit, counters: events ?? new Map() };
+  }
+  const [usage, limit, failcnt, oomControl] = await Promise.all([
+    parsed(dir, "memory.usage_in_bytes", parseValue),
+    parsed(dir, "memory.limit_in_bytes", parseValue),
+    parsed(dir, "memory.failcnt", parseValue),
+    parsed(dir, "memory.oom_control", parseKeyed),
+  ]);
+  const counters = new Map<string, number>();
+  if (failcnt !== undefined) counters.set("failcnt", failcnt);
+  // oom_kill is in memory.oom_control since Linux 4.13
+  const oomKill = oomControl?.get("oom_kill");
+  if (oomKill !== undefined) counters.set("oom_kill", oomKill);
+  const reading: MemoryReading = { usage, limit: limit !== undefined && limit >= UNLIMITED ? Infinity : limit, counters };
+  const underOom = oomControl?.get("under_oom");
+  if (underOom !== undefined) reading.underOom = underOom > 0;
+  return reading;
+}
+
+export interface CpuReading {
+  /** enforcement periods in which the cgroup was runnable */
+  periods: number;
+  /** periods in which it ran out of quota */
+  throttled: number;
+  throttledNs: number;
+}
+
+/** cpu.stat of one cgroup (v1 throttled_time in ns, v2 throttled_usec); undefined when it has none. */
+export async function readCpu(dir: string): Promise<CpuReading | undefined> {
+  const stat = await parsed(dir, "cpu.stat", parseKeyed);
+  if (!stat) return undefined;
+  const periods = stat.get("nr_periods");
+  const throttled = stat.get("nr_throttled");
+  const ns = stat.get("throttled_time") ?? mul(stat.get("throttled_usec"), 1000);
+  // The v2 root and cgroups without the cpu controller have no bandwidth fields.
+  if (periods === undefined || throttled === undefined || ns === undefined) return undefined;
+  return { periods, throttled, throttledNs: ns };
+}
+
+function mul(value: number | undefined, by: number): number | undefined {
+  return value === undefined ? undefined : value * by;
+}

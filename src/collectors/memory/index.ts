@@ -1,0 +1,357 @@
+// Node and pod resource pressure without eBPF: PSI (/proc/pressure/*),
+// /proc/meminfo, and the memory and cpu files of each pod's cgroups. Every
+// reading goes through a threshold or a counter delta, so events mark
+// changes: pressure starting or ending, a limit hit, an OOM kill.
+import { existsSync } from "node:fs";
+import { hostname } from "node:os";
+import type { EventInput, EventMetadata, Severity } from "../../event/event.ts";
+import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
+import { readText, under } from "../common/paths.ts";
+import { emitAll, poll } from "../common/poll.ts";
+import { CgroupParseError, detectLayout, findPods, readCpu, readMemory, type ContainerCgroup, type PodCgroup } from "./cgroup.ts";
+import { parseMeminfo, parsePsi } from "./parse.ts";
+import { memoryConfigSchema, type MemoryConfig } from "./schema.ts";
+import { Counters, Levels } from "./state.ts";
+
+const PSI_RESOURCES = ["memory", "cpu", "io"] as const;
+/** The state scope of node-wide readings (PSI, meminfo); cgroups are scoped by their path. */
+const NODE = "node";
+
+/** The memory counters reported, worst first: the worst that grew sets the event's action and severity. */
+const COUNTERS: ReadonlyArray<readonly [string, Severity]> = [
+  ["oom_kill", "error"],
+  ["oom_group_kill", "error"],
+  ["oom", "high"],
+  ["max", "warning"],
+  ["failcnt", "warning"],
+  ["high", "medium"],
+  ["low", "low"],
+];
+/**
+ * v1 failcnt counts the limit hits of the cgroup itself; the other counters
+ * also count its descendants', so a pod's share is what its containers do
+ * not explain.
+ */
+const LOCAL_COUNTERS = new Set(["failcnt"]);
+
+/** A cgroup the events are about: a pod's, or one of its containers'. */
+interface Subject {
+  path: string;
+  podUid: string;
+  container?: ContainerCgroup;
+}
+
+function percent(value: number): string {
+  return value.toFixed(2);
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class MemoryCollector implements Collector {
+  readonly #levels = new Levels();
+  readonly #counters = new Counters();
+  /** The first walk of the pod cgroups takes baselines; cgroups that appear later count from zero. */
+  #baselined = false;
+  readonly #cgroupRoot: string;
+  readonly #nodeName: string;
+
+  constructor(readonly config: MemoryConfig) {
+    this.#cgroupRoot = config.cgroup_root ?? under(config.sys_root, "fs/cgroup");
+    this.#nodeName = config.node_name ?? process.env.NODE_NAME ?? hostname();
+  }
+
+  run(ctx: CollectorContext): Promise<void> {
+    return poll(ctx, this.config.interval.ms, () => this.#round(ctx));
+  }
+
+  /** One poll: every source is read even when another fails; any failure makes the round (and health) degraded. */
+  async #round(ctx: CollectorContext): Promise<void> {
+    const events: EventInput[] = [];
+    const problems: string[] = [];
+    for (const resource of PSI_RESOURCES) await this.#pressure(ctx, resource, events, problems);
+    await this.#meminfo(ctx, events, problems);
+    const walked = await this.#cgroups(ctx, events, problems);
+    // Forget cgroups that are gone; after a failed walk, keep everything (they may well be there).
+    const keep = (scope: string) => scope === NODE || walked === undefined || walked.has(scope);
+    this.#levels.sweep(keep);
+    this.#counters.sweep(keep);
+    await emitAll(ctx, events);
+    if (problems.length > 0) throw new Error(problems.join("; "));
+  }
+
+  async #pressure(ctx: CollectorContext, resource: (typeof PSI_RESOURCES)[number], events: EventInput[], problems: string[]): Promise<void> {
+    const thresholds = this.config.psi[resource];
+    const path = under(this.config.proc_root, "pressure", resource);
+    let text: string;
+    try {
+      text = await readText(path);
+    } catch (err) {
+      const noPsi = !existsSync(under(this.config.proc_root, "pressure")) && existsSync(under(this.config.proc_root, "meminfo"));
+      problems.push(noPsi ? `no PSI on this kernel (${path} is missing: CONFIG_PSI off, or booted with psi=0)` : message(err));
+      return;
+    }
+    let psi;
+    try {
+      psi = parsePsi(text);
+    } catch (err) {
+      ctx.parseError(`pressure/${resource}`, `${path}: ${message(err)}`);
+      return;
+    }
+    for (const kind of ["some", "full"] as const) {
+      const threshold = kind === "some" ? thresholds.some_avg10 : thresholds.full_avg10;
+      const line = psi[kind];
+      if (threshold === 0 || !line) continue;
+      const crossing = this.#levels.cross(NODE, `psi/${resource}/${kind}`, line.avg10, threshold);
+      if (!crossing) continue;
+      events.push({
+        type: `kubelet.${resource}.pressure`,
+        severity: crossing === "leave" ? "info" : kind === "full" ? "high" : "warning",
+        event_data: {
+          kubelet: { event_type: `${resource}_pressure` },
+          custom: {
+            source: "psi",
+            resource,
+            kind,
+            state: crossing === "enter" ? "pressure" : "recovered",
+            avg10: percent(line.avg10),
+            avg60: percent(line.avg60),
+            avg300: percent(line.avg300),
+            total_us: String(line.total),
+            threshold_avg10: percent(threshold),
+          },
+        },
+        metadata: { node_name: this.#nodeName },
+      });
+    }
+  }
+
+  async #meminfo(ctx: CollectorContext, events: EventInput[], problems: string[]): Promise<void> {
+    const { percent: minPercent, bytes: minBytes } = this.config.memory_available;
+    const path = under(this.config.proc_root, "meminfo");
+    let text: string;
+    try {
+      text = await readText(path);
+    } catch (err) {
+      problems.push(message(err));
+      return;
+    }
+    let values;
+    try {
+      values = parseMeminfo(text);
+    } catch (err) {
+      ctx.parseError("meminfo", `${path}: ${message(err)}`);
+      return;
+    }
+    if (minPercent === 0 && minBytes === 0) return;
+    const total = values.get("MemTotal")!;
+    // MemAvailable is there since Linux 3.14; before, free plus page cache is the usual estimate.
+    const reported = values.get("MemAvailable");
+    const available = reported ?? (values.get("MemFree") ?? 0) + (values.get("Buffers") ?? 0) + (values.get("Cached") ?? 0);
+    const availablePercent = total > 0 ? (available / total) * 100 : 0;
+    // One level for both thresholds: how far above the nearer one the node is (1 = at it).
+    const headroom = Math.min(minPercent > 0 ? availablePercent / minPercent : Infinity, minBytes > 0 ? available / minBytes : Infinity);
+    const crossing = this.#levels.cross(NODE, "meminfo/available", headroom, 1, true);
+    if (!crossing) return;
+    events.push({
+      type: "kubelet.memory.pressure",
+      severity: crossing === "enter" ? "warning" : "info",
+      event_data: {
+        kubelet: { event_type: "memory_available" },
+        custom: {
+          source: "meminfo",
+          state: crossing === "enter" ? "pressure" : "recovered",
+          mem_total_bytes: String(total),
+          mem_available_bytes: String(available),
+          available_percent: percent(availablePercent),
+          threshold_percent: percent(minPercent),
+          threshold_bytes: String(minBytes),
+          ...(reported === undefined ? { estimated: "true" } : {}),
+        },
+      },
+      metadata: { node_name: this.#nodeName },
+    });
+  }
+
+  /** Reads every pod cgroup; returns the paths of the cgroups found, or undefined when the walk failed. */
+  async #cgroups(ctx: CollectorContext, events: EventInput[], problems: string[]): Promise<Set<string> | undefined> {
+    const root = this.#cgroupRoot;
+    const layout = detectLayout(root);
+    if (!layout) {
+      problems.push(`${root} is neither a cgroup v1 nor a cgroup v2 mount (is the host path mounted?)`);
+      return undefined;
+    }
+    try {
+      const memoryPods = layout.memory ? await findPods(layout.memory) : undefined;
+      const cpuPods = layout.cpu ? await findPods(layout.cpu) : undefined;
+      if (!memoryPods && !cpuPods) {
+        problems.push(`no kubepods cgroup under ${root} (not a Kubernetes node?)`);
+        return undefined;
+      }
+      const walked = new Set<string>();
+      for (const pod of [...(memoryPods ?? []), ...(cpuPods ?? [])]) {
+        walked.add(pod.path);
+        for (const c of pod.containers) walked.add(c.path);
+      }
+      for (const pod of memoryPods ?? []) await this.#podMemory(ctx, pod, layout.version, events);
+      for (const pod of cpuPods ?? []) await this.#podCpu(ctx, pod, events);
+      this.#baselined = true;
+      return walked;
+    } catch (err) {
+      problems.push(`cgroups under ${root}: ${message(err)}`);
+      return undefined;
+    }
+  }
+
+  /** Reads one cgroup; a file that does not parse is counted and the cgroup skipped this round. */
+  async #read<T>(ctx: CollectorContext, read: () => Promise<T | undefined>): Promise<T | undefined> {
+    try {
+      return await read();
+    } catch (err) {
+      if (!(err instanceof CgroupParseError)) throw err;
+      ctx.parseError(err.file, err.message);
+      return undefined;
+    }
+  }
+
+  async #podMemory(ctx: CollectorContext, pod: PodCgroup, version: 1 | 2, events: EventInput[]): Promise<void> {
+    const readings = await Promise.all(pod.containers.map((c) => this.#read(ctx, () => readMemory(c.dir, version))));
+    const explained = new Map<string, number>();
+    pod.containers.forEach((container, i) => {
+      const reading = readings[i];
+      if (!reading) return;
+      const subject = { path: container.path, podUid: pod.podUid, container };
+      const grown = this.#grown(subject.path, reading.counters);
+      for (const [name, delta] of grown) explained.set(name, (explained.get(name) ?? 0) + delta);
+      this.#memoryEvents(subject, reading.usage, reading.limit, reading.underOom, grown, events);
+    });
+    const reading = await this.#read(ctx, () => readMemory(pod.dir, version));
+    if (!reading) return;
+    const grown = this.#grown(pod.path, reading.counters);
+    for (const [name, delta] of grown) {
+      if (LOCAL_COUNTERS.has(name)) continue;
+      const own = delta - (explained.get(name) ?? 0);
+      if (own > 0) grown.set(name, own);
+      else grown.delete(name);
+    }
+    // Usage against the limit is judged where the limit is: the containers, or a pod without container cgroups.
+    const leaf = pod.containers.length === 0;
+    this.#memoryEvents({ path: pod.path, podUid: pod.podUid }, leaf ? reading.usage : undefined, reading.limit, reading.underOom, grown, events);
+  }
+
+  /** The counters of one cgroup that grew since the last round, by name. */
+  #grown(path: string, counters: Map<string, number>): Map<string, number> {
+    const grown = new Map<string, number>();
+    for (const [name] of COUNTERS) {
+      const value = counters.get(name);
+      if (value === undefined) continue;
+      const delta = this.#counters.delta(path, name, value, this.#baselined);
+      if (delta) grown.set(name, delta);
+    }
+    return grown;
+  }
+
+  #memoryEvents(subject: Subject, usage: number | undefined, limit: number | undefined, underOom: boolean | undefined, grown: Map<string, number>, events: EventInput[]): void {
+    const worst = COUNTERS.find(([name]) => grown.has(name));
+    if (worst) {
+      const custom: Record<string, string> = {};
+      for (const [name, delta] of grown) custom[`${name}_delta`] = String(delta);
+      events.push(this.#memoryEvent(subject, worst[0], worst[1], custom));
+    }
+    const threshold = this.config.cgroup_memory_percent;
+    if (threshold > 0 && usage !== undefined && limit !== undefined && Number.isFinite(limit) && limit > 0) {
+      const used = (usage / limit) * 100;
+      const crossing = this.#levels.cross(subject.path, "usage", used, threshold);
+      if (crossing) {
+        events.push(
+          this.#memoryEvent(subject, crossing === "enter" ? "usage_high" : "usage_normal", crossing === "enter" ? "warning" : "info", {
+            usage_bytes: String(usage),
+            limit_bytes: String(limit),
+            usage_percent: percent(used),
+            threshold_percent: percent(threshold),
+          }),
+        );
+      }
+    }
+    if (underOom !== undefined) {
+      const crossing = this.#levels.cross(subject.path, "under_oom", underOom ? 1 : 0, 1);
+      if (crossing === "enter") events.push(this.#memoryEvent(subject, "under_oom", "high", {}));
+      if (crossing === "leave") events.push(this.#memoryEvent(subject, "oom_resolved", "info", {}));
+    }
+  }
+
+  #memoryEvent(subject: Subject, action: string, severity: Severity, custom: Record<string, string>): EventInput {
+    const c = subject.container;
+    return {
+      type: "container.memory_pressure",
+      severity,
+      event_data: {
+        // A pod-level event has no container: its container_id is empty.
+        container: { container_id: c?.id ?? "", ...(c?.runtime ? { runtime: c.runtime } : {}), state: "running", action },
+        custom: { cgroup_path: `/${subject.path}`, ...custom },
+      },
+      ...this.#context(subject),
+    };
+  }
+
+  async #podCpu(ctx: CollectorContext, pod: PodCgroup, events: EventInput[]): Promise<void> {
+    // Throttling is per cgroup, each against its own quota: the containers' and the pod's.
+    const subjects: Subject[] = [{ path: pod.path, podUid: pod.podUid }, ...pod.containers.map((container) => ({ path: container.path, podUid: pod.podUid, container }))];
+    const dirs = [pod.dir, ...pod.containers.map((c) => c.dir)];
+    const readings = await Promise.all(dirs.map((dir) => this.#read(ctx, () => readCpu(dir))));
+    subjects.forEach((subject, i) => {
+      const reading = readings[i];
+      if (reading) this.#throttling(subject, reading, events);
+    });
+  }
+
+  #throttling(subject: Subject, reading: { periods: number; throttled: number; throttledNs: number }, events: EventInput[]): void {
+    const { percent: threshold, min_periods } = this.config.cpu_throttling;
+    if (threshold === 0) return;
+    const fromZero = this.#baselined;
+    const periods = this.#counters.delta(subject.path, "nr_periods", reading.periods, fromZero);
+    const throttled = this.#counters.delta(subject.path, "nr_throttled", reading.throttled, fromZero);
+    const throttledNs = this.#counters.delta(subject.path, "throttled_ns", reading.throttledNs, fromZero);
+    if (periods === undefined || throttled === undefined) return;
+    const share = periods >= min_periods ? (throttled / periods) * 100 : 0;
+    const crossing = this.#levels.cross(subject.path, "throttled", share, threshold);
+    if (!crossing) return;
+    events.push({
+      type: "kubelet.cpu.throttling",
+      severity: crossing === "enter" ? "warning" : "info",
+      event_data: {
+        kubelet: { event_type: "cpu_throttling" },
+        custom: {
+          cgroup_path: `/${subject.path}`,
+          state: crossing === "enter" ? "throttled" : "recovered",
+          throttled_percent: percent(share),
+          periods: String(periods),
+          throttled_periods: String(throttled),
+          throttled_time_ns: String(throttledNs ?? 0),
+          threshold_percent: percent(threshold),
+        },
+      },
+      ...this.#context(subject),
+    });
+  }
+
+  #context(subject: Subject): Pick<EventInput, "metadata" | "correlation_hints"> {
+    const containerId = subject.container?.id;
+    const metadata: EventMetadata = { node_name: this.#nodeName, pod_uid: subject.podUid };
+    if (containerId) metadata.container_id = containerId;
+    return {
+      metadata,
+      correlation_hints: { pod_uid: subject.podUid, ...(containerId ? { container_id: containerId } : {}), cgroup_path: `/${subject.path}` },
+    };
+  }
+}
+
+export const memoryFactory: CollectorFactory<MemoryConfig> = {
+  type: "memory",
+  description: "node and pod pressure: PSI, /proc/meminfo, pod cgroup memory events and CPU throttling",
+  configSchema: memoryConfigSchema,
+  // Events mark threshold crossings and counter changes: a healthy node can be silent for days.
+  quietPeriodMs: () => undefined,
+  create: (config) => new MemoryCollector(config),
+};
