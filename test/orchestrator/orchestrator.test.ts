@@ -63,7 +63,7 @@ collectors:
     orch.start();
     await orch.roundsDone();
     const report = await orch.stop();
-    expect(report).toMatchObject({ accepted: 2500, published: 2500, dropped: 0, inSpool: 0, lost: 0 });
+    expect(report).toMatchObject({ accepted: 2500, published: 2500, dropped: 0, inSpool: 0, lost: 0, unaccounted: 0 });
     const events = publisher.decoded();
     expect(events.length).toBe(2500);
     expect(new Set(events.map((e) => e.event_id)).size).toBe(2500);
@@ -126,7 +126,7 @@ collectors:
     const t0 = Date.now();
     const report = await orch.stop();
     expect(Date.now() - t0).toBeLessThan(2500);
-    expect(report).toMatchObject({ published: 300, inSpool: 0, lost: 0 });
+    expect(report).toMatchObject({ published: 300, inSpool: 0, lost: 0, unaccounted: 0 });
     expect(orch.health.collector("hung").state).toBe("stopped");
   });
 
@@ -145,7 +145,7 @@ collectors:
     await orch.roundsDone();
     const report = await orch.stop();
     clearInterval(sampler);
-    expect(report).toMatchObject({ accepted: 2000, published: 2000, dropped: 0, inSpool: 0, lost: 0 });
+    expect(report).toMatchObject({ accepted: 2000, published: 2000, dropped: 0, inSpool: 0, lost: 0, unaccounted: 0 });
     expect(maxQueued).toBeLessThanOrEqual(50);
   });
 
@@ -228,7 +228,7 @@ collectors:
     const t0 = Date.now();
     const report = await orch.stop();
     expect(Date.now() - t0).toBeLessThan(2000);
-    expect(report).toMatchObject({ accepted: 500, published: 0, lost: 500 });
+    expect(report).toMatchObject({ accepted: 500, published: 0, lost: 500, unaccounted: 0 });
   });
 
   test("a --once round that fails is reported, not retried", async () => {
@@ -261,7 +261,7 @@ collectors:
     orch.start();
     await orch.roundsDone();
     const report = await orch.stop();
-    expect(report).toMatchObject({ accepted: 100, published: 98, discarded: 2, dropped: 2, inSpool: 0, lost: 0 });
+    expect(report).toMatchObject({ accepted: 100, published: 98, discarded: 2, dropped: 2, inSpool: 0, lost: 0, unaccounted: 0 });
     expect(orch.health.collector("synthetic").dropped.get("too_large")).toBe(2);
   });
 
@@ -280,6 +280,6 @@ collectors:
     await waitFor(() => fatal !== undefined);
     expect(fatal!.message).toContain("the publisher stopped delivering");
     const report = await orch.stop();
-    expect(report.lost).toBe(10);
+    expect(report).toMatchObject({ lost: 10, unaccounted: 0 });
   });
 });
