@@ -2,7 +2,9 @@
 // its schema, code and README, and one line here.
 import { CollectorRegistry } from "../orchestrator/registry.ts";
 import { syntheticFactory } from "./synthetic/index.ts";
+import { kubeletFactory } from "./kubelet/index.ts";
+import { kubeapiFactory } from "./kubeapi/index.ts";
 
 export function builtinRegistry(): CollectorRegistry {
-  return new CollectorRegistry().register(syntheticFactory);
+  return new CollectorRegistry().register(syntheticFactory).register(kubeletFactory).register(kubeapiFactory);
 }

@@ -5,7 +5,7 @@ import type { EventInput } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { sleep } from "../../wait.ts";
 import { emitAll } from "../common/poll.ts";
-import { HttpStatusError, K8sClient, list, num, obj, parseJson, SourceHealth, str, type Json } from "../kubelet/k8s.ts";
+import { HttpStatusError, K8sClient, list, num, obj, parseJson, SourceHealth, str, type Json } from "../common/k8s.ts";
 import { EventSet, PodSet, resourceVersion, type ResourceSet } from "./resources.ts";
 import { kubeapiConfigSchema, type KubeapiConfig } from "./schema.ts";
 import { isGone, LineSplitter, parseWatchLine } from "./watch.ts";

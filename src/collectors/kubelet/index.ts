@@ -5,7 +5,7 @@ import { cpus, availableParallelism } from "node:os";
 import type { EventInput } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { emitAll, poll } from "../common/poll.ts";
-import { K8sClient, parseJson, SourceHealth } from "./k8s.ts";
+import { K8sClient, parseJson, SourceHealth } from "../common/k8s.ts";
 import { PodTracker } from "./pods.ts";
 import { kubeletConfigSchema, type KubeletConfig } from "./schema.ts";
 import { StatsTracker } from "./stats.ts";

@@ -1,9 +1,8 @@
 // What the kubelet and kubeapi collectors share: an HTTP(S) client that sends
 // the service-account token and verifies the server against a CA file,
-// readers for untrusted JSON, and health across several sources. (A candidate
-// for src/collectors/common/ once more collectors talk to Kubernetes.)
+// readers for untrusted JSON, and health across several sources.
 import type { CollectorContext } from "../../orchestrator/collector.ts";
-import { readText } from "../common/paths.ts";
+import { readText } from "./paths.ts";
 
 export type Json = Record<string, unknown>;
 
