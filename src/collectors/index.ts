@@ -4,7 +4,16 @@ import { CollectorRegistry } from "../orchestrator/registry.ts";
 import { syntheticFactory } from "./synthetic/index.ts";
 import { kubeletFactory } from "./kubelet/index.ts";
 import { kubeapiFactory } from "./kubeapi/index.ts";
+import { processFactory } from "./process/index.ts";
+import { networkFactory } from "./network/index.ts";
+import { dnsFactory } from "./dns/index.ts";
 
 export function builtinRegistry(): CollectorRegistry {
-  return new CollectorRegistry().register(syntheticFactory).register(kubeletFactory).register(kubeapiFactory);
+  return new CollectorRegistry()
+    .register(syntheticFactory)
+    .register(kubeletFactory)
+    .register(kubeapiFactory)
+    .register(processFactory)
+    .register(networkFactory)
+    .register(dnsFactory);
 }

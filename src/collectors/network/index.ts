@@ -164,35 +164,36 @@ export class NetworkCollector implements Collector {
   }
 
   async #read(ctx: CollectorContext): Promise<{ sample: Sample; missing: string[] }> {
-    const missing: string[] = [];
     const net = (file: string) => under(this.#config.proc_root, this.#config.net_dir, file);
-    const read = async <T>(path: string, source: string, parse: (text: string, fail: (d: string) => void) => T): Promise<T | undefined> => {
+    const netfilter = (file: string) => under(this.#config.proc_root, "sys/net/netfilter", file);
+    const read = async <T>(path: string, source: string, parse: (text: string, fail: (d: string) => void) => T): Promise<{ value?: T; missing?: string }> => {
       let text: string;
       try {
         text = await readText(path);
       } catch (err) {
-        missing.push((err as Error).message);
-        return undefined;
+        return { missing: (err as Error).message };
       }
-      return parse(text, (detail) => ctx.parseError(source, detail));
+      return { value: parse(text, (detail) => ctx.parseError(source, detail)) };
     };
-    const netfilter = (file: string) => under(this.#config.proc_root, "sys/net/netfilter", file);
+    const skipped: { value?: number; missing?: string } = {};
     const [snmp, netstat, dev, sockstat, count, max] = await Promise.all([
       read(net("snmp"), "net/snmp", parseCounterPairs),
       read(net("netstat"), "net/netstat", parseCounterPairs),
       read(net("dev"), "net/dev", parseNetDev),
       read(net("sockstat"), "net/sockstat", parseSockstat),
-      this.#config.conntrack ? read(netfilter("nf_conntrack_count"), "nf_conntrack_count", parseGauge) : undefined,
-      this.#config.conntrack ? read(netfilter("nf_conntrack_max"), "nf_conntrack_max", parseGauge) : undefined,
+      this.#config.conntrack ? read(netfilter("nf_conntrack_count"), "nf_conntrack_count", parseGauge) : skipped,
+      this.#config.conntrack ? read(netfilter("nf_conntrack_max"), "nf_conntrack_max", parseGauge) : skipped,
     ]);
     const sample: Sample = {
       at: performance.now(),
-      counters: new Map([...(snmp ?? []), ...(netstat ?? [])]),
-      interfaces: dev ?? new Map(),
-      sockets: sockstat ?? new Map(),
+      counters: new Map([...(snmp.value ?? []), ...(netstat.value ?? [])]),
+      interfaces: dev.value ?? new Map(),
+      sockets: sockstat.value ?? new Map(),
     };
     // nf_conntrack_max 0 means no limit was set: nothing to be near.
-    if (count !== undefined && max !== undefined && max > 0) sample.conntrack = { count, max };
+    if (count.value !== undefined && max.value !== undefined && max.value > 0) sample.conntrack = { count: count.value, max: max.value };
+    // In a fixed order, so the degraded reason only changes when the problem does.
+    const missing = [snmp, netstat, dev, sockstat, count, max].flatMap((r) => (r.missing ? [r.missing] : []));
     return { sample, missing };
   }
 

@@ -128,9 +128,11 @@ export class ProcessCollector implements Collector {
     await inBatches(pids, async (name) => {
       const text = await readPidFile(under(root, name, "stat"));
       if (text === undefined) return;
-      const stat = parseStat(text, (d) => ctx.parseError("pid stat", d));
-      // The directory name is the pid: stat's own pid field only has to be well formed.
-      if (stat) current.set(Number(name), stat);
+      const fail = (detail: string) => ctx.parseError("pid stat", detail);
+      const stat = parseStat(text, fail);
+      // procfs never shows another pid's stat: a file that does is not what it claims to be.
+      if (stat && stat.pid !== Number(name)) fail(`${under(root, name, "stat")} names pid ${stat.pid}`);
+      else if (stat) current.set(stat.pid, stat);
     });
     return current;
   }

@@ -7,8 +7,6 @@ export interface PidStat {
   pid: number;
   /** field 2, without its parentheses: at most 15 bytes, but any of them, spaces and ')' included */
   comm: string;
-  /** field 3: R, S, D, Z, ... */
-  state: string;
   ppid: number;
   /** field 9; PF_KTHREAD marks kernel threads */
   flags: number;
@@ -53,7 +51,7 @@ export function parseStat(text: string, fail: OnError): PidStat | undefined {
     fail(`pid is not a number: ${JSON.stringify(pid.slice(0, 32))}`);
     return undefined;
   }
-  // After the comm come fields 3, 4, ...: field n is rest[n - 3].
+  // After the comm come fields 3, 4, ...: field n is rest[n - 3]. The state (3) is only checked, as a sign of the layout.
   const rest = text.slice(close + 1).trim().split(/\s+/);
   const [state = "", ppid = "", flags = "", startTicks = ""] = [rest[0], rest[1], rest[6], rest[19]];
   if (!/^[A-Za-z]$/.test(state) || !isCount(ppid) || !isCount(flags) || !isCount(startTicks)) {
@@ -63,7 +61,6 @@ export function parseStat(text: string, fail: OnError): PidStat | undefined {
   return {
     pid: Number(pid),
     comm: text.slice(open + 1, close),
-    state,
     ppid: Number(ppid),
     flags: Number(flags),
     startTicks: Number(startTicks),
