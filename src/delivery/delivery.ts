@@ -65,7 +65,7 @@ export class Delivery {
   constructor(options: DeliveryOptions) {
     this.#o = options;
     this.#spool = options.spool;
-    this.inherited = this.#spool?.stats().depth ?? 0;
+    this.inherited = this.#spool?.depth ?? 0;
   }
 
   /** Starts the drainer, which replays the spool whenever NATS takes events. */
@@ -82,7 +82,7 @@ export class Delivery {
     if (!spool) return this.#deliverWithoutSpool(batch);
     const { publisher, deadline } = this.#o;
     // In order: while older events wait in the spool, new ones queue behind them.
-    if (this.#o.bufferType === "disk" || spool.stats().depth > 0 || this.#awayLongerThanSpill(publisher) || deadline.aborted) {
+    if (this.#o.bufferType === "disk" || spool.depth > 0 || this.#awayLongerThanSpill(publisher) || deadline.aborted) {
       await this.#toSpool(spool, batch);
       return true;
     }
@@ -217,7 +217,7 @@ export class Delivery {
     const { publisher, deadline, breakers, drainBatch, spillAfterMs } = this.#o;
     let failures = 0;
     while (!deadline.aborted) {
-      const rows = spool.stats().depth > 0 && publisher.status().connected ? spool.peek(drainBatch, breakers.blocked()) : [];
+      const rows = spool.depth > 0 && publisher.status().connected ? spool.peek(drainBatch, breakers.blocked()) : [];
       if (rows.length === 0) {
         await this.#idle();
         continue;
@@ -236,7 +236,7 @@ export class Delivery {
       spool.remove(undelivered.length === 0 ? rows : rowsExcept(rows, undelivered));
       if (rejected.length > 0) this.#warn("drain:rejected", { events: rejected.length, reason: rejected[0]!.reason }, "spooled events NATS can never take were dropped");
       if (undelivered.length === 0) {
-        if (failures > 0) this.#o.log.info({ spool_depth: spool.stats().depth }, "NATS takes events again; replaying the spool");
+        if (failures > 0) this.#o.log.info({ spool_depth: spool.depth }, "NATS takes events again; replaying the spool");
         failures = 0;
         continue;
       }
@@ -263,7 +263,7 @@ export class Delivery {
   async drained(): Promise<void> {
     const spool = this.#spool;
     if (!spool) return;
-    while (spool.stats().depth > 0 && !this.#o.deadline.aborted && !this.#fatal) {
+    while (spool.depth > 0 && !this.#o.deadline.aborted && !this.#fatal) {
       await sleep(20, this.#o.deadline);
     }
   }
@@ -292,7 +292,7 @@ export class Delivery {
   }
 
   spoolDepth(): number {
-    return this.#spool?.stats().depth ?? 0;
+    return this.#spool?.depth ?? 0;
   }
 
   status(): DeliveryStatus {

@@ -6,18 +6,17 @@
 // sweep timer fails the acks that never came.
 import {
   createInbox,
-  headers,
   NoRespondersError,
   PermissionViolationError,
   TimeoutError,
   type Msg,
-  type MsgHdrs,
   type NatsConnection,
   type PublishOptions,
   type Subscription,
 } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { QueuedEvent } from "../event/event.ts";
+import { MsgIdHeader } from "./msg-id-header.ts";
 
 export interface Failure {
   readonly event: QueuedEvent;
@@ -43,7 +42,6 @@ interface Pending {
   readonly sentAt: number;
 }
 
-const MSG_ID = "Nats-Msg-Id";
 const utf8 = new TextDecoder();
 
 export class AckWindow {
@@ -57,9 +55,8 @@ export class AckWindow {
   #next = 0;
   readonly #spaceWaiters: Array<() => void> = [];
   readonly #sweep: ReturnType<typeof setInterval>;
-  // nc.publish encodes headers synchronously, so one instance serves every event
-  readonly #headers: MsgHdrs = headers();
-  readonly #options: PublishOptions = { headers: this.#headers, reply: "" };
+  readonly #msgId = new MsgIdHeader();
+  readonly #options: PublishOptions = { headers: this.#msgId.headers, reply: "" };
 
   constructor(nc: NatsConnection, options: { timeoutMs: number; maxInFlight: number }) {
     this.#nc = nc;
@@ -99,7 +96,7 @@ export class AckWindow {
   #send(batch: Batch, index: number): void {
     const event = batch.events[index]!;
     const token = this.#next++;
-    this.#headers.set(MSG_ID, event.id);
+    this.#msgId.id = event.id;
     this.#options.reply = this.#prefix + token;
     try {
       this.#nc.publish(event.subject, event.bytes, this.#options);

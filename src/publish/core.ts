@@ -5,7 +5,8 @@
 // connection before publishing, and re-publish the whole batch when the flush
 // fails (at-least-once; consumers dedupe on Nats-Msg-Id).
 import type { Logger } from "pino";
-import { headers, type MsgHdrs, type NatsConnection, type PublishOptions } from "@nats-io/nats-core";
+import type { NatsConnection, PublishOptions } from "@nats-io/nats-core";
+import { MsgIdHeader } from "./msg-id-header.ts";
 import type { NatsConfig } from "../config/schema.ts";
 import type { QueuedEvent } from "../event/event.ts";
 import { backoffDelay } from "../backoff.ts";
@@ -15,15 +16,13 @@ import { outcome, type Publisher, type PublisherStatus, type PublishErrorListene
 import { FailureReporter } from "./report.ts";
 import { ABORTED, sleep, unlessAborted, withTimeout } from "../wait.ts";
 
-const MSG_ID = "Nats-Msg-Id";
 
 export class CorePublisher implements Publisher {
   readonly #config: NatsConfig;
   readonly #connection: ConnectionManager;
   readonly #failures: FailureReporter;
-  // nc.publish encodes headers synchronously, so one instance serves every event
-  readonly #headers: MsgHdrs = headers();
-  readonly #options: PublishOptions = { headers: this.#headers };
+  readonly #msgId = new MsgIdHeader();
+  readonly #options: PublishOptions = { headers: this.#msgId.headers };
   /** resolves true once connected, false if start() failed for good */
   readonly #ready = Promise.withResolvers<boolean>();
   #isReady = false;
@@ -92,7 +91,7 @@ export class CorePublisher implements Publisher {
     let dropped: Set<QueuedEvent> | undefined;
     for (const event of events) {
       try {
-        this.#headers.set(MSG_ID, event.id);
+        this.#msgId.id = event.id;
         nc.publish(event.subject, event.bytes, this.#options);
       } catch (err) {
         const reason = classifyError(err);

@@ -206,6 +206,11 @@ export class Spool {
     });
   }
 
+  /** Events in the spool: a field read, for the per-batch checks (stats() reads the disk). */
+  get depth(): number {
+    return this.#depth;
+  }
+
   stats(): SpoolStats {
     this.#checkOpen();
     let oldestAt: number | undefined;
