@@ -41,6 +41,8 @@ const orchestratorSchema = v.pipe(
   strictObject(
     {
       workers: v.optional(integer(1, 64), 4),
+      /** events a worker takes from the queue at once: one core flush confirms them; JetStream pipelines them within max_in_flight */
+      batch_size: v.optional(integer(1, 65_536), 512),
       /** short form of buffer.max_events, as in the design document */
       buffer_size: v.optional(integer(1, 10_000_000)),
       /** short form of buffer.max_bytes */

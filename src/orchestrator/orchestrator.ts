@@ -89,7 +89,7 @@ export class Orchestrator {
       health: this.health,
       log: options.log,
       deadline: this.#deadline.signal,
-      drainBatch: nats.max_in_flight,
+      drainBatch: orchestrator.batch_size,
       onFatal: (err) => options.onFatal?.(err),
     });
   }
@@ -113,8 +113,7 @@ export class Orchestrator {
     this.#monitor = setInterval(() => this.#watchHealth(), HEALTH_CHECK_MS);
     this.#monitor.unref?.();
     const { workers } = config.orchestrator;
-    const batch = Math.max(1, Math.floor(config.nats.max_in_flight / workers));
-    for (let i = 0; i < workers; i++) this.#workers.push(this.#work(batch));
+    for (let i = 0; i < workers; i++) this.#workers.push(this.#work(config.orchestrator.batch_size));
     for (const [name, section] of Object.entries(config.collectors)) {
       if (!section.enabled) continue;
       const factory = this.#o.registry.get(name);

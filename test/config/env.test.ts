@@ -173,7 +173,7 @@ describe("expansion in a config file", () => {
 
   test("keys are not expanded", () => {
     expect(errors("orchestrator:\n  ${KEY}: 4\n", { KEY: "workers" })).toEqual([
-      'test.yaml:2:3 orchestrator.${KEY}: unknown key "${KEY}" (known keys: workers, buffer_size, buffer_bytes, buffer, log_level, shutdown_timeout, health_interval, once_timeout, restart_backoff)',
+      'test.yaml:2:3 orchestrator.${KEY}: unknown key "${KEY}" (known keys: workers, batch_size, buffer_size, buffer_bytes, buffer, log_level, shutdown_timeout, health_interval, once_timeout, restart_backoff)',
     ]);
   });
 

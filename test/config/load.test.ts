@@ -12,6 +12,7 @@ describe("defaults", () => {
     const config = load("orchestrator:\n");
     expect(config.orchestrator).toEqual({
       workers: 4,
+      batch_size: 512,
       buffer: { type: "memory", max_events: 10_000, max_bytes: 67_108_864, when_full: "block" },
       log_level: "info",
       shutdown_timeout: new Duration(30_000),
@@ -71,6 +72,7 @@ describe("values", () => {
     const config = await loadConfigFile(join(fixtures, "full.yaml"), testRegistry(), {});
     expect(config.orchestrator).toEqual({
       workers: 8,
+      batch_size: 512,
       buffer: { type: "memory", max_events: 50_000, max_bytes: 128 * 1024 * 1024, when_full: "block" },
       log_level: "debug",
       shutdown_timeout: new Duration(90_000),

@@ -27,6 +27,7 @@ describe("printConfig", () => {
   test("shows defaults, expanded values and durations in their notation", () => {
     expect(shown.orchestrator).toEqual({
       workers: 4,
+      batch_size: 512,
       buffer: { type: "memory", max_events: 10_000, max_bytes: 67_108_864, when_full: "block" },
       log_level: "info",
       shutdown_timeout: "90s",
