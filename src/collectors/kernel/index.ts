@@ -120,7 +120,9 @@ export class KernelCollector implements Collector {
           if (source.device && fresh.length > 0) lastSeq = fresh.at(-1)!.seq;
           await emitAll(ctx, this.#events(matchers, fresh, bootMicros));
           if (!idle) {
+            // More is waiting (a replay, a burst): let the event loop breathe, and stop if asked.
             await new Promise((resolve) => setImmediate(resolve));
+            if (ctx.signal.aborted) return;
             continue;
           }
           if (ctx.once || !(await sleep(read_interval.ms, ctx.signal))) return;

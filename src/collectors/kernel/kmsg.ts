@@ -27,6 +27,9 @@ export function parseKmsgLine(line: string): KmsgRecord {
   return { level: prio & 7, facility: prio >> 3, seq, usec, message: m[4]! };
 }
 
+/** Far longer than any record: a "line" this long without its end is garbage, handed on as it is rather than kept growing. */
+export const MAX_LINE = 64 * 1024;
+
 /** Cuts text read in chunks into lines; a line cut at the end of a chunk waits for the rest. */
 export class LineSplitter {
   #partial = "";
@@ -34,6 +37,10 @@ export class LineSplitter {
   push(chunk: string): string[] {
     const lines = (this.#partial + chunk).split("\n");
     this.#partial = lines.pop()!;
+    if (this.#partial.length > MAX_LINE) {
+      lines.push(this.#partial);
+      this.#partial = "";
+    }
     return lines;
   }
 

@@ -104,7 +104,7 @@ async function pod(hierarchy: string, path: string, podUid: string): Promise<Pod
  * Reads a cgroup file; undefined when it does not exist (the cgroup went
  * away, or this kernel does not have the file). Other errors are thrown.
  */
-export async function readOptional(path: string): Promise<string | undefined> {
+async function readOptional(path: string): Promise<string | undefined> {
   try {
     return await readText(path);
   } catch (err) {
@@ -132,43 +132,38 @@ export interface MemoryReading {
  */
 const UNLIMITED = 2 ** 60;
 
-/** A file of one cgroup that could not be parsed: which kind of file (for the parse error count) and why. */
-export class CgroupParseError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/** Told about a cgroup file that does not parse: which kind of file (the parse error's source) and why. */
+export type ParseErrorSink = (file: string, detail: string) => void;
 
-async function parsed<T>(dir: string, file: string, parse: (text: string) => T): Promise<T | undefined> {
+/** Reads and parses one cgroup file; a missing file, or one that does not parse (reported), reads as undefined. */
+async function parsed<T>(dir: string, file: string, parse: (text: string) => T, onError: ParseErrorSink): Promise<T | undefined> {
   const path = under(dir, file);
   const text = await readOptional(path);
   if (text === undefined) return undefined;
   try {
     return parse(text);
   } catch (err) {
-    throw new CgroupParseError(file, `${path}: ${(err as Error).message}`);
+    onError(file, `${path}: ${(err as Error).message}`);
+    return undefined;
   }
 }
 
 /** The memory files of one cgroup; undefined when the cgroup is gone. */
-export async function readMemory(dir: string, version: 1 | 2): Promise<MemoryReading | undefined> {
+export async function readMemory(dir: string, version: 1 | 2, onError: ParseErrorSink): Promise<MemoryReading | undefined> {
   if (!existsSync(dir)) return undefined;
   if (version === 2) {
     const [usage, limit, events] = await Promise.all([
-      parsed(dir, "memory.current", parseValue),
-      parsed(dir, "memory.max", parseValue),
-      parsed(dir, "memory.events", parseKeyed),
+      parsed(dir, "memory.current", parseValue, onError),
+      parsed(dir, "memory.max", parseValue, onError),
+      parsed(dir, "memory.events", parseKeyed, onError),
     ]);
     return { usage, limit, counters: events ?? new Map() };
   }
   const [usage, limit, failcnt, oomControl] = await Promise.all([
-    parsed(dir, "memory.usage_in_bytes", parseValue),
-    parsed(dir, "memory.limit_in_bytes", parseValue),
-    parsed(dir, "memory.failcnt", parseValue),
-    parsed(dir, "memory.oom_control", parseKeyed),
+    parsed(dir, "memory.usage_in_bytes", parseValue, onError),
+    parsed(dir, "memory.limit_in_bytes", parseValue, onError),
+    parsed(dir, "memory.failcnt", parseValue, onError),
+    parsed(dir, "memory.oom_control", parseKeyed, onError),
   ]);
   const counters = new Map<string, number>();
   if (failcnt !== undefined) counters.set("failcnt", failcnt);
@@ -190,8 +185,8 @@ export interface CpuReading {
 }
 
 /** cpu.stat of one cgroup (v1 throttled_time in ns, v2 throttled_usec); undefined when it has none. */
-export async function readCpu(dir: string): Promise<CpuReading | undefined> {
-  const stat = await parsed(dir, "cpu.stat", parseKeyed);
+export async function readCpu(dir: string, onError: ParseErrorSink): Promise<CpuReading | undefined> {
+  const stat = await parsed(dir, "cpu.stat", parseKeyed, onError);
   if (!stat) return undefined;
   const periods = stat.get("nr_periods");
   const throttled = stat.get("nr_throttled");

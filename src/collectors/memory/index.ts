@@ -8,7 +8,7 @@ import type { EventInput, EventMetadata, Severity } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { readText, under } from "../common/paths.ts";
 import { emitAll, poll } from "../common/poll.ts";
-import { CgroupParseError, detectLayout, findPods, readCpu, readMemory, type ContainerCgroup, type PodCgroup } from "./cgroup.ts";
+import { detectLayout, findPods, readCpu, readMemory, type ContainerCgroup, type CpuReading, type ParseErrorSink, type PodCgroup } from "./cgroup.ts";
 import { parseMeminfo, parsePsi } from "./parse.ts";
 import { memoryConfigSchema, type MemoryConfig } from "./schema.ts";
 import { Counters, Levels } from "./state.ts";
@@ -70,8 +70,16 @@ export class MemoryCollector implements Collector {
   async #round(ctx: CollectorContext): Promise<void> {
     const events: EventInput[] = [];
     const problems: string[] = [];
-    for (const resource of PSI_RESOURCES) await this.#pressure(ctx, resource, events, problems);
-    await this.#meminfo(ctx, events, problems);
+    // Sources whose thresholds are all off are not read: their absence is no problem.
+    const psi = PSI_RESOURCES.filter((r) => this.config.psi[r].some_avg10 > 0 || this.config.psi[r].full_avg10 > 0);
+    const pressureDir = under(this.config.proc_root, "pressure");
+    if (psi.length > 0 && !existsSync(pressureDir) && existsSync(under(this.config.proc_root, "meminfo"))) {
+      problems.push(`no PSI on this kernel (${pressureDir} is missing: CONFIG_PSI off, or booted with psi=0)`);
+    } else {
+      for (const resource of psi) await this.#pressure(ctx, resource, events, problems);
+    }
+    const { percent: minPercent, bytes: minBytes } = this.config.memory_available;
+    if (minPercent > 0 || minBytes > 0) await this.#meminfo(ctx, events, problems);
     const walked = await this.#cgroups(ctx, events, problems);
     // Forget cgroups that are gone; after a failed walk, keep everything (they may well be there).
     const keep = (scope: string) => scope === NODE || walked === undefined || walked.has(scope);
@@ -88,8 +96,7 @@ export class MemoryCollector implements Collector {
     try {
       text = await readText(path);
     } catch (err) {
-      const noPsi = !existsSync(under(this.config.proc_root, "pressure")) && existsSync(under(this.config.proc_root, "meminfo"));
-      problems.push(noPsi ? `no PSI on this kernel (${path} is missing: CONFIG_PSI off, or booted with psi=0)` : message(err));
+      problems.push(message(err));
       return;
     }
     let psi;
@@ -144,7 +151,6 @@ export class MemoryCollector implements Collector {
       ctx.parseError("meminfo", `${path}: ${message(err)}`);
       return;
     }
-    if (minPercent === 0 && minBytes === 0) return;
     const total = values.get("MemTotal")!;
     // MemAvailable is there since Linux 3.14; before, free plus page cache is the usual estimate.
     const reported = values.get("MemAvailable");
@@ -204,19 +210,9 @@ export class MemoryCollector implements Collector {
     }
   }
 
-  /** Reads one cgroup; a file that does not parse is counted and the cgroup skipped this round. */
-  async #read<T>(ctx: CollectorContext, read: () => Promise<T | undefined>): Promise<T | undefined> {
-    try {
-      return await read();
-    } catch (err) {
-      if (!(err instanceof CgroupParseError)) throw err;
-      ctx.parseError(err.file, err.message);
-      return undefined;
-    }
-  }
-
   async #podMemory(ctx: CollectorContext, pod: PodCgroup, version: 1 | 2, events: EventInput[]): Promise<void> {
-    const readings = await Promise.all(pod.containers.map((c) => this.#read(ctx, () => readMemory(c.dir, version))));
+    const onError: ParseErrorSink = (file, detail) => ctx.parseError(file, detail);
+    const readings = await Promise.all(pod.containers.map((c) => readMemory(c.dir, version, onError)));
     const explained = new Map<string, number>();
     pod.containers.forEach((container, i) => {
       const reading = readings[i];
@@ -226,7 +222,7 @@ export class MemoryCollector implements Collector {
       for (const [name, delta] of grown) explained.set(name, (explained.get(name) ?? 0) + delta);
       this.#memoryEvents(subject, reading.usage, reading.limit, reading.underOom, grown, events);
     });
-    const reading = await this.#read(ctx, () => readMemory(pod.dir, version));
+    const reading = await readMemory(pod.dir, version, onError);
     if (!reading) return;
     const grown = this.#grown(pod.path, reading.counters);
     for (const [name, delta] of grown) {
@@ -299,14 +295,14 @@ export class MemoryCollector implements Collector {
     // Throttling is per cgroup, each against its own quota: the containers' and the pod's.
     const subjects: Subject[] = [{ path: pod.path, podUid: pod.podUid }, ...pod.containers.map((container) => ({ path: container.path, podUid: pod.podUid, container }))];
     const dirs = [pod.dir, ...pod.containers.map((c) => c.dir)];
-    const readings = await Promise.all(dirs.map((dir) => this.#read(ctx, () => readCpu(dir))));
+    const readings = await Promise.all(dirs.map((dir) => readCpu(dir, (file, detail) => ctx.parseError(file, detail))));
     subjects.forEach((subject, i) => {
       const reading = readings[i];
       if (reading) this.#throttling(subject, reading, events);
     });
   }
 
-  #throttling(subject: Subject, reading: { periods: number; throttled: number; throttledNs: number }, events: EventInput[]): void {
+  #throttling(subject: Subject, reading: CpuReading, events: EventInput[]): void {
     const { percent: threshold, min_periods } = this.config.cpu_throttling;
     if (threshold === 0) return;
     const fromZero = this.#baselined;

@@ -4,7 +4,7 @@
 // so it stays bounded on a node where pods come and go.
 
 /** Fraction of a threshold a level must move back past before it counts as recovered, so a value hovering at the threshold does not flap. */
-export const HYSTERESIS = 0.1;
+const HYSTERESIS = 0.1;
 
 /** A level entered its problem zone (reached the threshold) or left it (recovered). */
 export type Crossing = "enter" | "leave";

@@ -1,0 +1,33 @@
+// Shared by the kernel collector tests: test data, kmsg records from plain
+// kernel messages, configs, waiting.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as v from "valibot";
+import { kernelConfigSchema, type KernelConfig } from "../../../src/collectors/kernel/schema.ts";
+
+export const TESTDATA = join(import.meta.dir, "testdata");
+export const OOM_6_18 = join(TESTDATA, "kmsg/oom-memcg-v1-kernel-6.18.kmsg");
+export const OOM_PRE_5 = join(TESTDATA, "oom-pre-5.0-kubepods.log");
+export const PROBLEMS = join(TESTDATA, "npd-problems");
+
+/** The lines of a plain-text kernel log (no kmsg header), as the npd problem files hold them. */
+export function messages(path: string): string[] {
+  return readFileSync(path, "utf8").split("\n").filter((line) => line !== "");
+}
+
+/** Plain kernel messages as /dev/kmsg records, numbered from `seq`. */
+export function asKmsg(lines: string[], seq = 1, level = 4): string {
+  return lines.map((line, i) => `${level},${seq + i},${(seq + i) * 1000},-;${line}\n`).join("");
+}
+
+export function kernelConfig(input: Record<string, unknown> = {}): KernelConfig {
+  return v.parse(kernelConfigSchema, { node_name: "node-1", ...input });
+}
+
+export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await Bun.sleep(10);
+  }
+}
