@@ -7,6 +7,8 @@ import { kubeapiFactory } from "./kubeapi/index.ts";
 import { processFactory } from "./process/index.ts";
 import { networkFactory } from "./network/index.ts";
 import { dnsFactory } from "./dns/index.ts";
+import { kernelFactory } from "./kernel/index.ts";
+import { memoryFactory } from "./memory/index.ts";
 
 export function builtinRegistry(): CollectorRegistry {
   return new CollectorRegistry()
@@ -15,5 +17,7 @@ export function builtinRegistry(): CollectorRegistry {
     .register(kubeapiFactory)
     .register(processFactory)
     .register(networkFactory)
-    .register(dnsFactory);
+    .register(dnsFactory)
+    .register(kernelFactory)
+    .register(memoryFactory);
 }

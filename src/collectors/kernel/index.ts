@@ -8,8 +8,8 @@ import type { Collector, CollectorContext, CollectorFactory } from "../../orches
 import { sleep } from "../../wait.ts";
 import { readText, under } from "../common/paths.ts";
 import { emitAll, poll } from "../common/poll.ts";
-import { ownerOf } from "../memory/kubepods.ts";
-import { parseKeyed } from "../memory/parse.ts";
+import { ownerOf } from "../common/kubepods.ts";
+import { parseKeyed } from "../common/keyed.ts";
 import { LineSplitter, openKmsg, parseKmsgLine, type KmsgRecord, type KmsgSource } from "./kmsg.ts";
 import { OomTracker, type OomKill } from "./oom.ts";
 import kernelMonitor from "./rules/kernel-monitor.json";

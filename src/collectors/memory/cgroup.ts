@@ -4,8 +4,9 @@
 import { existsSync, statSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { readText, under } from "../common/paths.ts";
-import { containerOf, podUidOf } from "./kubepods.ts";
-import { parseKeyed, parseValue } from "./parse.ts";
+import { containerOf, podUidOf } from "../common/kubepods.ts";
+import { parseValue } from "./parse.ts";
+import { parseKeyed } from "../common/keyed.ts";
 
 export interface CgroupLayout {
   version: 1 | 2;

@@ -1,6 +1,7 @@
 // Parsers for the text files this collector reads. Each takes the whole file
 // and throws an Error saying what is wrong on truncated, empty or garbage
 // input; the collector counts that as a parse error and goes on.
+import { nonEmptyLines, quote } from "../common/keyed.ts";
 
 /** One line of a PSI file: shares of time (%) some or all tasks stalled, and the total stall time in µs. */
 export interface PsiLine {
@@ -43,18 +44,6 @@ export function parseMeminfo(text: string): Map<string, number> {
   return values;
 }
 
-/** A flat keyed file: `key value` lines (cpu.stat, memory.events, memory.oom_control, /proc/vmstat). */
-export function parseKeyed(text: string): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of nonEmptyLines(text)) {
-    const m = /^(\w+) (\d+)$/.exec(line);
-    if (!m) throw new Error(`not a "key value" line: ${quote(line)}`);
-    values.set(m[1]!, Number(m[2]));
-  }
-  if (values.size === 0) throw new Error("empty");
-  return values;
-}
-
 /** A single-number file (memory.usage_in_bytes, memory.current); `max` (v2 memory.max) reads as Infinity. */
 export function parseValue(text: string): number {
   const value = text.trim();
@@ -63,10 +52,3 @@ export function parseValue(text: string): number {
   return Number(value);
 }
 
-function nonEmptyLines(text: string): string[] {
-  return text.split("\n").filter((line) => line !== "");
-}
-
-function quote(text: string): string {
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
-}

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { parseKmsgLine } from "../../../src/collectors/kernel/kmsg.ts";
 import { OomTracker, type OomKill } from "../../../src/collectors/kernel/oom.ts";
-import { ownerOf } from "../../../src/collectors/memory/kubepods.ts";
+import { ownerOf } from "../../../src/collectors/common/kubepods.ts";
 import { messages, OOM_6_18, OOM_PRE_5, PROBLEMS } from "./helpers.ts";
 
 function kills(lines: string[]): OomKill[] {

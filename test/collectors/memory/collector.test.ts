@@ -4,7 +4,8 @@ import { join } from "node:path";
 import * as v from "valibot";
 import fc from "fast-check";
 import { MemoryCollector, memoryFactory } from "../../../src/collectors/memory/index.ts";
-import { parseKeyed, parseMeminfo, parsePsi, parseValue } from "../../../src/collectors/memory/parse.ts";
+import { parseMeminfo, parsePsi, parseValue } from "../../../src/collectors/memory/parse.ts";
+import { parseKeyed } from "../../../src/collectors/common/keyed.ts";
 import { recordingContext, runOnce, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
 import {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { ownerOf } from "../../../src/collectors/memory/kubepods.ts";
+import { ownerOf } from "../../../src/collectors/common/kubepods.ts";
 
 const UID = "6c3a2e8e-3f9b-11e8-8f1c-42010a800002";
 const ID = "4f3c1a5d9b2e7c8f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071";

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { parseKeyed, parseMeminfo, parsePsi, parseValue } from "../../../src/collectors/memory/parse.ts";
+import { parseMeminfo, parsePsi, parseValue } from "../../../src/collectors/memory/parse.ts";
+import { parseKeyed } from "../../../src/collectors/common/keyed.ts";
 import { recorded } from "./helpers.ts";
 
 describe("PSI", () => {
