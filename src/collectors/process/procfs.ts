@@ -1,5 +1,6 @@
 // Parsers for the per-process files of procfs. Each returns undefined and
 // reports why through `fail` when its input is empty, truncated or garbage.
+import { ownerOf } from "../common/kubepods.ts";
 
 export type OnError = (detail: string) => void;
 
@@ -84,10 +85,6 @@ export interface CgroupInfo {
 
 /** `hierarchy-id:controllers:path`, one line per v1 hierarchy, `0::path` for v2. */
 const CGROUP_LINE = /^(\d+):([^:]*):(\/.*)$/;
-// kubelet's cgroupfs driver writes pod<uid>, its systemd driver pod<uid with _ for ->.slice
-const POD_UID = /pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})/i;
-// The last path element: <id>, docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope
-const CONTAINER_ID = /(?:^|[-:])([0-9a-f]{64})(?:\.scope)?$/;
 
 /**
  * /proc/<pid>/cgroup. Picks the line whose path names a container (pattern
@@ -106,9 +103,8 @@ export function parseCgroup(text: string, pattern: RegExp, fail: OnError): Cgrou
     }
     lines.push({ hierarchy: m[1]!, path: m[3]! });
   }
-  const containerOf = (path: string) => CONTAINER_ID.exec(path.slice(path.lastIndexOf("/") + 1))?.[1];
   const chosen =
-    lines.find((l) => pattern.test(l.path) && containerOf(l.path)) ??
+    lines.find((l) => pattern.test(l.path) && ownerOf(l.path).containerId) ??
     lines.find((l) => pattern.test(l.path)) ??
     lines.find((l) => l.hierarchy === "0") ??
     lines[0];
@@ -117,10 +113,9 @@ export function parseCgroup(text: string, pattern: RegExp, fail: OnError): Cgrou
     return undefined;
   }
   const info: CgroupInfo = { path: chosen.path };
-  const containerId = containerOf(chosen.path);
-  if (containerId) info.containerId = containerId;
-  const podUid = POD_UID.exec(chosen.path)?.[1];
-  if (podUid) info.podUid = podUid.replaceAll("_", "-").toLowerCase();
+  const owner = ownerOf(chosen.path);
+  if (owner.containerId) info.containerId = owner.containerId;
+  if (owner.podUid) info.podUid = owner.podUid;
   return info;
 }
 
