@@ -123,3 +123,14 @@ collectors:
     expect(r.stderr).toContain("did not finish its --once round");
   });
 });
+
+describe("the default config", () => {
+  test("runs anywhere: --once --dry-run does one round of every collector and exits 0", async () => {
+    const r = await runAgent(["--once", "--dry-run", "-c", "configs/collectors.yaml"], { env: { NODE_NAME: undefined, KUBELET_ADDRESS: "https://127.0.0.1:1" } });
+    expect(r.code).toBe(0);
+    const logs = logLines(r.stderr);
+    expect(logs.find((l) => l.msg.startsWith("orchestrator started"))?.collectors.sort()).toEqual(["kernel", "kubeapi", "kubelet", "memory", "network", "process", "synthetic"]);
+    expect(logs.some((l) => l.msg.startsWith("shutdown complete"))).toBe(true);
+    expect(r.stdout.trim().split("\n").map((l) => JSON.parse(l).source)).toContain("synthetic");
+  });
+});
