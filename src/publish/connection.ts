@@ -15,7 +15,7 @@ import { connectionOptions } from "./connect.ts";
 import { PublisherClosedError, PublisherError } from "./errors.ts";
 import { redactUrlCredentials } from "../config/redact.ts";
 import { LogThrottle } from "../log.ts";
-import { sleep, withTimeout } from "../wait.ts";
+import { sleep } from "../wait.ts";
 
 export interface ConnectionState {
   readonly connected: boolean;
@@ -158,13 +158,15 @@ export class ConnectionManager {
   }
 
   /** Sends what is buffered (bounded by `timeout`), closes the connection and ends all waits. */
+  /**
+   * Closes without a final flush: every delivered event was already confirmed
+   * (a JetStream ack, or the flush of its core batch), and a flush to a hung
+   * server would hold the shutdown for nats.timeout past its deadline.
+   */
   async close(): Promise<void> {
     this.#closing.abort();
     const nc = this.#nc;
-    if (nc && !nc.isClosed()) {
-      if (this.#connected) await withTimeout(nc.flush(), this.#config.timeout.ms).catch(() => {});
-      await nc.close();
-    }
+    if (nc && !nc.isClosed()) await nc.close();
     this.#release(false);
     await this.#watching;
   }
