@@ -79,6 +79,7 @@ export async function runCommand(args: string[]): Promise<number> {
       requestStop();
     },
     onBatchDone: (seconds) => metrics.batchDone(seconds),
+    onHandoff: (seconds) => metrics.handoff(seconds),
   });
   const metrics = new AgentMetrics(orchestrator, build);
   // --dry-run is a look at the events, not a running agent: no endpoints.

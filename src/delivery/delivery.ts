@@ -38,6 +38,8 @@ export interface DeliveryOptions {
   drainBatch: number;
   /** the publisher gave up for good (max_reconnects reached) */
   onFatal: (err: Error) => void;
+  /** seconds from emit to the hand-off to the NATS client, sampled per batch (first and last event) */
+  onHandoff?: (seconds: number) => void;
 }
 
 export interface DeliveryStatus {
@@ -93,6 +95,7 @@ export class Delivery {
       if (live.length < batch.length) await this.#toSpool(spool, batch.filter((e) => blocked.has(e.subject)));
       if (live.length === 0) return true;
     }
+    this.#handoff(live);
     const outcome = await publisher.publish(live, AbortSignal.any([deadline, AbortSignal.timeout(this.#o.spillAfterMs)]));
     this.#settle(live, outcome);
     if (outcome.undelivered.length > 0) await this.#toSpool(spool, outcome.undelivered);
@@ -115,8 +118,20 @@ export class Delivery {
     return now - this.#notConnectedSince >= this.#o.spillAfterMs;
   }
 
+  /** The publisher writes a batch to the client as soon as it is called: this is the hand-off. */
+  #handoff(batch: readonly QueuedEvent[]): void {
+    const record = this.#o.onHandoff;
+    if (!record) return;
+    const now = performance.now();
+    const first = batch[0]!.emittedAt;
+    const last = batch[batch.length - 1]!.emittedAt;
+    if (first !== undefined) record((now - first) / 1000);
+    if (last !== undefined && batch.length > 1) record((now - last) / 1000);
+  }
+
   /** Without a spool: keep trying until the deadline (what is left then is lost, and counted). */
   async #deliverWithoutSpool(batch: readonly QueuedEvent[]): Promise<boolean> {
+    this.#handoff(batch);
     const outcome = await this.#o.publisher.publish(batch, this.#o.deadline);
     this.#settle(batch, outcome);
     if (outcome.undelivered.length === 0) return true;

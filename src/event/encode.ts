@@ -97,6 +97,6 @@ export class EventEncoder {
     if (bytes.byteLength > this.maxEventBytes) {
       throw new InvalidEventError("too_large", `event ${input.type} is ${bytes.byteLength} bytes, over the ${this.maxEventBytes}-byte limit`);
     }
-    return { subject: this.subject, id, bytes, collector: this.collector };
+    return { subject: this.subject, id, bytes, collector: this.collector, emittedAt: performance.now() };
   }
 }

@@ -68,4 +68,6 @@ export interface QueuedEvent {
   readonly bytes: Uint8Array;
   /** configured collector name, for accounting */
   readonly collector: string;
+  /** performance.now() when it was encoded, for the hand-off latency metric (absent on events read back from the spool) */
+  readonly emittedAt?: number;
 }

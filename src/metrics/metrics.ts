@@ -22,6 +22,7 @@ export class AgentMetrics {
   readonly #serializer = new PrometheusSerializer(undefined, false, undefined, true, true);
   readonly #provider = new MeterProvider({ readers: [this.#exporter] });
   readonly #processing: Histogram;
+  readonly #handoff: Histogram;
   /** config reloads by result; counted by the reloader */
   readonly reloads: Record<ReloadResult, number> = { success: 0, failure: 0 };
 
@@ -85,7 +86,16 @@ export class AgentMetrics {
       description: "Time a worker spends on one batch: publish and acknowledgement, or writing it to the spool",
       advice: { explicitBucketBoundaries: PROCESSING_BUCKETS },
     });
+    this.#handoff = meter.createHistogram("orchestrator_event_handoff_seconds", {
+      description: "Agent-internal latency: from a collector's emit to the hand-off of the event to the NATS client (first and last event of each batch)",
+      advice: { explicitBucketBoundaries: PROCESSING_BUCKETS },
+    });
   }
+
+  /** Emit to hand-off to the NATS client, sampled per batch (see OrchestratorOptions.onHandoff). */
+  readonly handoff = (seconds: number): void => {
+    this.#handoff.record(seconds);
+  };
 
   /** Called by the workers once per batch (see OrchestratorOptions.onBatchDone). */
   readonly batchDone = (seconds: number): void => {

@@ -34,6 +34,8 @@ export interface OrchestratorOptions {
   onFatal?: (err: Error) => void;
   /** called once per batch with the seconds a worker spent on it (metrics) */
   onBatchDone?: (seconds: number) => void;
+  /** called with seconds from emit to the hand-off to the NATS client, for the first and last event of each batch published at once (metrics) */
+  onHandoff?: (seconds: number) => void;
 }
 
 export interface ShutdownReport extends DeliveryTotals {
@@ -91,6 +93,7 @@ export class Orchestrator {
       deadline: this.#deadline.signal,
       drainBatch: orchestrator.batch_size,
       onFatal: (err) => options.onFatal?.(err),
+      onHandoff: options.onHandoff,
     });
   }
 

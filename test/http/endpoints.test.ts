@@ -25,7 +25,7 @@ function agent(yaml: string, opts: { spool?: boolean; publisher?: MemoryPublishe
   const config = configFrom(`${yaml}\nspool: { path: ${spoolPath}, enabled: ${opts.spool ?? true} }\nhttp: { listen: "127.0.0.1:0" }\n`);
   const spool = config.spool.enabled ? Spool.open({ path: spoolPath, maxBytes: config.spool.max_bytes, whenFull: "block", log: silentLogger() }) : undefined;
   let metrics: AgentMetrics | undefined;
-  const orchestrator = new Orchestrator({ config, registry: builtinRegistry(), publisher, spool, log: silentLogger(), once: opts.once, onBatchDone: (s) => metrics?.batchDone(s) });
+  const orchestrator = new Orchestrator({ config, registry: builtinRegistry(), publisher, spool, log: silentLogger(), once: opts.once, onBatchDone: (s) => metrics?.batchDone(s), onHandoff: (s) => metrics?.handoff(s) });
   metrics = new AgentMetrics(orchestrator, build);
   const http = new HttpServer({ config: config.http, orchestrator, metrics, log: silentLogger(), build });
   cleanups.push(async () => {
@@ -129,6 +129,7 @@ describe("HTTP endpoints", () => {
     const batches = value("orchestrator_worker_processing_time_seconds_count")!;
     expect(batches).toBeGreaterThan(0);
     expect(value('orchestrator_worker_processing_time_seconds_bucket{le="+Inf"}')).toBe(batches);
+    expect(value("orchestrator_event_handoff_seconds_count")).toBeGreaterThanOrEqual(batches);
     // Every metric is declared exactly once.
     const types = text.split("\n").filter((l) => l.startsWith("# TYPE "));
     expect(new Set(types).size).toBe(types.length);
