@@ -8,6 +8,9 @@ import { Spool } from "../spool/spool.ts";
 import { redactUrlCredentials } from "../config/redact.ts";
 import { AgentMetrics } from "../metrics/metrics.ts";
 import { HttpServer, type HttpServerOptions } from "../http/server.ts";
+import { ConfigReloader } from "../reload/reloader.ts";
+
+
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
 import { CONFIG_FLAG, EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
 import { AGENT_VERSION } from "./version.ts";
@@ -54,11 +57,8 @@ export async function runCommand(args: string[]): Promise<number> {
     `tapio-collectors ${AGENT_VERSION} starting`,
   );
 
-  const publisher = createPublisher(config.nats, {
-    log,
-    dryRun,
-    onError: (reason, _err, events) => orchestrator.health.publishError(reason, events),
-  });
+  const publishError = (reason: string, _err: Error, events: number) => orchestrator.health.publishError(reason, events);
+  const publisher = createPublisher(config.nats, { log, dryRun, onError: publishError });
   // --dry-run prints events and must neither write nor replay a real spool.
   const spool = config.spool.enabled && !dryRun
     ? Spool.open({ path: config.spool.path, maxBytes: config.spool.max_bytes, whenFull: config.spool.when_full, log })
@@ -102,6 +102,20 @@ export async function runCommand(args: string[]): Promise<number> {
   process.on("uncaughtException", (err) => log.error({ err: err.message, stack: err.stack }, `uncaught exception: ${err.message}`));
 
   orchestrator.start();
+  // Hot reload, for a running agent (a --once run is over before an edit could matter).
+  const reloader = once
+    ? undefined
+    : new ConfigReloader({
+        file,
+        registry,
+        log,
+        onResult: (result) => metrics.reloads[result]++,
+        apply: async (next) => {
+          await orchestrator.reconfigure(next, (nats) => createPublisher(nats, { log, dryRun, onError: publishError }));
+          if (level === undefined) log.level = next.orchestrator.log_level;
+        },
+      });
+  await reloader?.start();
   if (once) {
     const limit = config.orchestrator.once_timeout;
     const timer = setTimeout(() => {
@@ -113,6 +127,7 @@ export async function runCommand(args: string[]): Promise<number> {
   } else {
     await stopRequested;
   }
+  reloader?.stop();
   const report = await orchestrator.stop();
   http?.stop();
   await metrics.shutdown();

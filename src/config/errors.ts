@@ -11,7 +11,7 @@ export interface ConfigIssue {
   readonly message: string;
 }
 
-function formatIssue(issue: ConfigIssue): string {
+export function formatIssue(issue: ConfigIssue): string {
   if (issue.line === 0) return `${issue.file}: ${issue.message}`;
   return `${issue.file}:${issue.line}:${issue.column} ${issue.path || "(root)"}: ${issue.message}`;
 }

@@ -57,6 +57,13 @@ export class Delivery {
   #drainer: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #fatal = false;
+  /** swapped by a configuration reload (swapPublisher) */
+  #publisher: Publisher;
+  /** publish calls under way (workers and drainer), so a swap can wait for them */
+  #busy = 0;
+  #idleWaiters: Array<() => void> = [];
+  /** set while a publisher swap waits: new publishes wait behind it */
+  #gate: Promise<void> | undefined;
   /** when NATS was last seen not connected (0: connected) */
   #notConnectedSince = 0;
   /** seqs of the rows the drainer is publishing now */
@@ -66,6 +73,7 @@ export class Delivery {
 
   constructor(options: DeliveryOptions) {
     this.#o = options;
+    this.#publisher = options.publisher;
     this.#spool = options.spool;
     this.inherited = this.#spool?.depth ?? 0;
   }
@@ -82,7 +90,9 @@ export class Delivery {
   async deliver(batch: readonly QueuedEvent[]): Promise<boolean> {
     const spool = this.#spool;
     if (!spool) return this.#deliverWithoutSpool(batch);
-    const { publisher, deadline } = this.#o;
+    if (this.#gate) await this.#gate;
+    const publisher = this.#publisher;
+    const { deadline } = this.#o;
     // In order: while older events wait in the spool, new ones queue behind them.
     if (this.#o.bufferType === "disk" || spool.depth > 0 || this.#awayLongerThanSpill(publisher) || deadline.aborted) {
       await this.#toSpool(spool, batch);
@@ -96,7 +106,7 @@ export class Delivery {
       if (live.length === 0) return true;
     }
     this.#handoff(live);
-    const outcome = await publisher.publish(live, AbortSignal.any([deadline, AbortSignal.timeout(this.#o.spillAfterMs)]));
+    const outcome = await this.#publish(publisher, live, AbortSignal.any([deadline, AbortSignal.timeout(this.#o.spillAfterMs)]));
     this.#settle(live, outcome);
     if (outcome.undelivered.length > 0) await this.#toSpool(spool, outcome.undelivered);
     return true;
@@ -118,6 +128,41 @@ export class Delivery {
     return now - this.#notConnectedSince >= this.#o.spillAfterMs;
   }
 
+  get publisher(): Publisher {
+    return this.#publisher;
+  }
+
+  /** Every publish goes through here, so a swap knows when the old publisher is idle. */
+  async #publish(publisher: Publisher, batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
+    this.#busy++;
+    try {
+      return await publisher.publish(batch, signal);
+    } finally {
+      if (--this.#busy === 0) for (const w of this.#idleWaiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * Replaces the publisher (NATS settings changed on reload). New publishes
+   * wait; those under way finish on the old publisher (or spill to the spool
+   * after spill_after), so no event is lost; then the old one is returned
+   * for the caller to close.
+   */
+  async swapPublisher(next: Publisher): Promise<Publisher> {
+    const gate = Promise.withResolvers<void>();
+    this.#gate = gate.promise;
+    try {
+      if (this.#busy > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+      const old = this.#publisher;
+      this.#publisher = next;
+      this.#notConnectedSince = 0;
+      return old;
+    } finally {
+      this.#gate = undefined;
+      gate.resolve();
+    }
+  }
+
   /** The publisher writes a batch to the client as soon as it is called: this is the hand-off. */
   #handoff(batch: readonly QueuedEvent[]): void {
     const record = this.#o.onHandoff;
@@ -131,8 +176,9 @@ export class Delivery {
 
   /** Without a spool: keep trying until the deadline (what is left then is lost, and counted). */
   async #deliverWithoutSpool(batch: readonly QueuedEvent[]): Promise<boolean> {
+    if (this.#gate) await this.#gate;
     this.#handoff(batch);
-    const outcome = await this.#o.publisher.publish(batch, this.#o.deadline);
+    const outcome = await this.#publish(this.#publisher, batch, this.#o.deadline);
     this.#settle(batch, outcome);
     if (outcome.undelivered.length === 0) return true;
     for (const e of outcome.undelivered) this.#o.health.collector(e.collector).lost++;
@@ -172,13 +218,13 @@ export class Delivery {
       health.collector(e.collector).published++;
       if (!failed.has(e.subject)) breakers.for(e.subject).success();
     }
-    if (!this.#fatal && this.#o.publisher.status().closed && !this.#o.deadline.aborted) this.#gaveUp();
+    if (!this.#fatal && this.#publisher.status().closed && !this.#o.deadline.aborted && !this.#gate) this.#gaveUp();
   }
 
   #gaveUp(): void {
     if (this.#fatal) return;
     this.#fatal = true;
-    const reason = this.#o.publisher.status().lastError ?? "the connection is closed";
+    const reason = this.#publisher.status().lastError ?? "the connection is closed";
     this.#o.onFatal(new Error(`the publisher stopped delivering: ${reason}`));
   }
 
@@ -229,16 +275,18 @@ export class Delivery {
 
   /** Replays the spool in order while NATS takes events; runs until the deadline aborts. */
   async #drain(spool: Spool): Promise<void> {
-    const { publisher, deadline, breakers, drainBatch, spillAfterMs } = this.#o;
+    const { deadline, breakers, drainBatch, spillAfterMs } = this.#o;
     let failures = 0;
     while (!deadline.aborted) {
+      if (this.#gate) await this.#gate;
+      const publisher = this.#publisher;
       const rows = spool.depth > 0 && publisher.status().connected ? spool.peek(drainBatch, breakers.blocked()) : [];
       if (rows.length === 0) {
         await this.#idle();
         continue;
       }
       for (const r of rows) this.#inFlight.add(r.seq);
-      const outcome = await publisher.publish(rows, AbortSignal.any([deadline, AbortSignal.timeout(spillAfterMs)]));
+      const outcome = await this.#publish(publisher, rows, AbortSignal.any([deadline, AbortSignal.timeout(spillAfterMs)]));
       const { undelivered, rejected } = outcome;
       this.#settle(rows, outcome);
       this.#inFlight.clear();
@@ -292,7 +340,7 @@ export class Delivery {
   /** What keeps delivery from being healthy right now; empty when all is well. */
   problems(): string[] {
     const out: string[] = [];
-    const nats = this.#o.publisher.status();
+    const nats = this.#publisher.status();
     if (nats.closed) out.push(`NATS connection closed: ${nats.lastError ?? "gave up"}`);
     else if (!nats.connected) out.push(`NATS disconnected${nats.lastError ? `: ${nats.lastError}` : ""}`);
     for (const b of this.#o.breakers.all()) {
@@ -313,7 +361,7 @@ export class Delivery {
   status(): DeliveryStatus {
     const stats = this.#spool?.stats();
     return {
-      nats: this.#o.publisher.status(),
+      nats: this.#publisher.status(),
       circuits: this.#o.breakers.all().map((b) => b.snapshot()),
       spool: stats && {
         ...stats,

@@ -52,6 +52,30 @@ export interface ShutdownReport extends DeliveryTotals {
   failedCollectors: string[];
 }
 
+export interface ReconfigureResult {
+  started: string[];
+  stopped: string[];
+  restarted: string[];
+  reconnected: boolean;
+  /** changed settings that are read once at start */
+  needRestart: string[];
+}
+
+/** Settings a reload cannot change in a running agent: they are read once at start. */
+const RESTART_KEYS = [
+  ["orchestrator", "workers"],
+  ["orchestrator", "batch_size"],
+  ["orchestrator", "buffer"],
+  ["nats", "circuit_breaker"],
+  ["spool", "enabled"],
+  ["spool", "path"],
+  ["spool", "max_bytes"],
+  ["spool", "when_full"],
+  ["spool", "spill_after"],
+  ["http", "enabled"],
+  ["http", "listen"],
+] as const;
+
 export class Orchestrator {
   readonly health = new HealthTracker();
   readonly queue: EventQueue;
@@ -101,16 +125,8 @@ export class Orchestrator {
   start(): void {
     if (this.#started) return;
     this.#started = true;
-    const { config, publisher, log, onFatal } = this.#o;
-    publisher.start().then(
-      () => log.info({ publisher: publisher.status() }, "publisher ready"),
-      (err: Error) => {
-        // Closing the publisher at shutdown ends a start() still waiting for NATS: not a failure.
-        if (err instanceof PublisherClosedError) return;
-        log.error({ err: err.message }, err.message);
-        onFatal?.(err);
-      },
-    );
+    const { config, publisher, log } = this.#o;
+    this.#startPublisher(publisher);
     this.delivery.start();
     // Health changes are logged as they happen (checked each second, cheap).
     this.#monitor = setInterval(() => this.#watchHealth(), HEALTH_CHECK_MS);
@@ -127,6 +143,70 @@ export class Orchestrator {
       { workers, buffer: config.orchestrator.buffer, spool: this.#o.spool ? config.spool.path : false, collectors: this.collectorNames() },
       `orchestrator started with ${this.#runners.size} collector(s) and ${workers} worker(s)`,
     );
+  }
+
+  /** Starts a publisher in the background; a problem no retry can fix is fatal. */
+  #startPublisher(publisher: Publisher): void {
+    const { log, onFatal } = this.#o;
+    publisher.start().then(
+      () => log.info({ publisher: publisher.status() }, "publisher ready"),
+      (err: Error) => {
+        // Closing the publisher (shutdown, reload) ends a start() still waiting for NATS: not a failure.
+        if (err instanceof PublisherClosedError) return;
+        log.error({ err: err.message }, err.message);
+        onFatal?.(err);
+      },
+    );
+  }
+
+  /**
+   * Applies a reloaded configuration: collectors newly enabled start, those
+   * disabled or removed stop, those whose config changed restart; when the
+   * NATS settings changed, a new publisher takes over once the old one has
+   * finished what it was publishing. Queued and spooled events stay where
+   * they are and go out as before. Settings read once at start are reported
+   * in `needRestart`.
+   */
+  async reconfigure(next: Config, createPublisher: (nats: Config["nats"]) => Publisher): Promise<ReconfigureResult> {
+    const { log } = this.#o;
+    const before = this.#o.config;
+    const result: ReconfigureResult = { started: [], stopped: [], restarted: [], reconnected: false, needRestart: [] };
+    if (this.#stopping) return result;
+    if (JSON.stringify(next.nats) !== JSON.stringify(before.nats)) {
+      const publisher = createPublisher(next.nats);
+      this.#startPublisher(publisher);
+      const old = await this.delivery.swapPublisher(publisher);
+      await old.close().catch((err: Error) => log.warn({ err: err.message }, "closing the previous publisher failed"));
+      result.reconnected = true;
+    }
+    this.#o.config = next;
+    const names = new Set([...Object.keys(before.collectors), ...Object.keys(next.collectors)]);
+    for (const name of names) {
+      const was = this.#runners.has(name);
+      const wanted = next.collectors[name]?.enabled === true;
+      const changed = JSON.stringify(before.collectors[name]?.config) !== JSON.stringify(next.collectors[name]?.config);
+      if (was && (!wanted || changed)) {
+        await this.removeCollector(name);
+        if (!wanted) result.stopped.push(name);
+      }
+      if (wanted && (!was || changed)) {
+        const factory = this.#o.registry.get(name);
+        if (!factory) continue;
+        this.#startRunner(name, factory, next.collectors[name]!.config);
+        (was ? result.restarted : result.started).push(name);
+      }
+    }
+    for (const [section, key] of RESTART_KEYS) {
+      if (JSON.stringify((before[section] as Record<string, unknown>)[key]) !== JSON.stringify((next[section] as Record<string, unknown>)[key])) {
+        result.needRestart.push(`${section}.${key}`);
+      }
+    }
+    log.info(
+      result,
+      `config reloaded: started [${result.started.join(", ")}], stopped [${result.stopped.join(", ")}], restarted [${result.restarted.join(", ")}]${result.reconnected ? ", NATS reconnected" : ""}`,
+    );
+    if (result.needRestart.length) log.warn({ keys: result.needRestart }, `config reload: ${result.needRestart.join(", ")} changed; these take effect on the next start`);
+    return result;
   }
 
   /** The agent as a whole: degraded while delivery has problems or a collector is not running. */
@@ -163,7 +243,7 @@ export class Orchestrator {
       collectors[h.name] = { state: h.state, accepted: h.accepted, published: h.published, dropped: h.droppedTotal, rate: Math.round((h.published - before) / seconds) };
     }
     const { state, problems } = this.agentHealth();
-    const nats = this.#o.publisher.status();
+    const nats = this.delivery.publisher.status();
     this.#o.log.info(
       { health: state, problems, collectors, queue: this.queue.length, spool: this.delivery.spoolDepth(), nats: { connected: nats.connected, server: nats.server } },
       `health: ${state}, ${Object.keys(collectors).length} collector(s), queue ${this.queue.length}, spool ${this.delivery.spoolDepth()}, NATS ${nats.connected ? "connected" : "disconnected"}`,
@@ -249,7 +329,7 @@ export class Orchestrator {
     if (this.draining) return { ready: false, reason: "shutting down" };
     const starting = [...this.#runners.values()].filter((r) => this.health.collector(r.name).state === "starting").map((r) => r.name);
     if (starting.length > 0) return { ready: false, reason: `collectors starting: ${starting.join(", ")}` };
-    const nats = this.#o.publisher.status();
+    const nats = this.delivery.publisher.status();
     if (nats.connected) return { ready: true, reason: "NATS connected" };
     if (this.#o.spool) return { ready: true, reason: "NATS not connected; events go to the spool" };
     return { ready: false, reason: `NATS not connected${nats.lastError ? `: ${nats.lastError}` : ""} and no spool` };
@@ -265,7 +345,7 @@ export class Orchestrator {
   }
 
   async #shutdown(): Promise<ShutdownReport> {
-    const { config, publisher, spool, log } = this.#o;
+    const { config, spool, log } = this.#o;
     const timeoutMs = config.orchestrator.shutdown_timeout.ms;
     const timer = setTimeout(() => this.#deadline.abort(), timeoutMs);
     const runners = [...this.#runners.values()];
@@ -283,7 +363,7 @@ export class Orchestrator {
     clearTimeout(timer);
     this.#deadline.abort();
     await this.delivery.stopped();
-    await publisher.close().catch((err: Error) => log.warn({ err: err.message }, "closing the publisher failed"));
+    await this.delivery.publisher.close().catch((err: Error) => log.warn({ err: err.message }, "closing the publisher failed"));
     // Workers gave up (no spool, publisher gone): what is still queued is lost, and counted.
     for (let rest = this.queue.length; rest > 0; rest = this.queue.length) {
       for (const e of await this.queue.take(rest)) this.health.collector(e.collector).lost++;

@@ -1,0 +1,90 @@
+// Hot reload: on SIGHUP, and when the config file changes. It watches the
+// directory, not the file: a ConfigMap update swaps a symlink (..data), and
+// editors write a temporary file and rename it over the old one; both replace
+// the inode a file watch would follow. Changes are debounced, and a file
+// whose text did not change is not reloaded.
+import { watch, type FSWatcher } from "node:fs";
+import { basename, dirname } from "node:path";
+import type { Logger } from "pino";
+import { ConfigError, formatIssue } from "../config/errors.ts";
+import { loadConfigFile } from "../config/load.ts";
+import type { Config } from "../config/schema.ts";
+import type { CollectorRegistry } from "../orchestrator/registry.ts";
+
+export interface ReloaderOptions {
+  file: string;
+  registry: CollectorRegistry;
+  log: Logger;
+  debounceMs?: number;
+  /** applies a valid new config; a throw counts as a failed reload */
+  apply: (next: Config) => Promise<void>;
+  onResult: (result: "success" | "failure") => void;
+}
+
+export class ConfigReloader {
+  readonly #o: ReloaderOptions;
+  #watcher: FSWatcher | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #lastText: string | undefined;
+  /** one reload at a time; a change during a reload runs another after it */
+  #running: Promise<unknown> = Promise.resolve();
+  readonly #onSignal = () => this.#schedule("SIGHUP", 0);
+
+  constructor(options: ReloaderOptions) {
+    this.#o = options;
+  }
+
+  async start(): Promise<void> {
+    this.#lastText = await Bun.file(this.#o.file).text().catch(() => undefined);
+    process.on("SIGHUP", this.#onSignal);
+    const name = basename(this.#o.file);
+    try {
+      this.#watcher = watch(dirname(this.#o.file), (_event, changed) => {
+        // The file itself, or Kubernetes' ..data symlink swap, or a name we cannot tell.
+        if (changed === null || changed === name || changed === "..data" || changed.startsWith("..")) this.#schedule("file change", this.#o.debounceMs ?? 300);
+      });
+    } catch (err) {
+      this.#o.log.warn({ err: (err as Error).message }, `cannot watch ${dirname(this.#o.file)} for config changes; SIGHUP still reloads`);
+    }
+  }
+
+  #schedule(reason: string, delayMs: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#running = this.#running.then(() => this.reload(reason, reason === "SIGHUP"));
+    }, delayMs);
+  }
+
+  /** Loads, validates and applies the config file. A forced reload (SIGHUP) runs even if the text is unchanged. */
+  async reload(reason: string, force = true): Promise<"success" | "failure" | "unchanged"> {
+    const { file, registry, log } = this.#o;
+    const text = await Bun.file(file).text().catch(() => undefined);
+    if (!force && text !== undefined && text === this.#lastText) return "unchanged";
+    this.#lastText = text;
+    let next: Config;
+    try {
+      next = await loadConfigFile(file, registry);
+    } catch (err) {
+      const lines = err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message];
+      for (const line of lines) log.error({ reload: reason }, `config reload: ${line}`);
+      log.error({ reload: reason, errors: lines.length }, `config reload failed (${lines.length} error(s)); still running on the previous config`);
+      this.#o.onResult("failure");
+      return "failure";
+    }
+    try {
+      await this.#o.apply(next);
+      this.#o.onResult("success");
+      return "success";
+    } catch (err) {
+      log.error({ reload: reason, err: (err as Error).message }, `config reload could not be applied: ${(err as Error).message}`);
+      this.#o.onResult("failure");
+      return "failure";
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    process.off("SIGHUP", this.#onSignal);
+    this.#watcher?.close();
+  }
+}

@@ -1,0 +1,236 @@
+// Hot reload against real files, a real spool and real nats-server
+// processes: collectors start, stop and restart; invalid edits leave the
+// agent on its old config with located errors; SIGHUP; a ConfigMap-style
+// symlink swap; NATS settings changing; a reload during a NATS outage. No
+// accepted event is lost in any of them.
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import pino from "pino";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Orchestrator, type ShutdownReport } from "../../src/orchestrator/orchestrator.ts";
+import { builtinRegistry } from "../../src/collectors/index.ts";
+import { syntheticFactory } from "../../src/collectors/synthetic/index.ts";
+import { loadConfigFile } from "../../src/config/load.ts";
+import { ConfigReloader } from "../../src/reload/reloader.ts";
+import { createPublisher } from "../../src/publish/index.ts";
+import { Spool } from "../../src/spool/spool.ts";
+import { silentLogger } from "../../src/log.ts";
+import { MemoryPublisher } from "../helpers/memory-publisher.ts";
+import { makeTempDir } from "../helpers/cleanup.ts";
+import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
+
+afterAll(stopAllNatsServers);
+const cleanups: Array<() => Promise<unknown> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const registry = () => builtinRegistry().register({ ...syntheticFactory, type: "other" });
+
+/** Writes like an editor: a temporary file renamed over the config. */
+function rewrite(file: string, text: string) {
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+}
+
+function captureLog() {
+  const lines: Array<Record<string, any>> = [];
+  const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  return { log, lines };
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, ms = 8000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await Bun.sleep(20);
+  }
+}
+
+async function agent(dir: string, yaml: string, opts: { publisher?: MemoryPublisher } = {}) {
+  const file = join(dir, "config.yaml");
+  writeFileSync(file, yaml);
+  const reg = registry();
+  const config = await loadConfigFile(file, reg);
+  const { log, lines } = captureLog();
+  const spool = Spool.open({ path: config.spool.path, maxBytes: config.spool.max_bytes, whenFull: "block", log: silentLogger() });
+  const publisher = opts.publisher ?? createPublisher(config.nats, { log: silentLogger() });
+  const orchestrator = new Orchestrator({ config, registry: reg, publisher, spool, log });
+  const results: string[] = [];
+  const reloader = new ConfigReloader({
+    file,
+    registry: reg,
+    log,
+    debounceMs: 50,
+    onResult: (r) => results.push(r),
+    apply: async (next) => {
+      await orchestrator.reconfigure(next, (nats) => (opts.publisher ? opts.publisher : createPublisher(nats, { log: silentLogger() })));
+    },
+  });
+  orchestrator.start();
+  await reloader.start();
+  let stopped: Promise<ShutdownReport> | undefined;
+  const stop = () => {
+    reloader.stop();
+    stopped ??= orchestrator.stop();
+    return stopped;
+  };
+  cleanups.push(stop);
+  return { file, orchestrator, reloader, results, lines, stop };
+}
+
+function expectNothingLost(r: ShutdownReport) {
+  expect(r).toMatchObject({ inSpool: 0, lost: 0, unaccounted: 0 });
+  expect(r.accepted + r.inherited).toBe(r.published + r.discarded);
+}
+
+describe("hot reload", () => {
+  test("collectors start, stop and restart as the file changes; nothing is lost", async () => {
+    const dir = makeTempDir("reload");
+    const base = (synthetic: string, other: string) => `
+orchestrator: { shutdown_timeout: 5s }
+spool: { path: ${join(dir, "spool.db")} }
+collectors:
+  synthetic: ${synthetic}
+  other: ${other}
+`;
+    const publisher = new MemoryPublisher();
+    const a = await agent(dir, base("{ config: { rate: 200 } }", "{ enabled: false, config: { rate: 100 } }"), { publisher });
+    await waitFor(() => a.orchestrator.health.collector("synthetic").published > 20);
+
+    rewrite(a.file, base("{ config: { rate: 300 } }", "{ enabled: true, config: { rate: 100 } }"));
+    await waitFor(() => a.results.length === 1);
+    expect(a.results).toEqual(["success"]);
+    const reloaded = a.lines.find((l) => l.msg.startsWith("config reloaded"))!;
+    expect(reloaded).toMatchObject({ started: ["other"], restarted: ["synthetic"], stopped: [], reconnected: false });
+    await waitFor(() => a.orchestrator.health.collector("other").published > 10);
+    expect(a.orchestrator.collectorNames().sort()).toEqual(["other", "synthetic"]);
+
+    rewrite(a.file, base("{ enabled: false }", "{ enabled: true, config: { rate: 100 } }"));
+    await waitFor(() => a.results.length === 2);
+    expect(a.orchestrator.collectorNames()).toEqual(["other"]);
+    expect(a.orchestrator.health.collector("synthetic").state).toBe("stopped");
+
+    const report = await a.stop();
+    expectNothingLost(report);
+    expect(publisher.events.length).toBe(report.published);
+  });
+
+  test("an invalid edit keeps the old config, logs every error with file:line:col, and counts a failure", async () => {
+    const dir = makeTempDir("reload");
+    const a = await agent(dir, `spool: { path: ${join(dir, "spool.db")} }\ncollectors:\n  synthetic: { config: { rate: 100 } }\n`, { publisher: new MemoryPublisher() });
+    rewrite(a.file, `spool: { path: ${join(dir, "spool.db")} }\norchestrator:\n  workers: many\ncollectors:\n  synthetic: { config: { rat: 5 } }\n`);
+    await waitFor(() => a.results.length === 1);
+    expect(a.results).toEqual(["failure"]);
+    const errors = a.lines.filter((l) => l.level === 50).map((l) => l.msg);
+    expect(errors).toContain(`config reload: ${a.file}:3:12 orchestrator.workers: expected an integer from 1 to 64, got "many"`);
+    expect(errors.some((m) => m.startsWith(`config reload: ${a.file}:5:26 collectors.synthetic.config.rat: unknown key "rat" (did you mean "rate"?)`))).toBe(true);
+    expect(errors.some((m) => m.includes("still running on the previous config"))).toBe(true);
+    const before = a.orchestrator.health.collector("synthetic").published;
+    await waitFor(() => a.orchestrator.health.collector("synthetic").published > before + 10);
+    expectNothingLost(await a.stop());
+  });
+
+  test("SIGHUP reloads even when the file did not change; an unchanged file is not reloaded on a mere touch", async () => {
+    const dir = makeTempDir("reload");
+    const a = await agent(dir, `spool: { path: ${join(dir, "spool.db")} }\ncollectors:\n  synthetic: { config: { rate: 50 } }\n`, { publisher: new MemoryPublisher() });
+    rewrite(a.file, await Bun.file(a.file).text());
+    await Bun.sleep(300);
+    expect(a.results).toEqual([]);
+    process.kill(process.pid, "SIGHUP");
+    await waitFor(() => a.results.length === 1);
+    expect(a.results).toEqual(["success"]);
+    expect(a.lines.find((l) => l.msg.startsWith("config reloaded"))).toMatchObject({ started: [], stopped: [], restarted: [] });
+    expectNothingLost(await a.stop());
+  });
+
+  test("a ConfigMap update (the ..data symlink swapped) is picked up", async () => {
+    const dir = makeTempDir("reload");
+    const mount = join(dir, "mount");
+    mkdirSync(join(mount, "..2026_v1"), { recursive: true });
+    const yaml = (rate: number) => `spool: { path: ${join(dir, "spool.db")} }\ncollectors:\n  synthetic: { config: { rate: ${rate} } }\n`;
+    writeFileSync(join(mount, "..2026_v1", "config.yaml"), yaml(50));
+    symlinkSync("..2026_v1", join(mount, "..data"));
+    symlinkSync("..data/config.yaml", join(mount, "config.yaml"));
+    const file = join(mount, "config.yaml");
+    const reg = registry();
+    const config = await loadConfigFile(file, reg);
+    const { log, lines } = captureLog();
+    const orchestrator = new Orchestrator({ config, registry: reg, publisher: new MemoryPublisher(), log });
+    const results: string[] = [];
+    const reloader = new ConfigReloader({ file, registry: reg, log, debounceMs: 50, onResult: (r) => results.push(r), apply: (next) => orchestrator.reconfigure(next, () => new MemoryPublisher()).then(() => {}) });
+    orchestrator.start();
+    await reloader.start();
+    cleanups.push(async () => {
+      reloader.stop();
+      await orchestrator.stop();
+    });
+    // What the kubelet does: write a new timestamped dir, point ..data_tmp at it, rename over ..data.
+    mkdirSync(join(mount, "..2026_v2"));
+    writeFileSync(join(mount, "..2026_v2", "config.yaml"), yaml(80));
+    symlinkSync("..2026_v2", join(mount, "..data_tmp"));
+    renameSync(join(mount, "..data_tmp"), join(mount, "..data"));
+    await waitFor(() => results.length === 1);
+    expect(lines.find((l) => l.msg.startsWith("config reloaded"))).toMatchObject({ restarted: ["synthetic"] });
+  });
+
+  test("changed NATS settings reconnect to the new server; every event reaches one of the two streams", async () => {
+    const [one, two] = await Promise.all([startNatsServer(), startNatsServer()]);
+    const dir = makeTempDir("reload");
+    const yaml = (url: string) => `
+orchestrator: { shutdown_timeout: 10s }
+nats: { url: "${url}", subject: reload.events, stream: { name: RELOAD } }
+spool: { path: ${join(dir, "spool.db")} }
+collectors:
+  synthetic: { config: { rate: 500 } }
+`;
+    const a = await agent(dir, yaml(one.url));
+    await waitFor(() => a.orchestrator.health.collector("synthetic").published > 100);
+    rewrite(a.file, yaml(two.url));
+    await waitFor(() => a.results.length === 1);
+    expect(a.lines.find((l) => l.msg.startsWith("config reloaded"))).toMatchObject({ reconnected: true });
+    await waitFor(async () => (await streamCount(two.url)) > 100);
+    const report = await a.stop();
+    expectNothingLost(report);
+    expect((await streamCount(one.url)) + (await streamCount(two.url))).toBe(report.published);
+  }, 30_000);
+
+  test("a reload during a NATS outage: the new config applies, events wait in the spool, all arrive after the restart", async () => {
+    const server = await startNatsServer();
+    const dir = makeTempDir("reload");
+    const yaml = (rate: number) => `
+orchestrator: { shutdown_timeout: 15s }
+nats: { url: "${server.url}", subject: outage.events, stream: { name: OUTAGE }, reconnect_wait: 200ms }
+spool: { path: ${join(dir, "spool.db")}, spill_after: 300ms }
+collectors:
+  synthetic: { config: { rate: ${rate} } }
+`;
+    const a = await agent(dir, yaml(400));
+    await waitFor(() => a.orchestrator.health.collector("synthetic").published > 100);
+    await server.kill("SIGKILL");
+    await waitFor(() => a.orchestrator.delivery.spoolDepth() > 50);
+    rewrite(a.file, yaml(600));
+    await waitFor(() => a.results.length === 1);
+    expect(a.results).toEqual(["success"]);
+    expect(a.lines.find((l) => l.msg.startsWith("config reloaded"))).toMatchObject({ restarted: ["synthetic"] });
+    await Bun.sleep(500);
+    await server.restart();
+    await waitFor(() => a.orchestrator.delivery.spoolDepth() === 0, 15_000);
+    const report = await a.stop();
+    expectNothingLost(report);
+    expect(await streamCount(server.url, "OUTAGE")).toBe(report.published);
+  }, 40_000);
+});
+
+async function streamCount(url: string, name = "RELOAD"): Promise<number> {
+  const nc = await connect({ servers: url });
+  try {
+    return (await (await jetstreamManager(nc)).streams.info(name)).state.messages;
+  } catch {
+    return 0;
+  } finally {
+    await nc.close();
+  }
+}
