@@ -9,6 +9,7 @@ import { builtinRegistry } from "../collectors/index.ts";
 import { connectionOptions } from "../publish/connect.ts";
 import { EXIT, HELP, UsageError, parseFlags } from "./usage.ts";
 import { clockTime, truncate } from "./table.ts";
+import { BATCH_HEADER } from "../publish/msg-id-header.ts";
 
 const TAIL_FLAGS = {
   nats: { type: "string", short: "n" },
@@ -92,16 +93,20 @@ export async function tailCommand(args: string[]): Promise<number> {
   try {
     await nc.flush();
     process.stderr.write(`tailing ${subject} on ${shown}${flags.type ? ` (type ${flags.type})` : ""}; Ctrl-C to stop\n`);
-    for await (const msg of sub) {
+    read: for await (const msg of sub) {
       if (stopped) break;
-      const decoded = decode(msg);
-      if (typeof decoded === "string") {
-        process.stderr.write(`${clockTime(Date.now())} warning: ${decoded}\n`);
-        continue;
+      // A batch message (nats.batch) holds several events, one JSON line each.
+      const texts = msg.headers?.get(BATCH_HEADER) ? msg.string().split("\n").filter((l) => l !== "") : [msg.string()];
+      for (const text of texts) {
+        const decoded = decode(text, msg);
+        if (typeof decoded === "string") {
+          process.stderr.write(`${clockTime(Date.now())} warning: ${decoded}\n`);
+          continue;
+        }
+        if (!matchType(decoded.type)) continue;
+        await out.write(flags.json ? text : formatEvent(decoded, summaryWidth));
+        if (++matched >= count) break read;
       }
-      if (!matchType(decoded.type)) continue;
-      await out.write(flags.json ? msg.string() : formatEvent(decoded, summaryWidth));
-      if (++matched >= count) break;
     }
   } finally {
     process.off("SIGINT", onSignal);
@@ -158,14 +163,14 @@ interface TailedEvent {
   event_data: unknown;
 }
 
-/** The event, or why it cannot be shown. */
-function decode(msg: Msg): TailedEvent | string {
+/** The event in `text` (a message, or one line of a batch message), or why it cannot be shown. */
+function decode(text: string, msg: Msg): TailedEvent | string {
   const where = `message on ${msg.subject} (${msg.data.length} bytes)`;
   let value: unknown;
   try {
-    value = JSON.parse(msg.string());
+    value = JSON.parse(text);
   } catch (err) {
-    return `undecodable ${where}: not JSON (${(err as Error).message}): ${truncate(JSON.stringify(msg.string().slice(0, 80)), 82)}`;
+    return `undecodable ${where}: not JSON (${(err as Error).message}): ${truncate(JSON.stringify(text.slice(0, 80)), 82)}`;
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return `undecodable ${where}: JSON but not an event object`;
   const e = value as Record<string, unknown>;

@@ -6,6 +6,7 @@ import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import { Duration } from "./duration.ts";
 import { bool, byteSize, duration, integer, nonEmptyString, picklist, strictObject, stringOrList, text, type Schema } from "./kit.ts";
 import { isPlainMapping } from "./parse.ts";
+import { profileSchema } from "./profiles.ts";
 
 /**
  * A rule across keys of one mapping. It sees the mapping even when some of its
@@ -183,6 +184,16 @@ const natsSchema = v.pipe(
     timeout: v.optional(duration({ positive: true }), "5s"),
     /** unacknowledged publishes at once */
     max_in_flight: v.optional(integer(1, 65_536), 256),
+    /** off unless present: pack events into NDJSON messages (header Tapio-Batch), for consumers that read them */
+    batch: v.optional(
+      strictObject({
+        max_events: v.optional(integer(2, 100_000), 100),
+        /** NATS refuses messages above its max_payload (1 MiB by default) */
+        max_bytes: v.optional(byteSize({ min: 1024 }), 512 * 1024),
+        /** how long a worker waits for a fuller batch */
+        linger: v.optional(duration(), "5ms"),
+      }),
+    ),
     /** per destination subject: open after failure_threshold failures in a row, probe after open_for */
     circuit_breaker: v.nullish(
       strictObject({
@@ -259,6 +270,8 @@ function collectorsSchema(registry: CollectorRegistry): Schema<Record<string, Co
 /** The whole file; collector configs are validated by their factories' schemas. */
 export function configSchema(registry: CollectorRegistry) {
   return strictObject({
+    /** low, medium or high: defaults for intervals, thresholds, workers and buffers (profiles.ts); keys in the file win */
+    profile: v.optional(profileSchema()),
     orchestrator: v.nullish(orchestratorSchema, {}),
     nats: v.nullish(natsSchema, {}),
     spool: v.nullish(spoolSchema, {}),

@@ -70,4 +70,6 @@ export interface QueuedEvent {
   readonly collector: string;
   /** performance.now() when it was encoded, for the hand-off latency metric (absent on events read back from the spool) */
   readonly emittedAt?: number;
+  /** set on a batch message (nats.batch): the number of NDJSON events in `bytes`; sent as the Tapio-Batch header */
+  readonly batchOf?: number;
 }

@@ -305,9 +305,15 @@ export class Orchestrator {
 
   async #work(batchSize: number): Promise<void> {
     const done = this.#o.onBatchDone;
+    // nats.batch: wait a little for a fuller batch, since each becomes a few large messages.
+    const linger = this.#o.config.nats.batch?.linger.ms ?? 0;
     for (;;) {
-      const batch = await this.queue.take(batchSize);
+      let batch = await this.queue.take(batchSize);
       if (batch.length === 0) return;
+      if (linger > 0 && batch.length < batchSize && !this.queue.closed) {
+        await Bun.sleep(linger);
+        batch = batch.concat(this.queue.takeNow(batchSize - batch.length));
+      }
       const t0 = performance.now();
       const goOn = await this.delivery.deliver(batch);
       done?.((performance.now() - t0) / 1000);

@@ -38,6 +38,10 @@ export class EventQueue {
     return this.#bytes;
   }
 
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Producers waiting for space. */
   get waiting(): number {
     return this.#spaceWaiters.length;
@@ -93,6 +97,14 @@ export class EventQueue {
       if (this.#closed) return [];
       await new Promise<void>((resolve) => this.#takerQueue.push(resolve));
     }
+    const out = this.takeNow(max);
+    if (this.#length > 0) this.#wakeTaker();
+    return out;
+  }
+
+  /** Takes up to `max` events without waiting (possibly none). */
+  takeNow(max: number): QueuedEvent[] {
+    if (this.#length === 0) return [];
     const n = Math.min(max, this.#length);
     const out = new Array<QueuedEvent>(n);
     const items = this.#items;
@@ -105,7 +117,6 @@ export class EventQueue {
     this.#head = (this.#head + n) % items.length;
     this.#length -= n;
     this.#admitWaiters();
-    if (this.#length > 0) this.#wakeTaker();
     return out;
   }
 

@@ -96,7 +96,7 @@ export class AckWindow {
   #send(batch: Batch, index: number): void {
     const event = batch.events[index]!;
     const token = this.#next++;
-    this.#msgId.id = event.id;
+    this.#msgId.for(event);
     this.#options.reply = this.#prefix + token;
     try {
       this.#nc.publish(event.subject, event.bytes, this.#options);

@@ -91,7 +91,7 @@ export class CorePublisher implements Publisher {
     let dropped: Set<QueuedEvent> | undefined;
     for (const event of events) {
       try {
-        this.#msgId.id = event.id;
+        this.#msgId.for(event);
         nc.publish(event.subject, event.bytes, this.#options);
       } catch (err) {
         const reason = classifyError(err);

@@ -7,6 +7,7 @@ import { CorePublisher } from "./core.ts";
 import { JetStreamPublisher } from "./jetstream.ts";
 import type { Publisher, PublishErrorListener } from "./publisher.ts";
 import { StdoutPublisher } from "./stdout.ts";
+import { BatchingPublisher } from "./batching.ts";
 
 export interface CreatePublisherOptions {
   log: Logger;
@@ -19,9 +20,10 @@ export function createPublisher(config: NatsConfig, opts: CreatePublisherOptions
   if (opts.dryRun) return new StdoutPublisher();
   const log = opts.log.child({ component: "publisher", mode: config.mode });
   const connection = new ConnectionManager(config, log);
-  return config.mode === "jetstream"
+  const publisher = config.mode === "jetstream"
     ? new JetStreamPublisher(config, log, connection, opts.onError)
     : new CorePublisher(config, log, connection, opts.onError);
+  return config.batch ? new BatchingPublisher(publisher, { maxEvents: config.batch.max_events, maxBytes: config.batch.max_bytes }) : publisher;
 }
 
 export { PUBLISH_ERROR_REASONS, type PublishErrorReason } from "./classify.ts";

@@ -1,0 +1,72 @@
+// nats.batch: events packed into NDJSON messages with the Tapio-Batch header,
+// per subject and within the limits; the outcome still comes back per event.
+import { afterAll, describe, expect, test } from "bun:test";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Duration } from "../../src/config/duration.ts";
+import { createPublisher } from "../../src/publish/index.ts";
+import { BatchingPublisher, pack } from "../../src/publish/batching.ts";
+import type { QueuedEvent } from "../../src/event/event.ts";
+import { DELIVERED } from "../../src/publish/publisher.ts";
+import { MemoryPublisher } from "../helpers/memory-publisher.ts";
+import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
+import { captureLog, makeEvents, natsConfig } from "./fixtures.ts";
+
+afterAll(stopAllNatsServers);
+const enc = new TextEncoder();
+const ev = (id: string, subject: string, size = 10): QueuedEvent => ({ subject, id, collector: subject.split(".").pop()!, bytes: enc.encode(`{"event_id":"${id}","x":"${"y".repeat(size)}"}`) });
+
+describe("batching", () => {
+  test("pack: by subject, in order, within max_events and max_bytes; a lone event stays as it is", () => {
+    const events = [ev("a1", "s.a"), ev("b1", "s.b"), ev("a2", "s.a"), ev("a3", "s.a"), ev("b2", "s.b"), ev("c1", "s.c")];
+    const packed = pack(events, { maxEvents: 2, maxBytes: 1 << 20 });
+    expect(packed.map((p) => [p.message.subject, p.events.map((e) => e.id), p.message.batchOf ?? 1])).toEqual([
+      ["s.a", ["a1", "a2"], 2],
+      ["s.a", ["a3"], 1],
+      ["s.b", ["b1", "b2"], 2],
+      ["s.c", ["c1"], 1],
+    ]);
+    expect(packed[0]!.message.id).toBe("a1..a2");
+    expect(new TextDecoder().decode(packed[0]!.message.bytes).split("\n").filter(Boolean).map((l) => JSON.parse(l).event_id)).toEqual(["a1", "a2"]);
+    expect(packed[3]!.message).toBe(events[5]!);
+    const bySize = pack([ev("1", "s", 100), ev("2", "s", 100), ev("3", "s", 100)], { maxEvents: 100, maxBytes: 250 });
+    expect(bySize.map((p) => p.events.length)).toEqual([2, 1]);
+  });
+
+  test("outcome per event: undelivered and rejected messages map back to their events", async () => {
+    const inner = new MemoryPublisher();
+    const events = [ev("a1", "s.a"), ev("a2", "s.a"), ev("b1", "s.b"), ev("b2", "s.b")];
+    inner.failing = (m) => m.subject === "s.b";
+    const publisher = new BatchingPublisher(inner, { maxEvents: 10, maxBytes: 1 << 20 });
+    const result = await publisher.publish(events, AbortSignal.timeout(1000));
+    expect(result.undelivered.map((e) => e.id)).toEqual(["b1", "b2"]);
+    inner.failing = undefined;
+    expect(await publisher.publish(events, AbortSignal.timeout(1000))).toBe(DELIVERED);
+  });
+
+  test("JetStream: N events in ceil(N / max_events) messages with the header, every event exactly once", async () => {
+    const server = await startNatsServer();
+    const publisher = createPublisher(natsConfig(server.url, { batch: { max_events: 50, max_bytes: 512 * 1024, linger: new Duration(0) } }), { log: captureLog().log });
+    try {
+      await publisher.start();
+      const events = makeEvents(1000);
+      expect(await publisher.publish(events, AbortSignal.timeout(10_000))).toBe(DELIVERED);
+      const nc = await connect({ servers: server.url });
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.streams.info("TAPIO_EVENTS");
+      expect(info.state.messages).toBe(20);
+      const ids: string[] = [];
+      for (let seq = 1; seq <= 20; seq++) {
+        const m = (await jsm.streams.getMessage("TAPIO_EVENTS", { seq }))!;
+        const lines = m.string().split("\n").filter(Boolean);
+        expect(m.header.get("Tapio-Batch")).toBe(String(lines.length));
+        expect(m.header.get("Nats-Msg-Id")).toBe(`${JSON.parse(lines[0]!).event_id}..${JSON.parse(lines.at(-1)!).event_id}`);
+        ids.push(...lines.map((l) => JSON.parse(l).event_id));
+      }
+      await nc.close();
+      expect(ids.sort()).toEqual(events.map((e) => e.id).sort());
+    } finally {
+      await publisher.close();
+    }
+  });
+});
