@@ -7,6 +7,7 @@ import type { Env } from "./env.ts";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { fallbackMessage } from "./kit.ts";
 import { isPlainMapping, parseConfigYaml, type ParsedConfig, type Position } from "./parse.ts";
+import { applyProfile } from "./profiles.ts";
 import { COMMA_LIST_KEYS, configSchema, type Config } from "./schema.ts";
 
 export async function loadConfigFile(file: string, registry: CollectorRegistry, env: Env = process.env): Promise<Config> {
@@ -28,7 +29,8 @@ export function loadConfigText(text: string, file: string, registry: CollectorRe
   // problem is reported at once; what it finds where a value is missing
   // because its expansion failed only repeats the expansion error.
   const failedPaths = expansionIssues.map((issue) => issue.path);
-  const result = v.safeParse(configSchema(registry), value, { abortEarly: false, message: fallbackMessage });
+  // A profile fills what the file leaves out; locations still come from the file as written.
+  const result = v.safeParse(configSchema(registry), applyProfile(value), { abortEarly: false, message: fallbackMessage });
   const schemaIssues = (result.success ? [] : result.issues)
     .filter((issue) => !failedPaths.some((failed) => isAtOrBelow(issuePath(issue), failed)))
     .map((issue) => locate(issue, parsed, file));

@@ -2,9 +2,8 @@
 // real nats-server: one agent that published a known count (JetStream), one
 // that keeps publishing at a known rate (core NATS).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createServer, type AddressInfo } from "node:net";
 import { connect } from "@nats-io/transport-node";
-import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
+import { freePort, startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
 import { killAtExit, spare } from "../helpers/cleanup.ts";
 import { runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
 import type { StatusDocument } from "../../src/http/server.ts";
@@ -63,14 +62,6 @@ async function startAgent(yaml: string): Promise<RunningAgent> {
 
 async function getStatus(url: string): Promise<StatusDocument> {
   return (await (await fetch(`${url}/status`)).json()) as StatusDocument;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A process that should end by itself, killed if it does not within `ms`. */

@@ -2,10 +2,9 @@
 // source and from the compiled binary, graceful SIGTERM, fatal stream mismatch.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { createServer, type AddressInfo } from "node:net";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
+import { freePort, startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 import { logLines, REPO, runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
 
@@ -188,14 +187,3 @@ collectors:
   }, 30_000);
 });
 
-/** A loopback port nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}

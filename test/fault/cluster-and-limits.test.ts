@@ -3,11 +3,10 @@
 // to, a stream full at max_bytes with discard=new, and a user without publish
 // permission. No NATS mocks. Each test stops the processes it started.
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { DiscardPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
+import { freePort, startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
 import { spawnAgent, writeConfig } from "../helpers/agent.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 
@@ -15,17 +14,6 @@ afterAll(stopAllNatsServers);
 
 // ---------------------------------------------------------------- helpers
 
-/** A loopback port nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 type LogLine = Record<string, any>;
 

@@ -5,7 +5,6 @@
 // FAULT_DEBUG=1 prints each agent's whole log when it exits.
 import { expect } from "bun:test";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import type { Subprocess } from "bun";
@@ -388,17 +387,6 @@ export function sampleRss(pid: number, intervalMs = 200): RssSampler {
 
 // ---------------------------------------------------------------- misc
 
-/** A loopback port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Sleeps until `ms` after `since` (ms since epoch); at once if that is past. */
 export function sleepUntil(since: number, ms: number): Promise<void> {

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "./cleanup.ts";
+import { createServer, type AddressInfo } from "node:net";
 
 export interface NatsServerOptions {
   /** run with JetStream enabled (default true) */
@@ -185,4 +186,16 @@ async function waitForThreads(pid: number, stopped: boolean): Promise<void> {
 /** Stops every server started so far; use as `afterAll(stopAllNatsServers)`. */
 export async function stopAllNatsServers(): Promise<void> {
   await Promise.all([...stoppers].map((stop) => stop()));
+}
+
+/** A loopback port nothing listens on right now (for a server started later on a known port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }
