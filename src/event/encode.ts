@@ -3,6 +3,8 @@ import { SEVERITIES, type EventInput, type EventMetadata, type QueuedEvent } fro
 
 const SEVERITY_SET: ReadonlySet<string> = new Set(SEVERITIES);
 const utf8 = new TextEncoder();
+/** Events up to an eighth of this share a slab; larger ones get their own buffer. */
+const SLAB_BYTES = 256 * 1024;
 
 /** Thrown for an event the orchestrator must refuse; `reason` is the drop counter label. */
 export class InvalidEventError extends Error {
@@ -67,6 +69,26 @@ export class EventEncoder {
     this.#bareMetadataJson = JSON.stringify({ attributes: { collector_name: collector } } satisfies EventMetadata);
   }
 
+  // Events are encoded into shared slabs and kept as views: one exact-size
+  // buffer per event costs an allocation and, in RSS, nearly as much again as
+  // the event itself. The queue is FIFO, so a slab is freed soon after its
+  // last event was published or spooled.
+  #slab = new Uint8Array(SLAB_BYTES);
+  #used = 0;
+
+  #bytesOf(json: string): Uint8Array {
+    const worst = json.length * 3; // UTF-8 bytes per UTF-16 unit, at most
+    if (worst > SLAB_BYTES / 8) return utf8.encode(json);
+    if (this.#used + worst > SLAB_BYTES) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#used = 0;
+    }
+    const start = this.#used;
+    const { written } = utf8.encodeInto(json, this.#slab.subarray(start));
+    this.#used = start + written;
+    return this.#slab.subarray(start, this.#used);
+  }
+
   encode(input: EventInput): QueuedEvent {
     if (typeof input?.type !== "string" || input.type === "") {
       throw new InvalidEventError("invalid_event", "event has no type");
@@ -93,7 +115,7 @@ export class EventEncoder {
     } catch (err) {
       throw new InvalidEventError("unserializable", `event ${input.type} cannot be serialised: ${(err as Error).message}`);
     }
-    const bytes = utf8.encode(json);
+    const bytes = this.#bytesOf(json);
     if (bytes.byteLength > this.maxEventBytes) {
       throw new InvalidEventError("too_large", `event ${input.type} is ${bytes.byteLength} bytes, over the ${this.maxEventBytes}-byte limit`);
     }
