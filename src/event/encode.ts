@@ -3,8 +3,8 @@ import { SEVERITIES, type EventInput, type EventMetadata, type QueuedEvent } fro
 
 const SEVERITY_SET: ReadonlySet<string> = new Set(SEVERITIES);
 const utf8 = new TextEncoder();
-/** Events up to an eighth of this share a slab; larger ones get their own buffer. */
-const SLAB_BYTES = 256 * 1024;
+/** Events up to a third of this are encoded into the scratch buffer; larger ones get their own. */
+const SCRATCH_BYTES = 192 * 1024;
 
 /** Thrown for an event the orchestrator must refuse; `reason` is the drop counter label. */
 export class InvalidEventError extends Error {
@@ -69,26 +69,22 @@ export class EventEncoder {
     this.#bareMetadataJson = JSON.stringify({ attributes: { collector_name: collector } } satisfies EventMetadata);
   }
 
-  // Events are encoded into shared slabs and kept as views: one exact-size
-  // buffer per event costs an allocation and, in RSS, nearly as much again as
-  // the event itself. The queue is FIFO, so a slab is freed soon after its
-  // last event was published or spooled.
-  #slab = new Uint8Array(SLAB_BYTES);
-  #used = 0;
+  // One scratch buffer per encoder: the queue copies the bytes into its own
+  // chunks at once, so a per-event buffer would only be garbage.
+  #scratch = new Uint8Array(SCRATCH_BYTES);
 
   #bytesOf(json: string): Uint8Array {
     const worst = json.length * 3; // UTF-8 bytes per UTF-16 unit, at most
-    if (worst > SLAB_BYTES / 8) return utf8.encode(json);
-    if (this.#used + worst > SLAB_BYTES) {
-      this.#slab = new Uint8Array(SLAB_BYTES);
-      this.#used = 0;
-    }
-    const start = this.#used;
-    const { written } = utf8.encodeInto(json, this.#slab.subarray(start));
-    this.#used = start + written;
-    return this.#slab.subarray(start, this.#used);
+    if (worst > SCRATCH_BYTES) return utf8.encode(json);
+    const { written } = utf8.encodeInto(json, this.#scratch);
+    return this.#scratch.subarray(0, written);
   }
 
+  /**
+   * The event as queue-ready bytes. The bytes may be a view of this
+   * encoder's scratch buffer: valid until its next encode(). Copy them to
+   * keep them longer (EventQueue copies on push).
+   */
   encode(input: EventInput): QueuedEvent {
     if (typeof input?.type !== "string" || input.type === "") {
       throw new InvalidEventError("invalid_event", "event has no type");

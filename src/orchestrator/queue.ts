@@ -15,12 +15,40 @@ interface SpaceWaiter {
   resolve: () => void;
 }
 
+/** Queued bytes live in shared chunks of this size; a chunk is freed once its last event was taken. */
+const CHUNK_BYTES = 1024 * 1024;
+/** Events larger than this get a buffer of their own. */
+const OWN_BUFFER_BYTES = CHUNK_BYTES / 4;
+/** `{"event_id":"` — the encoder writes the id here, so it need not be kept twice. */
+const ID_AT = 13;
+
+/** Metadata slots allocated up front (the ring grows past this only for events admitted past the bounds at close). */
+const MAX_PREALLOCATED = 1 << 20;
+
+/**
+ * Bytes, not objects: a queued event is its JSON copied into a shared chunk
+ * plus about 26 bytes of metadata in typed arrays, instead of an object, a
+ * buffer and an id string each. Events become QueuedEvent objects again
+ * only when a worker takes them, a batch at a time.
+ */
 export class EventQueue {
-  // A growable ring: head index plus a plain array avoids shift() copies.
-  #items: (QueuedEvent | undefined)[] = [];
+  // A ring of metadata, struct-of-arrays, sized for max_events at once.
+  #cap = 0;
+  #chunkOf: (Uint8Array | undefined)[] = [];
+  #offset = new Uint32Array(0);
+  #size = new Uint32Array(0);
+  #emitted = new Float64Array(0);
+  /** index into #sources: collectors are few, events many */
+  #source = new Uint16Array(0);
+  readonly #sources: Array<{ subject: string; collector: string }> = [];
+  readonly #sourceIndex = new Map<string, number>();
+  /** ids that cannot be read back from the bytes (a collector's own ids), by slot */
+  readonly #ids = new Map<number, string>();
   #head = 0;
   #length = 0;
   #bytes = 0;
+  #chunk = new Uint8Array(0);
+  #chunkUsed = 0;
   #closed = false;
   readonly #spaceWaiters: SpaceWaiter[] = [];
   readonly #takerQueue: (() => void)[] = [];
@@ -28,7 +56,9 @@ export class EventQueue {
   constructor(
     readonly maxEvents: number,
     readonly maxBytes: number,
-  ) {}
+  ) {
+    this.#grow(Math.min(maxEvents, MAX_PREALLOCATED));
+  }
 
   get length(): number {
     return this.#length;
@@ -57,7 +87,7 @@ export class EventQueue {
     return this.#length < this.maxEvents && (this.#bytes + size <= this.maxBytes || this.#length === 0);
   }
 
-  /** Queues the event if it fits now and nobody waits before it. */
+  /** Queues (a copy of) the event if it fits now and nobody waits before it. */
   tryPush(event: QueuedEvent): boolean {
     if (this.#closed) throw new QueueClosedError();
     if (this.#spaceWaiters.length > 0 || !this.#fits(event.bytes.byteLength)) return false;
@@ -72,19 +102,72 @@ export class EventQueue {
   }
 
   #append(event: QueuedEvent): void {
-    const cap = this.#items.length;
-    if (this.#length === cap) this.#grow();
-    this.#items[(this.#head + this.#length) % this.#items.length] = event;
+    if (this.#length === this.#cap) this.#grow(this.#cap * 2);
+    const slot = (this.#head + this.#length) % this.#cap;
+    const size = event.bytes.byteLength;
+    let chunk: Uint8Array;
+    let offset = 0;
+    if (size > OWN_BUFFER_BYTES) {
+      chunk = event.bytes.slice();
+    } else {
+      if (this.#chunkUsed + size > this.#chunk.byteLength) {
+        this.#chunk = new Uint8Array(CHUNK_BYTES);
+        this.#chunkUsed = 0;
+      }
+      chunk = this.#chunk;
+      offset = this.#chunkUsed;
+      chunk.set(event.bytes, offset);
+      this.#chunkUsed += size;
+    }
+    this.#chunkOf[slot] = chunk;
+    this.#offset[slot] = offset;
+    this.#size[slot] = size;
+    this.#emitted[slot] = event.emittedAt ?? Number.NaN;
+    this.#source[slot] = this.#sourceOf(event);
+    if (!idInBytes(event)) this.#ids.set(slot, event.id);
     this.#length++;
-    this.#bytes += event.bytes.byteLength;
+    this.#bytes += size;
     this.#wakeTaker();
   }
 
-  #grow(): void {
-    const old = this.#items;
-    const next: (QueuedEvent | undefined)[] = new Array(Math.max(16, old.length * 2));
-    for (let i = 0; i < this.#length; i++) next[i] = old[(this.#head + i) % old.length];
-    this.#items = next;
+  #sourceOf(event: QueuedEvent): number {
+    const key = `${event.collector}\u0000${event.subject}`;
+    let index = this.#sourceIndex.get(key);
+    if (index === undefined) {
+      index = this.#sources.length;
+      this.#sources.push({ subject: event.subject, collector: event.collector });
+      this.#sourceIndex.set(key, index);
+    }
+    return index;
+  }
+
+  #grow(capacity: number): void {
+    const cap = Math.max(16, capacity);
+    const n = this.#length;
+    const chunkOf = new Array<Uint8Array | undefined>(cap).fill(undefined);
+    const offset = new Uint32Array(cap);
+    const size = new Uint32Array(cap);
+    const emitted = new Float64Array(cap);
+    const source = new Uint16Array(cap);
+    const ids = new Map<number, string>();
+    for (let i = 0; i < n; i++) {
+      const from = (this.#head + i) % this.#cap;
+      chunkOf[i] = this.#chunkOf[from];
+      offset[i] = this.#offset[from]!;
+      size[i] = this.#size[from]!;
+      emitted[i] = this.#emitted[from]!;
+      source[i] = this.#source[from]!;
+      const id = this.#ids.get(from);
+      if (id !== undefined) ids.set(i, id);
+    }
+    this.#chunkOf = chunkOf;
+    this.#offset = offset;
+    this.#size = size;
+    this.#emitted = emitted;
+    this.#source = source;
+    this.#ids.clear();
+    for (const [slot, id] of ids) this.#ids.set(slot, id);
+    this.#cap = cap;
     this.#head = 0;
   }
 
@@ -102,33 +185,58 @@ export class EventQueue {
     return out;
   }
 
-  /** Takes up to `max` events without waiting (possibly none). */
+  /** Takes up to `max` events without waiting (possibly none). Their bytes share one new buffer. */
   takeNow(max: number): QueuedEvent[] {
     if (this.#length === 0) return [];
     const n = Math.min(max, this.#length);
+    let total = 0;
+    for (let i = 0; i < n; i++) total += this.#size[(this.#head + i) % this.#cap]!;
+    const buffer = new Uint8Array(total);
     const out = new Array<QueuedEvent>(n);
-    const items = this.#items;
+    let at = 0;
     for (let i = 0; i < n; i++) {
-      const idx = (this.#head + i) % items.length;
-      out[i] = items[idx]!;
-      items[idx] = undefined;
-      this.#bytes -= out[i]!.bytes.byteLength;
+      const slot = (this.#head + i) % this.#cap;
+      out[i] = this.#materialize(slot, buffer, at);
+      at += this.#size[slot]!;
+      this.#release(slot);
     }
-    this.#head = (this.#head + n) % items.length;
+    this.#head = (this.#head + n) % this.#cap;
     this.#length -= n;
     this.#admitWaiters();
     return out;
   }
 
+  /** The event in `slot`, its bytes copied into `buffer` at `at`. */
+  #materialize(slot: number, buffer: Uint8Array, at: number): QueuedEvent {
+    const size = this.#size[slot]!;
+    const start = this.#offset[slot]!;
+    buffer.set(this.#chunkOf[slot]!.subarray(start, start + size), at);
+    const bytes = buffer.subarray(at, at + size);
+    const emitted = this.#emitted[slot]!;
+    const { subject, collector } = this.#sources[this.#source[slot]!]!;
+    return {
+      subject,
+      id: this.#ids.get(slot) ?? readId(bytes),
+      bytes,
+      collector,
+      ...(Number.isNaN(emitted) ? {} : { emittedAt: emitted }),
+    };
+  }
+
+  #release(slot: number): void {
+    this.#bytes -= this.#size[slot]!;
+    this.#chunkOf[slot] = undefined;
+    if (this.#ids.size > 0) this.#ids.delete(slot);
+  }
+
   /** Removes and returns the oldest event, for the drop_oldest policy. */
   evictOldest(): QueuedEvent | undefined {
     if (this.#length === 0) return undefined;
-    const items = this.#items;
-    const event = items[this.#head]!;
-    items[this.#head] = undefined;
-    this.#head = (this.#head + 1) % items.length;
+    const slot = this.#head;
+    const event = this.#materialize(slot, new Uint8Array(this.#size[slot]!), 0);
+    this.#release(slot);
+    this.#head = (this.#head + 1) % this.#cap;
     this.#length--;
-    this.#bytes -= event.bytes.byteLength;
     return event;
   }
 
@@ -160,4 +268,18 @@ export class EventQueue {
     this.#closed = true;
     for (const t of this.#takerQueue.splice(0)) t();
   }
+}
+
+/** True when the bytes carry the event's id verbatim at ID_AT (the encoder's own ids always do). */
+function idInBytes(event: QueuedEvent): boolean {
+  const { id, bytes } = event;
+  if (bytes[ID_AT - 1] !== 0x22 || bytes[ID_AT + id.length] !== 0x22) return false;
+  for (let i = 0; i < id.length; i++) if (bytes[ID_AT + i] !== id.charCodeAt(i)) return false;
+  return true;
+}
+
+/** The id written verbatim at ID_AT, up to its closing quote (plain ASCII: idInBytes checked it). */
+function readId(bytes: Uint8Array): string {
+  const end = bytes.indexOf(0x22, ID_AT);
+  return String.fromCharCode.apply(null, bytes.subarray(ID_AT, end) as unknown as number[]);
 }

@@ -126,7 +126,8 @@ export class CollectorRunner {
     }
     let admitted: Promise<void>;
     try {
-      admitted = this.#o.queue.push(event);
+      // It waits beyond this call: its bytes must outlive the encoder's scratch buffer.
+      admitted = this.#o.queue.push({ ...event, bytes: event.bytes.slice() });
     } catch (err) {
       if (!(err instanceof QueueClosedError)) throw err;
       this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`);
