@@ -72,3 +72,44 @@ describe("EventQueue", () => {
     expect(() => q.tryPush(ev("late"))).toThrow(QueueClosedError);
   });
 });
+
+describe("EventQueue storage", () => {
+  const enc = new TextEncoder();
+  const json = (id: string, pad = 0) => enc.encode(`{"event_id":"${id}","x":"${"y".repeat(pad)}"}`);
+
+  test("keeps a copy of the bytes: the producer may reuse its buffer at once", async () => {
+    const q = new EventQueue(10, 1 << 20);
+    const scratch = json("01936b2e-0000-7000-8000-000000000001");
+    q.tryPush({ subject: "s.a", id: "01936b2e-0000-7000-8000-000000000001", bytes: scratch, collector: "a", emittedAt: 5 });
+    scratch.fill(0);
+    const [e] = await q.take(1);
+    expect(JSON.parse(new TextDecoder().decode(e!.bytes)).event_id).toBe("01936b2e-0000-7000-8000-000000000001");
+    expect(e).toMatchObject({ subject: "s.a", collector: "a", id: "01936b2e-0000-7000-8000-000000000001", emittedAt: 5 });
+  });
+
+  test("ids written in the bytes are read back; others are kept; sources and large events round-trip", async () => {
+    const q = new EventQueue(100, 1 << 24);
+    const events = [
+      { subject: "s.a", id: "plain-id", bytes: json("plain-id"), collector: "a" },
+      { subject: "s.b", id: 'custom "quoted"', bytes: json('custom \\"quoted\\"'), collector: "b" },
+      { subject: "s.a", id: "big", bytes: json("big", 600_000), collector: "a" },
+      { subject: "s.c", id: "no-json", bytes: new Uint8Array([1, 2, 3]), collector: "c" },
+    ];
+    for (const e of events) expect(q.tryPush(e)).toBe(true);
+    const out = await q.take(10);
+    expect(out.map((e) => [e.subject, e.collector, e.id, e.bytes.byteLength])).toEqual(events.map((e) => [e.subject, e.collector, e.id, e.bytes.byteLength]));
+    expect(out.every((e, i) => Buffer.compare(Buffer.from(e.bytes), Buffer.from(events[i]!.bytes)) === 0)).toBe(true);
+    expect(out[0]!.emittedAt).toBeUndefined();
+    expect(q.bytes).toBe(0);
+  });
+
+  test("the metadata ring grows past max_events for events admitted at close", async () => {
+    const q = new EventQueue(2, 1 << 20);
+    q.tryPush({ subject: "s", id: "1", bytes: json("1"), collector: "c" });
+    q.tryPush({ subject: "s", id: "2", bytes: json("2"), collector: "c" });
+    const waiting = Array.from({ length: 40 }, (_, i) => q.push({ subject: "s", id: String(i + 3), bytes: json(String(i + 3)), collector: "c" }));
+    q.close();
+    await Promise.all(waiting);
+    expect((await q.take(100)).map((e) => e.id)).toEqual(Array.from({ length: 42 }, (_, i) => String(i + 1)));
+  });
+});
