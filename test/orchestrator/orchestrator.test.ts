@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import * as v from "valibot";
+import pino from "pino";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../src/orchestrator/collector.ts";
 import { builtinRegistry } from "../../src/collectors/index.ts";
@@ -281,5 +282,30 @@ collectors:
     expect(fatal!.message).toContain("the publisher stopped delivering");
     const report = await orch.stop();
     expect(report).toMatchObject({ lost: 10, unaccounted: 0 });
+  });
+});
+
+describe("health reporting in the log", () => {
+  test("a periodic summary, a line when health changes, and a warning for a collector silent past its quiet period", async () => {
+    const lines: Array<Record<string, any>> = [];
+    const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const quiet: CollectorFactory = { ...factory("quiet", (ctx) => untilAborted(ctx)), quietPeriodMs: () => 300 };
+    const registry = builtinRegistry().register(quiet);
+    const config = configFrom(`orchestrator: { health_interval: 400ms, shutdown_timeout: 1s }\nnats: { mode: core }\ncollectors:\n  quiet: {}\n  synthetic: { config: { rate: 50 } }\n`, registry);
+    const publisher = new MemoryPublisher();
+    const orch = new Orchestrator({ config, registry, publisher, log });
+    running.push(orch);
+    orch.start();
+    await waitFor(() => lines.some((l) => l.msg?.startsWith("collector quiet has emitted nothing")), 4000);
+    const warning = lines.find((l) => l.msg.startsWith("collector quiet has emitted nothing"))!;
+    expect(warning).toMatchObject({ level: 40, collector: "quiet", quiet_period_seconds: 0.3 });
+    await waitFor(() => lines.some((l) => l.msg?.startsWith("health: healthy, 2 collector(s)")), 4000);
+    const summary = lines.find((l) => l.msg.startsWith("health: healthy"))!;
+    expect(summary.collectors.synthetic).toMatchObject({ state: "running" });
+    expect(summary.nats).toMatchObject({ connected: true });
+    publisher.connected = false;
+    await waitFor(() => lines.some((l) => l.msg?.startsWith("agent degraded: NATS disconnected")), 4000);
+    publisher.connected = true;
+    await waitFor(() => lines.some((l) => l.msg === "agent healthy"), 4000);
   });
 });
