@@ -1,40 +1,17 @@
 // The memory collector in the agent: the config snippet of its README loads,
 // and a --once round through the orchestrator delivers its events.
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { memoryFactory } from "../../../src/collectors/memory/index.ts";
-import { silentLogger } from "../../../src/log.ts";
-import { Orchestrator } from "../../../src/orchestrator/orchestrator.ts";
-import { CollectorRegistry } from "../../../src/orchestrator/registry.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
-import { configFrom } from "../../helpers/config.ts";
-import { MemoryPublisher } from "../../helpers/memory-publisher.ts";
 import { cgroupV1, fakeProc } from "./helpers.ts";
-
-const BASE = `
-orchestrator: { workers: 2, shutdown_timeout: 2s }
-nats: { mode: core }
-`;
+import { onceRound } from "../../helpers/once-round.ts";
 
 const dir = makeTempDir("memory-agent");
 afterAll(() => removeTempDir(dir));
-const running: Orchestrator[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((o) => o.stop()));
-});
-
-async function onceRound(collectors: string) {
-  const registry = new CollectorRegistry().register(memoryFactory);
-  const publisher = new MemoryPublisher();
-  const orch = new Orchestrator({ config: configFrom(`${BASE}${collectors}`, registry), registry, publisher, log: silentLogger(), once: true });
-  running.push(orch);
-  orch.start();
-  await orch.roundsDone();
-  return { report: await orch.stop(), publisher, orch };
-}
 
 describe("memory collector in the agent", () => {
   test("the README's config snippet: one --once round on this machine (no kubepods here: degraded, not failed)", async () => {
-    const { report } = await onceRound(`
+    const { report } = await onceRound(memoryFactory, `
 collectors:
   memory:
     enabled: true
@@ -47,7 +24,7 @@ collectors:
   });
 
   test("--once on the recorded 6.18 /proc: the cpu pressure event on the collector's subject", async () => {
-    const { report, publisher, orch } = await onceRound(`
+    const { report, publisher, orch } = await onceRound(memoryFactory, `
 collectors:
   memory:
     config: { proc_root: ${fakeProc(dir, "local")}, cgroup_root: ${cgroupV1(dir, []).root} }
