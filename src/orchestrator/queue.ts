@@ -42,6 +42,7 @@ export class EventQueue {
   #source = new Uint16Array(0);
   readonly #sources: Array<{ subject: string; collector: string }> = [];
   readonly #sourceIndex = new Map<string, number>();
+  #lastSource = -1;
   /** ids that cannot be read back from the bytes (a collector's own ids), by slot */
   readonly #ids = new Map<number, string>();
   #head = 0;
@@ -131,6 +132,9 @@ export class EventQueue {
   }
 
   #sourceOf(event: QueuedEvent): number {
+    // Events come in runs from one collector: the last source is the likely one.
+    const last = this.#sources[this.#lastSource];
+    if (last !== undefined && last.collector === event.collector && last.subject === event.subject) return this.#lastSource;
     const key = `${event.collector}\u0000${event.subject}`;
     let index = this.#sourceIndex.get(key);
     if (index === undefined) {
@@ -138,6 +142,7 @@ export class EventQueue {
       this.#sources.push({ subject: event.subject, collector: event.collector });
       this.#sourceIndex.set(key, index);
     }
+    this.#lastSource = index;
     return index;
   }
 
@@ -185,19 +190,14 @@ export class EventQueue {
     return out;
   }
 
-  /** Takes up to `max` events without waiting (possibly none). Their bytes share one new buffer. */
+  /** Takes up to `max` events without waiting (possibly none). */
   takeNow(max: number): QueuedEvent[] {
     if (this.#length === 0) return [];
     const n = Math.min(max, this.#length);
-    let total = 0;
-    for (let i = 0; i < n; i++) total += this.#size[(this.#head + i) % this.#cap]!;
-    const buffer = new Uint8Array(total);
     const out = new Array<QueuedEvent>(n);
-    let at = 0;
     for (let i = 0; i < n; i++) {
       const slot = (this.#head + i) % this.#cap;
-      out[i] = this.#materialize(slot, buffer, at);
-      at += this.#size[slot]!;
+      out[i] = this.#materialize(slot);
       this.#release(slot);
     }
     this.#head = (this.#head + n) % this.#cap;
@@ -206,21 +206,18 @@ export class EventQueue {
     return out;
   }
 
-  /** The event in `slot`, its bytes copied into `buffer` at `at`. */
-  #materialize(slot: number, buffer: Uint8Array, at: number): QueuedEvent {
-    const size = this.#size[slot]!;
+  /**
+   * The event in `slot`, its bytes a view of the chunk: chunks are written
+   * once, front to back, and never reused, so the view stays valid for as
+   * long as the event is in flight (and keeps its chunk alive that long).
+   */
+  #materialize(slot: number): QueuedEvent {
     const start = this.#offset[slot]!;
-    buffer.set(this.#chunkOf[slot]!.subarray(start, start + size), at);
-    const bytes = buffer.subarray(at, at + size);
+    const bytes = this.#chunkOf[slot]!.subarray(start, start + this.#size[slot]!);
     const emitted = this.#emitted[slot]!;
     const { subject, collector } = this.#sources[this.#source[slot]!]!;
-    return {
-      subject,
-      id: this.#ids.get(slot) ?? readId(bytes),
-      bytes,
-      collector,
-      ...(Number.isNaN(emitted) ? {} : { emittedAt: emitted }),
-    };
+    const id = this.#ids.size > 0 ? (this.#ids.get(slot) ?? readId(bytes)) : readId(bytes);
+    return { subject, id, bytes, collector, emittedAt: Number.isNaN(emitted) ? undefined : emitted };
   }
 
   #release(slot: number): void {
@@ -233,7 +230,7 @@ export class EventQueue {
   evictOldest(): QueuedEvent | undefined {
     if (this.#length === 0) return undefined;
     const slot = this.#head;
-    const event = this.#materialize(slot, new Uint8Array(this.#size[slot]!), 0);
+    const event = this.#materialize(slot);
     this.#release(slot);
     this.#head = (this.#head + 1) % this.#cap;
     this.#length--;
@@ -278,8 +275,9 @@ function idInBytes(event: QueuedEvent): boolean {
   return true;
 }
 
-/** The id written verbatim at ID_AT, up to its closing quote (plain ASCII: idInBytes checked it). */
+const latin1 = new TextDecoder("latin1");
+
+/** The id written verbatim at ID_AT, up to its closing quote (idInBytes checked it has no escapes). */
 function readId(bytes: Uint8Array): string {
-  const end = bytes.indexOf(0x22, ID_AT);
-  return String.fromCharCode.apply(null, bytes.subarray(ID_AT, end) as unknown as number[]);
+  return latin1.decode(bytes.subarray(ID_AT, bytes.indexOf(0x22, ID_AT)));
 }
