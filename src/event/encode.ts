@@ -17,11 +17,13 @@ export class InvalidEventError extends Error {
   }
 }
 
-// Wall-clock anchored, monotonic sub-millisecond digits: Date has only
-// milliseconds, performance.now() has microseconds but drifts from the wall
-// clock, so the offset between them is re-read once a second. The text up
-// to the second is cached: it changes once a second, events come far more often.
-let wallOffset = Date.now() - performance.now();
+// Sub-millisecond wall time: timeOrigin + performance.now() (microseconds;
+// Date.now() has only milliseconds, and re-anchoring on it would skew every
+// timestamp by up to 1 ms). Once a second it is checked against Date.now(),
+// and a step of the wall clock (NTP, suspend) moves the anchor with it. The
+// text up to the second is cached: it changes once a second, events come far
+// more often.
+let wallOffset = performance.timeOrigin;
 let offsetReadAt = performance.now();
 let cachedSecond = -1;
 let cachedPrefix = "";
@@ -30,7 +32,9 @@ let cachedPrefix = "";
 export function rfc3339Nano(): string {
   const mono = performance.now();
   if (mono - offsetReadAt > 1000) {
-    wallOffset = Date.now() - mono;
+    // Date.now() is floored to the millisecond: within (-1, 0] is agreement.
+    const drift = Date.now() - (wallOffset + mono);
+    if (drift > 1 || drift < -2) wallOffset += drift;
     offsetReadAt = mono;
   }
   const t = wallOffset + mono;

@@ -4,8 +4,14 @@ import { EventEncoder } from "../../event/encode.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { syntheticConfigSchema, type SyntheticConfig } from "./schema.ts";
 
-/** Emitting is paced in ticks rather than per event: no per-event timers. */
-const TICK_MS = 10;
+/**
+ * Emitting is paced in ticks rather than per event (no per-event timers),
+ * about 8 events a tick, between 1 ms and 100 ms: bursts stay small, so an
+ * event does not wait long behind the rest of its tick.
+ */
+function tickMs(rate: number): number {
+  return Math.min(100, Math.max(1, (8 * 1000) / rate));
+}
 /** At rate 0, yield to the event loop this often so I/O keeps flowing. */
 const YIELD_EVERY = 512;
 /** What one event weighs besides its padding, measured with the real encoder. */
@@ -42,13 +48,14 @@ export class SyntheticCollector implements Collector {
     }
 
     const startedAt = performance.now();
+    const tick = tickMs(rate);
     while (seq < total && !ctx.signal.aborted) {
       const due = Math.min(total, Math.floor(((performance.now() - startedAt) / 1000) * rate));
       while (seq < due && !ctx.signal.aborted) {
         const wait = ctx.emit(next());
         if (wait) await wait;
       }
-      if (seq < total) await Bun.sleep(TICK_MS);
+      if (seq < total) await Bun.sleep(tick);
     }
     return this.#idle(ctx);
   }
