@@ -84,6 +84,8 @@ interface AgentOptions {
   logLevel?: "warn" | "info";
   /** false: the collectors are configured but switched off */
   enabled?: boolean;
+  /** more nats keys, as YAML flow-mapping entries */
+  nats?: string;
 }
 
 function collectorName(i: number): string {
@@ -101,7 +103,7 @@ function config(ctx: Context, opts: AgentOptions): string {
     ctx.work,
     name,
     `orchestrator: { ${orchestrator} }
-nats: { url: "${ctx.url}", mode: ${opts.mode}, subject: ${opts.subject}, stream: { name: ${opts.stream ?? "UNUSED"} } }
+nats: { url: "${ctx.url}", mode: ${opts.mode}, subject: ${opts.subject}, stream: { name: ${opts.stream ?? "UNUSED"} }${opts.nats ? `, ${opts.nats}` : ""} }
 spool: ${spool}
 http: ${opts.http ?? "{ enabled: false }"}
 collectors:
@@ -130,14 +132,14 @@ async function alternate(runs: number, agent: (i: number) => Promise<void>, base
 }
 
 /** One agent run counted by the subscriber: its delivery rate and CPU seconds. */
-export async function agentThroughput(ctx: Context, mode: Mode, opts: { workers?: number; collectors?: number; count?: number; binary?: string } = {}) {
+export async function agentThroughput(ctx: Context, mode: Mode, opts: { workers?: number; collectors?: number; count?: number; binary?: string; nats?: string } = {}) {
   const n = opts.collectors ?? 1;
   const count = Math.floor((opts.count ?? ctx.events) / n) * n;
   const id = seq++;
   const subject = `bench.a${id}`;
   const stream = `BENCH_A${id}`;
   const sub = await startSubscriber(ctx.url, `${subject}.>`, count);
-  const run = await runAgent(opts.binary ?? ctx.binary, config(ctx, { mode, subject, stream, count, workers: opts.workers, collectors: n }));
+  const run = await runAgent(opts.binary ?? ctx.binary, config(ctx, { mode, subject, stream, count, workers: opts.workers, collectors: n, nats: opts.nats }));
   const got = await sub.result();
   if (mode === "jetstream") await dropStream(ctx, stream);
   if (got.received < count) throw new Error(`agent ${mode}: subscriber saw ${got.received} of ${count}`);
@@ -542,4 +544,18 @@ const scaling: Scenario = {
   },
 };
 
-export const SCENARIOS: Scenario[] = [throughput, latency, internal, memory, startup, scaling];
+/** nats.batch: events packed into NDJSON messages; the subscriber counts the events inside them. */
+const batching: Scenario = {
+  name: "batching",
+  async run(ctx) {
+    const plain: number[] = [];
+    const batched: number[] = [];
+    for (let i = 0; i < ctx.runs; i++) {
+      plain.push((await agentThroughput(ctx, "jetstream")).rate);
+      batched.push((await agentThroughput(ctx, "jetstream", { nats: "batch: { max_events: 100, max_bytes: 512KiB, linger: 5ms }" })).rate);
+    }
+    return [ratioRow("batching", "jetstream throughput, nats.batch (100 per message) vs unbatched", "events/s", batched, plain, ">= 3x", (r) => r >= 3)];
+  },
+};
+
+export const SCENARIOS: Scenario[] = [throughput, latency, internal, memory, startup, scaling, batching];

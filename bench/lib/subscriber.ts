@@ -44,7 +44,8 @@ nc.subscribe(subject!, {
       const m = TS.exec(dec.decode(msg.data.subarray(0, 160)));
       if (m) latenciesUs[measured++] = now - epochUs(m[1]!);
     }
-    received++;
+    // A nats.batch message carries several events (its Tapio-Batch header says how many).
+    received += Number(msg.headers?.get("Tapio-Batch") || 1);
     if (received >= expected) done.resolve();
   },
 });
