@@ -91,21 +91,8 @@ export class MemoryCollector implements Collector {
 
   async #pressure(ctx: CollectorContext, resource: (typeof PSI_RESOURCES)[number], events: EventInput[], problems: string[]): Promise<void> {
     const thresholds = this.config.psi[resource];
-    const path = under(this.config.proc_root, "pressure", resource);
-    let text: string;
-    try {
-      text = await readText(path);
-    } catch (err) {
-      problems.push(message(err));
-      return;
-    }
-    let psi;
-    try {
-      psi = parsePsi(text);
-    } catch (err) {
-      ctx.parseError(`pressure/${resource}`, `${path}: ${message(err)}`);
-      return;
-    }
+    const psi = await readParsed(ctx, under(this.config.proc_root, "pressure", resource), `pressure/${resource}`, parsePsi, problems);
+    if (!psi) return;
     for (const kind of ["some", "full"] as const) {
       const threshold = kind === "some" ? thresholds.some_avg10 : thresholds.full_avg10;
       const line = psi[kind];
@@ -136,21 +123,8 @@ export class MemoryCollector implements Collector {
 
   async #meminfo(ctx: CollectorContext, events: EventInput[], problems: string[]): Promise<void> {
     const { percent: minPercent, bytes: minBytes } = this.config.memory_available;
-    const path = under(this.config.proc_root, "meminfo");
-    let text: string;
-    try {
-      text = await readText(path);
-    } catch (err) {
-      problems.push(message(err));
-      return;
-    }
-    let values;
-    try {
-      values = parseMeminfo(text);
-    } catch (err) {
-      ctx.parseError("meminfo", `${path}: ${message(err)}`);
-      return;
-    }
+    const values = await readParsed(ctx, under(this.config.proc_root, "meminfo"), "meminfo", parseMeminfo, problems);
+    if (!values) return;
     const total = values.get("MemTotal")!;
     // MemAvailable is there since Linux 3.14; before, free plus page cache is the usual estimate.
     const reported = values.get("MemAvailable");
@@ -351,3 +325,23 @@ export const memoryFactory: CollectorFactory<MemoryConfig> = {
   quietPeriodMs: () => undefined,
   create: (config) => new MemoryCollector(config),
 };
+
+/**
+ * Reads and parses one file: a file that cannot be read is a problem (the
+ * collector turns degraded); one that cannot be parsed is a parse error.
+ */
+async function readParsed<T>(ctx: CollectorContext, path: string, source: string, parse: (text: string) => T, problems: string[]): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await readText(path);
+  } catch (err) {
+    problems.push(message(err));
+    return undefined;
+  }
+  try {
+    return parse(text);
+  } catch (err) {
+    ctx.parseError(source, `${path}: ${message(err)}`);
+    return undefined;
+  }
+}
