@@ -38,8 +38,13 @@ export function load(yaml: string, env: Record<string, string | undefined> = {})
 
 /** The formatted issues of a config that must fail. */
 export function errors(yaml: string, env: Record<string, string | undefined> = {}): string[] {
+  return issuesOf(() => load(yaml, env));
+}
+
+/** The formatted issues of a load that must fail with a ConfigError. */
+export function issuesOf(load: () => unknown): string[] {
   try {
-    load(yaml, env);
+    load();
   } catch (err) {
     if (err instanceof ConfigError) return err.format().split("\n");
     throw err;

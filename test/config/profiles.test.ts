@@ -4,11 +4,11 @@ import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { builtinRegistry } from "../../src/collectors/index.ts";
 import { Duration } from "../../src/config/duration.ts";
-import { ConfigError } from "../../src/config/errors.ts";
 import { loadConfigText } from "../../src/config/load.ts";
 import { printConfig } from "../../src/config/print.ts";
 import { applyProfile, PROFILE_NAMES, PROFILE_TABLE, profileDocument, type ProfileName } from "../../src/config/profiles.ts";
 import type { Config } from "../../src/config/schema.ts";
+import { issuesOf } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 
@@ -17,13 +17,7 @@ function load(yaml: string, env: Record<string, string | undefined> = {}): Confi
 }
 
 function errors(yaml: string, env: Record<string, string | undefined> = {}): string[] {
-  try {
-    load(yaml, env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.format().split("\n");
-    throw err;
-  }
-  throw new Error("the config was accepted");
+  return issuesOf(() => load(yaml, env));
 }
 
 function withoutProfile(config: Config): Omit<Config, "profile"> {

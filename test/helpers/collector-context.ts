@@ -51,3 +51,18 @@ export async function runOnce(collector: Collector, name = "test"): Promise<Reco
   await collector.run(rec.ctx);
   return rec;
 }
+
+/** Runs a long-lived collector until `stop`; `stop` resolves how long it took to return after being stopped. */
+export function runInBackground(collector: Collector, name = "test"): { rec: Recording; stop(): Promise<number> } {
+  const rec = recordingContext({ name, once: false });
+  const done = collector.run(rec.ctx);
+  return {
+    rec,
+    stop: async () => {
+      const t0 = performance.now();
+      rec.stop();
+      await done;
+      return performance.now() - t0;
+    },
+  };
+}

@@ -4,7 +4,7 @@ import { afterAll, expect, test } from "bun:test";
 import { createPublisher } from "../../src/publish/index.ts";
 import { DELIVERED } from "../../src/publish/publisher.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
-import { captureLog, delivered, makeEvents, natsConfig, never, subscribeAll, eventually } from "./fixtures.ts";
+import { captureLog, delivered, makeEvents, natsConfig, never, subscribeAll, eventually, expectExactlyOnce } from "./fixtures.ts";
 
 afterAll(stopAllNatsServers);
 
@@ -23,14 +23,7 @@ test("core: 2000 events arrive exactly once, each with Nats-Msg-Id = event id", 
     for (const o of outcomes) expect(o).toBe(DELIVERED);
     await eventually(() => received.length >= 2000);
     await nc.flush();
-    expect(received.length).toBe(2000);
-    const byId = new Map(received.map((r) => [r.msgId, r]));
-    expect(byId.size).toBe(2000);
-    for (const e of events) {
-      const r = byId.get(e.id);
-      expect(r?.subject).toBe(e.subject);
-      expect(r?.data).toBe(new TextDecoder().decode(e.bytes));
-    }
+    expectExactlyOnce(events, received);
   } finally {
     await publisher.close();
     await nc.close();

@@ -131,6 +131,19 @@ export function delivered(batch: readonly QueuedEvent[], result: PublishOutcome)
   return batch.length - result.undelivered.length - result.rejected.length;
 }
 
+/** Every event arrived exactly once, on its subject, with its bytes, and Nats-Msg-Id = its id. */
+export function expectExactlyOnce(events: readonly QueuedEvent[], received: readonly Received[]): void {
+  expect(received.length).toBe(events.length);
+  const byId = new Map(received.map((r) => [r.msgId, r]));
+  expect(byId.size).toBe(events.length);
+  const dec = new TextDecoder();
+  for (const e of events) {
+    const r = byId.get(e.id);
+    expect(r?.subject).toBe(e.subject);
+    expect(r?.data).toBe(dec.decode(e.bytes));
+  }
+}
+
 /** The ids of `events`, sorted: compares event sets regardless of order. */
 export function ids(events: readonly QueuedEvent[]): string[] {
   return events.map((e) => e.id).sort();

@@ -6,7 +6,7 @@ import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { createPublisher, PublisherError } from "../../src/publish/index.ts";
 import { DELIVERED } from "../../src/publish/publisher.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
-import { captureLog, delivered, ids, makeEvents, natsConfig, never, readStream, SUBJECT } from "./fixtures.ts";
+import { captureLog, delivered, ids, makeEvents, natsConfig, never, readStream, SUBJECT, expectExactlyOnce } from "./fixtures.ts";
 
 afterAll(stopAllNatsServers);
 
@@ -47,15 +47,7 @@ test("jetstream: 2000 events stored exactly once, each with Nats-Msg-Id = event 
     const outcomes = await Promise.all(batches.map((b) => publisher.publish(b, never())));
     expect(outcomes.map((o, i) => delivered(batches[i]!, o))).toEqual([500, 500, 500, 500]);
     for (const o of outcomes) expect(o).toBe(DELIVERED);
-    const stored = await readStream(server.url, "TAPIO_EVENTS");
-    expect(stored.length).toBe(2000);
-    const byId = new Map(stored.map((r) => [r.msgId, r]));
-    expect(byId.size).toBe(2000);
-    for (const e of events) {
-      const r = byId.get(e.id);
-      expect(r?.subject).toBe(e.subject);
-      expect(r?.data).toBe(new TextDecoder().decode(e.bytes));
-    }
+    expectExactlyOnce(events, await readStream(server.url, "TAPIO_EVENTS"));
   } finally {
     await publisher.close();
   }

@@ -5,7 +5,7 @@ import * as v from "valibot";
 import { KubeapiCollector, kubeapiFactory } from "../../../src/collectors/kubeapi/index.ts";
 import { defaultApiServer, kubeapiConfigSchema } from "../../../src/collectors/kubeapi/schema.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
-import { recordingContext, runOnce, type Recording } from "../../helpers/collector-context.ts";
+import { recordingContext, runInBackground, runOnce } from "../../helpers/collector-context.ts";
 import { testPki } from "../../helpers/tls.ts";
 import { tokenFile, waitFor } from "../kubelet/fake-kubelet.ts";
 import { listOf, startFakeApiServer, WATCH_LINES, watchObject, type FakeApiServer, type Json } from "./fake-apiserver.ts";
@@ -36,19 +36,6 @@ function collector(s: FakeApiServer, config: Record<string, unknown> = {}): Kube
   );
 }
 
-function runInBackground(c: KubeapiCollector): { rec: Recording; stop(): Promise<number> } {
-  const rec = recordingContext({ once: false });
-  const done = c.run(rec.ctx);
-  return {
-    rec,
-    stop: async () => {
-      const t0 = performance.now();
-      rec.stop();
-      await done;
-      return performance.now() - t0;
-    },
-  };
-}
 
 /** "ADDED kube-system/kindnet-zkpn8 348": what a k8s.pod event says, in short */
 function podChange(e: CollectorEvent): string {

@@ -6,7 +6,7 @@ import * as v from "valibot";
 import { KubeletCollector, kubeletFactory } from "../../../src/collectors/kubelet/index.ts";
 import { kubeletConfigSchema } from "../../../src/collectors/kubelet/schema.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
-import { recordingContext, runOnce, type Recording } from "../../helpers/collector-context.ts";
+import { recordingContext, runInBackground, runOnce } from "../../helpers/collector-context.ts";
 import { testPki } from "../../helpers/tls.ts";
 import { PODS_JSON, startFakeKubelet, tokenFile, waitFor, type FakeKubelet } from "./fake-kubelet.ts";
 
@@ -26,20 +26,6 @@ function collector(k: FakeKubelet, token: string, config: Record<string, unknown
   return new KubeletCollector(v.parse(kubeletConfigSchema, { address: k.url, token_file: token, ca_file: pki.caFile, ...config }));
 }
 
-/** Runs a long-lived collector until `stop`; resolves how long it took to return after stopping. */
-function runInBackground(c: KubeletCollector): { rec: Recording; stop(): Promise<number> } {
-  const rec = recordingContext({ once: false });
-  const done = c.run(rec.ctx);
-  return {
-    rec,
-    stop: async () => {
-      const t0 = performance.now();
-      rec.stop();
-      await done;
-      return performance.now() - t0;
-    },
-  };
-}
 
 /** The event without what changes per run (id, time, collector name). */
 function stable(e: CollectorEvent): Record<string, unknown> {
