@@ -193,11 +193,15 @@ export class Delivery {
    */
   #settle(batch: readonly QueuedEvent[], { undelivered, rejected, failure }: PublishOutcome): void {
     const { health, breakers } = this.#o;
+    if (batch.length === 0) return;
     if (undelivered.length === 0 && rejected.length === 0) {
+      // Batches come in runs from one collector: look its record up once per run.
       let subject = "";
+      let record = health.collector(batch[0]!.collector);
       for (let i = 0; i < batch.length; i++) {
         const e = batch[i]!;
-        health.collector(e.collector).published++;
+        if (e.collector !== record.name) record = health.collector(e.collector);
+        record.published++;
         if (e.subject !== subject) {
           subject = e.subject;
           breakers.for(subject).success();
