@@ -1,6 +1,6 @@
 // The command line as a user meets it: exit codes, messages, no stack traces.
 import { describe, expect, test } from "bun:test";
-import { logLines, runAgent, writeConfig } from "../helpers/agent.ts";
+import { logLines, runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 const noStack = (text: string) => expect(text).not.toMatch(/^\s+at .+:\d+/m);
@@ -132,5 +132,34 @@ describe("the default config", () => {
     expect(logs.find((l) => l.msg.startsWith("orchestrator started"))?.collectors.sort()).toEqual(["kernel", "kubeapi", "kubelet", "memory", "network", "process", "synthetic"]);
     expect(logs.some((l) => l.msg.startsWith("shutdown complete"))).toBe(true);
     expect(r.stdout.trim().split("\n").map((l) => JSON.parse(l).source)).toContain("synthetic");
+  });
+});
+
+describe("README promises", () => {
+  test("$TAPIO_CONFIG names the config when --config is not given", async () => {
+    const file = writeConfig("orchestrator:\n  workers: zero\n");
+    const r = await runAgent(["validate"], { env: { TAPIO_CONFIG: file } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:2:12 orchestrator.workers`);
+  });
+
+  test("a second SIGTERM during the drain exits at once with code 1", async () => {
+    const file = writeConfig(`
+orchestrator: { shutdown_timeout: 30s }
+nats: { url: "nats://127.0.0.1:1", reconnect_wait: 100ms }
+spool: { enabled: false }
+collectors:
+  synthetic: { config: { rate: 100 } }
+`);
+    const proc = spawnAgent(["-c", file]);
+    const stdout = new Response(proc.stdout).text();
+    await Bun.sleep(700);
+    proc.kill("SIGTERM");
+    await Bun.sleep(300);
+    const t0 = Date.now();
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(logLines(await stdout).some((l) => l.msg.startsWith("second SIGTERM: exiting now"))).toBe(true);
   });
 });
