@@ -1,10 +1,8 @@
 // Turns what a collector emits into queue-ready bytes, once per event.
 import { SEVERITIES, type EventInput, type EventMetadata, type QueuedEvent } from "./event.ts";
+import { ByteArena } from "./arena.ts";
 
 const SEVERITY_SET: ReadonlySet<string> = new Set(SEVERITIES);
-const utf8 = new TextEncoder();
-/** Events up to a third of this are encoded into the scratch buffer; larger ones get their own. */
-const SCRATCH_BYTES = 192 * 1024;
 
 /** Thrown for an event the orchestrator must refuse; `reason` is the drop counter label. */
 export class InvalidEventError extends Error {
@@ -64,31 +62,22 @@ export class EventEncoder {
   readonly #sourceJson: string;
   readonly #bareMetadataJson: string;
 
+  // Bytes go straight into the arena's shared chunks: the queue and the
+  // publisher keep views of them, with no copy and no per-event buffer.
+  readonly #arena: ByteArena;
+
   constructor(
     readonly collector: string,
     readonly subject: string,
     readonly maxEventBytes: number,
+    arenaChunkBytes?: number,
   ) {
+    this.#arena = new ByteArena(arenaChunkBytes);
     this.#sourceJson = JSON.stringify(collector);
     this.#bareMetadataJson = JSON.stringify({ attributes: { collector_name: collector } } satisfies EventMetadata);
   }
 
-  // One scratch buffer per encoder: the queue copies the bytes into its own
-  // chunks at once, so a per-event buffer would only be garbage.
-  #scratch = new Uint8Array(SCRATCH_BYTES);
-
-  #bytesOf(json: string): Uint8Array {
-    const worst = json.length * 3; // UTF-8 bytes per UTF-16 unit, at most
-    if (worst > SCRATCH_BYTES) return utf8.encode(json);
-    const { written } = utf8.encodeInto(json, this.#scratch);
-    return this.#scratch.subarray(0, written);
-  }
-
-  /**
-   * The event as queue-ready bytes. The bytes may be a view of this
-   * encoder's scratch buffer: valid until its next encode(). Copy them to
-   * keep them longer (EventQueue copies on push).
-   */
+  /** The event as queue-ready bytes, which stay valid as long as they are held. */
   encode(input: EventInput): QueuedEvent {
     if (typeof input?.type !== "string" || input.type === "") {
       throw new InvalidEventError("invalid_event", "event has no type");
@@ -100,25 +89,29 @@ export class EventEncoder {
     const id = input.event_id ?? newEventId();
     const idJson = input.event_id === undefined ? `"${id}"` : JSON.stringify(id);
     const tsJson = input.timestamp === undefined ? `"${rfc3339Nano()}"` : JSON.stringify(input.timestamp);
-    let json: string;
+    const arena = this.#arena;
+    arena.start();
     try {
       const metadata = input.metadata;
       const metadataJson = metadata
         ? JSON.stringify({ ...metadata, attributes: { ...metadata.attributes, collector_name: this.collector } })
         : this.#bareMetadataJson;
-      json = `{"event_id":${idJson},"timestamp":${tsJson},"type":${JSON.stringify(input.type)},"source":${this.#sourceJson},"severity":"${input.severity}","event_data":${JSON.stringify(input.event_data ?? {}) ?? "{}"},"metadata":${metadataJson}`;
+      arena.put(`{"event_id":${idJson},"timestamp":${tsJson},"type":${JSON.stringify(input.type)},"source":${this.#sourceJson},"severity":"${input.severity}","event_data":`);
+      arena.put(JSON.stringify(input.event_data ?? {}) ?? "{}");
+      arena.put(`,"metadata":${metadataJson}`);
       // Absent optional members are left out, never sent as null.
-      if (input.k8s_context != null) json += `,"k8s_context":${JSON.stringify(input.k8s_context)}`;
-      if (input.correlation_hints != null) json += `,"correlation_hints":${JSON.stringify(input.correlation_hints)}`;
-      if (input.trace_context != null) json += `,"trace_context":${JSON.stringify(input.trace_context)}`;
-      json += "}";
+      if (input.k8s_context != null) arena.put(`,"k8s_context":${JSON.stringify(input.k8s_context)}`);
+      if (input.correlation_hints != null) arena.put(`,"correlation_hints":${JSON.stringify(input.correlation_hints)}`);
+      if (input.trace_context != null) arena.put(`,"trace_context":${JSON.stringify(input.trace_context)}`);
+      arena.put("}");
     } catch (err) {
       throw new InvalidEventError("unserializable", `event ${input.type} cannot be serialised: ${(err as Error).message}`);
     }
-    const bytes = this.#bytesOf(json);
+    const bytes = arena.end();
     if (bytes.byteLength > this.maxEventBytes) {
       throw new InvalidEventError("too_large", `event ${input.type} is ${bytes.byteLength} bytes, over the ${this.maxEventBytes}-byte limit`);
     }
     return { subject: this.subject, id, bytes, collector: this.collector, emittedAt: performance.now() };
   }
 }
+

@@ -15,15 +15,6 @@ interface SpaceWaiter {
   resolve: () => void;
 }
 
-/**
- * Queued bytes live in shared chunks of this size; a chunk is freed once no
- * event in it is in use. 64 KiB: the allocator recycles chunks this size,
- * where fresh 1 MiB ones cost page faults on every first write (measured:
- * a fifth of the CPU of a core-mode run); the tail a chunk wastes stays small.
- */
-const CHUNK_BYTES = 64 * 1024;
-/** Events larger than this get a buffer of their own. */
-const OWN_BUFFER_BYTES = CHUNK_BYTES / 4;
 /** `{"event_id":"` — the encoder writes the id here, so it need not be kept twice. */
 const ID_AT = 13;
 
@@ -31,15 +22,17 @@ const ID_AT = 13;
 const MAX_PREALLOCATED = 1 << 20;
 
 /**
- * Bytes, not objects: a queued event is its JSON copied into a shared chunk
- * plus about 26 bytes of metadata in typed arrays, instead of an object, a
- * buffer and an id string each. Events become QueuedEvent objects again
- * only when a worker takes them, a batch at a time.
+ * Bytes, not objects: a queued event is a place in one of the encoder's
+ * shared chunks (ByteArena: written once, never reused, so nothing is
+ * copied) plus about 26 bytes of metadata in typed arrays, instead of an
+ * object, a buffer and an id string each. Events become QueuedEvent objects
+ * again only when a worker takes them, a batch at a time. Event bytes are
+ * never modified once made, so the queue keeps them by reference.
  */
 export class EventQueue {
   // A ring of metadata, struct-of-arrays, sized for max_events at once.
   #cap = 0;
-  #chunkOf: (Uint8Array | undefined)[] = [];
+  #bufferOf: (ArrayBufferLike | undefined)[] = [];
   #offset = new Uint32Array(0);
   #size = new Uint32Array(0);
   #emitted = new Float64Array(0);
@@ -53,8 +46,6 @@ export class EventQueue {
   #head = 0;
   #length = 0;
   #bytes = 0;
-  #chunk = new Uint8Array(0);
-  #chunkUsed = 0;
   #closed = false;
   readonly #spaceWaiters: SpaceWaiter[] = [];
   readonly #takerQueue: (() => void)[] = [];
@@ -93,7 +84,7 @@ export class EventQueue {
     return this.#length < this.maxEvents && (this.#bytes + size <= this.maxBytes || this.#length === 0);
   }
 
-  /** Queues (a copy of) the event if it fits now and nobody waits before it. */
+  /** Queues the event if it fits now and nobody waits before it. */
   tryPush(event: QueuedEvent): boolean {
     if (this.#closed) throw new QueueClosedError();
     if (this.#spaceWaiters.length > 0 || !this.#fits(event.bytes.byteLength)) return false;
@@ -110,23 +101,10 @@ export class EventQueue {
   #append(event: QueuedEvent): void {
     if (this.#length === this.#cap) this.#grow(this.#cap * 2);
     const slot = (this.#head + this.#length) % this.#cap;
-    const size = event.bytes.byteLength;
-    let chunk: Uint8Array;
-    let offset = 0;
-    if (size > OWN_BUFFER_BYTES) {
-      chunk = event.bytes.slice();
-    } else {
-      if (this.#chunkUsed + size > this.#chunk.byteLength) {
-        this.#chunk = new Uint8Array(CHUNK_BYTES);
-        this.#chunkUsed = 0;
-      }
-      chunk = this.#chunk;
-      offset = this.#chunkUsed;
-      chunk.set(event.bytes, offset);
-      this.#chunkUsed += size;
-    }
-    this.#chunkOf[slot] = chunk;
-    this.#offset[slot] = offset;
+    const { bytes } = event;
+    const size = bytes.byteLength;
+    this.#bufferOf[slot] = bytes.buffer;
+    this.#offset[slot] = bytes.byteOffset;
     this.#size[slot] = size;
     this.#emitted[slot] = event.emittedAt ?? Number.NaN;
     this.#source[slot] = this.#sourceOf(event);
@@ -154,7 +132,7 @@ export class EventQueue {
   #grow(capacity: number): void {
     const cap = Math.max(16, capacity);
     const n = this.#length;
-    const chunkOf = new Array<Uint8Array | undefined>(cap).fill(undefined);
+    const bufferOf = new Array<ArrayBufferLike | undefined>(cap).fill(undefined);
     const offset = new Uint32Array(cap);
     const size = new Uint32Array(cap);
     const emitted = new Float64Array(cap);
@@ -162,7 +140,7 @@ export class EventQueue {
     const ids = new Map<number, string>();
     for (let i = 0; i < n; i++) {
       const from = (this.#head + i) % this.#cap;
-      chunkOf[i] = this.#chunkOf[from];
+      bufferOf[i] = this.#bufferOf[from];
       offset[i] = this.#offset[from]!;
       size[i] = this.#size[from]!;
       emitted[i] = this.#emitted[from]!;
@@ -170,7 +148,7 @@ export class EventQueue {
       const id = this.#ids.get(from);
       if (id !== undefined) ids.set(i, id);
     }
-    this.#chunkOf = chunkOf;
+    this.#bufferOf = bufferOf;
     this.#offset = offset;
     this.#size = size;
     this.#emitted = emitted;
@@ -211,23 +189,17 @@ export class EventQueue {
     return out;
   }
 
-  /**
-   * The event in `slot`, its bytes a view of the chunk: chunks are written
-   * once, front to back, and never reused, so the view stays valid for as
-   * long as the event is in flight (and keeps its chunk alive that long).
-   */
+  /** The event in `slot`, its bytes a view of the same memory it came in. */
   #materialize(slot: number): QueuedEvent {
-    const start = this.#offset[slot]!;
-    const bytes = this.#chunkOf[slot]!.subarray(start, start + this.#size[slot]!);
+    const bytes = new Uint8Array(this.#bufferOf[slot]!, this.#offset[slot]!, this.#size[slot]!);
     const emitted = this.#emitted[slot]!;
     const { subject, collector } = this.#sources[this.#source[slot]!]!;
-    const id = this.#ids.size > 0 ? (this.#ids.get(slot) ?? readId(bytes)) : readId(bytes);
-    return { subject, id, bytes, collector, emittedAt: Number.isNaN(emitted) ? undefined : emitted };
+    return new TakenEvent(subject, bytes, collector, Number.isNaN(emitted) ? undefined : emitted, this.#ids.size > 0 ? this.#ids.get(slot) : undefined);
   }
 
   #release(slot: number): void {
     this.#bytes -= this.#size[slot]!;
-    this.#chunkOf[slot] = undefined;
+    this.#bufferOf[slot] = undefined;
     if (this.#ids.size > 0) this.#ids.delete(slot);
   }
 
@@ -278,6 +250,28 @@ function idInBytes(event: QueuedEvent): boolean {
   if (bytes[ID_AT - 1] !== 0x22 || bytes[ID_AT + id.length] !== 0x22) return false;
   for (let i = 0; i < id.length; i++) if (bytes[ID_AT + i] !== id.charCodeAt(i)) return false;
   return true;
+}
+
+/**
+ * An event as a worker gets it. Its id is read back from the bytes only
+ * when asked for: a batch message needs two of them, not all.
+ */
+class TakenEvent implements QueuedEvent {
+  #id: string | undefined;
+
+  constructor(
+    readonly subject: string,
+    readonly bytes: Uint8Array,
+    readonly collector: string,
+    readonly emittedAt: number | undefined,
+    id: string | undefined,
+  ) {
+    this.#id = id;
+  }
+
+  get id(): string {
+    return (this.#id ??= readId(this.bytes));
+  }
 }
 
 const latin1 = new TextDecoder("latin1");

@@ -26,6 +26,8 @@ export interface RunnerOptions {
   queue: EventQueue;
   subject: string;
   maxEventBytes: number;
+  /** the size of the encoder's byte chunks (ByteArena) */
+  arenaChunkBytes: number;
   health: CollectorHealth;
   log: Logger;
   once: boolean;
@@ -61,7 +63,7 @@ export class CollectorRunner {
     this.name = options.name;
     this.#health = options.health;
     this.#log = options.log;
-    this.#encoder = new EventEncoder(options.name, options.subject, options.maxEventBytes);
+    this.#encoder = new EventEncoder(options.name, options.subject, options.maxEventBytes, options.arenaChunkBytes);
     this.#quietMs = options.factory.quietPeriodMs?.(options.config);
   }
 
@@ -126,8 +128,7 @@ export class CollectorRunner {
     }
     let admitted: Promise<void>;
     try {
-      // It waits beyond this call: its bytes must outlive the encoder's scratch buffer.
-      admitted = this.#o.queue.push({ ...event, bytes: event.bytes.slice() });
+      admitted = this.#o.queue.push(event);
     } catch (err) {
       if (!(err instanceof QueueClosedError)) throw err;
       this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`);
