@@ -11,11 +11,28 @@ import { Delivery } from "../delivery/delivery.ts";
 import type { AnyCollectorFactory } from "./collector.ts";
 import type { CollectorRegistry } from "./registry.ts";
 import { HealthTracker, type DeliveryTotals } from "./health.ts";
+import { CHUNK_BYTES } from "../event/arena.ts";
 import { EventQueue } from "./queue.ts";
 import { CollectorRunner } from "./runner.ts";
 
 /** NATS's default max_payload: a larger event could never be published. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
+/** nats.batch: the largest encoder chunk, whatever max_bytes says */
+const MAX_ARENA_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * With nats.batch, runs of events side by side in an encoder's chunk go out
+ * as one message without a copy, so a chunk holds a whole message.
+ */
+function arenaChunkBytes(nats: Config["nats"]): number {
+  return nats.batch ? Math.min(MAX_ARENA_CHUNK_BYTES, Math.max(CHUNK_BYTES, nats.batch.max_bytes)) : CHUNK_BYTES;
+}
+
+/** Events a worker takes at once: batch_size, rounded up to whole nats.batch messages. */
+function takeSize({ orchestrator, nats }: Config): number {
+  return nats.batch ? Math.ceil(orchestrator.batch_size / nats.batch.max_events) * nats.batch.max_events : orchestrator.batch_size;
+}
+
 /** How often the agent's health is re-evaluated (and changes logged). */
 const HEALTH_CHECK_MS = 1000;
 /** How long one collector may take to stop before it is abandoned. */
@@ -132,7 +149,7 @@ export class Orchestrator {
     this.#monitor = setInterval(() => this.#watchHealth(), HEALTH_CHECK_MS);
     this.#monitor.unref?.();
     const { workers } = config.orchestrator;
-    for (let i = 0; i < workers; i++) this.#workers.push(this.#work(config.orchestrator.batch_size));
+    for (let i = 0; i < workers; i++) this.#workers.push(this.#work(takeSize(config)));
     for (const [name, section] of Object.entries(config.collectors)) {
       if (!section.enabled) continue;
       const factory = this.#o.registry.get(name);
@@ -274,6 +291,7 @@ export class Orchestrator {
       queue: this.queue,
       subject: `${cfg.nats.subject}.${name}`,
       maxEventBytes: MAX_EVENT_BYTES,
+      arenaChunkBytes: arenaChunkBytes(cfg.nats),
       health: this.health.collector(name),
       log: log.child({ collector: name }),
       once: once ?? false,

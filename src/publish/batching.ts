@@ -6,6 +6,7 @@
 // whole is deduplicated; a batch regrouped after a restart may repeat events
 // (at-least-once, as ever).
 import type { QueuedEvent } from "../event/event.ts";
+import { follows } from "../event/arena.ts";
 import { DELIVERED, outcome, type Publisher, type PublisherStatus, type PublishOutcome, type Rejection } from "./publisher.ts";
 
 export interface BatchLimits {
@@ -50,19 +51,42 @@ interface Packed {
   events: QueuedEvent[];
 }
 
-/** Groups events by subject, in order, into messages within the limits. */
+interface Group {
+  events: QueuedEvent[];
+  /** NDJSON size: each event and its newline */
+  bytes: number;
+  /**
+   * A view of the first event's whole chunk while every event so far lies
+   * right after the one before it (ByteArena), so the message can be a view
+   * of that range instead of a copy; undefined once they do not.
+   */
+  run: Uint8Array | undefined;
+}
+
+/**
+ * Groups events by subject, in order, into messages within the limits. A
+ * message also ends where a run of adjacent events ends (at the end of an
+ * arena chunk), so that it goes out without a copy; events that never lie
+ * side by side (read back from the spool) are copied together.
+ */
 export function pack(batch: readonly QueuedEvent[], limits: BatchLimits): Packed[] {
   const open = new Map<string, Group>();
   const out: Packed[] = [];
   for (const event of batch) {
     const size = event.bytes.byteLength + 1;
     let group = open.get(event.subject);
-    if (group && (group.events.length >= limits.maxEvents || group.bytes + size > limits.maxBytes)) {
-      out.push({ message: join(group), events: group.events });
-      group = undefined;
+    if (group) {
+      const last = group.events[group.events.length - 1]!;
+      const adjacent = group.run !== undefined && follows(group.run, last.bytes, event.bytes);
+      if (group.events.length >= limits.maxEvents || group.bytes + size > limits.maxBytes || (!adjacent && group.run !== undefined && group.events.length > 1)) {
+        out.push({ message: join(group), events: group.events });
+        group = undefined;
+      } else if (!adjacent) {
+        group.run = undefined;
+      }
     }
     if (!group) {
-      group = { events: [], bytes: 0 };
+      group = { events: [], bytes: 0, run: new Uint8Array(event.bytes.buffer) };
       open.set(event.subject, group);
     }
     group.events.push(event);
@@ -72,21 +96,20 @@ export function pack(batch: readonly QueuedEvent[], limits: BatchLimits): Packed
   return out;
 }
 
-interface Group {
-  events: QueuedEvent[];
-  /** NDJSON size: each event and its newline */
-  bytes: number;
-}
-
-function join({ events, bytes: length }: Group): QueuedEvent {
+function join({ events, bytes: length, run }: Group): QueuedEvent {
   const first = events[0]!;
   if (events.length === 1) return first;
-  const bytes = new Uint8Array(length);
-  let at = 0;
-  for (const e of events) {
-    bytes.set(e.bytes, at);
-    at += e.bytes.byteLength;
-    bytes[at++] = NEWLINE;
+  let bytes: Uint8Array;
+  if (run) {
+    bytes = run.subarray(first.bytes.byteOffset, first.bytes.byteOffset + length);
+  } else {
+    bytes = new Uint8Array(length);
+    let at = 0;
+    for (const e of events) {
+      bytes.set(e.bytes, at);
+      at += e.bytes.byteLength;
+      bytes[at++] = NEWLINE;
+    }
   }
   return { subject: first.subject, id: `${first.id}..${events[events.length - 1]!.id}`, bytes, collector: first.collector, batchOf: events.length };
 }

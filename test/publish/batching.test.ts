@@ -8,6 +8,7 @@ import { createPublisher } from "../../src/publish/index.ts";
 import { BatchingPublisher, pack } from "../../src/publish/batching.ts";
 import type { QueuedEvent } from "../../src/event/event.ts";
 import { DELIVERED } from "../../src/publish/publisher.ts";
+import { EventEncoder } from "../../src/event/encode.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
 import { captureLog, makeEvents, natsConfig } from "./fixtures.ts";
@@ -31,6 +32,40 @@ describe("batching", () => {
     expect(packed[3]!.message).toBe(events[5]!);
     const bySize = pack([ev("1", "s", 100), ev("2", "s", 100), ev("3", "s", 100)], { maxEvents: 100, maxBytes: 250 });
     expect(bySize.map((p) => p.events.length)).toEqual([2, 1]);
+  });
+
+  test("pack: events side by side in the encoder's chunk go out as a view of it, no copy; a message ends where the chunk does", () => {
+    const encoder = new EventEncoder("a", "s.a", 1 << 20, 4096);
+    const events = Array.from({ length: 30 }, (_, i) => encoder.encode({ type: "t", severity: "info", event_data: { i, pad: "p".repeat(300) } }));
+    const packed = pack(events, { maxEvents: 100, maxBytes: 1 << 20 });
+    expect(packed.length).toBeGreaterThan(1);
+    expect(packed.flatMap((p) => p.events)).toEqual(events);
+    for (const p of packed) {
+      if (p.events.length === 1) continue;
+      expect(p.message.bytes.buffer).toBe(p.events[0]!.bytes.buffer);
+      expect(p.message.bytes.byteOffset).toBe(p.events[0]!.bytes.byteOffset);
+      const lines = new TextDecoder().decode(p.message.bytes).split("\n");
+      expect(lines.pop()).toBe("");
+      expect(lines).toEqual(p.events.map((e) => new TextDecoder().decode(e.bytes)));
+      expect(p.message.batchOf).toBe(p.events.length);
+    }
+    // Within a chunk the limits still cut.
+    expect(pack(events.slice(0, 3), { maxEvents: 2, maxBytes: 1 << 20 }).map((p) => p.events.length)).toEqual([2, 1]);
+  });
+
+  test("pack: events from separate buffers (read back from the spool) and interleaved subjects are copied together in order", () => {
+    const a = new EventEncoder("a", "s.a", 1 << 20);
+    const b = new EventEncoder("b", "s.b", 1 << 20);
+    const input = { type: "t", severity: "info" as const, event_data: {} };
+    const fromSpool = [ev("x1", "s.a"), ev("x2", "s.a")];
+    const live = [a.encode(input), b.encode(input), a.encode(input), b.encode(input)];
+    const packed = pack([...fromSpool, ...live], { maxEvents: 10, maxBytes: 1 << 20 });
+    expect(packed.map((p) => p.events.length)).toEqual([4, 2]);
+    const [sa, sb] = packed;
+    expect(sa!.events).toEqual([...fromSpool, live[0]!, live[2]!]);
+    expect(new TextDecoder().decode(sa!.message.bytes).split("\n").filter(Boolean).map((l) => JSON.parse(l).event_id)).toEqual(sa!.events.map((e) => e.id));
+    // b's two events lie side by side in b's own chunk, whatever came between them in the queue.
+    expect(sb!.message.bytes.buffer).toBe(live[1]!.bytes.buffer);
   });
 
   test("outcome per event: undelivered and rejected messages map back to their events", async () => {
