@@ -28,11 +28,6 @@ function arenaChunkBytes(nats: Config["nats"]): number {
   return nats.batch ? Math.min(MAX_ARENA_CHUNK_BYTES, Math.max(CHUNK_BYTES, nats.batch.max_bytes)) : CHUNK_BYTES;
 }
 
-/** Events a worker takes at once: batch_size, rounded up to whole nats.batch messages. */
-function takeSize({ orchestrator, nats }: Config): number {
-  return nats.batch ? Math.ceil(orchestrator.batch_size / nats.batch.max_events) * nats.batch.max_events : orchestrator.batch_size;
-}
-
 /** How often the agent's health is re-evaluated (and changes logged). */
 const HEALTH_CHECK_MS = 1000;
 /** How long one collector may take to stop before it is abandoned. */
@@ -149,7 +144,7 @@ export class Orchestrator {
     this.#monitor = setInterval(() => this.#watchHealth(), HEALTH_CHECK_MS);
     this.#monitor.unref?.();
     const { workers } = config.orchestrator;
-    for (let i = 0; i < workers; i++) this.#workers.push(this.#work(takeSize(config)));
+    for (let i = 0; i < workers; i++) this.#workers.push(this.#work(config.orchestrator.batch_size));
     for (const [name, section] of Object.entries(config.collectors)) {
       if (!section.enabled) continue;
       const factory = this.#o.registry.get(name);
@@ -197,11 +192,13 @@ export class Orchestrator {
       result.reconnected = true;
     }
     this.#o.config = next;
+    // Encoders are made for a subject and a chunk size: a change restarts every collector.
+    const encoding = next.nats.subject !== before.nats.subject || arenaChunkBytes(next.nats) !== arenaChunkBytes(before.nats);
     const names = new Set([...Object.keys(before.collectors), ...Object.keys(next.collectors)]);
     for (const name of names) {
       const was = this.#runners.has(name);
       const wanted = next.collectors[name]?.enabled === true;
-      const changed = JSON.stringify(before.collectors[name]?.config) !== JSON.stringify(next.collectors[name]?.config);
+      const changed = encoding || JSON.stringify(before.collectors[name]?.config) !== JSON.stringify(next.collectors[name]?.config);
       if (was && (!wanted || changed)) {
         await this.removeCollector(name);
         if (!wanted) result.stopped.push(name);
@@ -323,14 +320,16 @@ export class Orchestrator {
 
   async #work(batchSize: number): Promise<void> {
     const done = this.#o.onBatchDone;
-    // nats.batch: wait a little for a fuller batch, since each becomes a few large messages.
-    const linger = this.#o.config.nats.batch?.linger.ms ?? 0;
     for (;;) {
-      let batch = await this.queue.take(batchSize);
+      // nats.batch (which a reload may change): take whole messages, and wait a little for a fuller batch.
+      const { batch: packing } = this.#o.config.nats;
+      const take = packing ? Math.ceil(batchSize / packing.max_events) * packing.max_events : batchSize;
+      const linger = packing?.linger.ms ?? 0;
+      let batch = await this.queue.take(take);
       if (batch.length === 0) return;
-      if (linger > 0 && batch.length < batchSize && !this.queue.closed) {
+      if (linger > 0 && batch.length < take && !this.queue.closed) {
         await Bun.sleep(linger);
-        batch = batch.concat(this.queue.takeNow(batchSize - batch.length));
+        batch = batch.concat(this.queue.takeNow(take - batch.length));
       }
       const t0 = performance.now();
       const goOn = await this.delivery.deliver(batch);

@@ -197,6 +197,42 @@ collectors:
     expect((await streamCount(one.url)) + (await streamCount(two.url))).toBe(report.published);
   }, 30_000);
 
+  test("a new nats.subject (and nats.batch) restarts the collectors, whose events then go to the new subject, packed", async () => {
+    const server = await startNatsServer();
+    const dir = makeTempDir("reload");
+    const yaml = (subject: string, stream: string, batch = "") => `
+orchestrator: { shutdown_timeout: 10s }
+nats: { url: "${server.url}", subject: ${subject}, stream: { name: ${stream} }${batch} }
+spool: { path: ${join(dir, "spool.db")} }
+collectors:
+  synthetic: { config: { rate: 1000 } }
+`;
+    const a = await agent(dir, yaml("first.events", "FIRST"));
+    await waitFor(() => a.orchestrator.health.collector("synthetic").published > 100);
+    rewrite(a.file, yaml("second.events", "SECOND", ", batch: { max_events: 20, linger: 20ms }"));
+    await waitFor(() => a.results.length === 1);
+    expect(a.lines.find((l) => l.msg.startsWith("config reloaded"))).toMatchObject({ restarted: ["synthetic"], reconnected: true });
+    await waitFor(async () => (await streamCount(server.url, "SECOND")) > 10);
+    const report = await a.stop();
+    expectNothingLost(report);
+    const nc = await connect({ servers: server.url });
+    const jsm = await jetstreamManager(nc);
+    let second = 0;
+    let largest = 0;
+    const messages = await streamCount(server.url, "SECOND");
+    for (let seq = 1; seq <= messages; seq++) {
+      const m = await jsm.streams.getMessage("SECOND", { seq });
+      expect(m!.subject).toBe("second.events.synthetic");
+      const n = Number(m!.header?.get("Tapio-Batch") || 1);
+      second += n;
+      largest = Math.max(largest, n);
+    }
+    await nc.close();
+    expect(largest).toBeGreaterThan(1);
+    expect(largest).toBeLessThanOrEqual(20);
+    expect((await streamCount(server.url, "FIRST")) + second).toBe(report.published);
+  }, 30_000);
+
   test("a reload during a NATS outage: the new config applies, events wait in the spool, all arrive after the restart", async () => {
     const server = await startNatsServer();
     const dir = makeTempDir("reload");
