@@ -25,7 +25,8 @@ export class ByteArena {
   /** where the event being written starts in #chunk */
   #start = 0;
 
-  constructor(readonly chunkBytes = CHUNK_BYTES) {}
+  /** the size of the next chunks (the current one is used up first) */
+  constructor(public chunkBytes = CHUNK_BYTES) {}
 
   start(): void {
     this.#start = this.#used;
@@ -42,6 +43,15 @@ export class ByteArena {
   end(): Uint8Array {
     this.put("\n");
     return this.#chunk.subarray(this.#start, this.#used - 1);
+  }
+
+  /**
+   * Takes back `view` when it is the last event written and nobody holds it
+   * (refused or dropped right after encoding), so dropped events do not keep
+   * chunks alive between the queued ones.
+   */
+  discard(view: Uint8Array): void {
+    if (view.buffer === this.#chunk.buffer && view.byteOffset + view.byteLength + 1 === this.#used) this.#used = view.byteOffset;
   }
 
   /** The event so far moves to a new chunk with room for `more` bytes, and goes on there. */

@@ -89,29 +89,53 @@ export class EventEncoder {
     const id = input.event_id ?? newEventId();
     const idJson = input.event_id === undefined ? `"${id}"` : JSON.stringify(id);
     const tsJson = input.timestamp === undefined ? `"${rfc3339Nano()}"` : JSON.stringify(input.timestamp);
-    const arena = this.#arena;
-    arena.start();
+    // Every piece is made before any is written: a collector's toJSON or
+    // getter that emits again cannot interleave with this event's bytes.
+    let head: string, data: string, tail: string;
     try {
       const metadata = input.metadata;
       const metadataJson = metadata
         ? JSON.stringify({ ...metadata, attributes: { ...metadata.attributes, collector_name: this.collector } })
         : this.#bareMetadataJson;
-      arena.put(`{"event_id":${idJson},"timestamp":${tsJson},"type":${JSON.stringify(input.type)},"source":${this.#sourceJson},"severity":"${input.severity}","event_data":`);
-      arena.put(JSON.stringify(input.event_data ?? {}) ?? "{}");
-      arena.put(`,"metadata":${metadataJson}`);
+      head = `{"event_id":${idJson},"timestamp":${tsJson},"type":${JSON.stringify(input.type)},"source":${this.#sourceJson},"severity":"${input.severity}","event_data":`;
+      data = JSON.stringify(input.event_data ?? {}) ?? "{}";
+      tail = `,"metadata":${metadataJson}`;
       // Absent optional members are left out, never sent as null.
-      if (input.k8s_context != null) arena.put(`,"k8s_context":${JSON.stringify(input.k8s_context)}`);
-      if (input.correlation_hints != null) arena.put(`,"correlation_hints":${JSON.stringify(input.correlation_hints)}`);
-      if (input.trace_context != null) arena.put(`,"trace_context":${JSON.stringify(input.trace_context)}`);
-      arena.put("}");
+      if (input.k8s_context != null) tail += `,"k8s_context":${JSON.stringify(input.k8s_context)}`;
+      if (input.correlation_hints != null) tail += `,"correlation_hints":${JSON.stringify(input.correlation_hints)}`;
+      if (input.trace_context != null) tail += `,"trace_context":${JSON.stringify(input.trace_context)}`;
+      tail += "}";
     } catch (err) {
       throw new InvalidEventError("unserializable", `event ${input.type} cannot be serialised: ${(err as Error).message}`);
     }
+    // UTF-8 never takes fewer bytes than UTF-16 units: an event this long is too large before it is written.
+    const units = head.length + data.length + tail.length;
+    if (units > this.maxEventBytes) throw this.#tooLarge(input.type, `at least ${units}`);
+    const arena = this.#arena;
+    arena.start();
+    arena.put(head);
+    arena.put(data);
+    arena.put(tail);
     const bytes = arena.end();
     if (bytes.byteLength > this.maxEventBytes) {
-      throw new InvalidEventError("too_large", `event ${input.type} is ${bytes.byteLength} bytes, over the ${this.maxEventBytes}-byte limit`);
+      arena.discard(bytes);
+      throw this.#tooLarge(input.type, String(bytes.byteLength));
     }
     return { subject: this.subject, id, bytes, collector: this.collector, emittedAt: performance.now() };
+  }
+
+  /** The size of the arena's next chunks. */
+  set arenaChunkBytes(bytes: number) {
+    this.#arena.chunkBytes = bytes;
+  }
+
+  /** Takes back the event encode() just returned, when it is dropped at once, so its bytes hold no memory. */
+  discard(event: QueuedEvent): void {
+    this.#arena.discard(event.bytes);
+  }
+
+  #tooLarge(type: string, bytes: string): InvalidEventError {
+    return new InvalidEventError("too_large", `event ${type} is ${bytes} bytes, over the ${this.maxEventBytes}-byte limit`);
   }
 }
 

@@ -91,6 +91,11 @@ export class CollectorRunner {
     );
   }
 
+  /** nats.batch changed on reload: the encoder's next chunks get the new size. */
+  set arenaChunkBytes(bytes: number) {
+    this.#encoder.arenaChunkBytes = bytes;
+  }
+
   /** Resolves when the collector has stopped for good (or its --once round is done). */
   get finished(): Promise<void> {
     return this.#loop ?? Promise.resolve();
@@ -118,11 +123,13 @@ export class CollectorRunner {
       }
     } catch (err) {
       if (!(err instanceof QueueClosedError)) throw err;
+      this.#encoder.discard(event);
       this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`);
       return;
     }
     if (this.#o.whenFull !== "block") return this.#dropForRoom(event);
     if (this.#pending >= OVERFLOW_ALLOWANCE) {
+      this.#encoder.discard(event);
       this.#dropped("queue_full", `collector ${this.name} ignores backpressure: queue full and ${OVERFLOW_ALLOWANCE} events already waiting`);
       return;
     }
@@ -131,6 +138,7 @@ export class CollectorRunner {
       admitted = this.#o.queue.push(event);
     } catch (err) {
       if (!(err instanceof QueueClosedError)) throw err;
+      this.#encoder.discard(event);
       this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`);
       return;
     }
@@ -143,12 +151,14 @@ export class CollectorRunner {
   #dropForRoom(event: QueuedEvent): void {
     const queue = this.#o.queue;
     if (this.#o.whenFull === "drop_newest") {
+      this.#encoder.discard(event);
       this.#dropped("queue_full", `queue full: dropping new events of ${this.name} (buffer.when_full: drop_newest)`);
       return;
     }
     while (!queue.tryPush(event)) {
       const evicted = queue.evictOldest();
       if (!evicted) {
+        this.#encoder.discard(event);
         this.#dropped("queue_full", `queue full: dropping new events of ${this.name}`);
         return;
       }

@@ -2,6 +2,7 @@
 // by a newline, views that later writes never touch.
 import { describe, expect, test } from "bun:test";
 import { ByteArena, follows } from "../../src/event/arena.ts";
+import { EventEncoder, InvalidEventError } from "../../src/event/encode.ts";
 
 const dec = new TextDecoder();
 
@@ -56,5 +57,49 @@ describe("ByteArena", () => {
     const b = write(arena, "b");
     expect(dec.decode(b)).toBe("b");
     expect(follows(new Uint8Array(a.buffer), a, b)).toBe(false);
+  });
+});
+
+describe("EventEncoder and its arena", () => {
+  const input = (data: unknown = {}) => ({ type: "t", severity: "info" as const, event_data: data as Record<string, unknown> });
+  const adjacent = (a: Uint8Array, b: Uint8Array) => follows(new Uint8Array(a.buffer), a, b);
+
+  test("an event dropped right after encoding is taken back: the next one takes its place", () => {
+    const enc = new EventEncoder("c", "s.c", 1 << 20);
+    const a = enc.encode(input());
+    const dropped = enc.encode(input({ x: 1 }));
+    enc.discard(dropped);
+    const c = enc.encode(input({ y: 2 }));
+    expect(c.bytes.byteOffset).toBe(dropped.bytes.byteOffset);
+    expect(adjacent(a.bytes, c.bytes)).toBe(true);
+    // Only the last event can be taken back.
+    enc.discard(a);
+    expect(adjacent(c.bytes, enc.encode(input()).bytes)).toBe(true);
+    expect(JSON.parse(dec.decode(a.bytes)).event_data).toEqual({});
+  });
+
+  test("a too-large event is refused before it is written (no 3x buffer for it), or taken back when its bytes tell", () => {
+    const enc = new EventEncoder("c", "s.c", 1000);
+    const a = enc.encode(input());
+    let error: unknown;
+    try {
+      enc.encode(input({ pad: "x".repeat(20_000_000) }));
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(InvalidEventError);
+    expect((error as InvalidEventError).message).toMatch(/is at least 200\d{5} bytes, over the 1000-byte limit/);
+    // 400 three-byte characters: under the limit in UTF-16 units, over it in bytes.
+    expect(() => enc.encode(input({ pad: "€".repeat(400) }))).toThrow(/is 1\d{3} bytes, over the 1000-byte limit/);
+    const b = enc.encode(input());
+    expect(adjacent(a.bytes, b.bytes)).toBe(true);
+  });
+
+  test("a collector's toJSON that emits on the same encoder cannot interleave with the event being written", () => {
+    const enc = new EventEncoder("c", "s.c", 1 << 20);
+    let inner: Uint8Array | undefined;
+    const outer = enc.encode(input({ v: { toJSON: () => ((inner = enc.encode(input({ inner: true })).bytes), "outer") } }));
+    expect(JSON.parse(dec.decode(outer.bytes)).event_data).toEqual({ v: "outer" });
+    expect(JSON.parse(dec.decode(inner!)).event_data).toEqual({ inner: true });
   });
 });

@@ -174,6 +174,40 @@ collectors:
     expect(report.accepted).toBe(report.published);
   });
 
+  for (const whenFull of ["drop_newest", "drop_oldest"] as const) {
+    test(`buffer.when_full: ${whenFull} keeps the ${whenFull === "drop_newest" ? "first" : "latest"} events, counts the rest, and dropped events hold no memory`, async () => {
+      const burst = factory("burst", async (ctx) => {
+        // Synchronously, so no worker takes anything meanwhile.
+        for (let i = 0; i < 1000; i++) expect(ctx.emit({ type: "burst", severity: "info", event_data: { i } })).toBeUndefined();
+        await Bun.sleep(100);
+        ctx.emit({ type: "burst", severity: "info", event_data: { i: "after" } });
+        await untilAborted(ctx);
+      });
+      const { orch, publisher } = setup(`
+orchestrator: { workers: 2, shutdown_timeout: 2s, buffer: { max_events: 50, when_full: ${whenFull} } }
+nats: { mode: core }
+collectors:
+  burst: {}
+`, [burst]);
+      orch.start();
+      await waitFor(() => publisher.events.length === 51);
+      const report = await orch.stop();
+      const seen = publisher.decoded().map((e) => e.event_data.i);
+      const kept = whenFull === "drop_newest" ? [...Array(50).keys()] : Array.from({ length: 50 }, (_, k) => 950 + k);
+      expect(seen).toEqual([...kept, "after"]);
+      const h = orch.health.collector("burst");
+      expect(h.accepted).toBe(whenFull === "drop_newest" ? 51 : 1001);
+      expect(Object.fromEntries(h.dropped)).toEqual(whenFull === "drop_newest" ? { queue_full: 950 } : { queue_full_oldest: 950 });
+      expect(report.lost).toBe(0);
+      if (whenFull === "drop_newest") {
+        // The 950 refused events were taken back from the encoder's chunk: the next one follows the 50th.
+        const [last, after] = publisher.events.slice(-2).map((e) => e.bytes);
+        expect(after!.buffer).toBe(last!.buffer);
+        expect(after!.byteOffset).toBe(last!.byteOffset + last!.byteLength + 1);
+      }
+    });
+  }
+
   test("invalid events are dropped with their reason, not thrown at the collector", async () => {
     const bad = factory("bad", async (ctx) => {
       ctx.emit({ type: "x", severity: "loud" as never, event_data: {} });
