@@ -99,9 +99,11 @@ export function pack(batch: readonly QueuedEvent[], limits: BatchLimits): Packed
 function join({ events, bytes: length, run }: Group): QueuedEvent {
   const first = events[0]!;
   if (events.length === 1) return first;
+  const start = first.bytes.byteOffset;
   let bytes: Uint8Array;
-  if (run) {
-    bytes = run.subarray(first.bytes.byteOffset, first.bytes.byteOffset + length);
+  // A run ends in its last event's newline (follows() checked the ones between).
+  if (run && run[start + length - 1] === NEWLINE) {
+    bytes = run.subarray(start, start + length);
   } else {
     bytes = new Uint8Array(length);
     let at = 0;

@@ -68,6 +68,16 @@ describe("batching", () => {
     expect(sb!.message.bytes.buffer).toBe(live[1]!.bytes.buffer);
   });
 
+  test("pack: events that share a buffer without the arena's trailing newline are copied, never sent with what follows them", () => {
+    const text = '{"event_id":"a1"}\n{"event_id":"a2"}SECRET';
+    const buffer = enc.encode(text);
+    const a1 = { subject: "s.a", id: "a1", collector: "a", bytes: buffer.subarray(0, 17) };
+    const a2 = { subject: "s.a", id: "a2", collector: "a", bytes: buffer.subarray(18, 35) };
+    const [p] = pack([a1, a2], { maxEvents: 10, maxBytes: 1 << 20 });
+    expect(new TextDecoder().decode(p!.message.bytes)).toBe('{"event_id":"a1"}\n{"event_id":"a2"}\n');
+    expect(p!.message.bytes.buffer).not.toBe(buffer.buffer);
+  });
+
   test("outcome per event: undelivered and rejected messages map back to their events", async () => {
     const inner = new MemoryPublisher();
     const events = [ev("a1", "s.a"), ev("a2", "s.a"), ev("b1", "s.b"), ev("b2", "s.b")];
