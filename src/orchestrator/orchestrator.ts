@@ -192,13 +192,14 @@ export class Orchestrator {
       result.reconnected = true;
     }
     this.#o.config = next;
-    // Encoders are made for a subject and a chunk size: a change restarts every collector.
-    const encoding = next.nats.subject !== before.nats.subject || arenaChunkBytes(next.nats) !== arenaChunkBytes(before.nats);
+    // Encoders are made for a subject: a new one restarts every collector.
+    const resubject = next.nats.subject !== before.nats.subject;
+    for (const runner of this.#runners.values()) runner.arenaChunkBytes = arenaChunkBytes(next.nats);
     const names = new Set([...Object.keys(before.collectors), ...Object.keys(next.collectors)]);
     for (const name of names) {
       const was = this.#runners.has(name);
       const wanted = next.collectors[name]?.enabled === true;
-      const changed = encoding || JSON.stringify(before.collectors[name]?.config) !== JSON.stringify(next.collectors[name]?.config);
+      const changed = resubject || JSON.stringify(before.collectors[name]?.config) !== JSON.stringify(next.collectors[name]?.config);
       if (was && (!wanted || changed)) {
         await this.removeCollector(name);
         if (!wanted) result.stopped.push(name);
@@ -321,9 +322,10 @@ export class Orchestrator {
   async #work(batchSize: number): Promise<void> {
     const done = this.#o.onBatchDone;
     for (;;) {
-      // nats.batch (which a reload may change): take whole messages, and wait a little for a fuller batch.
+      // nats.batch (which a reload may change): take whole messages (batch_size rounded down, at
+      // least one), and wait a little for a fuller batch.
       const { batch: packing } = this.#o.config.nats;
-      const take = packing ? Math.ceil(batchSize / packing.max_events) * packing.max_events : batchSize;
+      const take = packing ? packing.max_events * Math.max(1, Math.floor(batchSize / packing.max_events)) : batchSize;
       const linger = packing?.linger.ms ?? 0;
       let batch = await this.queue.take(take);
       if (batch.length === 0) return;
