@@ -138,4 +138,3 @@ export class EventEncoder {
     return new InvalidEventError("too_large", `event ${type} is ${bytes} bytes, over the ${this.maxEventBytes}-byte limit`);
   }
 }
-

@@ -64,7 +64,7 @@ export interface QueuedEvent {
   readonly subject: string;
   /** event_id, also the Nats-Msg-Id header */
   readonly id: string;
-  /** the UTF-8 JSON of the event */
+  /** the UTF-8 JSON of the event; never modified once made (usually a view of the encoder's chunk), so it is passed on, not copied */
   readonly bytes: Uint8Array;
   /** configured collector name, for accounting */
   readonly collector: string;
