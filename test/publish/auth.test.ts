@@ -31,17 +31,25 @@ async function startError(publisher: Publisher): Promise<Error> {
   }
 }
 
-async function connectsAndPublishes(config: NatsConfig, subscriberAuth: NodeConnectionOptions): Promise<void> {
-  const { nc, received } = await subscribeAll(config.url[0] ?? "", subscriberAuth);
+/** A publisher on `config` starts, and the server confirms all of 20 events. */
+async function publishesTwenty(config: NatsConfig): Promise<void> {
   const publisher = createPublisher(config, { log: captureLog().log });
   try {
     await publisher.start();
     const events = makeEvents(20);
     expect(delivered(events, await publisher.publish(events, never()))).toBe(20);
+  } finally {
+    await publisher.close();
+  }
+}
+
+async function connectsAndPublishes(config: NatsConfig, subscriberAuth: NodeConnectionOptions): Promise<void> {
+  const { nc, received } = await subscribeAll(config.url[0] ?? "", subscriberAuth);
+  try {
+    await publishesTwenty(config);
     await nc.flush();
     expect(received.length).toBe(20);
   } finally {
-    await publisher.close();
     await nc.close();
   }
 }
@@ -80,14 +88,7 @@ test("nkey: the user's seed file connects (JetStream too); another user's seed f
   const server = await startNatsServer({
     config: `authorization { users: [ { nkey: ${user.publicKey} } ] }`,
   });
-  const publisher = createPublisher(natsConfig(server.url, { nkey_seed_file: user.seedFile }), { log: captureLog().log });
-  try {
-    await publisher.start();
-    const events = makeEvents(20);
-    expect(delivered(events, await publisher.publish(events, never()))).toBe(20);
-  } finally {
-    await publisher.close();
-  }
+  await publishesTwenty(natsConfig(server.url, { nkey_seed_file: user.seedFile }));
   const err = await startError(createPublisher(natsConfig(server.url, { mode: "core", nkey_seed_file: stranger.seedFile }), { log: captureLog().log }));
   expect(err).toBeInstanceOf(PublisherError);
   expect(err.message).toContain("Authorization Violation");
@@ -138,14 +139,7 @@ test("creds file (JWT): a user of an account the server trusts connects and publ
 
   await connectsAndPublishes(natsConfig(server.url, { mode: "core", creds_file: user.credsFile }), withCreds(reader.credsFile));
 
-  const publisher = createPublisher(natsConfig(server.url, { creds_file: user.credsFile }), { log: captureLog().log });
-  try {
-    await publisher.start();
-    const events = makeEvents(20);
-    expect(delivered(events, await publisher.publish(events, never()))).toBe(20);
-  } finally {
-    await publisher.close();
-  }
+  await publishesTwenty(natsConfig(server.url, { creds_file: user.credsFile }));
   const nc = await connect({ servers: server.url, ...withCreds(reader.credsFile) });
   try {
     expect((await (await jetstreamManager(nc)).streams.info("TAPIO_EVENTS")).state.messages).toBe(20);

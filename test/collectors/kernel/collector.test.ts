@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { KernelCollector, kernelFactory } from "../../../src/collectors/kernel/index.ts";
 import { parseKmsgLine, type KmsgRead, type KmsgSource } from "../../../src/collectors/kernel/kmsg.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
-import { recordingContext, runOnce, type Recording } from "../../helpers/collector-context.ts";
+import { runInBackground, runOnce, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
 import { asKmsg, kernelConfig, messages, OOM_6_18, OOM_PRE_5, PROBLEMS, TESTDATA, waitFor } from "./helpers.ts";
 
@@ -44,18 +44,6 @@ const types = (rec: Recording) => rec.events.map((e) => e.type);
 const reasons = (rec: Recording) => rec.events.filter((e) => e.type === "kernel.problem").map((e) => (e.event_data.custom as Record<string, string>).reason);
 const custom = (e: CollectorEvent | undefined) => e!.event_data.custom as Record<string, string>;
 
-/** Starts a long-running collector; stop it with `finish`. */
-function start(collector: KernelCollector) {
-  const rec = recordingContext({ once: false });
-  const done = collector.run(rec.ctx);
-  return {
-    rec,
-    finish: async () => {
-      rec.stop();
-      await done;
-    },
-  };
-}
 
 /** A device that plays a script, one step per read; each open plays the next script. */
 function scriptedDevice(scripts: Array<Array<KmsgRead | Error>>) {
@@ -123,7 +111,7 @@ describe("kernel collector", () => {
     const path = kmsgFile(readFileSync(OOM_6_18, "utf8"));
     expect((await runOnce(new KernelCollector(kernelConfig({ kmsg_path: path, proc_root: quietProc() })))).events).toEqual([]);
 
-    const { rec, finish } = start(new KernelCollector(kernelConfig({ kmsg_path: path, read_interval: "20ms", proc_root: quietProc() })));
+    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: path, read_interval: "20ms", proc_root: quietProc() })));
     await Bun.sleep(60);
     appendFileSync(path, "3,500,300000000,-;EXT4-fs (sda1): Remounting files");
     await Bun.sleep(60);
@@ -193,7 +181,7 @@ describe("kernel collector", () => {
       [data("6,1,10,-;tapio test 1\n"), data("6,2,20,-;tapio test 2\n"), Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" })],
       [data("6,1,10,-;tapio test 1\n"), data("6,2,20,-;tapio test 2\n"), data("6,3,30,-;tapio test 3\n")],
     ]);
-    const { rec, finish } = start(new KernelCollector(kernelConfig({ rule_files: [markerRules()], builtin_rules: false, read_interval: "10ms", retry_interval: "10ms", proc_root: quietProc() }), device.open));
+    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ rule_files: [markerRules()], builtin_rules: false, read_interval: "10ms", retry_interval: "10ms", proc_root: quietProc() }), device.open));
     await waitFor(() => rec.events.length >= 3);
     await Bun.sleep(50);
     await finish();
@@ -220,7 +208,7 @@ describe("kernel collector", () => {
     const denied = await runOnce(new KernelCollector(kernelConfig({ proc_root: quietProc() }), scriptedDevice([]).open));
     expect(denied.degraded[0]).toContain("needs root or CAP_SYSLOG");
 
-    const { rec, finish } = start(new KernelCollector(kernelConfig({ kmsg_path: path, read_interval: "10ms", retry_interval: "20ms", proc_root: quietProc() })));
+    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: path, read_interval: "10ms", retry_interval: "20ms", proc_root: quietProc() })));
     await waitFor(() => rec.degraded.length >= 2);
     writeFileSync(path, "");
     const healthyBefore = rec.healthyCalls;
@@ -233,7 +221,7 @@ describe("kernel collector", () => {
 
   test("/proc/vmstat oom_kill: a kernel.oom_kill event per increase, none at start", async () => {
     const proc = procRoot({ vmstat: vmstat(2) });
-    const { rec, finish } = start(new KernelCollector(kernelConfig({ kmsg_path: kmsgFile(""), vmstat_interval: "20ms", proc_root: proc })));
+    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: kmsgFile(""), vmstat_interval: "20ms", proc_root: proc })));
     await Bun.sleep(80);
     expect(rec.events).toEqual([]);
     writeFileSync(join(proc, "vmstat"), vmstat(5));

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { KernelCollector } from "../../../src/collectors/kernel/index.ts";
 import { openKmsg } from "../../../src/collectors/kernel/kmsg.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
-import { recordingContext, runOnce } from "../../helpers/collector-context.ts";
+import { runInBackground, runOnce } from "../../helpers/collector-context.ts";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "../../helpers/cleanup.ts";
 import { kernelConfig, waitFor } from "./helpers.ts";
 
@@ -37,17 +37,6 @@ function markerRules(): string {
   return path;
 }
 
-function start(collector: KernelCollector) {
-  const rec = recordingContext({ once: false });
-  const done = collector.run(rec.ctx);
-  return {
-    rec,
-    finish: async () => {
-      rec.stop();
-      await done;
-    },
-  };
-}
 
 describe("kernel collector, live", () => {
   test.skipIf(!readable)("/dev/kmsg: opened as the device, history skipped, one --once round reads cleanly", async () => {
@@ -61,7 +50,7 @@ describe("kernel collector, live", () => {
 
   test.skipIf(!writable)("a line written to /dev/kmsg after the start is reported, dated and leveled; one written before is not", async () => {
     writeFileSync(KMSG, `<6>tapio live before ${nonce}\n`);
-    const { rec, finish } = start(new KernelCollector(kernelConfig({ rule_files: [markerRules()], builtin_rules: false, read_interval: "20ms" })));
+    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ rule_files: [markerRules()], builtin_rules: false, read_interval: "20ms" })));
     await Bun.sleep(100);
     writeFileSync(KMSG, `<6>tapio live after ${nonce}\n`);
     await waitFor(() => rec.events.length > 0);
@@ -80,7 +69,7 @@ describe("kernel collector, live", () => {
       const top = join(MEMCG_V1, `tapio-test-${process.pid}`);
       const dirs = [top, `${top}/kubepods`, `${top}/kubepods/burstable`, `${top}/kubepods/burstable/pod${podUid}`, `${top}/kubepods/burstable/pod${podUid}/${containerId}`];
       const container = dirs.at(-1)!;
-      const { rec, finish } = start(new KernelCollector(kernelConfig({ read_interval: "20ms", vmstat_interval: "50ms" })));
+      const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ read_interval: "20ms", vmstat_interval: "50ms" })));
       try {
         for (const d of dirs) mkdirSync(d);
         writeFileSync(join(container, "memory.limit_in_bytes"), String(32 * 1024 * 1024));
