@@ -123,14 +123,12 @@ export class CollectorRunner {
       }
     } catch (err) {
       if (!(err instanceof QueueClosedError)) throw err;
-      this.#encoder.discard(event);
-      this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`);
+      this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`, event);
       return;
     }
     if (this.#o.whenFull !== "block") return this.#dropForRoom(event);
     if (this.#pending >= OVERFLOW_ALLOWANCE) {
-      this.#encoder.discard(event);
-      this.#dropped("queue_full", `collector ${this.name} ignores backpressure: queue full and ${OVERFLOW_ALLOWANCE} events already waiting`);
+      this.#dropped("queue_full", `collector ${this.name} ignores backpressure: queue full and ${OVERFLOW_ALLOWANCE} events already waiting`, event);
       return;
     }
     let admitted: Promise<void>;
@@ -138,8 +136,7 @@ export class CollectorRunner {
       admitted = this.#o.queue.push(event);
     } catch (err) {
       if (!(err instanceof QueueClosedError)) throw err;
-      this.#encoder.discard(event);
-      this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`);
+      this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`, event);
       return;
     }
     h.accepted++;
@@ -151,15 +148,13 @@ export class CollectorRunner {
   #dropForRoom(event: QueuedEvent): void {
     const queue = this.#o.queue;
     if (this.#o.whenFull === "drop_newest") {
-      this.#encoder.discard(event);
-      this.#dropped("queue_full", `queue full: dropping new events of ${this.name} (buffer.when_full: drop_newest)`);
+      this.#dropped("queue_full", `queue full: dropping new events of ${this.name} (buffer.when_full: drop_newest)`, event);
       return;
     }
     while (!queue.tryPush(event)) {
       const evicted = queue.evictOldest();
       if (!evicted) {
-        this.#encoder.discard(event);
-        this.#dropped("queue_full", `queue full: dropping new events of ${this.name}`);
+        this.#dropped("queue_full", `queue full: dropping new events of ${this.name}`, event);
         return;
       }
       this.#o.healthOf(evicted.collector).discard("queue_full_oldest");
@@ -175,7 +170,9 @@ export class CollectorRunner {
     this.#pending--;
   };
 
-  #dropped(reason: string, message: string): void {
+  /** Counts and logs a drop; an event already encoded is taken back from the encoder's chunk. */
+  #dropped(reason: string, message: string, encoded?: QueuedEvent): void {
+    if (encoded) this.#encoder.discard(encoded);
     this.#health.drop(reason);
     const suppressed = this.#dropLog.take(reason);
     if (suppressed === undefined) return;
