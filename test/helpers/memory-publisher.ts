@@ -24,9 +24,12 @@ export class MemoryPublisher implements Publisher {
   lastError: string | undefined;
   /** publish() calls, for tests that check nothing was attempted */
   calls = 0;
+  /** the size of each batch publish() was given */
+  readonly batchSizes: number[] = [];
 
   async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
     this.calls++;
+    this.batchSizes.push(batch.length);
     if (this.failing) {
       const failed = batch.filter(this.failing);
       if (failed.length > 0) {

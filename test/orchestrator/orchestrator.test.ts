@@ -8,6 +8,7 @@ import { OVERFLOW_ALLOWANCE } from "../../src/orchestrator/runner.ts";
 import { silentLogger } from "../../src/log.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { configFrom } from "../helpers/config.ts";
+import { Duration } from "../../src/config/duration.ts";
 
 // Test collectors: each behaviour a real collector might show.
 const anyConfig = v.optional(v.any(), {});
@@ -207,6 +208,35 @@ collectors:
       }
     });
   }
+
+  test("nats.batch: a worker takes batch_size rounded down to whole messages (512 -> 5 x 100)", async () => {
+    const { orch, publisher } = setup(`
+orchestrator: { workers: 1, batch_size: 512, shutdown_timeout: 5s }
+nats: { mode: core, batch: { max_events: 100, linger: 0ms } }
+collectors:
+  synthetic: { config: { count: 3000, rate: 0 } }
+`, [], new MemoryPublisher(), true);
+    orch.start();
+    await orch.roundsDone();
+    const report = await orch.stop();
+    expect(report).toMatchObject({ published: 3000, lost: 0, unaccounted: 0 });
+    expect(Math.max(...publisher.batchSizes)).toBe(500);
+  });
+
+  test("a reload that resizes nats.batch gives the encoders bigger chunks without restarting the collectors", async () => {
+    const { orch, publisher, config } = setup(`${BASE}
+collectors:
+  synthetic: { config: { rate: 4000, payload_bytes: 1024 } }
+`);
+    orch.start();
+    await waitFor(() => publisher.events.length > 10);
+    expect(publisher.events.every((e) => e.bytes.buffer.byteLength === 64 * 1024)).toBe(true);
+    const next = new MemoryPublisher();
+    const result = await orch.reconfigure({ ...config, nats: { ...config.nats, batch: { max_events: 100, max_bytes: 1024 * 1024, linger: config.nats.batch?.linger ?? new Duration(5) } } }, () => next);
+    expect(result).toMatchObject({ restarted: [], reconnected: true });
+    // The current 64 KiB chunk is used up first (~60 events), then 1 MiB ones follow.
+    await waitFor(() => next.events.some((e) => e.bytes.buffer.byteLength === 1024 * 1024));
+  });
 
   test("invalid events are dropped with their reason, not thrown at the collector", async () => {
     const bad = factory("bad", async (ctx) => {
