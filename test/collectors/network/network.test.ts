@@ -11,7 +11,7 @@ import { recordingContext, type Recording } from "../../helpers/collector-contex
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
 import { listenWithoutAccepting } from "./listener.ts";
 
-const FIXTURES = resolve(import.meta.dir, "../../../../shared/fixtures");
+const FIXTURES = resolve(import.meta.dir, "testdata");
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), "utf8");
 
 const dirs: string[] = [];

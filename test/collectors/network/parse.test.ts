@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import fc from "fast-check";
 import { parseCounterPairs, parseGauge, parseNetDev, parseSockstat } from "../../../src/collectors/network/parse.ts";
 
-const FIXTURES = resolve(import.meta.dir, "../../../../shared/fixtures");
+const FIXTURES = resolve(import.meta.dir, "testdata");
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), "utf8");
 
 function parse<T>(run: (fail: (d: string) => void) => T): { value: T; errors: string[] } {

@@ -8,7 +8,7 @@ import type { CollectorEvent } from "../../../src/event/event.ts";
 import { recordingContext, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
 
-const FIXTURES = resolve(import.meta.dir, "../../../../shared/fixtures");
+const FIXTURES = resolve(import.meta.dir, "testdata");
 const testdata = (name: string) => readFileSync(join(import.meta.dir, "testdata", name), "utf8");
 const POD_UID = "6b2d5c4e-1b0a-4f0e-9c9f-2f0a7e6d8c11";
 const CONTAINER_ID = "3f1c2e4d5b6a7988a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8";

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import fc from "fast-check";
 import { isKernelThread, parseBootTime, parseCgroup, parseCmdline, parseStat } from "../../../src/collectors/process/procfs.ts";
 
-const FIXTURES = resolve(import.meta.dir, "../../../../shared/fixtures");
+const FIXTURES = resolve(import.meta.dir, "testdata");
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), "utf8");
 const testdata = (name: string) => readFileSync(join(import.meta.dir, "testdata", name), "utf8");
 
