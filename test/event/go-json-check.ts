@@ -1,5 +1,9 @@
 // Would Go's encoding/json decode this JSON into that Go type? Walks a parsed
 // event against the kinds in go-domain-fields.ts and says where it would not.
+// Stricter than Go in three places, on purpose: enum strings must be known
+// values (Go takes any string, but its code compares them), null is refused
+// (the schema leaves absent fields out), and integers stop at 2^53 (past it a
+// JavaScript number is no longer the exact integer it meant to be).
 import type { GoKind, GoStruct } from "./go-domain-fields.ts";
 
 const INT_RANGES: Record<string, readonly [number, number]> = {
