@@ -17,6 +17,8 @@ import readonlyMonitor from "./rules/readonly-monitor.json";
 import { compileRuleFile, loadRuleFile, RuleMatcher, type RuleFile, type RuleMatch } from "./rules.ts";
 import { kernelConfigSchema, type KernelConfig } from "./schema.ts";
 
+const INT32_MAX = 2 ** 31 - 1;
+
 /** Reads between two yields to the event loop when the log has a lot to say (a replay, a burst). */
 const READ_BATCH = 256;
 
@@ -197,8 +199,11 @@ export class KernelCollector implements Collector {
     if (kill.scope !== undefined) custom.scope = kill.scope;
     // Go's KernelData has no field for the level: custom is where Go consumers can read it.
     custom.syslog_level = String(record.level);
+    // Go's uid fields are int32; the kernel prints uids unsigned, and user namespaces can map past 2^31 - 1.
+    const uid = kill.uid !== undefined && kill.uid <= INT32_MAX ? kill.uid : undefined;
+    if (kill.uid !== undefined && uid === undefined) custom.uid = String(kill.uid);
     const metadata: EventMetadata = { node_name: this.#nodeName, pid: kill.pid, command: kill.command, priority: priorityOf(record.level) };
-    if (kill.uid !== undefined) metadata.uid = kill.uid;
+    if (uid !== undefined) metadata.uid = uid;
     if (owner.podUid) metadata.pod_uid = owner.podUid;
     if (owner.containerId) metadata.container_id = owner.containerId;
     const hints = { ...(owner.podUid ? { pod_uid: owner.podUid } : {}), ...(owner.containerId ? { container_id: owner.containerId } : {}) };
@@ -208,7 +213,7 @@ export class KernelCollector implements Collector {
       event_data: {
         // A process outside any container (a host daemon) has an empty container_id.
         container: { container_id: owner.containerId ?? "", ...(owner.runtime ? { runtime: owner.runtime } : {}), state: "oom_killed", action: "oom_kill", pid: kill.pid },
-        kernel: { event_type: "oom_kill", pid: kill.pid, command: kill.command, ...(kill.uid !== undefined ? { uid: kill.uid } : {}) },
+        kernel: { event_type: "oom_kill", pid: kill.pid, command: kill.command, ...(uid !== undefined ? { uid } : {}) },
         custom,
       },
       metadata,

@@ -91,6 +91,15 @@ describe("kernel collector", () => {
     expect(rec.degraded).toEqual([]);
   });
 
+  test("a uid past Go's int32 (user namespaces) goes to custom.uid, not to the int32 uid fields", async () => {
+    const recording = readFileSync(OOM_6_18, "utf8").replaceAll("uid=0", "uid=3000000000").replaceAll("UID:0", "UID:3000000000");
+    const rec = await runOnce(new KernelCollector(kernelConfig({ kmsg_path: kmsgFile(recording), replay: true, proc_root: quietProc() })));
+    const oom = rec.events.find((e) => e.type === "container.oom")!;
+    expect(oom.metadata.uid).toBeUndefined();
+    expect((oom.event_data.kernel as Record<string, unknown>).uid).toBeUndefined();
+    expect(custom(oom).uid).toBe("3000000000");
+  });
+
   test("a pre-5.0 OOM of a pod's container: pod uid and container id in metadata and correlation hints", async () => {
     const path = kmsgFile(asKmsg(messages(OOM_PRE_5)));
     const rec = await runOnce(new KernelCollector(kernelConfig({ kmsg_path: path, replay: true, proc_root: quietProc() })));
