@@ -5,6 +5,10 @@
 export const SEVERITIES = ["debug", "info", "low", "medium", "warning", "high", "error", "critical"] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
+/** Go's `domain.EventPriority`: a string enum, so a number in `metadata.priority` fails the whole event in Go consumers. */
+export const PRIORITIES = ["low", "normal", "high", "critical"] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
 export interface EventMetadata {
   trace_id?: string;
   span_id?: string;
@@ -20,7 +24,7 @@ export interface EventMetadata {
   gid?: number;
   cgroup_id?: number;
   command?: string;
-  priority?: number;
+  priority?: Priority;
   tags?: string[];
   labels?: Record<string, string>;
   attributes?: Record<string, string>;

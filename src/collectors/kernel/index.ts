@@ -3,7 +3,7 @@
 // kernel.problem events (node-problem-detector rules), and /proc/vmstat's
 // oom_kill counter is watched for kills the log did not show.
 import { hostname } from "node:os";
-import type { EventInput, EventMetadata } from "../../event/event.ts";
+import type { EventInput, EventMetadata, Priority } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { sleep } from "../../wait.ts";
 import { readText, under } from "../common/paths.ts";
@@ -16,6 +16,8 @@ import kernelMonitor from "./rules/kernel-monitor.json";
 import readonlyMonitor from "./rules/readonly-monitor.json";
 import { compileRuleFile, loadRuleFile, RuleMatcher, type RuleFile, type RuleMatch } from "./rules.ts";
 import { kernelConfigSchema, type KernelConfig } from "./schema.ts";
+
+const INT32_MAX = 2 ** 31 - 1;
 
 /** Reads between two yields to the event loop when the log has a lot to say (a replay, a burst). */
 const READ_BATCH = 256;
@@ -44,6 +46,17 @@ class SourceHealth {
     if (this.#failing.size === 0) this.ctx.healthy();
     else this.ctx.degraded([...this.#failing.values()].join("; "));
   }
+}
+
+/**
+ * A syslog level (0 emerg ... 7 debug) as Go's metadata.priority enum: err
+ * and worse are what Go's IsHighPriority() should pick out.
+ */
+export function priorityOf(level: number): Priority {
+  if (level <= 2) return "critical";
+  if (level === 3) return "high";
+  if (level <= 5) return "normal";
+  return "low";
 }
 
 /** RFC 3339 with nanoseconds from µs since the epoch. */
@@ -184,8 +197,13 @@ export class KernelCollector implements Collector {
     if (kill.oomMemcg !== undefined) custom.oom_cgroup = kill.oomMemcg;
     if (kill.constraint !== undefined) custom.constraint = kill.constraint;
     if (kill.scope !== undefined) custom.scope = kill.scope;
-    const metadata: EventMetadata = { node_name: this.#nodeName, pid: kill.pid, command: kill.command, priority: record.level };
-    if (kill.uid !== undefined) metadata.uid = kill.uid;
+    // Go's KernelData has no field for the level: custom is where Go consumers can read it.
+    custom.syslog_level = String(record.level);
+    // Go's uid fields are int32; the kernel prints uids unsigned, and user namespaces can map past 2^31 - 1.
+    const uid = kill.uid !== undefined && kill.uid <= INT32_MAX ? kill.uid : undefined;
+    if (kill.uid !== undefined && uid === undefined) custom.uid = String(kill.uid);
+    const metadata: EventMetadata = { node_name: this.#nodeName, pid: kill.pid, command: kill.command, priority: priorityOf(record.level) };
+    if (uid !== undefined) metadata.uid = uid;
     if (owner.podUid) metadata.pod_uid = owner.podUid;
     if (owner.containerId) metadata.container_id = owner.containerId;
     const hints = { ...(owner.podUid ? { pod_uid: owner.podUid } : {}), ...(owner.containerId ? { container_id: owner.containerId } : {}) };
@@ -195,7 +213,7 @@ export class KernelCollector implements Collector {
       event_data: {
         // A process outside any container (a host daemon) has an empty container_id.
         container: { container_id: owner.containerId ?? "", ...(owner.runtime ? { runtime: owner.runtime } : {}), state: "oom_killed", action: "oom_kill", pid: kill.pid },
-        kernel: { event_type: "oom_kill", pid: kill.pid, command: kill.command, ...(kill.uid !== undefined ? { uid: kill.uid } : {}) },
+        kernel: { event_type: "oom_kill", pid: kill.pid, command: kill.command, ...(uid !== undefined ? { uid } : {}) },
         custom,
       },
       metadata,
@@ -205,7 +223,8 @@ export class KernelCollector implements Collector {
 
   #problemEvent(match: RuleMatch<KmsgRecord>): EventInput {
     const { rule } = match;
-    const custom: Record<string, string> = { reason: rule.reason, rule_type: rule.type, monitor: match.source, message: match.message };
+    const level = Math.min(...match.lines.map((r) => r.level));
+    const custom: Record<string, string> = { reason: rule.reason, rule_type: rule.type, monitor: match.source, message: match.message, syslog_level: String(level) };
     if (rule.condition) {
       custom.condition = rule.condition;
       custom.condition_status = "True";
@@ -215,7 +234,7 @@ export class KernelCollector implements Collector {
       // NPD reports temporary problems as warnings; a permanent one sets a node condition.
       severity: rule.type === "permanent" ? "error" : "warning",
       event_data: { custom },
-      metadata: { node_name: this.#nodeName, priority: Math.min(...match.lines.map((r) => r.level)) },
+      metadata: { node_name: this.#nodeName, priority: priorityOf(level) },
     };
   }
 

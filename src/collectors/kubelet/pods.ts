@@ -296,8 +296,10 @@ function storageLimit(spec: Json | undefined): number | undefined {
   let total: number | undefined;
   for (const container of list(spec?.containers)) {
     const limit = str(obj(obj(obj(container)?.resources)?.limits)?.["ephemeral-storage"]);
-    const bytes = limit === undefined ? undefined : parseQuantity(limit);
-    if (bytes !== undefined) total = (total ?? 0) + bytes;
+    const quantity = limit === undefined ? undefined : parseQuantity(limit);
+    // Whole bytes, rounded up as Kubernetes' Quantity.Value() does: "100m" is 1 byte, not 0.1
+    // (available_bytes is a uint64 in Tapio's Go struct, which refuses a fraction).
+    if (quantity !== undefined) total = (total ?? 0) + Math.ceil(quantity);
   }
   return total;
 }

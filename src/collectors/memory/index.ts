@@ -14,6 +14,12 @@ import { memoryConfigSchema, type MemoryConfig } from "./schema.ts";
 import { Counters, Levels } from "./state.ts";
 
 const PSI_RESOURCES = ["memory", "cpu", "io"] as const;
+/**
+ * Node-wide pressure is about the node, read from the kernel: `node.*`, not
+ * `kubelet.*` (which is for what the kubelet's API reports). Memory PSI and
+ * MemAvailable share one type; custom.source tells them apart.
+ */
+const NODE_PRESSURE_TYPES = { memory: "node.memory_pressure", cpu: "node.cpu_pressure", io: "node.io_pressure" } as const;
 /** The state scope of node-wide readings (PSI, meminfo); cgroups are scoped by their path. */
 const NODE = "node";
 
@@ -100,10 +106,9 @@ export class MemoryCollector implements Collector {
       const crossing = this.#levels.cross(NODE, `psi/${resource}/${kind}`, line.avg10, threshold);
       if (!crossing) continue;
       events.push({
-        type: `kubelet.${resource}.pressure`,
+        type: NODE_PRESSURE_TYPES[resource],
         severity: crossing === "leave" ? "info" : kind === "full" ? "high" : "warning",
         event_data: {
-          kubelet: { event_type: `${resource}_pressure` },
           custom: {
             source: "psi",
             resource,
@@ -135,10 +140,9 @@ export class MemoryCollector implements Collector {
     const crossing = this.#levels.cross(NODE, "meminfo/available", headroom, 1, true);
     if (!crossing) return;
     events.push({
-      type: "kubelet.memory.pressure",
+      type: NODE_PRESSURE_TYPES.memory,
       severity: crossing === "enter" ? "warning" : "info",
       event_data: {
-        kubelet: { event_type: "memory_available" },
         custom: {
           source: "meminfo",
           state: crossing === "enter" ? "pressure" : "recovered",
@@ -287,11 +291,13 @@ export class MemoryCollector implements Collector {
     const share = periods >= min_periods ? (throttled / periods) * 100 : 0;
     const crossing = this.#levels.cross(subject.path, "throttled", share, threshold);
     if (!crossing) return;
+    const containerId = subject.container?.id;
     events.push({
-      type: "kubelet.cpu.throttling",
+      type: "container.cpu_throttling",
       severity: crossing === "enter" ? "warning" : "info",
       event_data: {
-        kubelet: { event_type: "cpu_throttling" },
+        // Go's SchedulerData is where Tapio puts CFS throttling (event_type "cfs_throttle").
+        scheduler: { event_type: "cfs_throttle", throttle_pct: Number(share.toFixed(2)), throttle_ms: Number(((throttledNs ?? 0) / 1e6).toFixed(3)), ...(containerId ? { container_id: containerId } : {}) },
         custom: {
           cgroup_path: `/${subject.path}`,
           state: crossing === "enter" ? "throttled" : "recovered",

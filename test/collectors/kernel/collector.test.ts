@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } f
 import { join } from "node:path";
 import * as v from "valibot";
 import fc from "fast-check";
-import { KernelCollector, kernelFactory } from "../../../src/collectors/kernel/index.ts";
+import { KernelCollector, kernelFactory, priorityOf } from "../../../src/collectors/kernel/index.ts";
 import { parseKmsgLine, type KmsgRead, type KmsgSource } from "../../../src/collectors/kernel/kmsg.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { runInBackground, runOnce, type Recording } from "../../helpers/collector-context.ts";
@@ -75,16 +75,29 @@ describe("kernel collector", () => {
     expect(oom!.event_data.container).toEqual({ container_id: "", state: "oom_killed", action: "oom_kill", pid: 6854 });
     expect(oom!.event_data.kernel).toEqual({ event_type: "oom_kill", pid: 6854, command: "python3", uid: 0 });
     expect(custom(oom)).toMatchObject({ memory_cgroup: "/oomtest", oom_cgroup: "/oomtest", constraint: "CONSTRAINT_MEMCG", scope: "memcg", anon_rss_bytes: String(65152 * 1024) });
-    expect(oom!.metadata).toMatchObject({ node_name: "node-1", pid: 6854, command: "python3", uid: 0, priority: 3 });
+    // The record's syslog level 3 (err): Go's priority enum says high, custom keeps the number.
+    expect(oom!.metadata).toMatchObject({ node_name: "node-1", pid: 6854, command: "python3", uid: 0, priority: "high" });
+    expect(custom(oom).syslog_level).toBe("3");
     expect(problem!.severity).toBe("warning");
     expect(custom(problem)).toEqual({
       reason: "OOMKilling",
       rule_type: "temporary",
       monitor: "kernel-monitor",
       message: "Memory cgroup out of memory: Killed process 6854 (python3) total-vm:75160kB, anon-rss:65152kB, file-rss:4748kB, shmem-rss:0kB, UID:0 pgtables:184kB oom_score_adj:0",
+      syslog_level: "3",
     });
+    expect(problem!.metadata.priority).toBe("high");
     expect(rec.parseErrors).toEqual([]);
     expect(rec.degraded).toEqual([]);
+  });
+
+  test("a uid past Go's int32 (user namespaces) goes to custom.uid, not to the int32 uid fields", async () => {
+    const recording = readFileSync(OOM_6_18, "utf8").replaceAll("uid=0", "uid=3000000000").replaceAll("UID:0", "UID:3000000000");
+    const rec = await runOnce(new KernelCollector(kernelConfig({ kmsg_path: kmsgFile(recording), replay: true, proc_root: quietProc() })));
+    const oom = rec.events.find((e) => e.type === "container.oom")!;
+    expect(oom.metadata.uid).toBeUndefined();
+    expect((oom.event_data.kernel as Record<string, unknown>).uid).toBeUndefined();
+    expect(custom(oom).uid).toBe("3000000000");
   });
 
   test("a pre-5.0 OOM of a pod's container: pod uid and container id in metadata and correlation hints", async () => {
@@ -97,6 +110,17 @@ describe("kernel collector", () => {
     expect(oom!.correlation_hints).toEqual({ pod_uid: pod, container_id: container });
     expect((oom!.event_data.container as Record<string, unknown>).container_id).toBe(container);
     expect(custom(oom).memory_cgroup).toBe(`/kubepods/burstable/pod${pod}/${container}`);
+  });
+
+  test("a problem's priority is the most severe level of its lines, as Go's enum; the level itself is in custom", async () => {
+    // Go consumers read metadata.priority as low|normal|high|critical: err (3) and worse are high or critical.
+    expect([0, 1, 2, 3, 4, 5, 6, 7].map(priorityOf)).toEqual(["critical", "critical", "critical", "high", "normal", "normal", "low", "low"]);
+    const lines = asKmsg(["tapio test 1"], 1, 6) + asKmsg(["tapio test 2"], 2, 2);
+    const rec = await runOnce(new KernelCollector(kernelConfig({ kmsg_path: kmsgFile(lines), replay: true, builtin_rules: false, rule_files: [markerRules()], proc_root: quietProc() })));
+    expect(rec.events.map((e) => [e.metadata.priority, custom(e).syslog_level])).toEqual([
+      ["low", "6"],
+      ["critical", "2"],
+    ]);
   });
 
   test("NPD's problem logs, one after the other: the reasons NPD would report", async () => {

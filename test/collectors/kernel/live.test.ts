@@ -57,7 +57,8 @@ describe("kernel collector, live", () => {
     await Bun.sleep(50);
     await finish();
     expect(rec.events.map((e) => (e.event_data.custom as Record<string, string>).message)).toEqual([`tapio live after ${nonce}`]);
-    expect(rec.events[0]!.metadata.priority).toBe(6);
+    expect(rec.events[0]!.metadata.priority).toBe("low");
+    expect((rec.events[0]!.event_data.custom as Record<string, string>).syslog_level).toBe("6");
     expect(Math.abs(Date.parse(rec.events[0]!.timestamp) - Date.now())).toBeLessThan(5000);
   });
 

@@ -198,6 +198,15 @@ describe("PodTracker", () => {
   });
 });
 
+test("a pod's ephemeral-storage limit is whole bytes, rounded up as Kubernetes rounds quantities", () => {
+  const tracker = new PodTracker(RULES);
+  const pods = fixture();
+  const hpa = pod(pods, "e2e-hpa-6cd8d99884-tggnr");
+  hpa.spec.containers[0].resources.limits["ephemeral-storage"] = "1500m";
+  update(tracker, pods);
+  expect(tracker.storageLimit(hpa.metadata.uid)).toBe(2);
+});
+
 test("parseQuantity reads Kubernetes quantities", () => {
   expect(parseQuantity("1Gi")).toBe(2 ** 30);
   expect(parseQuantity("500M")).toBe(5e8);

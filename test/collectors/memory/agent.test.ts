@@ -30,7 +30,7 @@ collectors:
     config: { proc_root: ${fakeProc(dir, "local")}, cgroup_root: ${cgroupV1(dir, []).root} }
 `);
     expect(report.failedCollectors).toEqual([]);
-    expect(publisher.decoded().map((e) => e.type)).toEqual(["kubelet.cpu.pressure"]);
+    expect(publisher.decoded().map((e) => e.type)).toEqual(["node.cpu_pressure"]);
     expect(publisher.events[0]!.subject).toBe("tapio.events.memory");
     expect(orch.health.collector("memory").snapshot().state).not.toBe("degraded");
   });

@@ -35,8 +35,9 @@ describe("node pressure: PSI and meminfo", () => {
     const proc = fakeProc(dir, "local");
     const collector = new MemoryCollector(memoryConfig({ proc_root: proc, cgroup_root: cgroupV1(dir, []).root }));
     const first = await runOnce(collector);
-    expect(summary(first)).toEqual(["kubelet.cpu.pressure warning pressure"]);
-    expect(first.events[0]!.event_data.kubelet).toEqual({ event_type: "cpu_pressure" });
+    expect(summary(first)).toEqual(["node.cpu_pressure warning pressure"]);
+    // Read from the kernel, not the kubelet: no kubelet member.
+    expect(Object.keys(first.events[0]!.event_data)).toEqual(["custom"]);
     expect(custom(first.events[0])).toEqual({
       source: "psi",
       resource: "cpu",
@@ -54,21 +55,21 @@ describe("node pressure: PSI and meminfo", () => {
     writeFileSync(join(proc, "pressure/cpu"), "some avg10=75.00 avg60=62.22 avg300=30.90 total=142300000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
     expect((await runOnce(collector)).events).toEqual([]);
     writeFileSync(join(proc, "pressure/cpu"), "some avg10=12.00 avg60=40.00 avg300=30.90 total=142400000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
-    expect(summary(await runOnce(collector))).toEqual(["kubelet.cpu.pressure info recovered"]);
+    expect(summary(await runOnce(collector))).toEqual(["node.cpu_pressure info recovered"]);
   });
 
   test("procfs recording: full lines are high severity; a cpu file without full is fine", async () => {
     const proc = fakeProc(dir, "procfs");
     const config = memoryConfig({ proc_root: proc, cgroup_root: cgroupV1(dir, []).root, psi: { memory: { some_avg10: 0.1, full_avg10: 0.2 }, cpu: { some_avg10: 0.1, full_avg10: 1 }, io: { some_avg10: 0, full_avg10: 0.2 } } });
     const rec = await runOnce(new MemoryCollector(config));
-    expect(summary(rec)).toEqual(["kubelet.memory.pressure warning pressure", "kubelet.memory.pressure high pressure", "kubelet.cpu.pressure warning pressure", "kubelet.io.pressure high pressure"]);
+    expect(summary(rec)).toEqual(["node.memory_pressure warning pressure", "node.memory_pressure high pressure", "node.cpu_pressure warning pressure", "node.io_pressure high pressure"]);
     expect(rec.parseErrors).toEqual([]);
   });
 
   test("available memory: MemAvailable against percent and bytes; estimated from free and cache before Linux 3.14", async () => {
     const local = await runOnce(new MemoryCollector(memoryConfig({ proc_root: fakeProc(dir, "local"), cgroup_root: cgroupV1(dir, []).root, psi: NODE_QUIET.psi, memory_available: { percent: 98, bytes: 0 } })));
-    expect(summary(local)).toEqual(["kubelet.memory.pressure warning pressure"]);
-    expect(local.events[0]!.event_data.kubelet).toEqual({ event_type: "memory_available" });
+    expect(summary(local)).toEqual(["node.memory_pressure warning pressure"]);
+    expect(Object.keys(local.events[0]!.event_data)).toEqual(["custom"]);
     expect(custom(local.events[0])).toEqual({
       source: "meminfo",
       state: "pressure",
@@ -87,7 +88,7 @@ describe("node pressure: PSI and meminfo", () => {
     writeFileSync(join(proc, "meminfo"), "MemTotal: 20000000 kB\nMemAvailable: 14500000 kB\n");
     expect((await runOnce(collector)).events).toEqual([]);
     writeFileSync(join(proc, "meminfo"), "MemTotal: 20000000 kB\nMemAvailable: 15500000 kB\n");
-    expect(summary(await runOnce(collector))).toEqual(["kubelet.memory.pressure info recovered"]);
+    expect(summary(await runOnce(collector))).toEqual(["node.memory_pressure info recovered"]);
   });
 });
 
@@ -166,8 +167,8 @@ describe("pod cgroups, v1 (cgroupfs driver)", () => {
     await runOnce(collector);
     writeFileSync(join(cg.dir("cpu", CONTAINER_A), "cpu.stat"), recorded("cgroup-v1-cpu.stat.throttled"));
     const throttled = await runOnce(collector);
-    expect(summary(throttled)).toEqual(["kubelet.cpu.throttling warning throttled"]);
-    expect(throttled.events[0]!.event_data.kubelet).toEqual({ event_type: "cpu_throttling" });
+    expect(summary(throttled)).toEqual(["container.cpu_throttling warning throttled"]);
+    expect(throttled.events[0]!.event_data.scheduler).toEqual({ event_type: "cfs_throttle", throttle_pct: 66.67, throttle_ms: 893.798, container_id: CONTAINER_A });
     expect(custom(throttled.events[0])).toEqual({
       cgroup_path: `/kubepods/burstable/pod${POD_UID}/${CONTAINER_A}`,
       state: "throttled",
@@ -179,7 +180,7 @@ describe("pod cgroups, v1 (cgroupfs driver)", () => {
     });
     expect(throttled.events[0]!.metadata).toMatchObject({ pod_uid: POD_UID, container_id: CONTAINER_A });
     // No periods since: nothing runs, nothing is throttled.
-    expect(summary(await runOnce(collector))).toEqual(["kubelet.cpu.throttling info recovered"]);
+    expect(summary(await runOnce(collector))).toEqual(["container.cpu_throttling info recovered"]);
   });
 
   test("CPU throttling needs min_periods periods to judge", async () => {
@@ -202,7 +203,7 @@ describe("pod cgroups, v2 (systemd driver)", () => {
     writeFileSync(join(cg.dir(""), "memory.events"), "low 0\nhigh 4\nmax 13\noom 1\noom_kill 1\noom_group_kill 0\n");
     writeFileSync(join(a, "cpu.stat"), "usage_usec 9\nuser_usec 0\nsystem_usec 0\nnr_periods 100\nnr_throttled 50\nthrottled_usec 2500\nnr_bursts 0\nburst_usec 0\n");
     const rec = await runOnce(collector);
-    expect(summary(rec)).toEqual(["container.memory_pressure error oom_kill", "container.memory_pressure warning max", "kubelet.cpu.throttling warning throttled"]);
+    expect(summary(rec)).toEqual(["container.memory_pressure error oom_kill", "container.memory_pressure warning max", "container.cpu_throttling warning throttled"]);
     const [container, pod, cpu] = rec.events;
     expect(container!.event_data.container).toEqual({ container_id: CONTAINER_A, runtime: "containerd", state: "running", action: "oom_kill" });
     expect(custom(container)).toMatchObject({ oom_kill_delta: "1", oom_delta: "1", max_delta: "10", high_delta: "4" });
@@ -229,7 +230,7 @@ describe("missing and broken sources", () => {
     expect(noPsi.degraded.length).toBe(1);
     expect(noPsi.degraded[0]).toStartWith(`no PSI on this kernel (${proc}/pressure is missing: CONFIG_PSI off, or booted with psi=0); ${dir}/nowhere`);
     expect(noPsi.degraded[0]).toContain(`${dir}/nowhere is neither a cgroup v1 nor a cgroup v2 mount`);
-    expect(summary(noPsi)).toEqual(["kubelet.memory.pressure warning pressure"]);
+    expect(summary(noPsi)).toEqual(["node.memory_pressure warning pressure"]);
 
     const v2 = cgroupV2(dir, []);
     rmSync(join(v2.root, "kubepods.slice"), { recursive: true });

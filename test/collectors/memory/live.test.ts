@@ -71,8 +71,8 @@ describe("memory collector, live", () => {
         spare(victim.pid);
         const seen = (type: string, action?: string) =>
           rec.events.find((e) => e.type === type && e.metadata.container_id === containerId && (!action || (e.event_data.container as { action: string }).action === action));
-        await waitFor(() => seen("kubelet.cpu.throttling") !== undefined && seen("container.memory_pressure", "oom_kill") !== undefined, 15_000);
-        expect(seen("kubelet.cpu.throttling")!.metadata.pod_uid).toBe(podUid);
+        await waitFor(() => seen("container.cpu_throttling") !== undefined && seen("container.memory_pressure", "oom_kill") !== undefined, 15_000);
+        expect(seen("container.cpu_throttling")!.metadata.pod_uid).toBe(podUid);
         // The kernel may kill `tail` and then `head` in the same poll interval: one kill or two.
         expect(Number(custom(seen("container.memory_pressure", "oom_kill")).oom_kill_delta)).toBeGreaterThanOrEqual(1);
         expect(rec.parseErrors).toEqual([]);
