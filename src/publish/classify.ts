@@ -27,7 +27,7 @@ export const PUBLISH_ERROR_REASONS = [
   "disconnected",
   /** the server refused the subject or the credentials */
   "permission",
-  /** the stream hit max_msgs / max_bytes with discard: new */
+  /** the stream hit max_msgs / max_bytes / max_msgs_per_subject with discard: new (or its store refused the message) */
   "stream_full",
   /** the server has no room (disk, account limits) */
   "storage",
