@@ -4,6 +4,7 @@
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from "yaml";
 import { coreScalar, expandEnv, type Env } from "./env.ts";
 import { ConfigError, describeValue, type ConfigIssue } from "./errors.ts";
+import { locateYamlErrors } from "./yaml-errors.ts";
 
 export interface Position {
   readonly line: number;
@@ -64,7 +65,7 @@ export function parseConfigYaml(text: string, file: string, env: Env, options: P
   const issues: ConfigIssue[] = [];
   const fail = (position: Position, path: string, message: string) => issues.push({ file, ...position, path, message });
 
-  for (const problem of [...doc.errors, ...doc.warnings]) fail(at(problem.pos[0]), "", `invalid YAML: ${problem.message}`);
+  for (const problem of locateYamlErrors(text, [...doc.errors, ...doc.warnings])) fail(at(problem.offset), "", `invalid YAML: ${problem.message}`);
   if (issues.length > 0) throw new ConfigError(issues);
 
   const root = doc.contents;
@@ -106,6 +107,8 @@ const ONLY_REFERENCES = /^(?:\$\{[^}]*\})+$/;
 
 class Walker {
   #aliasExpansions = 0;
+  /** where the alias being expanded is written, while its target is walked */
+  #expandingAlias: Position | undefined = undefined;
   readonly #inProgress = new Set<unknown>();
 
   constructor(
@@ -138,10 +141,17 @@ class Walker {
       if (!target) return this.#failed(start, path, `unknown alias *${node.source}`);
       if (this.#inProgress.has(target)) return this.#failed(start, path, `alias *${node.source} refers to itself`);
       this.#aliasExpansions++;
-      // Said once; the expansions after it are skipped silently.
-      if (this.#aliasExpansions === MAX_ALIAS_EXPANSIONS + 1) return this.#failed(start, path, `more than ${MAX_ALIAS_EXPANSIONS} alias expansions`);
+      // Said once, at the alias written outside any anchor's content (the one the
+      // file shows expanding); the expansions after it are skipped silently.
+      const outermost = this.#expandingAlias === undefined;
+      if (this.#aliasExpansions === MAX_ALIAS_EXPANSIONS + 1) return this.#failed(this.#expandingAlias ?? start, path, `more than ${MAX_ALIAS_EXPANSIONS} alias expansions`);
       if (this.#aliasExpansions > MAX_ALIAS_EXPANSIONS) return undefined;
-      return this.#resolve(target, path, start, keyed);
+      if (outermost) this.#expandingAlias = start;
+      try {
+        return this.#resolve(target, path, start, keyed);
+      } finally {
+        if (outermost) this.#expandingAlias = undefined;
+      }
     }
     if (isMap(node) || isSeq(node)) {
       this.#inProgress.add(node);

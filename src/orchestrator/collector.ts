@@ -11,6 +11,7 @@ export interface CollectorContext {
   readonly signal: AbortSignal;
   /** `--once`: do one round (poll once, read what is there), then return */
   readonly once: boolean;
+  /** bound to `{ collector: name }`: lines need not (and must not) name the collector again */
   readonly log: Logger;
   /**
    * Hands one event to the orchestrator. Returns undefined when the event was

@@ -29,6 +29,7 @@ export interface RunnerOptions {
   /** the size of the encoder's byte chunks (ByteArena) */
   arenaChunkBytes: number;
   health: CollectorHealth;
+  /** bound to `{ collector: name }` already, so no call repeats it (a key twice in one line) */
   log: Logger;
   once: boolean;
   backoff: { initial: Duration; max: Duration };
@@ -86,7 +87,7 @@ export class CollectorRunner {
     if (this.#quietWarned) return;
     this.#quietWarned = true;
     this.#log.warn(
-      { collector: this.name, silent_seconds: Math.round(silentMs / 1000), quiet_period_seconds: this.#quietMs / 1000 },
+      { silent_seconds: Math.round(silentMs / 1000), quiet_period_seconds: this.#quietMs / 1000 },
       `collector ${this.name} has emitted nothing for ${Math.round(silentMs / 1000)}s, longer than its quiet period of ${this.#quietMs / 1000}s`,
     );
   }
@@ -162,7 +163,7 @@ export class CollectorRunner {
     this.#health.accepted++;
     const suppressed = this.#dropLog.take("queue_full_oldest");
     if (suppressed !== undefined) {
-      this.#log.warn({ collector: this.name, ...(suppressed > 0 ? { suppressed } : {}) }, "queue full: dropping the oldest events (buffer.when_full: drop_oldest)");
+      this.#log.warn(suppressed > 0 ? { suppressed } : {}, "queue full: dropping the oldest events (buffer.when_full: drop_oldest)");
     }
   }
 
@@ -176,7 +177,7 @@ export class CollectorRunner {
     this.#health.drop(reason);
     const suppressed = this.#dropLog.take(reason);
     if (suppressed === undefined) return;
-    this.#log.warn({ collector: this.name, reason, dropped_total: this.#health.droppedTotal, ...(suppressed > 0 ? { suppressed } : {}) }, message);
+    this.#log.warn({ reason, dropped_total: this.#health.droppedTotal, ...(suppressed > 0 ? { suppressed } : {}) }, message);
   }
 
   #context(signal: AbortSignal): CollectorContext {
@@ -188,7 +189,7 @@ export class CollectorRunner {
       log: this.#log,
       emit: this.#emit,
       degraded: (reason: string) => {
-        if (h.state !== "degraded") this.#log.warn({ collector: this.name, reason }, `collector ${this.name} degraded: ${reason}`);
+        if (h.state !== "degraded") this.#log.warn({ reason }, `collector ${this.name} degraded: ${reason}`);
         h.state = "degraded";
         h.error(reason);
       },
@@ -196,12 +197,12 @@ export class CollectorRunner {
         h.parseErrors.set(source, (h.parseErrors.get(source) ?? 0) + 1);
         const suppressed = this.#dropLog.take(`parse:${source}`);
         if (suppressed === undefined) return;
-        this.#log.warn({ collector: this.name, source, detail, ...(suppressed > 0 ? { suppressed } : {}) }, `collector ${this.name} could not parse ${source}: ${detail}`);
+        this.#log.warn({ source, detail, ...(suppressed > 0 ? { suppressed } : {}) }, `collector ${this.name} could not parse ${source}: ${detail}`);
       },
       healthy: () => {
         if (h.state === "degraded") {
           h.state = "running";
-          this.#log.info({ collector: this.name }, `collector ${this.name} recovered`);
+          this.#log.info(`collector ${this.name} recovered`);
         }
       },
     };
@@ -232,7 +233,7 @@ export class CollectorRunner {
       if (this.#o.once) {
         this.failedRound = true;
         h.state = "failed";
-        this.#log.error({ collector: this.name, err: failure }, `collector ${this.name} failed its --once round: ${failure}`);
+        this.#log.error({ err: failure }, `collector ${this.name} failed its --once round: ${failure}`);
         return;
       }
       // A run that lasted longer than the longest backoff was healthy: start over.
@@ -241,7 +242,7 @@ export class CollectorRunner {
       h.restarts++;
       h.state = "failed";
       this.#log.error(
-        { collector: this.name, err: failure, restarts: h.restarts, retry_in_ms: Math.round(delay) },
+        { err: failure, restarts: h.restarts, retry_in_ms: Math.round(delay) },
         `collector ${this.name} failed: ${failure}; restarting in ${Math.round(delay)}ms`,
       );
       await sleep(delay, this.#stopping.signal);
@@ -260,7 +261,7 @@ export class CollectorRunner {
       this.failedRound = true;
       this.#health.state = "failed";
       this.#health.error("stopped before its --once round finished");
-      this.#log.error({ collector: this.name }, `collector ${this.name} did not finish its --once round`);
+      this.#log.error(`collector ${this.name} did not finish its --once round`);
     }
     this.#stopping.abort();
     this.#run?.abort();
@@ -273,7 +274,7 @@ export class CollectorRunner {
       ]);
       clearTimeout(timer);
       if (timedOut) {
-        this.#log.error({ collector: this.name }, `collector ${this.name} did not stop within ${timeoutMs}ms; abandoning it`);
+        this.#log.error(`collector ${this.name} did not stop within ${timeoutMs}ms; abandoning it`);
         if (!this.failedRound && this.#health.owner === this) this.#health.state = "stopped";
       }
     }

@@ -17,6 +17,7 @@ import {
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { QueuedEvent } from "../event/event.ts";
 import { MsgIdHeader } from "./msg-id-header.ts";
+import { sendEvent } from "./send.ts";
 
 export interface Failure {
   readonly event: QueuedEvent;
@@ -96,10 +97,9 @@ export class AckWindow {
   #send(batch: Batch, index: number): void {
     const event = batch.events[index]!;
     const token = this.#next++;
-    this.#msgId.for(event);
     this.#options.reply = this.#prefix + token;
     try {
-      this.#nc.publish(event.subject, event.bytes, this.#options);
+      sendEvent(this.#nc, event, this.#msgId, this.#options);
     } catch (error) {
       batch.failed.push({ event, error: error as Error });
       return;

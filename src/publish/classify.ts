@@ -1,7 +1,8 @@
 // Short, stable reasons for publish failures: the label on the warn log, the
-// PublishErrorListener and, later, metrics. Classification looks through
-// `cause` chains because nats.js wraps (RequestError -> NoRespondersError,
-// JetStreamNotEnabled -> RequestError).
+// PublishErrorListener and metrics. Classification goes by error class and
+// JetStream API error code, never by message text (texts change between
+// client and server versions), and looks through `cause` chains because
+// nats.js wraps (RequestError -> NoRespondersError, JetStreamNotEnabled -> RequestError).
 import {
   AuthorizationError,
   ClosedConnectionError,
@@ -13,6 +14,7 @@ import {
   PermissionViolationError,
   RequestError,
   TimeoutError,
+  UserAuthenticationExpiredError,
 } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
 
@@ -25,7 +27,7 @@ export const PUBLISH_ERROR_REASONS = [
   "disconnected",
   /** the server refused the subject or the credentials */
   "permission",
-  /** the stream hit max_msgs / max_bytes with discard: new */
+  /** the stream hit max_msgs / max_bytes / max_msgs_per_subject with discard: new (or its store refused the message) */
   "stream_full",
   /** the server has no room (disk, account limits) */
   "storage",
@@ -50,23 +52,75 @@ export function classifyError(err: unknown): PublishErrorReason {
   return "other";
 }
 
+/**
+ * nats.js refuses a message over the server's max_payload with the same
+ * InvalidArgumentError as any other bad argument; publishers throw this
+ * instead once they have checked the size themselves.
+ */
+export class PayloadTooLargeError extends Error {
+  constructor(bytes: number, maxPayload: number, options?: ErrorOptions) {
+    super(`message of ${bytes} bytes exceeds the server's max_payload of ${maxPayload}`, options);
+    this.name = "PayloadTooLargeError";
+  }
+}
+
+/** JetStream API error codes (nats-server errors.json) that a publish ack can carry. */
+export const JS_ERR = {
+  /** resource limits exceeded for account */
+  accountResourcesExceeded: 10002,
+  /** insufficient resources (the server's JetStream limits) */
+  insufficientResources: 10023,
+  /** insufficient memory resources available */
+  memoryResourcesExceeded: 10028,
+  /** JetStream not enabled for account */
+  notEnabledForAccount: 10039,
+  /** insufficient storage resources available */
+  storageResourcesExceeded: 10047,
+  /** message size exceeds maximum allowed (the stream's max_msg_size) */
+  messageExceedsMaximum: 10054,
+  /** JetStream not enabled */
+  notEnabled: 10076,
+  /** storing the message failed: the description carries the store's own error, e.g. "maximum messages exceeded" */
+  storeFailed: 10077,
+  /** header size exceeds maximum allowed of 64k */
+  headerExceedsMaximum: 10097,
+} as const;
+
 function classifyOne(e: Error): PublishErrorReason | undefined {
   if (e instanceof TimeoutError) return "timeout";
-  if (e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders())) return "no_responders";
-  if (e instanceof PermissionViolationError || e instanceof AuthorizationError) return "permission";
-  if (e instanceof InvalidArgumentError) return e.message.includes("max_payload") ? "too_large" : "invalid";
-  if (e instanceof InvalidSubjectError) return "invalid";
+  if (e instanceof NoRespondersError) return "no_responders";
+  if (e instanceof RequestError) {
+    if (e.isNoResponders()) return "no_responders";
+    // nats-core raises a RequestError without a cause only when the connection drops or closes under it.
+    if (e.cause === undefined) return "disconnected";
+    return undefined;
+  }
+  if (e instanceof PermissionViolationError || e instanceof AuthorizationError || e instanceof UserAuthenticationExpiredError) return "permission";
+  if (e instanceof PayloadTooLargeError) return "too_large";
+  if (e instanceof InvalidArgumentError || e instanceof InvalidSubjectError) return "invalid";
   if (e instanceof ClosedConnectionError || e instanceof DrainingConnectionError || e instanceof ConnectionError) return "disconnected";
-  if (e instanceof RequestError && /disconnect|cancelled/.test(e.message)) return "disconnected";
-  if (e instanceof JetStreamApiError) return classifyApiError(e.message);
+  if (e instanceof JetStreamApiError) return classifyApiError(e.code);
   return undefined;
 }
 
-// JetStream API errors carry the server's description; codes vary between server versions, the texts do not.
-function classifyApiError(message: string): PublishErrorReason | undefined {
-  if (/maximum (messages|bytes|msgs)( per subject)? exceeded/i.test(message)) return "stream_full";
-  if (/message size exceeds maximum/i.test(message)) return "too_large";
-  if (/insufficient (storage|resources)|resource limits exceeded/i.test(message)) return "storage";
-  if (/permission|authorization/i.test(message)) return "permission";
-  return undefined;
+function classifyApiError(code: number): PublishErrorReason | undefined {
+  switch (code) {
+    // With discard: new, a stream at max_msgs, max_bytes or max_msgs_per_subject refuses the message
+    // (a failing disk lands here too, and is retried the same way).
+    case JS_ERR.storeFailed:
+      return "stream_full";
+    case JS_ERR.messageExceedsMaximum:
+    case JS_ERR.headerExceedsMaximum:
+      return "too_large";
+    case JS_ERR.accountResourcesExceeded:
+    case JS_ERR.insufficientResources:
+    case JS_ERR.memoryResourcesExceeded:
+    case JS_ERR.storageResourcesExceeded:
+      return "storage";
+    case JS_ERR.notEnabled:
+    case JS_ERR.notEnabledForAccount:
+      return "no_responders";
+    default:
+      return undefined;
+  }
 }

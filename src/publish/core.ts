@@ -7,6 +7,7 @@
 import type { Logger } from "pino";
 import type { NatsConnection, PublishOptions } from "@nats-io/nats-core";
 import { MsgIdHeader } from "./msg-id-header.ts";
+import { sendEvent } from "./send.ts";
 import type { NatsConfig } from "../config/schema.ts";
 import type { QueuedEvent } from "../event/event.ts";
 import { backoffDelay } from "../backoff.ts";
@@ -91,8 +92,7 @@ export class CorePublisher implements Publisher {
     let dropped: Set<QueuedEvent> | undefined;
     for (const event of events) {
       try {
-        this.#msgId.for(event);
-        nc.publish(event.subject, event.bytes, this.#options);
+        sendEvent(nc, event, this.#msgId, this.#options);
       } catch (err) {
         const reason = classifyError(err);
         if (!isPermanent(reason)) throw err;

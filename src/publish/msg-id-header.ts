@@ -29,7 +29,11 @@ export class MsgIdHeader {
     return utf8.encode(PREFIX + this.id + batch + SUFFIX);
   }
 
-  /** For nc.publish's options. MsgHdrs has more methods; publish() uses only encode() (nats-core 3.x protocol.publish). */
+  /**
+   * For nc.publish's options. MsgHdrs has more methods; publish() uses only
+   * encode() (nats-core 3.x protocol.publish). The nats.js packages are pinned
+   * to exact versions for this; test/publish/msg-id-header.test.ts checks it.
+   */
   get headers(): MsgHdrs {
     return this as unknown as MsgHdrs;
   }

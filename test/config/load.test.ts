@@ -320,7 +320,7 @@ describe("errors", () => {
   test("a YAML syntax error", () => {
     expect(errors("orchestrator:\n  workers: 4\n nats: [\n")).toEqual([
       "test.yaml:3:1 (root): invalid YAML: All mapping items must start at the same column",
-      "test.yaml:4:1 (root): invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+      "test.yaml:3:8 (root): invalid YAML: this [ list is never closed: a ] is missing",
     ]);
   });
 

@@ -1,12 +1,9 @@
 // The small pure pieces of the publisher: subject coverage, backoff, the
-// log throttling and error classification.
+// log throttling. Error classification: classify.test.ts.
 import { expect, test } from "bun:test";
-import { NoRespondersError, RequestError, TimeoutError, InvalidArgumentError, ClosedConnectionError } from "@nats-io/nats-core";
-import { JetStreamApiError } from "@nats-io/jetstream";
 import { subjectsCover } from "../../src/publish/subjects.ts";
 import { backoffDelay, PUBLISH_BACKOFF } from "../../src/backoff.ts";
 import { LogThrottle } from "../../src/log.ts";
-import { classifyError } from "../../src/publish/classify.ts";
 
 test("subjectsCover: which stream subjects cover tapio.events.>", () => {
   const covers = (...filters: string[]) => subjectsCover(filters, "tapio.events");
@@ -49,21 +46,4 @@ test("LogThrottle: one line per key per interval, counting the rest", () => {
   now = 1000;
   expect(throttle.take("timeout")).toBe(2);
   expect(throttle.take("timeout")).toBeUndefined();
-});
-
-test("classifyError: nats.js errors to short reasons, through cause chains", () => {
-  const api = (description: string) => new JetStreamApiError({ code: 503, err_code: 10077, description });
-  expect(classifyError(new TimeoutError())).toBe("timeout");
-  expect(classifyError(new RequestError("no responders", { cause: new NoRespondersError("x") }))).toBe("no_responders");
-  expect(classifyError(new Error("jetstream is not enabled", { cause: new RequestError("503", { cause: new NoRespondersError("x") }) }))).toBe("no_responders");
-  expect(classifyError(new RequestError("connection disconnected"))).toBe("disconnected");
-  expect(classifyError(new ClosedConnectionError())).toBe("disconnected");
-  expect(classifyError(api("maximum messages exceeded"))).toBe("stream_full");
-  expect(classifyError(api("maximum bytes exceeded"))).toBe("stream_full");
-  expect(classifyError(api("insufficient resources"))).toBe("storage");
-  expect(classifyError(api("message size exceeds maximum allowed"))).toBe("too_large");
-  expect(classifyError(InvalidArgumentError.format("payload", "max_payload size exceeded"))).toBe("too_large");
-  expect(classifyError(InvalidArgumentError.format("header", "values cannot contain \\r or \\n"))).toBe("invalid");
-  expect(classifyError(new Error("something else"))).toBe("other");
-  expect(classifyError("not an error")).toBe("other");
 });

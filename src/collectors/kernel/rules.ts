@@ -4,7 +4,7 @@
 import { basename } from "node:path";
 import * as v from "valibot";
 import { readText } from "../common/paths.ts";
-import { translateRe2 } from "./re2.ts";
+import { EndAnchoredPattern } from "./re2.ts";
 
 // A loose object: NPD's files carry keys this collector has no use for (lookback, metricsReporting, ...).
 const ruleFileSchema = v.object({
@@ -28,9 +28,7 @@ export interface Rule {
   reason: string;
   pattern: string;
   /** the pattern, anchored at the end of the text as NPD anchors it (`pattern + \z`) */
-  regex: RegExp;
-  /** the pattern cannot span lines or see the window's start: matching the newest line alone gives the same answer */
-  newestLineOnly: boolean;
+  matcher: EndAnchoredPattern;
 }
 
 export interface RuleSet {
@@ -66,12 +64,7 @@ export function compileRuleFile(json: unknown, origin: string): RuleFile {
       continue;
     }
     try {
-      const re = translateRe2(rule.pattern);
-      rules.push({
-        ...rule,
-        regex: new RegExp(`(?:${re.source})(?![\\s\\S])`, "u"),
-        newestLineOnly: !re.crossesLines && !re.anchorsText,
-      });
+      rules.push({ ...rule, matcher: new EndAnchoredPattern(rule.pattern) });
     } catch (err) {
       problems.push(`${where}: ${(err as Error).message}`);
     }
@@ -118,18 +111,17 @@ export class RuleMatcher<T> {
   push(item: T, text: string): Array<RuleMatch<T>> {
     this.#lines.push({ text, item });
     if (this.#lines.length > this.set.bufferSize) this.#lines.shift();
-    let window: string | undefined;
+    const window = this.#lines.length === 1 ? text : this.#lines.map((l) => l.text).join("\n");
     const matches: Array<RuleMatch<T>> = [];
     for (const rule of this.set.rules) {
-      const haystack = rule.newestLineOnly ? text : (window ??= this.#lines.map((l) => l.text).join("\n"));
-      const found = rule.regex.exec(haystack);
-      if (!found) continue;
+      const start = rule.matcher.matchAtEnd(window);
+      if (start < 0) continue;
       if (rule.type === "permanent") {
         if (this.#conditions.get(rule.condition!) === rule.reason) continue;
         this.#conditions.set(rule.condition!, rule.reason);
       }
       // The lines the match touches: the newest, plus one per line break after the match's first character.
-      const count = 1 + (haystack.slice(found.index + 1).match(/\n/g)?.length ?? 0);
+      const count = 1 + (window.slice(start + 1).match(/\n/g)?.length ?? 0);
       const lines = this.#lines.slice(-count);
       matches.push({ rule, source: this.set.source, lines: lines.map((l) => l.item), message: lines.map((l) => l.text).join("\n") });
     }

@@ -23,7 +23,7 @@ export class KubeletCollector implements Collector {
   async run(ctx: CollectorContext): Promise<void> {
     const c = this.#config;
     if (c.insecure) {
-      ctx.log.warn({ collector: ctx.name, address: c.address }, `collector ${ctx.name}: TLS verification of the kubelet is off (insecure: true); its identity is not checked`);
+      ctx.log.warn({ address: c.address }, `collector ${ctx.name}: TLS verification of the kubelet is off (insecure: true); its identity is not checked`);
     }
     const client = new K8sClient({
       baseUrl: c.address,

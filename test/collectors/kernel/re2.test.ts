@@ -1,120 +1,122 @@
+// Rule patterns: Go RE2 syntax and meaning, matched up to the end of the text
+// as node-problem-detector does, in linear time.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { translateRe2 } from "../../../src/collectors/kernel/re2.ts";
-import { compileRuleFile } from "../../../src/collectors/kernel/rules.ts";
+import { EndAnchoredPattern } from "../../../src/collectors/kernel/re2.ts";
+import { compileRuleFile, RuleMatcher } from "../../../src/collectors/kernel/rules.ts";
 import kernelMonitor from "../../../src/collectors/kernel/rules/kernel-monitor.json";
 import readonlyMonitor from "../../../src/collectors/kernel/rules/readonly-monitor.json";
 
-/** The translation as a search (unanchored), as RE2's FindString uses it. */
-function search(pattern: string): RegExp {
-  return new RegExp(translateRe2(pattern).source, "u");
+/** Whether `pattern` matches the whole of `text`: the leftmost match ending at the end starts at 0. */
+function matchesWhole(pattern: string, text: string): boolean {
+  return new EndAnchoredPattern(pattern).matchAtEnd(text) === 0;
 }
 
-/** The translation as a whole-string match. */
-function whole(pattern: string): RegExp {
-  return new RegExp(`^(?:${translateRe2(pattern).source})$`, "u");
-}
-
-describe("Go RE2 to JavaScript", () => {
+describe("rule patterns", () => {
   test.each([
     // [RE2 pattern, strings it matches whole, strings it does not]
-    ["a.c", ["abc", "a\rc"], ["a\nc"]],
+    ["a.c", ["abc", "a\rc", "a\u2028c"], ["a\nc"]],
     ["(?s)a.c", ["a\nc"], []],
     ["\\Qa.b*\\E", ["a.b*"], ["axb", "a.bb"]],
+    ["\\Qa.b*", ["a.b*"], ["axb"]],
     ["[]a]+", ["]a]"], ["b"]],
     ["[^]a]", ["b"], ["]", "a"]],
     ["[[:digit:]x]+", ["12x"], ["a"]],
-    ["[[:alpha:]_-]+", ["a_b-C"], ["1"]],
+    ["[[:^alpha:]]+", ["12"], ["a"]],
     ["x{,2}", ["x{,2}"], ["xx"]],
     ["a{2,3}", ["aa", "aaa"], ["a", "aaaa"]],
-    ["\\x41\\x{42}\\101\\0", ["ABA\0"], []],
+    ["\\x41\\x{42}\\101", ["ABA"], []],
     ["(?i)abc", ["ABC", "abc"], ["abd"]],
     ["a(?i:b)c", ["aBc"], ["ABC", "abC"]],
-    ["((?i)b|c)d", ["Bd", "Cd"], ["BD"]],
+    ["a(?i)bc", ["aBC"], ["ABC"]],
     ["(?i)a(?-i:b)", ["Ab"], ["AB"]],
+    ["(?U)a+?", ["aaa"], []],
     ["\\pL+", ["héllo"], ["1"]],
     ["\\p{Greek}+", ["αβ"], ["ab"]],
     ["\\p{^Greek}", ["a"], ["α"]],
     ["\\PL", ["1"], ["a"]],
     ["a\\-b\\:c\\#d", ["a-b:c#d"], []],
-    ["[\\-\\]]+", ["-]"], ["a"]],
-    ["[a-]+", ["a-"], ["b"]],
     ["\\d+\\s\\w", ["12 a"], ["12a"]],
     ["(?P<pid>\\d+)|(?<name>x)", ["12", "x"], ["y"]],
     ["a\\nb", ["a\nb"], ["ab"]],
     ["task [\\S ]+:\\w+ blocked for more than \\w+ seconds\\.", ["task umount.aufs:21568 blocked for more than 120 seconds."], ["task x:1 blocked for more than 120 seconds"]],
   ] as Array<[string, string[], string[]]>)("%p", (pattern, yes, no) => {
-    const re = whole(pattern);
-    for (const s of yes) expect(re.test(s)).toBe(true);
-    for (const s of no) expect(re.test(s)).toBe(false);
+    for (const s of yes) expect({ s, whole: matchesWhole(pattern, s) }).toEqual({ s, whole: true });
+    for (const s of no) expect({ s, whole: matchesWhole(pattern, s) }).toEqual({ s, whole: false });
+  });
+
+  test("a match must reach the end of the text; the leftmost such match is found", () => {
+    const p = new EndAnchoredPattern("b+");
+    expect(p.matchAtEnd("abbb")).toBe(1);
+    expect(p.matchAtEnd("abbba")).toBe(-1);
+    // a|b, not a|(b\z): the whole pattern is anchored
+    expect(new EndAnchoredPattern("a|b").matchAtEnd("xa")).toBe(1);
+    expect(new EndAnchoredPattern("a|b").matchAtEnd("ax")).toBe(-1);
+    // indexes count UTF-16 code units, as the line texts do
+    expect(new EndAnchoredPattern("x").matchAtEnd("😀éx")).toBe(3);
   });
 
   test("^ and $ are start and end of the text, or of a line under (?m)", () => {
     const text = "x\nfoo\ny";
-    expect(search("^foo$").test(text)).toBe(false);
-    expect(search("(?m)^foo$").test(text)).toBe(true);
-    expect(search("\\Ax").test(text)).toBe(true);
-    expect(search("\\Afoo").test(text)).toBe(false);
-    expect(search("y\\z").test(text)).toBe(true);
-    expect(search("foo\\z").test(text)).toBe(false);
-    // Go's (?m) knows "\n" only; JavaScript's m flag would also split at "\r".
-    expect(search("(?m)^b").test("a\rb")).toBe(false);
+    expect(new EndAnchoredPattern("^foo$\\n.").matchAtEnd(text)).toBe(-1);
+    expect(new EndAnchoredPattern("(?m)^foo$\\n.").matchAtEnd(text)).toBe(2);
+    expect(new EndAnchoredPattern("\\Ax\\n(?s:.*)").matchAtEnd(text)).toBe(0);
+    expect(new EndAnchoredPattern("\\Afoo(?s:.*)").matchAtEnd(text)).toBe(-1);
+    // Go's (?m) knows "\n" only
+    expect(new EndAnchoredPattern("(?m)^b").matchAtEnd("a\rb")).toBe(-1);
   });
 
   test.each([
-    ["(?=a)", "lookaround"],
-    ["(?!a)", "lookaround"],
-    ["(?<=a)b", "lookaround"],
-    ["(?<!a)b", "lookaround"],
-    ["(a)\\1", "backreferences"],
-    ["a(?i)b", "middle of a group"],
-    ["(?U)a+", "(?U)"],
-    ["\\8", "invalid escape"],
-    ["\\q", "invalid escape"],
-    ["[[:^alpha:]]", "negated POSIX"],
-    ["[[:nope:]]", "unknown class"],
-    ["(a", "missing )"],
+    ["(?=a)", "(?="],
+    ["(?!a)", "(?!"],
+    ["(?<=a)b", "(?<="],
+    ["(?<!a)b", "(?<!"],
+    ["(a)\\1", "invalid escape sequence: `\\1`"],
+    ["\\8", "invalid escape sequence"],
+    ["\\q", "invalid escape sequence"],
+    ["[[:nope:]]", "invalid character class range"],
+    ["(a", "missing closing )"],
     ["a)", "unexpected )"],
-    ["[a", "missing ]"],
-    ["[z-a]", "invalid class range"],
-    ["a{1001}", "repetition over 1000"],
+    ["[a", "missing closing ]"],
+    ["[z-a]", "invalid character class range"],
+    ["a{1001}", "invalid repeat count"],
+    ["a**", "invalid nested repetition operator"],
     ["a\\", "trailing backslash"],
-    ["(?i-)a", "invalid group"],
-  ])("rejects %p (%s)", (pattern, why) => {
-    expect(() => translateRe2(pattern)).toThrow(why);
+    ["(?i-)a", "(?i-)"],
+  ])("rejects %p, naming the problem (%s)", (pattern, why) => {
+    expect(() => new EndAnchoredPattern(pattern)).toThrow(why);
   });
 
-  test.each([
-    ["foo", false, false],
-    ["a\\nb", true, false],
-    ["a\nb", true, false],
-    ["[^x]", true, false],
-    ["[^\\n]+", false, false],
-    ["[^\\s]", false, false],
-    ["[^\\S]", true, false],
-    ["\\s", true, false],
-    ["\\S+", false, false],
-    ["\\D", true, false],
-    ["[\\d\\w]", false, false],
-    ["(?s).", true, false],
-    [".*", false, false],
-    ["[\\x00-\\x1f]", true, false],
-    ["[[:space:]]", true, false],
-    ["[[:print:]]", false, false],
-    ["\\pL", false, false],
-    ["\\PL", true, false],
-    ["\\p{Cc}", true, false],
-    ["\\x0a", true, false],
-    ["^x", false, true],
-    ["\\Ax", false, true],
-    ["(?m)^x", false, false],
-  ] as Array<[string, boolean, boolean]>)("%p: crosses lines %p, anchors at the text start %p", (pattern, crosses, anchors) => {
-    const t = translateRe2(pattern);
-    expect(t.crossesLines).toBe(crosses);
-    expect(t.anchorsText).toBe(anchors);
+  test("a catastrophic pattern for a backtracking engine, (a+)+$ on 30 a's and a b, returns within 50 ms", () => {
+    const pattern = new EndAnchoredPattern("(a+)+$");
+    const text = `${"a".repeat(30)}b`;
+    const started = performance.now();
+    expect(pattern.matchAtEnd(text)).toBe(-1);
+    expect(performance.now() - started).toBeLessThan(50);
+
+    // The same through a rule file, on every line of a full buffer.
+    const set = compileRuleFile({ bufferSize: 10, rules: [{ type: "temporary", reason: "Slow", pattern: "(a+)+$" }] }, "slow.json").set!;
+    const matcher = new RuleMatcher<number>(set);
+    const fed = performance.now();
+    for (let i = 0; i < 10; i++) expect(matcher.push(i, text)).toEqual([]);
+    expect(performance.now() - fed).toBeLessThan(50);
   });
 
-  test("every pattern of node-problem-detector's configs translates, journald ones included", () => {
+  test("the literal every match starts with is known, so lines without it skip the engine", () => {
+    const rules = [kernelMonitor, readonlyMonitor].flatMap((f) => compileRuleFile(f, "built-in").set!.rules);
+    expect(Object.fromEntries(rules.map((r) => [r.pattern, r.matcher.prefix]))).toMatchObject({
+      "task [\\S ]+:\\w+ blocked for more than \\w+ seconds\\.": "task ",
+      "EXT4-fs error .*": "EXT4-fs error ",
+      "divide error: 0000 \\[#\\d+\\] SMP": "divide error: 0000 [#",
+      ".*\\[Hardware Error\\]: event severity: fatal$": "",
+    });
+    expect(new EndAnchoredPattern("(?i)task").prefix).toBe("");
+    const withPrefix = new EndAnchoredPattern("task \\d+");
+    expect(withPrefix.matchAtEnd("no such word 12")).toBe(-1);
+    expect(withPrefix.matchAtEnd("a task 12")).toBe(2);
+  });
+
+  test("every pattern of node-problem-detector's configs compiles, journald ones included", () => {
     const patterns = [
       ...[kernelMonitor, readonlyMonitor].flatMap((f) => f.rules.map((r) => r.pattern)),
       // from config/docker-monitor.json and systemd-monitor.json (same NPD commit)
@@ -122,54 +124,53 @@ describe("Go RE2 to JavaScript", () => {
       "returned error: readlink /var/lib/docker/overlay2.*: invalid argument.*",
       "Started (Kubernetes kubelet|kubelet.service|kubelet.service - Kubernetes kubelet|kubelet.service - .*).",
     ];
-    for (const pattern of patterns) expect(() => new RegExp(translateRe2(pattern).source, "u")).not.toThrow();
+    for (const pattern of patterns) expect(new EndAnchoredPattern(pattern).matchAtEnd("x")).toBe(-1);
   });
 
-  test("property: a rule that cannot span lines matches the newest line alone exactly as it matches the window", () => {
-    const rules = [kernelMonitor, readonlyMonitor].flatMap((f) => compileRuleFile(f, "built-in").set!.rules).filter((r) => r.newestLineOnly);
-    expect(rules.length).toBe(15);
-    const fragment = fc.constantFrom(
-      "task ",
-      "docker",
-      ":",
-      "12",
-      " blocked for more than ",
-      " seconds.",
-      "EXT4-fs error ",
-      "XFS ",
-      " Shutting down filesystem",
-      "[Hardware Error]: event severity: fatal",
-      "Remounting filesystem read-only",
-      "Killed process 1 (x) total-vm:1kB, anon-rss:2kB, file-rss:3kB",
-      " ",
-      "x",
-      "\t",
-    );
-    const line = fc.array(fragment, { maxLength: 6 }).map((parts) => parts.join(""));
+  test("property: where RE2 and JavaScript syntax agree, the match found is the one a JavaScript RegExp finds", () => {
+    // Patterns over a, b, "." (neither engine's "." matches "\n"), classes, groups, alternation, repetition and ^ $.
+    const { pattern } = fc.letrec<{ pattern: string; atom: string }>((tie) => ({
+      atom: fc.oneof(
+        { depthSize: "small", withCrossShrink: true },
+        fc.constantFrom("a", "b", ".", "[ab]", "[^a]", "\\n", "^", "$"),
+        tie("pattern").map((p) => `(${p})`),
+      ),
+      pattern: fc
+        .array(
+          fc.tuple(tie("atom"), fc.constantFrom("", "", "*", "+", "?", "{1,2}", "*?")).map(([atom, q]) => (atom === "^" || atom === "$" ? atom : atom + q)),
+          { minLength: 1, maxLength: 4 },
+        )
+        .chain((parts) => fc.boolean().map((alt) => (alt && parts.length > 1 ? `${parts[0]}|${parts.slice(1).join("")}` : parts.join("")))),
+    }));
+    const text = fc.string({ unit: fc.constantFrom("a", "b", "\n"), maxLength: 12 });
     fc.assert(
-      fc.property(fc.array(line, { minLength: 1, maxLength: 10 }), (lines) => {
-        const newest = lines.at(-1)!;
-        const window = lines.join("\n");
-        for (const rule of rules) {
-          const alone = rule.regex.exec(newest);
-          const inWindow = rule.regex.exec(window);
-          expect(alone === null).toBe(inWindow === null);
-          if (alone && inWindow) expect(inWindow.index - (window.length - newest.length)).toBe(alone.index);
-        }
+      fc.property(pattern, text, (p, t) => {
+        const js = new RegExp(`(?:${p})$`).exec(t);
+        expect(new EndAnchoredPattern(p).matchAtEnd(t)).toBe(js ? js.index : -1);
       }),
-      { numRuns: 500 },
+      { numRuns: 1000 },
     );
   });
 
-  test("property: any string either translates to a RegExp source or is refused with an Error", () => {
+  test("property: any string is either refused with an Error or compiled into a pattern that can be matched", () => {
     fc.assert(
-      fc.property(fc.string({ unit: fc.constantFrom(..."ab(?:)[]^$\\{},*+|.-PpQEdsxz0179<>=!im", "\n") }), (pattern) => {
-        try {
-          translateRe2(pattern);
-        } catch (err) {
-          expect(err).toBeInstanceOf(Error);
-        }
-      }),
+      fc.property(
+        fc.string({ unit: fc.constantFrom(..."ab(?:)[]^$\\{},*+|.-PpQEdsxz0179<>=!im", "\n") }),
+        fc.string({ unit: fc.constantFrom("a", "b", "\n", ")", "\\"), maxLength: 8 }),
+        (p, t) => {
+          let compiled: EndAnchoredPattern;
+          try {
+            compiled = new EndAnchoredPattern(p);
+          } catch (err) {
+            expect(err).toBeInstanceOf(Error);
+            expect((err as Error).message).not.toBe("");
+            return;
+          }
+          const start = compiled.matchAtEnd(t);
+          expect(start).toBeGreaterThanOrEqual(-1);
+          expect(start).toBeLessThanOrEqual(t.length);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -113,7 +113,7 @@ describe("node-problem-detector rules", () => {
     expect(file.set!.source).toBe("custom");
     expect(file.set!.rules.map((r) => r.reason)).toEqual(["Good"]);
     expect(file.problems.length).toBe(3);
-    expect(file.problems[0]).toContain("rule 1 (Lookahead): lookaround is not RE2 syntax");
+    expect(file.problems[0]).toContain("rule 1 (Lookahead): error parsing regexp: invalid or unsupported Perl syntax: `(?=`");
     expect(file.problems[1]).toContain("rule 2 (NestedRepeat)");
     expect(file.problems[2]).toContain("needs a condition");
 
