@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { bool, duration, integer, nonEmptyString, strictObject, text } from "../../config/kit.ts";
-import { isHttpUrl } from "../common/k8s.ts";
+import { isHttpUrl } from "../common/k8s-client.ts";
 import { SERVICE_ACCOUNT_DIR } from "../kubelet/schema.ts";
 
 /**
