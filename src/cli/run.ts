@@ -57,7 +57,7 @@ export async function runCommand(args: string[]): Promise<number> {
     `tapio-collectors ${AGENT_VERSION} starting`,
   );
 
-  const publishError = (reason: string, _err: Error, events: number) => orchestrator.health.publishError(reason, events);
+  const publishError = (reason: string, _err: Error, events: number) => orchestrator.ledger.publishFailed(reason, events);
   const publisher = createPublisher(config.nats, { log, dryRun, onError: publishError });
   // --dry-run prints events and must neither write nor replay a real spool.
   const spool = config.spool.enabled && !dryRun

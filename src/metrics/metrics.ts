@@ -46,7 +46,7 @@ export class AgentMetrics {
       for (const h of o.health.all()) for (const [source, n] of h.parseErrors) r.observe(n, { collector: h.name, source });
     });
     meter.createObservableCounter("orchestrator_publish_errors", { description: "Failed publish attempts, in events, by reason" }).addCallback((r) => {
-      for (const [reason, n] of o.health.publishErrors) r.observe(n, { reason });
+      for (const [reason, n] of o.ledger.publishErrors) r.observe(n, { reason });
     });
     meter.createObservableGauge("orchestrator_collector_state", { description: "1 for the collector's current state (starting, running, degraded, failed, stopped)" }).addCallback((r) => {
       for (const h of o.health.all()) for (const state of COLLECTOR_STATES) r.observe(h.state === state ? 1 : 0, { collector: h.name, state });

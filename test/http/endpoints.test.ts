@@ -107,7 +107,7 @@ describe("HTTP endpoints", () => {
     const a = agent(`collectors:\n  synthetic: { config: { count: 1234, rate: 0 } }`, { publisher });
     a.orchestrator.start();
     await waitFor(() => a.orchestrator.health.collector("synthetic").published === 1234);
-    a.orchestrator.health.publishError("timeout", 3);
+    a.orchestrator.ledger.publishFailed("timeout", 3);
     const res = await a.get("/metrics");
     expect(res.headers.get("content-type")).toContain("text/plain; version=0.0.4");
     const text = await res.text();

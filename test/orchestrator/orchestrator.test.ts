@@ -36,7 +36,7 @@ function setup(yaml: string, extra: CollectorFactory[] = [], publisher = new Mem
   const config = configFrom(yaml, registry);
   const orch = new Orchestrator({ config, registry, publisher, log: silentLogger(), once });
   running.push(orch);
-  return { orch, publisher, config };
+  return { orch, publisher, config, registry };
 }
 
 const BASE = `
@@ -257,20 +257,29 @@ collectors: { bad: {} }
     expect(publisher.events.length).toBe(1);
   });
 
-  test("collectors are added and removed one by one while running", async () => {
-    const { orch, publisher } = setup(`${BASE}
-collectors:
-  synthetic: { config: { rate: 300 } }
-`);
-    orch.start();
+  test("a reload adds and removes collectors one by one while running", async () => {
     const extra = factory("extra", async (ctx) => {
       await emitN(ctx, 10, "extra.event");
       await untilAborted(ctx);
     });
-    orch.addCollector("extra", extra, {});
+    const { orch, publisher, registry } = setup(`${BASE}
+collectors:
+  synthetic: { config: { rate: 300 } }
+`, [extra]);
+    orch.start();
+    const both = await orch.reconfigure(configFrom(`${BASE}
+collectors:
+  synthetic: { config: { rate: 300 } }
+  extra: {}
+`, registry), () => publisher);
+    expect(both).toMatchObject({ started: ["extra"], stopped: [], restarted: [], reconnected: false });
     expect(orch.collectorNames().sort()).toEqual(["extra", "synthetic"]);
     await waitFor(() => publisher.events.filter((e) => e.collector === "extra").length === 10);
-    expect(await orch.removeCollector("synthetic")).toBe(true);
+    const onlyExtra = await orch.reconfigure(configFrom(`${BASE}
+collectors:
+  extra: {}
+`, registry), () => publisher);
+    expect(onlyExtra).toMatchObject({ started: [], stopped: ["synthetic"], restarted: [] });
     expect(orch.health.collector("synthetic").state).toBe("stopped");
     const count = publisher.events.filter((e) => e.collector === "synthetic").length;
     await Bun.sleep(50);
