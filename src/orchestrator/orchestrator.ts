@@ -244,8 +244,12 @@ export class Orchestrator {
   /**
    * Graceful shutdown: stop collectors, drain the queue to the publisher
    * within shutdown_timeout, close the publisher. Safe to call twice.
+   * `spool` (after a fault, even while a drain is under way): nothing waits
+   * on NATS any more, what is queued goes straight to the spool; without a
+   * spool the drain goes on, as there is nowhere else to put events.
    */
-  stop(): Promise<ShutdownReport> {
+  stop(how: "drain" | "spool" = "drain"): Promise<ShutdownReport> {
+    if (how === "spool" && this.#o.spool) this.#deadline.abort();
     this.#stopping ??= this.#shutdown();
     return this.#stopping;
   }
