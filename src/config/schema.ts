@@ -281,7 +281,5 @@ export function configSchema(registry: CollectorRegistry) {
 }
 
 export type Config = v.InferOutput<ReturnType<typeof configSchema>>;
-export type OrchestratorConfig = Config["orchestrator"];
 export type NatsConfig = Config["nats"];
-export type SpoolConfig = Config["spool"];
 export type HttpConfig = Config["http"];

@@ -1,5 +1,5 @@
 // Short, stable reasons for publish failures: the label on the warn log, the
-// PublishErrorListener and, later, metrics. Classification looks through
+// PublishErrorListener, /status and metrics. Classification looks through
 // `cause` chains because nats.js wraps (RequestError -> NoRespondersError,
 // JetStreamNotEnabled -> RequestError).
 import {

@@ -26,6 +26,5 @@ export function createPublisher(config: NatsConfig, opts: CreatePublisherOptions
   return new BatchPolicy(config.batch).wrap(publisher);
 }
 
-export { PUBLISH_ERROR_REASONS, type PublishErrorReason } from "./classify.ts";
-export { PublisherClosedError, PublisherError } from "./errors.ts";
-export type { Publisher, PublisherStatus, PublishErrorListener } from "./publisher.ts";
+export { PublisherError } from "./errors.ts";
+export type { Publisher } from "./publisher.ts";

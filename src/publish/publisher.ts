@@ -43,7 +43,7 @@ export function outcome(undelivered: readonly QueuedEvent[], rejected: readonly 
   return failure === undefined ? { undelivered, rejected } : { undelivered, rejected, failure };
 }
 
-/** Reports publish failures by reason, for logs now and metrics later. */
+/** Reports publish failures by reason (counted for /status and the orchestrator_publish_errors metric). */
 export type PublishErrorListener = (reason: string, error: Error, events: number) => void;
 
 export interface Publisher {

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { builtinRegistry } from "../../src/collectors/index.ts";
-import { silentLogger } from "../../src/log.ts";
+import { silentLogger } from "../helpers/silent-logger.ts";
 import { Spool } from "../../src/spool/spool.ts";
 import { AgentMetrics } from "../../src/metrics/metrics.ts";
 import { HttpServer, parseListen, type StatusDocument } from "../../src/http/server.ts";

@@ -5,7 +5,7 @@ import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../src/orchestrator/collector.ts";
 import { builtinRegistry } from "../../src/collectors/index.ts";
 import { OVERFLOW_ALLOWANCE } from "../../src/orchestrator/runner.ts";
-import { silentLogger } from "../../src/log.ts";
+import { silentLogger } from "../helpers/silent-logger.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { configFrom } from "../helpers/config.ts";
 import { Duration } from "../../src/config/duration.ts";
