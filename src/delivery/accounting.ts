@@ -4,6 +4,7 @@
 // deletes while the drainer is publishing them.
 import type { QueuedEvent } from "../event/event.ts";
 import type { PublishOutcome } from "../publish/publisher.ts";
+import type { DiscardedReason } from "../event/drop-reasons.ts";
 import type { DeliveryLedger } from "../orchestrator/ledger.ts";
 import type { SpoolDrop, SpooledEvent } from "../spool/spool.ts";
 import type { CircuitBreakers } from "./circuit.ts";
@@ -70,7 +71,7 @@ export class DeliveryAccounting {
   }
 
   /** Events discarded for `reason` (e.g. the spool full at shutdown). */
-  discarded(events: readonly QueuedEvent[], reason: string): void {
+  discarded(events: readonly QueuedEvent[], reason: DiscardedReason): void {
     for (const e of events) this.#ledger.discarded(e.collector, reason);
   }
 

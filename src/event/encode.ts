@@ -1,13 +1,14 @@
 // Turns what a collector emits into queue-ready bytes, once per event.
 import { SEVERITIES, type EventInput, type EventMetadata, type QueuedEvent } from "./event.ts";
 import { ByteArena } from "./arena.ts";
+import type { RefusedReason } from "./drop-reasons.ts";
 
 const SEVERITY_SET: ReadonlySet<string> = new Set(SEVERITIES);
 
 /** Thrown for an event the orchestrator must refuse; `reason` is the drop counter label. */
 export class InvalidEventError extends Error {
   constructor(
-    readonly reason: "invalid_event" | "unserializable" | "too_large",
+    readonly reason: Extract<RefusedReason, "invalid_event" | "unserializable" | "too_large">,
     message: string,
   ) {
     super(message);

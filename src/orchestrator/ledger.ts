@@ -2,6 +2,7 @@
 // the agent keeps about events is written here, through one named method per
 // kind of outcome, so that the accounting identity below holds by
 // construction and can be checked at shutdown.
+import type { DiscardedReason, DropReason, RefusedReason } from "../event/drop-reasons.ts";
 import type { HealthTracker } from "./health.ts";
 
 export interface DeliveryTotals {
@@ -27,15 +28,19 @@ export class DeliveryLedger {
   }
 
   /** Events refused before acceptance (invalid, queue full, emitted after stop). */
-  dropped(collector: string, reason: string, n = 1): void {
-    const dropped = this.health.collector(collector).dropped;
-    dropped.set(reason, (dropped.get(reason) ?? 0) + n);
+  dropped(collector: string, reason: RefusedReason, n = 1): void {
+    this.#countDrop(collector, reason, n);
   }
 
   /** Accepted events dropped later: NATS can never take them, or a full queue or spool made room. */
-  discarded(collector: string, reason: string, n = 1): void {
+  discarded(collector: string, reason: DiscardedReason, n = 1): void {
     this.health.collector(collector).discarded += n;
-    this.dropped(collector, reason, n);
+    this.#countDrop(collector, reason, n);
+  }
+
+  #countDrop(collector: string, reason: DropReason, n: number): void {
+    const dropped = this.health.collector(collector).dropped;
+    dropped.set(reason, (dropped.get(reason) ?? 0) + n);
   }
 
   /** Accepted events the server confirmed. */

@@ -8,6 +8,7 @@ import type { Duration } from "../config/duration.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "./collector.ts";
 import type { CollectorHealth } from "./health.ts";
 import type { DeliveryLedger } from "./ledger.ts";
+import type { RefusedReason } from "../event/drop-reasons.ts";
 import { QueueClosedError, type EventQueue } from "./queue.ts";
 import { LogThrottle } from "../log.ts";
 import { sleep } from "../wait.ts";
@@ -172,7 +173,7 @@ export class CollectorRunner {
   };
 
   /** Counts and logs a drop; an event already encoded is taken back from the encoder's chunk. */
-  #dropped(reason: string, message: string, encoded?: QueuedEvent): void {
+  #dropped(reason: RefusedReason, message: string, encoded?: QueuedEvent): void {
     if (encoded) this.#encoder.discard(encoded);
     this.#o.ledger.dropped(this.name, reason);
     const suppressed = this.#dropLog.take(reason);

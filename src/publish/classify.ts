@@ -30,16 +30,18 @@ export const PUBLISH_ERROR_REASONS = [
   /** the server has no room (disk, account limits) */
   "storage",
   /** larger than the server's max_payload or the stream's max_msg_size: dropped, never retried */
-  "too_large",
+  "max_payload",
   /** the subject or the event id (as a header) is not valid for NATS: dropped, never retried */
   "invalid",
   "other",
 ] as const;
 export type PublishErrorReason = (typeof PUBLISH_ERROR_REASONS)[number];
+/** The publish errors no retry can fix; they are also drop reasons (event/drop-reasons.ts). */
+export type PermanentPublishError = Extract<PublishErrorReason, "max_payload" | "invalid">;
 
 /** Reasons a retry cannot fix: the event is reported and dropped instead of blocking the batch forever. */
-export function isPermanent(reason: PublishErrorReason): boolean {
-  return reason === "too_large" || reason === "invalid";
+export function isPermanent(reason: PublishErrorReason): reason is PermanentPublishError {
+  return reason === "max_payload" || reason === "invalid";
 }
 
 export function classifyError(err: unknown): PublishErrorReason {
@@ -54,7 +56,7 @@ function classifyOne(e: Error): PublishErrorReason | undefined {
   if (e instanceof TimeoutError) return "timeout";
   if (e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders())) return "no_responders";
   if (e instanceof PermissionViolationError || e instanceof AuthorizationError) return "permission";
-  if (e instanceof InvalidArgumentError) return e.message.includes("max_payload") ? "too_large" : "invalid";
+  if (e instanceof InvalidArgumentError) return e.message.includes("max_payload") ? "max_payload" : "invalid";
   if (e instanceof InvalidSubjectError) return "invalid";
   if (e instanceof ClosedConnectionError || e instanceof DrainingConnectionError || e instanceof ConnectionError) return "disconnected";
   if (e instanceof RequestError && /disconnect|cancelled/.test(e.message)) return "disconnected";
@@ -65,7 +67,7 @@ function classifyOne(e: Error): PublishErrorReason | undefined {
 // JetStream API errors carry the server's description; codes vary between server versions, the texts do not.
 function classifyApiError(message: string): PublishErrorReason | undefined {
   if (/maximum (messages|bytes|msgs)( per subject)? exceeded/i.test(message)) return "stream_full";
-  if (/message size exceeds maximum/i.test(message)) return "too_large";
+  if (/message size exceeds maximum/i.test(message)) return "max_payload";
   if (/insufficient (storage|resources)|resource limits exceeded/i.test(message)) return "storage";
   if (/permission|authorization/i.test(message)) return "permission";
   return undefined;

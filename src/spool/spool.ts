@@ -5,6 +5,7 @@ import type { Database, Statement } from "bun:sqlite";
 import { statSync } from "node:fs";
 import type { Logger } from "pino";
 import type { QueuedEvent } from "../event/event.ts";
+import type { DiscardedReason } from "../event/drop-reasons.ts";
 import { SpoolError, errorText, toSpoolError } from "./errors.ts";
 import { closeQuietly, openSpoolFile } from "./file.ts";
 
@@ -29,7 +30,7 @@ export interface SpooledEvent extends QueuedEvent {
 
 export interface SpoolDrop {
   readonly event: QueuedEvent;
-  readonly reason: "spool_full" | "spool_full_oldest" | "too_large_for_spool";
+  readonly reason: Extract<DiscardedReason, "spool_full" | "spool_full_oldest" | "too_large_for_spool">;
 }
 
 export interface AppendResult {

@@ -336,7 +336,7 @@ collectors:
     await orch.roundsDone();
     const report = await orch.stop();
     expect(report).toMatchObject({ accepted: 100, published: 98, discarded: 2, dropped: 2, inSpool: 0, lost: 0, unaccounted: 0 });
-    expect(orch.health.collector("synthetic").dropped.get("too_large")).toBe(2);
+    expect(orch.health.collector("synthetic").dropped.get("max_payload")).toBe(2);
   });
 
   test("a publisher that gives up for good (not at the deadline) is fatal", async () => {

@@ -61,8 +61,8 @@ test("classifyError: nats.js errors to short reasons, through cause chains", () 
   expect(classifyError(api("maximum messages exceeded"))).toBe("stream_full");
   expect(classifyError(api("maximum bytes exceeded"))).toBe("stream_full");
   expect(classifyError(api("insufficient resources"))).toBe("storage");
-  expect(classifyError(api("message size exceeds maximum allowed"))).toBe("too_large");
-  expect(classifyError(InvalidArgumentError.format("payload", "max_payload size exceeded"))).toBe("too_large");
+  expect(classifyError(api("message size exceeds maximum allowed"))).toBe("max_payload");
+  expect(classifyError(InvalidArgumentError.format("payload", "max_payload size exceeded"))).toBe("max_payload");
   expect(classifyError(InvalidArgumentError.format("header", "values cannot contain \\r or \\n"))).toBe("invalid");
   expect(classifyError(new Error("something else"))).toBe("other");
   expect(classifyError("not an error")).toBe("other");
