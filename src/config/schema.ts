@@ -23,7 +23,9 @@ function rule<T>(check: (mapping: Record<string, unknown>, report: (key: string,
   });
 }
 
+/** What a full queue (orchestrator.buffer) or spool does with more events: wait, or drop the new or the oldest. */
 export const WHEN_FULL = ["block", "drop_newest", "drop_oldest"] as const;
+export type WhenFull = (typeof WHEN_FULL)[number];
 const DEFAULT_BUFFER_EVENTS = 10_000;
 const DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024;
 

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { EventInput, QueuedEvent } from "../event/event.ts";
 import { EventEncoder, InvalidEventError } from "../event/encode.ts";
 import type { Duration } from "../config/duration.ts";
+import type { WhenFull } from "../config/schema.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "./collector.ts";
 import type { CollectorHealth } from "./health.ts";
 import type { DeliveryLedger } from "./ledger.ts";
@@ -35,7 +36,7 @@ export interface RunnerOptions {
   once: boolean;
   backoff: { initial: Duration; max: Duration };
   /** when the queue is full: wait (backpressure), or drop the new or the oldest event */
-  whenFull: "block" | "drop_newest" | "drop_oldest";
+  whenFull: WhenFull;
   /** where accepted and dropped events are counted (for any collector: drop_oldest evicts others' events) */
   ledger: DeliveryLedger;
 }

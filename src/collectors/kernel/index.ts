@@ -2,7 +2,6 @@
 // (OOM kills, with the pod and container from the memory cgroup) and
 // kernel.problem events (node-problem-detector rules), and /proc/vmstat's
 // oom_kill counter is watched for kills the log did not show.
-import { hostname } from "node:os";
 import type { EventInput, EventMetadata } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { sleep } from "../../wait.ts";
@@ -42,7 +41,7 @@ export class KernelCollector implements Collector {
     readonly config: KernelConfig,
     readonly open: OpenKmsg = openKmsg,
   ) {
-    this.#nodeName = config.node_name ?? process.env.NODE_NAME ?? hostname();
+    this.#nodeName = config.node_name;
   }
 
   async run(ctx: CollectorContext): Promise<void> {

@@ -21,9 +21,6 @@ const WATCH_GRACE_MS = 30_000;
 /** A Pod is a few KiB; a line this long is not a watch event. */
 const MAX_LINE_CHARS = 16 * 1024 * 1024;
 
-const NO_NODE =
-  "node_name is not set: set collectors.<name>.config.node_name, or NODE_NAME in the agent's environment (a fieldRef to spec.nodeName)";
-
 /** How a watch ended: the server closed it (or it went quiet too long), or the resourceVersion expired. */
 type WatchEnd = "ended" | "gone";
 
@@ -37,12 +34,6 @@ export class KubeapiCollector implements Collector {
   async run(ctx: CollectorContext): Promise<void> {
     const c = this.#config;
     const node = c.node_name;
-    if (!node) {
-      // Cannot come right without a restart: stay degraded, do not fail the agent.
-      ctx.degraded(NO_NODE);
-      if (!ctx.once && !ctx.signal.aborted) await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
-      return;
-    }
     const watcher = new Watcher(ctx, c);
     const pods = new PodSet(node);
     // "The agent's start": a collector restarted after a failure still skips
