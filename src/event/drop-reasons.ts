@@ -1,12 +1,13 @@
 // Why an event was dropped: the `reason` of events_dropped in /status, of the
 // orchestrator_events_dropped metric and of the README's table (a test checks
 // that the table lists exactly these). One reason, one meaning.
+import { MAX_EVENT_BYTES } from "./encode.ts";
 
 /** Dropped before the queue accepted it. */
 export const REFUSED = {
   invalid_event: "the event has no type, or a severity outside the list",
   unserializable: "the event cannot be serialised to JSON (a cycle, a BigInt, a throwing toJSON)",
-  too_large: "the encoded event is larger than 1 MiB, NATS's default max_payload",
+  too_large: `the encoded event is larger than ${MAX_EVENT_BYTES / 1024 / 1024} MiB, NATS's default max_payload`,
   queue_full: "the queue was full: buffer.when_full is drop_newest, or the collector ignored backpressure",
   stopped: "emitted after the collector was stopped",
 } as const;

@@ -5,6 +5,9 @@ import type { RefusedReason } from "./drop-reasons.ts";
 
 const SEVERITY_SET: ReadonlySet<string> = new Set(SEVERITIES);
 
+/** NATS's default max_payload: a larger event could never be published. */
+export const MAX_EVENT_BYTES = 1024 * 1024;
+
 /** Every encoded event starts with this: its id is the first member. */
 const ID_KEY = '{"event_id":';
 /**

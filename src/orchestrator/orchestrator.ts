@@ -16,6 +16,7 @@ import type { CollectorRegistry } from "./registry.ts";
 import { HealthTracker } from "./health.ts";
 import { DeliveryLedger } from "./ledger.ts";
 import { EventQueue } from "./queue.ts";
+import { MAX_EVENT_BYTES } from "../event/encode.ts";
 import { CollectorRunner } from "./runner.ts";
 import { startWorkers } from "./workers.ts";
 import { planReload } from "./reload-plan.ts";
@@ -25,8 +26,6 @@ import { closeBooks, countLeftInQueue, type ShutdownReport } from "./shutdown.ts
 
 export type { ShutdownReport } from "./shutdown.ts";
 
-/** NATS's default max_payload: a larger event could never be published. */
-export const MAX_EVENT_BYTES = 1024 * 1024;
 /** How long one collector may take to stop before it is abandoned. */
 const COLLECTOR_STOP_TIMEOUT_MS = 5000;
 
