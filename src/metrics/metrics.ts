@@ -1,6 +1,6 @@
 // Every metric the agent exports, defined once, through @opentelemetry/api
 // instruments. Counters and gauges are observed at scrape time from the
-// counters the agent keeps anyway (HealthTracker, queue, spool, breakers):
+// counters the agent keeps anyway (health records and the ledger, queue, spool, breakers):
 // no work on the hot path. The Prometheus exporter is only a reader here;
 // /metrics is served by our own Bun.serve (src/http/server.ts).
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
