@@ -5,6 +5,7 @@
 // Every accepted event ends published, discarded with a reason, or in the
 // spool (accounting.ts counts which).
 import type { Logger } from "pino";
+import type { Config } from "../config/schema.ts";
 import type { QueuedEvent } from "../event/event.ts";
 import type { Publisher, PublishOutcome } from "../publish/publisher.ts";
 import type { DeliveryLedger } from "../orchestrator/ledger.ts";
@@ -24,7 +25,7 @@ export interface DeliveryOptions {
   /** where the spool lives, for status and messages */
   spoolPath: string;
   /** disk: every event is written to the spool first */
-  bufferType: "memory" | "disk";
+  bufferType: Config["orchestrator"]["buffer"]["type"];
   /** how long a batch may wait for NATS before it goes to the spool */
   spillAfterMs: number;
   breakers: CircuitBreakers;
