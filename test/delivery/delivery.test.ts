@@ -11,6 +11,7 @@ import { Spool } from "../../src/spool/spool.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { configFrom } from "../helpers/config.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 const running: Orchestrator[] = [];
 afterEach(async () => {
@@ -29,14 +30,6 @@ function setup(yaml: string, publisher = new MemoryPublisher(), once = true, spo
 function expectBalanced(r: ShutdownReport) {
   expect(r.accepted + r.inherited).toBe(r.published + r.discarded + r.inSpool + r.lost);
   expect(r.unaccounted).toBe(0);
-}
-
-async function waitFor(cond: () => boolean, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(5);
-  }
 }
 
 const seqs = (p: MemoryPublisher) => p.decoded().map((e) => Number(e.event_data.custom.seq));

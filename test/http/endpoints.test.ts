@@ -12,6 +12,7 @@ import { HttpServer, parseListen, type StatusDocument } from "../../src/http/ser
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { configFrom } from "../helpers/config.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 const build = { version: "0.0.0-test", bun: Bun.version };
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -33,14 +34,6 @@ function agent(yaml: string, opts: { spool?: boolean; publisher?: MemoryPublishe
     await orchestrator.stop();
   });
   return { orchestrator, publisher, http, metrics, get: (path: string) => fetch(`${http.url}${path}`) };
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(10);
-  }
 }
 
 describe("HTTP endpoints", () => {

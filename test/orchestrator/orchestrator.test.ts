@@ -9,6 +9,7 @@ import { silentLogger } from "../../src/log.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { configFrom } from "../helpers/config.ts";
 import { Duration } from "../../src/config/duration.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 // Test collectors: each behaviour a real collector might show.
 const anyConfig = v.optional(v.any(), {});
@@ -47,14 +48,6 @@ orchestrator:
 nats:
   mode: core
 `;
-
-async function waitFor(cond: () => boolean, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(5);
-  }
-}
 
 describe("Orchestrator", () => {
   test("--once: synthetic count N is delivered exactly, with the event shape on the wire", async () => {
@@ -360,16 +353,16 @@ describe("health reporting in the log", () => {
     const orch = new Orchestrator({ config, registry, publisher, log });
     running.push(orch);
     orch.start();
-    await waitFor(() => lines.some((l) => l.msg?.startsWith("collector quiet has emitted nothing")), 4000);
+    await waitFor(() => lines.some((l) => l.msg?.startsWith("collector quiet has emitted nothing")), "the quiet-collector line", 4000);
     const warning = lines.find((l) => l.msg.startsWith("collector quiet has emitted nothing"))!;
     expect(warning).toMatchObject({ level: 40, collector: "quiet", quiet_period_seconds: 0.3 });
-    await waitFor(() => lines.some((l) => l.msg?.startsWith("health: healthy, 2 collector(s)")), 4000);
+    await waitFor(() => lines.some((l) => l.msg?.startsWith("health: healthy, 2 collector(s)")), "the health summary line", 4000);
     const summary = lines.find((l) => l.msg.startsWith("health: healthy"))!;
     expect(summary.collectors.synthetic).toMatchObject({ state: "running" });
     expect(summary.nats).toMatchObject({ connected: true });
     publisher.connected = false;
-    await waitFor(() => lines.some((l) => l.msg?.startsWith("agent degraded: NATS disconnected")), 4000);
+    await waitFor(() => lines.some((l) => l.msg?.startsWith("agent degraded: NATS disconnected")), "the agent-degraded line", 4000);
     publisher.connected = true;
-    await waitFor(() => lines.some((l) => l.msg === "agent healthy"), 4000);
+    await waitFor(() => lines.some((l) => l.msg === "agent healthy"), "the agent-healthy line", 4000);
   });
 });

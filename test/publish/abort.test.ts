@@ -8,7 +8,8 @@ import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { Duration } from "../../src/config/duration.ts";
 import { createPublisher } from "../../src/publish/index.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
-import { captureLog, delivered, eventually, ids, makeEvents, natsConfig, never, readStream, SUBJECT } from "./fixtures.ts";
+import { captureLog, delivered, ids, makeEvents, natsConfig, never, readStream, SUBJECT } from "./fixtures.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 afterAll(stopAllNatsServers);
 
@@ -33,7 +34,7 @@ test("jetstream: abort while a retry round is in flight returns just the unconfi
     const pending = publisher.publish(events, abort.signal).finally(() => {
       settled = true;
     });
-    await eventually(() => reasons.includes("stream_full"));
+    await waitFor(() => reasons.includes("stream_full"));
     // frozen, the server leaves the next round's publishes waiting for their acks (timeout 5 s)
     await server.kill("SIGSTOP");
     // the backoff before the next round is at most 50+100+200 ms by now

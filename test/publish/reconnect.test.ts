@@ -8,7 +8,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Duration } from "../../src/config/duration.ts";
 import { createPublisher } from "../../src/publish/index.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
-import { captureLog, delivered, eventually, ids, makeEvents, natsConfig, never, readStream, SUBJECT } from "./fixtures.ts";
+import { captureLog, delivered, ids, makeEvents, natsConfig, never, readStream, SUBJECT } from "./fixtures.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 afterAll(stopAllNatsServers);
 
@@ -32,7 +33,7 @@ for (const mode of ["core", "jetstream"] as const) {
 
       // SIGTERM: a graceful stop keeps what the stream stored; the publisher sees a dropped connection either way
       await server.kill("SIGTERM");
-      await eventually(() => !publisher.status().connected);
+      await waitFor(() => !publisher.status().connected);
       const during = makeEvents(500);
       let settled = false;
       const pending = publisher.publish(during, never()).finally(() => {
@@ -98,7 +99,7 @@ test("a publish aborted while the server is down returns the whole batch undeliv
   try {
     await publisher.start();
     await server.kill("SIGKILL");
-    await eventually(() => !publisher.status().connected);
+    await waitFor(() => !publisher.status().connected);
     const abort = new AbortController();
     const events = makeEvents(100);
     const pending = publisher.publish(events, abort.signal);

@@ -20,6 +20,7 @@ import { silentLogger } from "../../src/log.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 afterAll(stopAllNatsServers);
 const cleanups: Array<() => Promise<unknown> | void> = [];
@@ -39,14 +40,6 @@ function captureLog() {
   const lines: Array<Record<string, any>> = [];
   const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
   return { log, lines };
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms = 8000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(20);
-  }
 }
 
 async function agent(dir: string, yaml: string, opts: { publisher?: MemoryPublisher } = {}) {
@@ -253,7 +246,7 @@ collectors:
     expect(a.lines.find((l) => l.msg.startsWith("config reloaded"))).toMatchObject({ restarted: ["synthetic"] });
     await Bun.sleep(500);
     await server.restart();
-    await waitFor(() => a.orchestrator.delivery.spoolDepth() === 0, 15_000);
+    await waitFor(() => a.orchestrator.delivery.spoolDepth() === 0, "the spool to drain", 15_000);
     const report = await a.stop();
     expectNothingLost(report);
     expect(await streamCount(server.url, "OUTAGE")).toBe(report.published);

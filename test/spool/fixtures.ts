@@ -98,10 +98,3 @@ export function collectLines(stream: ReadableStream<Uint8Array>): { lines: strin
   return { lines, ended };
 }
 
-export async function waitFor(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}

@@ -4,7 +4,8 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SpoolError } from "../../src/spool/spool.ts";
-import { collectLines, events, openSpool, spawnScript, spoolPath, tempDir, waitFor } from "./fixtures.ts";
+import { collectLines, events, openSpool, spawnScript, spoolPath, tempDir } from "./fixtures.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 const HOLDER = `
 const spool = Spool.open({ path: process.argv[2], maxBytes: 1 << 30, whenFull: "block", log: silentLogger() });
@@ -51,7 +52,7 @@ describe("lock", () => {
     const path = spoolPath();
     const holder = spawnScript(tempDir(), path, HOLDER);
     const out = collectLines(holder.stdout);
-    await waitFor(() => out.lines.includes("ready"), "the holder to open the spool");
+    await waitFor(() => out.lines.includes("ready"), "the holder to open the spool", 10_000);
     expect(openError(path).message).toBe(`spool ${path} is in use by another tapio-collectors process (pid ${holder.pid})`);
 
     holder.kill("SIGKILL");

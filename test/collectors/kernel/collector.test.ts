@@ -8,7 +8,8 @@ import { parseKmsgLine, type KmsgRead, type KmsgSource } from "../../../src/coll
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { runInBackground, runOnce, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
-import { asKmsg, kernelConfig, messages, OOM_6_18, OOM_PRE_5, PROBLEMS, TESTDATA, waitFor } from "./helpers.ts";
+import { asKmsg, kernelConfig, messages, OOM_6_18, OOM_PRE_5, PROBLEMS, TESTDATA } from "./helpers.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 const dir = makeTempDir("kernel");
 afterAll(() => removeTempDir(dir));
@@ -43,7 +44,6 @@ function markerRules(): string {
 const types = (rec: Recording) => rec.events.map((e) => e.type);
 const reasons = (rec: Recording) => rec.events.filter((e) => e.type === "kernel.problem").map((e) => (e.event_data.custom as Record<string, string>).reason);
 const custom = (e: CollectorEvent | undefined) => e!.event_data.custom as Record<string, string>;
-
 
 /** A device that plays a script, one step per read; each open plays the next script. */
 function scriptedDevice(scripts: Array<Array<KmsgRead | Error>>) {

@@ -24,10 +24,3 @@ export function kernelConfig(input: Record<string, unknown> = {}): KernelConfig 
   return v.parse(kernelConfigSchema, { node_name: "node-1", ...input });
 }
 
-export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(10);
-  }
-}

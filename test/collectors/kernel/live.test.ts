@@ -10,7 +10,8 @@ import { openKmsg } from "../../../src/collectors/kernel/kmsg.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { runInBackground, runOnce } from "../../helpers/collector-context.ts";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "../../helpers/cleanup.ts";
-import { kernelConfig, waitFor } from "./helpers.ts";
+import { kernelConfig } from "./helpers.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 function can(path: string, mode: number): boolean {
   try {
@@ -36,7 +37,6 @@ function markerRules(): string {
   writeFileSync(path, JSON.stringify({ plugin: "kmsg", source: "live", rules: [{ type: "temporary", reason: "LiveMarker", pattern: `tapio live (before|after) ${nonce}` }] }));
   return path;
 }
-
 
 describe("kernel collector, live", () => {
   test.skipIf(!readable)("/dev/kmsg: opened as the device, history skipped, one --once round reads cleanly", async () => {
@@ -80,7 +80,7 @@ describe("kernel collector, live", () => {
         await victim.exited;
         spare(victim.pid);
         const oom = () => rec.events.find((e) => e.type === "container.oom" && e.metadata.pod_uid === podUid);
-        await waitFor(() => oom() !== undefined && rec.events.some((e) => e.type === "kernel.oom_kill"), 10_000);
+        await waitFor(() => oom() !== undefined && rec.events.some((e) => e.type === "kernel.oom_kill"), "the OOM kill event", 10_000);
         const event = oom() as CollectorEvent;
         expect(event.metadata).toMatchObject({ pod_uid: podUid, container_id: containerId, command: "tail" });
         expect((event.event_data.custom as Record<string, string>).memory_cgroup).toBe(`/tapio-test-${process.pid}/kubepods/burstable/pod${podUid}/${containerId}`);

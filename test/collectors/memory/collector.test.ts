@@ -19,9 +19,9 @@ import {
   POD_UID,
   recorded,
   V2_EVENTS_ZERO,
-  waitFor,
   write,
 } from "./helpers.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 const dir = makeTempDir("memory");
 afterAll(() => removeTempDir(dir));

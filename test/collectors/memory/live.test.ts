@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { MemoryCollector } from "../../../src/collectors/memory/index.ts";
 import { recordingContext, runOnce } from "../../helpers/collector-context.ts";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "../../helpers/cleanup.ts";
-import { custom, memoryConfig, waitFor } from "./helpers.ts";
+import { custom, memoryConfig } from "./helpers.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 function writable(path: string): boolean {
   try {
@@ -71,7 +72,7 @@ describe("memory collector, live", () => {
         spare(victim.pid);
         const seen = (type: string, action?: string) =>
           rec.events.find((e) => e.type === type && e.metadata.container_id === containerId && (!action || (e.event_data.container as { action: string }).action === action));
-        await waitFor(() => seen("kubelet.cpu.throttling") !== undefined && seen("container.memory_pressure", "oom_kill") !== undefined, 15_000);
+        await waitFor(() => seen("kubelet.cpu.throttling") !== undefined && seen("container.memory_pressure", "oom_kill") !== undefined, "throttling and memory-pressure events", 15_000);
         expect(seen("kubelet.cpu.throttling")!.metadata.pod_uid).toBe(podUid);
         // The kernel may kill `tail` and then `head` in the same poll interval: one kill or two.
         expect(Number(custom(seen("container.memory_pressure", "oom_kill")).oom_kill_delta)).toBeGreaterThanOrEqual(1);
