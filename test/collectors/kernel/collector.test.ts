@@ -3,8 +3,8 @@ import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } f
 import { join } from "node:path";
 import * as v from "valibot";
 import fc from "fast-check";
-import { KernelCollector, kernelFactory } from "../../../src/collectors/kernel/index.ts";
-import { parseKmsgLine, type KmsgRead, type KmsgSource } from "../../../src/collectors/kernel/kmsg.ts";
+import { KernelCollector, kernelFactory, type OpenKmsg } from "../../../src/collectors/kernel/index.ts";
+import { openKmsg, parseKmsgLine, type KmsgRead, type KmsgSource } from "../../../src/collectors/kernel/kmsg.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { runInBackground, runOnce, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
@@ -20,6 +20,24 @@ function kmsgFile(content: string): string {
   const path = join(dir, `log-${files++}.kmsg`);
   writeFileSync(path, content);
   return path;
+}
+
+/** openKmsg, recording the kind of every read, so a test can wait until the collector has read what is there. */
+function countingOpen(): { open: OpenKmsg; reads: Array<KmsgRead["kind"]> } {
+  const reads: Array<KmsgRead["kind"]> = [];
+  const open: OpenKmsg = (path, fromEnd) => {
+    const source = openKmsg(path, fromEnd);
+    return {
+      device: source.device,
+      read: () => {
+        const read = source.read();
+        reads.push(read.kind);
+        return read;
+      },
+      close: () => source.close(),
+    };
+  };
+  return { open, reads };
 }
 
 /** A /proc with only the files given. */
@@ -111,10 +129,13 @@ describe("kernel collector", () => {
     const path = kmsgFile(readFileSync(OOM_6_18, "utf8"));
     expect((await runOnce(new KernelCollector(kernelConfig({ kmsg_path: path, proc_root: quietProc() })))).events).toEqual([]);
 
-    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: path, read_interval: "20ms", proc_root: quietProc() })));
-    await Bun.sleep(60);
+    const { open, reads } = countingOpen();
+    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: path, read_interval: "20ms", proc_root: quietProc() }), open));
+    await waitFor(() => reads.includes("idle"), "the log opened, its history skipped");
+    const beforeFirstHalf = reads.length;
     appendFileSync(path, "3,500,300000000,-;EXT4-fs (sda1): Remounting files");
-    await Bun.sleep(60);
+    // Read ("data"), then idle, then idle again one read_interval later: the first half went through the whole loop.
+    await waitFor(() => reads.slice(beforeFirstHalf).join(" ").includes("data idle idle"), "the first half read and handled");
     expect(rec.events).toEqual([]);
     appendFileSync(path, "ystem read-only\n SUBSYSTEM=block\n DEVICE=b8:1\n");
     await waitFor(() => rec.events.length > 0);
@@ -220,9 +241,13 @@ describe("kernel collector", () => {
   });
 
   test("/proc/vmstat oom_kill: a kernel.oom_kill event per increase, none at start", async () => {
-    const proc = procRoot({ vmstat: vmstat(2) });
+    // vmstat is missing at first, so the first good poll is the one that ends the collector's "degraded".
+    const proc = procRoot({});
     const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: kmsgFile(""), vmstat_interval: "20ms", proc_root: proc })));
-    await Bun.sleep(80);
+    await waitFor(() => rec.degraded.some((d) => d.includes("vmstat")), "the first vmstat poll to fail");
+    const healthyBefore = rec.healthyCalls;
+    writeFileSync(join(proc, "vmstat"), vmstat(2));
+    await waitFor(() => rec.healthyCalls > healthyBefore, "the first good vmstat poll");
     expect(rec.events).toEqual([]);
     writeFileSync(join(proc, "vmstat"), vmstat(5));
     await waitFor(() => rec.events.length > 0);
