@@ -111,7 +111,7 @@ collectors: { rejecting: {}, ending: {} }
 
   test("a collector that hangs and ignores stop is abandoned; shutdown still drains the others", async () => {
     const hung = factory("hung", () => new Promise<void>(() => {}));
-    const { orch, publisher } = setup(`${BASE}
+    const { orch, publisher } = setup(`${BASE.replace("shutdown_timeout: 2s", "shutdown_timeout: 200ms")}
 collectors:
   hung: {}
   synthetic: { config: { count: 300, rate: 0 } }
@@ -120,7 +120,9 @@ collectors:
     await waitFor(() => publisher.events.length === 300);
     const t0 = Date.now();
     const report = await orch.stop();
-    expect(Date.now() - t0).toBeLessThan(2500);
+    // Abandoned after shutdown_timeout (200 ms), well before the 5 s a collector gets otherwise; the
+    // margin is for a busy machine, not a window the timing must hit.
+    expect(Date.now() - t0).toBeLessThan(4000);
     expect(report).toMatchObject({ published: 300, inSpool: 0, lost: 0, unaccounted: 0 });
     expect(orch.health.collector("hung").state).toBe("stopped");
   });
