@@ -2,7 +2,8 @@
 // appends as fast as it can and reports after each append; the test kills it
 // mid-stream and reopens the file.
 import { expect, test } from "bun:test";
-import { collectLines, openSpool, spawnScript, spoolPath, tempDir } from "./fixtures.ts";
+import { openSpool, spawnScript, spoolPath, tempDir } from "./fixtures.ts";
+import { collectLines } from "../helpers/lines.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 // Event i has id String(i) and a payload derived from i; writeSync, because

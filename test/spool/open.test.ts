@@ -4,7 +4,8 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SpoolError } from "../../src/spool/spool.ts";
-import { collectLines, events, openSpool, spawnScript, spoolPath, tempDir } from "./fixtures.ts";
+import { events, openSpool, spawnScript, spoolPath, tempDir } from "./fixtures.ts";
+import { collectLines } from "../helpers/lines.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 const HOLDER = `
