@@ -537,7 +537,7 @@ describe.each(renderings)("$name", ({ docs, kernelLog }) => {
       if (!config.collectors[need.collector]?.enabled) continue;
       for (const verb of need.verbs) expect({ resource: need.resource, verb, allowed: allows(rules, need.resource, verb) }).toEqual({ resource: need.resource, verb, allowed: true });
     }
-    // As the issue asks: nodes/stats, nodes/proxy, pods, events get/list/watch; nodes get.
+    // What the collectors read: nodes/stats, nodes/proxy, pods, events get/list/watch; nodes get.
     for (const resource of ["nodes/stats", "nodes/proxy", "pods", "events"]) for (const verb of ["get", "list", "watch"]) expect(allows(rules, resource, verb)).toBe(true);
     expect(allows(rules, "nodes", "get")).toBe(true);
     // Read-only: no rule writes anything.
