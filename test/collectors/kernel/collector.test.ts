@@ -3,12 +3,12 @@ import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } f
 import { join } from "node:path";
 import * as v from "valibot";
 import fc from "fast-check";
-import { KernelCollector, kernelFactory, type OpenKmsg } from "../../../src/collectors/kernel/index.ts";
-import { openKmsg, parseKmsgLine, type KmsgRead, type KmsgSource } from "../../../src/collectors/kernel/kmsg.ts";
+import { KernelCollector, kernelFactory } from "../../../src/collectors/kernel/index.ts";
+import { parseKmsgLine, type KmsgRead, type KmsgSource } from "../../../src/collectors/kernel/kmsg.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { runInBackground, runOnce, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
-import { asKmsg, kernelConfig, messages, OOM_6_18, OOM_PRE_5, PROBLEMS, TESTDATA } from "./helpers.ts";
+import { asKmsg, countingOpen, kernelConfig, messages, OOM_6_18, OOM_PRE_5, PROBLEMS, TESTDATA } from "./helpers.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 const dir = makeTempDir("kernel");
@@ -20,24 +20,6 @@ function kmsgFile(content: string): string {
   const path = join(dir, `log-${files++}.kmsg`);
   writeFileSync(path, content);
   return path;
-}
-
-/** openKmsg, recording the kind of every read, so a test can wait until the collector has read what is there. */
-function countingOpen(): { open: OpenKmsg; reads: Array<KmsgRead["kind"]> } {
-  const reads: Array<KmsgRead["kind"]> = [];
-  const open: OpenKmsg = (path, fromEnd) => {
-    const source = openKmsg(path, fromEnd);
-    return {
-      device: source.device,
-      read: () => {
-        const read = source.read();
-        reads.push(read.kind);
-        return read;
-      },
-      close: () => source.close(),
-    };
-  };
-  return { open, reads };
 }
 
 /** A /proc with only the files given. */
