@@ -63,7 +63,7 @@ describe("memory collector, live", () => {
       const collector = new MemoryCollector(memoryConfig({ cgroup_root: root, interval: "500ms", cpu_throttling: { min_periods: 3 }, psi: { memory: { some_avg10: 0, full_avg10: 0 }, cpu: { some_avg10: 0 }, io: { some_avg10: 0, full_avg10: 0 } }, memory_available: { percent: 0, bytes: 0 } }));
       const done = collector.run(rec.ctx);
       try {
-        await Bun.sleep(200);
+        await waitFor(() => rec.healthyCalls + rec.degraded.length > 0, "the first round, the baseline of the counters");
         // Busy under the quota for 1.5 s; then, out of the cpu cgroup so the quota does not slow it, fill the memory limit.
         const script = `echo $$ > ${container.memory}/cgroup.procs && echo $$ > ${container.cpu}/cgroup.procs && timeout 1.5 sh -c 'while :; do :; done'; echo $$ > ${V1}/cpu/cgroup.procs; head -c 300M /dev/zero | tail`;
         const victim = Bun.spawn(["sh", "-c", script], { stdout: "ignore", stderr: "ignore" });
