@@ -156,8 +156,12 @@ collectors:
     const proc = spawnAgent(["-c", file]);
     const out = collectLines(proc.stdout);
     const said = (start: string) => logLines(out.lines.join("\n")).some((l) => l.msg.startsWith(start));
-    // The signal handlers are installed before the orchestrator starts (src/cli/run.ts).
-    await waitFor(() => said("orchestrator started"), "the agent to start", 10_000);
+    await waitFor(() => said("HTTP endpoints on "), "the agent's HTTP endpoints", 10_000);
+    const url = logLines(out.lines.join("\n")).find((l) => l.msg.startsWith("HTTP endpoints on "))!.url as string;
+    // Accepted events: the orchestrator runs, so the signal handlers (installed before it starts,
+    // src/cli/run.ts) are in place; and NATS is unreachable, so the first SIGTERM's drain lasts.
+    const accepted = async () => ((await (await fetch(`${url}/status`)).json()) as { collectors: Array<{ events_accepted: number }> }).collectors[0]!.events_accepted;
+    await waitFor(async () => (await accepted()) > 0, "events the agent cannot deliver", 10_000);
     proc.kill("SIGTERM");
     await waitFor(() => said("SIGTERM received: shutting down"), "the first SIGTERM to start the drain", 10_000);
     const t0 = Date.now();
