@@ -172,19 +172,21 @@ collectors:
 
   for (const whenFull of ["drop_newest", "drop_oldest"] as const) {
     test(`buffer.when_full: ${whenFull} keeps the ${whenFull === "drop_newest" ? "first" : "latest"} events, counts the rest, and dropped events hold no memory`, async () => {
+      const publisher = new MemoryPublisher();
       const burst = factory("burst", async (ctx) => {
         // Synchronously, so no worker takes anything meanwhile.
         for (let i = 0; i < 1000; i++) expect(ctx.emit({ type: "burst", severity: "info", event_data: { i } })).toBeUndefined();
-        await Bun.sleep(100);
+        // Once the 50 kept are published, the queue has room again for one more.
+        await waitFor(() => publisher.events.length === 50, "the 50 kept events published");
         ctx.emit({ type: "burst", severity: "info", event_data: { i: "after" } });
         await untilAborted(ctx);
       });
-      const { orch, publisher } = setup(`
+      const { orch } = setup(`
 orchestrator: { workers: 2, shutdown_timeout: 2s, buffer: { max_events: 50, when_full: ${whenFull} } }
 nats: { mode: core }
 collectors:
   burst: {}
-`, [burst]);
+`, [burst], publisher);
       orch.start();
       await waitFor(() => publisher.events.length === 51);
       const report = await orch.stop();
