@@ -62,13 +62,6 @@ export function captureLog(): CapturedLog {
   return { log, records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) };
 }
 
-/**
- * "At once", for a publish() or start() that an abort, a close or a failed start must end: well
- * under the publish timeout (2 s by default here, 5 s where a test sets it) or the endless wait a
- * missing check would leave, with room for a busy machine.
- */
-export const PROMPTLY_MS = 1000;
-
 export function never(): AbortSignal {
   return new AbortController().signal;
 }

@@ -10,7 +10,8 @@ import type { QueuedEvent } from "../../src/event/event.ts";
 import { createPublisher, PublisherError, type Publisher } from "../../src/publish/index.ts";
 import { DELIVERED, type PublishOutcome } from "../../src/publish/publisher.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
-import { captureLog, delivered, ids, makeEvents, natsConfig, never, readStream, SUBJECT, PROMPTLY_MS } from "./fixtures.ts";
+import { captureLog, delivered, ids, makeEvents, natsConfig, never, readStream, SUBJECT } from "./fixtures.ts";
+import { PROMPTLY_MS } from "../helpers/wait-for.ts";
 
 afterAll(stopAllNatsServers);
 

@@ -8,8 +8,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Duration } from "../../src/config/duration.ts";
 import { createPublisher } from "../../src/publish/index.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
-import { captureLog, delivered, ids, makeEvents, natsConfig, never, readStream, SUBJECT, PROMPTLY_MS } from "./fixtures.ts";
-import { waitFor } from "../helpers/wait-for.ts";
+import { captureLog, delivered, ids, makeEvents, natsConfig, never, readStream, SUBJECT } from "./fixtures.ts";
+import { PROMPTLY_MS, waitFor } from "../helpers/wait-for.ts";
 
 afterAll(stopAllNatsServers);
 
