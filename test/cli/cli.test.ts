@@ -2,6 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { logLines, runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
 import pkg from "../../package.json" with { type: "json" };
+import { collectLines } from "../helpers/lines.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 const noStack = (text: string) => expect(text).not.toMatch(/^\s+at .+:\d+/m);
 
@@ -152,14 +154,22 @@ collectors:
   synthetic: { config: { rate: 100 } }
 `);
     const proc = spawnAgent(["-c", file]);
-    const stdout = new Response(proc.stdout).text();
-    await Bun.sleep(700);
+    const out = collectLines(proc.stdout);
+    const said = (start: string) => logLines(out.lines.join("\n")).some((l) => l.msg.startsWith(start));
+    await waitFor(() => said("HTTP endpoints on "), "the agent's HTTP endpoints", 10_000);
+    const url = logLines(out.lines.join("\n")).find((l) => l.msg.startsWith("HTTP endpoints on "))!.url as string;
+    // Accepted events: the orchestrator runs, so the signal handlers (installed before it starts,
+    // src/cli/run.ts) are in place; and NATS is unreachable, so the first SIGTERM's drain lasts.
+    const accepted = async () => ((await (await fetch(`${url}/status`)).json()) as { collectors: Array<{ events_accepted: number }> }).collectors[0]!.events_accepted;
+    await waitFor(async () => (await accepted()) > 0, "events the agent cannot deliver", 10_000);
     proc.kill("SIGTERM");
-    await Bun.sleep(300);
+    await waitFor(() => said("SIGTERM received: shutting down"), "the first SIGTERM to start the drain", 10_000);
     const t0 = Date.now();
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(1);
-    expect(Date.now() - t0).toBeLessThan(2000);
-    expect(logLines(await stdout).some((l) => l.msg.startsWith("second SIGTERM: exiting now"))).toBe(true);
+    // Far below the 30 s shutdown_timeout: the second signal does not wait for the drain.
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await out.ended;
+    expect(said("second SIGTERM: exiting now")).toBe(true);
   });
 });

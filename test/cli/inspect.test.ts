@@ -8,6 +8,8 @@ import { killAtExit, spare } from "../helpers/cleanup.ts";
 import { runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
 import type { StatusDocument } from "../../src/http/server.ts";
 import pkg from "../../package.json" with { type: "json" };
+import { collectLines } from "../helpers/lines.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 const COUNT = 750;
 const RATE = 200;
@@ -99,11 +101,7 @@ collectors:
 `),
   ]);
   // the count-limited one has finished once every event is published
-  const until = Date.now() + 15_000;
-  while ((await getStatus(counted.url)).collectors[0]?.events_published !== COUNT) {
-    if (Date.now() > until) throw new Error(`the counted agent did not publish ${COUNT} events in time`);
-    await Bun.sleep(50);
-  }
+  await waitFor(async () => (await getStatus(counted.url)).collectors[0]?.events_published === COUNT, `the counted agent to publish ${COUNT} events`, 15_000, 50);
 }, 30_000);
 
 afterAll(async () => {
@@ -200,9 +198,17 @@ describe("tail", () => {
     expect(exact.stdout).toMatch(LINE);
 
     const proc = spawnAgent(["tail", "--nats", server.url, "--subject", "inspect.live", "--type", "kubelet.*"]);
-    await Bun.sleep(1500);
+    const stdoutText = new Response(proc.stdout).text();
+    const err = collectLines(proc.stderr);
+    // Subscribed (its header comes after the flush); then 50 events of another type go by.
+    await waitFor(() => err.lines.some((l) => l.startsWith("tailing ")), "tail to subscribe", 10_000);
+    const published = async () => (await getStatus(live.url)).collectors[0]!.events_published;
+    const before = await published();
+    await waitFor(async () => (await published()) >= before + 50, "50 more synthetic events", 10_000, 50);
     proc.kill("SIGINT"); // Ctrl-C
-    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const [stdout, code] = await Promise.all([stdoutText, proc.exited]);
+    await err.ended;
+    const stderr = err.lines.join("\n");
     expect(code).toBe(0);
     expect(stdout).toBe("");
     expect(stderr).toContain("(type kubelet.*)");

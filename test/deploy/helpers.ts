@@ -1,11 +1,8 @@
-// Shared by the deploy tests: the repo, builds of the binary, the CLI's own flag
-// check, and the collector registry the shipped configs are validated with.
+// Shared by the deploy tests: the repo, builds of the binary, and the CLI's own
+// flag check.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { builtinRegistry } from "../../src/collectors/index.ts";
-import type { AnyCollectorFactory } from "../../src/orchestrator/collector.ts";
-import type { CollectorRegistry } from "../../src/orchestrator/registry.ts";
 
 export const REPO = resolve(import.meta.dir, "../..");
 /** The Bun running the tests: the pinned one (node_modules/.bin/bun) when run as documented. */
@@ -57,34 +54,4 @@ export function cliAccepts(args: string[]): Run {
   const known = ["run", "validate", "print-config", "version", "status", "tail", "top"];
   const withCommand = args.length > 0 && known.includes(args[0]!) ? args : ["run", ...args];
   return run([BUN, "src/main.ts", ...withCommand, "--help"]);
-}
-
-/**
- * The built-in registry, plus a stand-in for every collector that has a folder
- * with a config schema under src/collectors/ but is not registered yet (the
- * collectors of issue 5 are written concurrently); `missing` names those, so a
- * test can say that the binary would still reject them.
- */
-export async function deployRegistry(): Promise<{ registry: CollectorRegistry; missing: string[] }> {
-  const registry = builtinRegistry();
-  const missing: string[] = [];
-  const dir = join(REPO, "src/collectors");
-  for (const name of readdirSync(dir).sort()) {
-    const schemaFile = join(dir, name, "schema.ts");
-    if (!existsSync(schemaFile) || registry.get(name)) continue;
-    const module = (await import(schemaFile)) as Record<string, unknown>;
-    const schema = Object.entries(module).find(([key]) => key.endsWith("ConfigSchema"))?.[1];
-    if (!schema) continue;
-    const standIn: AnyCollectorFactory = {
-      type: name,
-      description: `${name} (not registered yet: validated with its schema.ts)`,
-      configSchema: schema as AnyCollectorFactory["configSchema"],
-      create: () => {
-        throw new Error(`${name} is a stand-in`);
-      },
-    };
-    registry.register(standIn);
-    missing.push(name);
-  }
-  return { registry, missing };
 }

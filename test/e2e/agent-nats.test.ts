@@ -7,6 +7,9 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { freePort, startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 import { logLines, REPO, runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
+import { collectLines } from "../helpers/lines.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+import { streamCount } from "../fault/harness.ts";
 
 let server: NatsServer;
 let binary: string;
@@ -88,8 +91,7 @@ describe("agent against nats-server", () => {
     const r = await runAgent(["--once", "-c", file], { command: [binary] });
     expect(r.code).toBe(0);
     await nc.flush();
-    const end = Date.now() + 5000;
-    while (total < N && Date.now() < end) await Bun.sleep(20);
+    await waitFor(() => total >= N, `${N} messages on the subscription`);
     sub.unsubscribe();
     await nc.close();
     expect(total).toBe(N);
@@ -100,7 +102,7 @@ describe("agent against nats-server", () => {
     const file = agentConfig({ subject: "term", stream: "TERM", mode: "jetstream", count: 0, rate: 2000 });
     const proc = spawnAgent(["--config", file]);
     const stdout = new Response(proc.stdout).text();
-    await Bun.sleep(1500);
+    await waitFor(async () => ((await streamCount(server.url, "TERM")) ?? 0) > 500, "500 events in the stream", 10_000);
     proc.kill("SIGTERM");
     const code = await proc.exited;
     const logs = logLines(await stdout);
@@ -139,12 +141,13 @@ collectors:
     config: { count: 500, rate: 0 }
 `);
     const proc = spawnAgent(["--once", "-c", file]);
-    const stdout = new Response(proc.stdout).text();
-    await Bun.sleep(1500);
+    const out = collectLines(proc.stdout);
+    await waitFor(() => out.lines.some((l) => l.includes("cannot connect to NATS yet; retrying")), "the agent to find NATS down", 10_000);
     const late = await startNatsServer({ port });
     try {
       expect(await proc.exited).toBe(0);
-      const done = logLines(await stdout).find((l) => l.msg.startsWith("shutdown complete"));
+      await out.ended;
+      const done = logLines(out.lines.join("\n")).find((l) => l.msg.startsWith("shutdown complete"));
       expect(done).toMatchObject({ accepted: 500, published: 500, in_spool: 0, lost: 0 });
       const nc = await connect({ servers: late.url });
       const info = await (await jetstreamManager(nc)).streams.info("LATE");

@@ -20,7 +20,8 @@ import { makeTempDir } from "../helpers/cleanup.ts";
 import { recordingContext, runInBackground, runOnce, type Recording } from "../helpers/collector-context.ts";
 import { testPki } from "../helpers/tls.ts";
 import { startResponder } from "../collectors/dns/responder.ts";
-import { kernelConfig, OOM_6_18, TESTDATA as KERNEL_TESTDATA, waitFor } from "../collectors/kernel/helpers.ts";
+import { kernelConfig, OOM_6_18, TESTDATA as KERNEL_TESTDATA } from "../collectors/kernel/helpers.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 import { listOf, startFakeApiServer, WATCH_LINES, watchObject } from "../collectors/kubeapi/fake-apiserver.ts";
 import { PODS_JSON, startFakeKubelet, tokenFile } from "../collectors/kubelet/fake-kubelet.ts";
 import { cgroupV2, CONTAINER_A, fakeProc as memoryProc, memoryConfig } from "../collectors/memory/helpers.ts";
@@ -48,7 +49,9 @@ export const EMITS = {
 
 export type CollectorName = keyof typeof EMITS;
 
-const seen = (rec: Recording, types: readonly string[]) => () => types.every((t) => rec.events.some((e) => e.type === t));
+/** Waits until `rec` holds an event of each of `types` (a busy machine gets 15 s). */
+const untilSeen = (rec: Recording, types: readonly string[]) =>
+  waitFor(() => types.every((t) => rec.events.some((e) => e.type === t)), `events of types ${types.join(", ")}`, 15_000);
 
 /** The OOM recording replayed (container.oom, and NPD's OOMKilling as kernel.problem), then /proc/vmstat's oom_kill growing. */
 async function kernel(): Promise<CollectorEvent[]> {
@@ -56,9 +59,9 @@ async function kernel(): Promise<CollectorEvent[]> {
   const vmstat = readFileSync(join(KERNEL_TESTDATA, "proc/vmstat"), "utf8");
   writeFileSync(join(proc, "vmstat"), vmstat);
   const run = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: OOM_6_18, replay: true, proc_root: proc, vmstat_interval: "20ms" })));
-  await waitFor(seen(run.rec, ["container.oom", "kernel.problem"]));
+  await untilSeen(run.rec, ["container.oom", "kernel.problem"]);
   writeFileSync(join(proc, "vmstat"), vmstat.replace(/^oom_kill (\d+)$/m, (_, n) => `oom_kill ${Number(n) + 2}`));
-  await waitFor(seen(run.rec, ["kernel.oom_kill"]));
+  await untilSeen(run.rec, ["kernel.oom_kill"]);
   await run.stop();
   return run.rec.events;
 }
@@ -93,7 +96,7 @@ async function kubelet(): Promise<CollectorEvent[]> {
       ephemeral_storage_percent: 0.001,
     });
     const run = runInBackground(new KubeletCollector(config));
-    await waitFor(seen(run.rec, ["kubelet.pod.not_ready", "kubelet.ephemeral.storage"]));
+    await untilSeen(run.rec, ["kubelet.pod.not_ready", "kubelet.ephemeral.storage"]);
     const pods = JSON.parse(PODS_JSON);
     const status = (name: string) => pods.items.find((p: { metadata: { name: string } }) => p.metadata.name === name).status.containerStatuses[0];
     const looping = status("e2e-container-creating");
@@ -105,7 +108,7 @@ async function kubelet(): Promise<CollectorEvent[]> {
     restarted.restartCount = 1;
     restarted.lastState = { terminated: { exitCode: 0, reason: "Completed", startedAt: "2026-06-26T10:13:00Z", finishedAt: "2026-06-26T10:20:00Z", containerID: "containerd://run1" } };
     fake.answers.set("/pods", JSON.stringify(pods));
-    await waitFor(seen(run.rec, EMITS.kubelet));
+    await untilSeen(run.rec, EMITS.kubelet);
     await run.stop();
     return run.rec.events;
   } finally {

@@ -1,4 +1,4 @@
-// Fault tests (issue 3, 6c and 6e) against real nats-server processes on
+// Fault tests against real nats-server processes on
 // loopback: a 3-node JetStream cluster losing the node the agent is connected
 // to, a stream full at max_bytes with discard=new, and a user without publish
 // permission. No NATS mocks. Each test stops the processes it started.

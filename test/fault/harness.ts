@@ -124,7 +124,7 @@ export function tail(lines: LogLine[], n = 15): string {
 export const msgStartsWith = (prefix: string) => (l: LogLine) => typeof l.msg === "string" && l.msg.startsWith(prefix);
 
 /**
- * The accounting of issue 3 on the agent's final log line: every accepted
+ * The delivery accounting on the agent's final log line: every accepted
  * (or inherited) event is published, discarded, in the spool, or lost.
  */
 export function expectAccounting(final: LogLine | undefined, expected: Partial<Record<"accepted" | "inherited" | "published" | "discarded" | "in_spool" | "lost", number>>): LogLine {

@@ -1,4 +1,4 @@
-// Issue 3, fault tests: real nats-server processes on loopback, the agent as a
+// Fault tests: real nats-server processes on loopback, the agent as a
 // real process (from source). Each test starts its own server(s) and agents,
 // is bounded in time, and asserts the delivery accounting of the agent's
 // final log line: accepted + inherited = published + discarded + in_spool + lost.
@@ -86,7 +86,7 @@ function report(name: string, figures: Record<string, unknown>): void {
   console.log(`[fault ${name}] ${JSON.stringify(figures)}`);
 }
 
-describe("at-least-once delivery through faults (issue 3)", () => {
+describe("at-least-once delivery through faults", () => {
   test("a. JetStream: server SIGKILLed at 3 s, restarted on the same store and port at 6 s: all 40000 events once", async () => {
     const server = await newServer();
     const file = agentConfig({ server, subject: "fa.events", stream: "FAULT_A", synthetic: { rate: RATE, count: COUNT } });

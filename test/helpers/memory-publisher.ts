@@ -26,10 +26,13 @@ export class MemoryPublisher implements Publisher {
   calls = 0;
   /** the size of each batch publish() was given */
   readonly batchSizes: number[] = [];
+  /** the subject of every event publish() was given, delivered or not, in order */
+  readonly attemptedSubjects: string[] = [];
 
   async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
     this.calls++;
     this.batchSizes.push(batch.length);
+    for (const e of batch) this.attemptedSubjects.push(e.subject);
     if (this.failing) {
       const failed = batch.filter(this.failing);
       if (failed.length > 0) {

@@ -8,7 +8,8 @@ import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { Duration } from "../../src/config/duration.ts";
 import { createPublisher } from "../../src/publish/index.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
-import { captureLog, delivered, eventually, ids, makeEvents, natsConfig, never, readStream, SUBJECT } from "./fixtures.ts";
+import { captureLog, delivered, ids, makeEvents, natsConfig, never, readStream, SUBJECT } from "./fixtures.ts";
+import { PROMPTLY_MS, waitFor } from "../helpers/wait-for.ts";
 
 afterAll(stopAllNatsServers);
 
@@ -33,7 +34,7 @@ test("jetstream: abort while a retry round is in flight returns just the unconfi
     const pending = publisher.publish(events, abort.signal).finally(() => {
       settled = true;
     });
-    await eventually(() => reasons.includes("stream_full"));
+    await waitFor(() => reasons.includes("stream_full"));
     // frozen, the server leaves the next round's publishes waiting for their acks (timeout 5 s)
     await server.kill("SIGSTOP");
     // the backoff before the next round is at most 50+100+200 ms by now
@@ -42,7 +43,7 @@ test("jetstream: abort while a retry round is in flight returns just the unconfi
     const t0 = performance.now();
     abort.abort();
     const result = await pending;
-    expect(performance.now() - t0).toBeLessThan(100);
+    expect(performance.now() - t0).toBeLessThan(PROMPTLY_MS);
 
     await server.kill("SIGCONT");
     const stored = new Set((await readStream(server.url, "TAPIO_EVENTS")).map((r) => r.msgId));
@@ -90,7 +91,7 @@ test("core: abort while the flush is pending returns the batch undelivered, exce
     const t0 = performance.now();
     abort.abort();
     const result = await pending;
-    expect(performance.now() - t0).toBeLessThan(100);
+    expect(performance.now() - t0).toBeLessThan(PROMPTLY_MS);
 
     // nothing of an unflushed core batch is confirmed; the oversized event was refused before sending
     expect(delivered(events, result)).toBe(0);
@@ -114,17 +115,13 @@ test("jetstream: abort in the middle of a large first round loses nothing: every
     const events = makeEvents(20_000);
     const abort = new AbortController();
     const pending = publisher.publish(events, abort.signal);
-    let stored = 0;
-    // poll the stream's size from another connection until part of the batch is in
-    for (const until = Date.now() + 10_000; stored < 500 && Date.now() < until; ) {
-      stored = (await jsm.streams.info("TAPIO_EVENTS")).state.messages;
-    }
-    expect(stored).toBeGreaterThanOrEqual(500);
+    // poll the stream's size from another connection, without pause, until part of the batch is in
+    await waitFor(async () => (await jsm.streams.info("TAPIO_EVENTS")).state.messages >= 500, "500 events in the stream", 10_000, 0);
     await server.kill("SIGSTOP");
     const t0 = performance.now();
     abort.abort();
     const result = await pending;
-    expect(performance.now() - t0).toBeLessThan(100);
+    expect(performance.now() - t0).toBeLessThan(PROMPTLY_MS);
     await server.kill("SIGCONT");
 
     const storedIds = new Set((await readStream(server.url, "TAPIO_EVENTS")).map((r) => r.msgId));

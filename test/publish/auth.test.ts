@@ -14,7 +14,8 @@ import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
 import { createUserNkey } from "../helpers/nkeys.ts";
 import { createJwtOperator, createJwtUser, credsText, decodeJwt } from "../helpers/jwt.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
-import { captureLog, delivered, eventually, makeEvents, natsConfig, never, subscribeAll } from "./fixtures.ts";
+import { captureLog, delivered, makeEvents, natsConfig, never, subscribeAll } from "./fixtures.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 afterAll(stopAllNatsServers);
 
@@ -181,7 +182,7 @@ test("creds file (JWT): a user signed by another account is refused at start(), 
     expect(err.message).toContain("Authorization Violation");
     expect(err.message + JSON.stringify(records())).not.toContain(seed);
     // the server's log arrives through a pipe, possibly after the client saw the refusal
-    await eventually(() => serverSays.test(server.log().slice(logged)), 2000);
+    await waitFor(() => serverSays.test(server.log().slice(logged)), `the server to log ${serverSays}`, 2000);
   }
   // and the genuine user of that account is accepted by the same server
   await connectsAndPublishes(natsConfig(server.url, { mode: "core", creds_file: genuine.credsFile }), withCreds(genuine.credsFile));

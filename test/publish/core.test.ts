@@ -4,7 +4,8 @@ import { afterAll, expect, test } from "bun:test";
 import { createPublisher } from "../../src/publish/index.ts";
 import { DELIVERED } from "../../src/publish/publisher.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
-import { captureLog, delivered, makeEvents, natsConfig, never, subscribeAll, eventually, expectExactlyOnce } from "./fixtures.ts";
+import { captureLog, delivered, makeEvents, natsConfig, never, subscribeAll, expectExactlyOnce } from "./fixtures.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 afterAll(stopAllNatsServers);
 
@@ -21,7 +22,7 @@ test("core: 2000 events arrive exactly once, each with Nats-Msg-Id = event id", 
     expect(outcomes.map((o, i) => delivered(batches[i]!, o))).toEqual([700, 700, 600]);
     // a whole batch delivered is the shared outcome, nothing allocated
     for (const o of outcomes) expect(o).toBe(DELIVERED);
-    await eventually(() => received.length >= 2000);
+    await waitFor(() => received.length >= 2000);
     await nc.flush();
     expectExactlyOnce(events, received);
   } finally {

@@ -106,15 +106,6 @@ export async function readStream(url: string, stream: string): Promise<Received[
   }
 }
 
-/** Resolves once `check` holds, polling; rejects after `ms`. */
-export async function eventually(check: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
-    await Bun.sleep(10);
-  }
-}
-
 /**
  * How many events of `batch` were delivered: those in neither list of the
  * outcome. Checks the outcome's shape first: both lists hold only events of

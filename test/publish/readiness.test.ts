@@ -11,6 +11,7 @@ import { createPublisher, PublisherError, type Publisher } from "../../src/publi
 import { DELIVERED, type PublishOutcome } from "../../src/publish/publisher.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
 import { captureLog, delivered, ids, makeEvents, natsConfig, never, readStream, SUBJECT } from "./fixtures.ts";
+import { PROMPTLY_MS } from "../helpers/wait-for.ts";
 
 afterAll(stopAllNatsServers);
 
@@ -130,13 +131,13 @@ for (const failure of failures) {
       expect(err?.message).toMatch(failure.error);
 
       expectAllUndelivered(waiting, await pending.result);
-      expect((pending.settled ?? Infinity) - failedAt).toBeLessThan(50);
+      expect((pending.settled ?? Infinity) - failedAt).toBeLessThan(PROMPTLY_MS);
 
       // and every later call, at once
       const later = makeEvents(10);
       const t0 = performance.now();
       expectAllUndelivered(later, await publisher.publish(later, never()));
-      expect(performance.now() - t0).toBeLessThan(50);
+      expect(performance.now() - t0).toBeLessThan(PROMPTLY_MS);
     } finally {
       await publisher.close();
     }
@@ -156,7 +157,7 @@ test("jetstream: close() during a start() that cannot connect releases a waiting
   await publisher.close();
   expect((await starting)?.message).toContain("closed before NATS was reached");
   expectAllUndelivered(events, await pending.result);
-  expect((pending.settled ?? Infinity) - t0).toBeLessThan(1000);
+  expect((pending.settled ?? Infinity) - t0).toBeLessThan(PROMPTLY_MS);
 });
 
 for (const mode of ["core", "jetstream"] as const) {
@@ -174,7 +175,7 @@ for (const mode of ["core", "jetstream"] as const) {
       const t0 = performance.now();
       abort.abort();
       expectAllUndelivered(events, await pending.result);
-      expect((pending.settled ?? Infinity) - t0).toBeLessThan(50);
+      expect((pending.settled ?? Infinity) - t0).toBeLessThan(PROMPTLY_MS);
 
       // the abort ended that call only, not the start
       await server.restart();

@@ -20,6 +20,8 @@ import { silentLogger } from "../helpers/silent-logger.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+import { streamCount } from "../fault/harness.ts";
 
 afterAll(stopAllNatsServers);
 const cleanups: Array<() => Promise<unknown> | void> = [];
@@ -39,14 +41,6 @@ function captureLog() {
   const lines: Array<Record<string, any>> = [];
   const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
   return { log, lines };
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms = 8000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(20);
-  }
 }
 
 async function agent(dir: string, yaml: string, opts: { publisher?: MemoryPublisher } = {}) {
@@ -191,10 +185,10 @@ collectors:
     rewrite(a.file, yaml(two.url));
     await waitFor(() => a.results.length === 1);
     expect(a.lines.find((l) => l.msg.startsWith("config reloaded"))).toMatchObject({ reconnected: true });
-    await waitFor(async () => (await streamCount(two.url)) > 100);
+    await waitFor(async () => ((await streamCount(two.url, "RELOAD")) ?? 0) > 100);
     const report = await a.stop();
     expectNothingLost(report);
-    expect((await streamCount(one.url)) + (await streamCount(two.url))).toBe(report.published);
+    expect((await storedIn(one.url)) + (await storedIn(two.url))).toBe(report.published);
   }, 30_000);
 
   test("a new nats.subject (and nats.batch) restarts the collectors, whose events then go to the new subject, packed", async () => {
@@ -212,14 +206,14 @@ collectors:
     rewrite(a.file, yaml("second.events", "SECOND", ", batch: { max_events: 20, linger: 20ms }"));
     await waitFor(() => a.results.length === 1);
     expect(a.lines.find((l) => l.msg.startsWith("config reloaded"))).toMatchObject({ restarted: ["synthetic"], reconnected: true });
-    await waitFor(async () => (await streamCount(server.url, "SECOND")) > 10);
+    await waitFor(async () => ((await streamCount(server.url, "SECOND")) ?? 0) > 10);
     const report = await a.stop();
     expectNothingLost(report);
     const nc = await connect({ servers: server.url });
     const jsm = await jetstreamManager(nc);
     let second = 0;
     let largest = 0;
-    const messages = await streamCount(server.url, "SECOND");
+    const messages = await storedIn(server.url, "SECOND");
     for (let seq = 1; seq <= messages; seq++) {
       const m = await jsm.streams.getMessage("SECOND", { seq });
       expect(m!.subject).toBe("second.events.synthetic");
@@ -230,7 +224,7 @@ collectors:
     await nc.close();
     expect(largest).toBeGreaterThan(1);
     expect(largest).toBeLessThanOrEqual(20);
-    expect((await streamCount(server.url, "FIRST")) + second).toBe(report.published);
+    expect((await storedIn(server.url, "FIRST")) + second).toBe(report.published);
   }, 30_000);
 
   test("a reload during a NATS outage: the new config applies, events wait in the spool, all arrive after the restart", async () => {
@@ -251,22 +245,19 @@ collectors:
     await waitFor(() => a.results.length === 1);
     expect(a.results).toEqual(["success"]);
     expect(a.lines.find((l) => l.msg.startsWith("config reloaded"))).toMatchObject({ restarted: ["synthetic"] });
-    await Bun.sleep(500);
+    const depthAtReload = a.orchestrator.delivery.spoolDepth();
+    await waitFor(() => a.orchestrator.delivery.spoolDepth() > depthAtReload + 50, "events of the restarted collector in the spool");
     await server.restart();
-    await waitFor(() => a.orchestrator.delivery.spoolDepth() === 0, 15_000);
+    await waitFor(() => a.orchestrator.delivery.spoolDepth() === 0, "the spool to drain", 15_000);
     const report = await a.stop();
     expectNothingLost(report);
-    expect(await streamCount(server.url, "OUTAGE")).toBe(report.published);
+    expect(await storedIn(server.url, "OUTAGE")).toBe(report.published);
   }, 40_000);
 });
 
-async function streamCount(url: string, name = "RELOAD"): Promise<number> {
-  const nc = await connect({ servers: url });
-  try {
-    return (await (await jetstreamManager(nc)).streams.info(name)).state.messages;
-  } catch {
-    return 0;
-  } finally {
-    await nc.close();
-  }
+/** The messages in a stream that must exist; any error (a missing stream included) fails the test. */
+async function storedIn(url: string, name = "RELOAD"): Promise<number> {
+  const n = await streamCount(url, name);
+  if (n === undefined) throw new Error(`stream ${name} not found at ${url}`);
+  return n;
 }

@@ -2,7 +2,9 @@
 // appends as fast as it can and reports after each append; the test kills it
 // mid-stream and reopens the file.
 import { expect, test } from "bun:test";
-import { collectLines, openSpool, spawnScript, spoolPath, tempDir, waitFor } from "./fixtures.ts";
+import { openSpool, spawnScript, spoolPath, tempDir } from "./fixtures.ts";
+import { collectLines } from "../helpers/lines.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 // Event i has id String(i) and a payload derived from i; writeSync, because
 // console.log output could still sit in a buffer when the kill comes.
@@ -21,7 +23,7 @@ test("after a SIGKILL mid-append, the spool holds every reported event, in order
   const path = spoolPath();
   const writer = spawnScript(tempDir(), path, WRITER);
   const out = collectLines(writer.stdout);
-  await waitFor(() => Number(out.lines.at(-1) ?? 0) >= 20_000, "the writer to report 20000 events");
+  await waitFor(() => Number(out.lines.at(-1) ?? 0) >= 20_000, "the writer to report 20000 events", 10_000);
   writer.kill("SIGKILL");
   expect(await writer.exited).not.toBe(0);
   expect(writer.signalCode).toBe("SIGKILL");

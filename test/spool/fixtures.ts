@@ -67,8 +67,14 @@ export function queued(e: QueuedEvent): QueuedEvent {
   return { subject: e.subject, id: e.id, bytes: e.bytes, collector: e.collector };
 }
 
-/** Runs `source` with bun, `Spool` and `silentLogger` imported, the spool path as argv[2]; killed after the test. */
-export function spawnScript(dir: string, path: string, source: string): Subprocess<"ignore", "pipe", "pipe"> {
+/** Runs a command as nobody (uid and gid 65534, no groups): what root may do is no test of a permission. */
+export const AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+
+/**
+ * Runs `source` with bun, `Spool` and `silentLogger` imported, the spool path as argv[2]; killed after the test.
+ * `command` goes before bun, e.g. AS_NOBODY.
+ */
+export function spawnScript(dir: string, path: string, source: string, command: string[] = []): Subprocess<"ignore", "pipe", "pipe"> {
   const script = join(dir, `child-${children.length}.ts`);
   const imports = [
     `import { writeSync } from "node:fs";`,
@@ -76,32 +82,9 @@ export function spawnScript(dir: string, path: string, source: string): Subproce
     `import { silentLogger } from ${JSON.stringify(LOG_MODULE)};`,
   ];
   writeFileSync(script, `${imports.join("\n")}\n${source}`);
-  const child = Bun.spawn([process.execPath, script, path], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const child = Bun.spawn([...command, process.execPath, script, path], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   killAtExit(child.pid);
   children.push(child);
   return child;
 }
 
-/** Collects `stream` line by line as it arrives; `ended` resolves at its end. */
-export function collectLines(stream: ReadableStream<Uint8Array>): { lines: string[]; ended: Promise<void> } {
-  const lines: string[] = [];
-  const ended = (async () => {
-    const decoder = new TextDecoder();
-    let buffered = "";
-    for await (const chunk of stream) {
-      buffered += decoder.decode(chunk, { stream: true });
-      const parts = buffered.split("\n");
-      buffered = parts.pop() ?? "";
-      lines.push(...parts);
-    }
-  })();
-  return { lines, ended };
-}
-
-export async function waitFor(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}

@@ -2,9 +2,11 @@
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { SpoolError } from "../../src/spool/spool.ts";
-import { collectLines, events, openSpool, spawnScript, spoolPath, tempDir, waitFor } from "./fixtures.ts";
+import { AS_NOBODY, events, openSpool, spawnScript, spoolPath, tempDir } from "./fixtures.ts";
+import { collectLines } from "../helpers/lines.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 const HOLDER = `
 const spool = Spool.open({ path: process.argv[2], maxBytes: 1 << 30, whenFull: "block", log: silentLogger() });
@@ -12,6 +14,16 @@ spool.append([{ subject: "tapio.events.x", id: "held", bytes: new Uint8Array([1,
 globalThis.spool = spool; // a collected Database closes, and lets go of its lock
 writeSync(1, "ready\\n");
 setInterval(() => {}, 1 << 30);
+`;
+
+/** Opens the spool at argv[2] and says how that went: "opened" or the error's message. */
+const OPEN_AND_SAY = `
+try {
+  Spool.open({ path: process.argv[2], maxBytes: 1 << 30, whenFull: "block", log: silentLogger() }).close();
+  writeSync(1, "opened\\n");
+} catch (err) {
+  writeSync(1, \`\${(err as Error).message}\\n\`);
+}
 `;
 
 function openError(path: string): SpoolError {
@@ -51,7 +63,7 @@ describe("lock", () => {
     const path = spoolPath();
     const holder = spawnScript(tempDir(), path, HOLDER);
     const out = collectLines(holder.stdout);
-    await waitFor(() => out.lines.includes("ready"), "the holder to open the spool");
+    await waitFor(() => out.lines.includes("ready"), "the holder to open the spool", 10_000);
     expect(openError(path).message).toBe(`spool ${path} is in use by another tapio-collectors process (pid ${holder.pid})`);
 
     holder.kill("SIGKILL");
@@ -140,10 +152,23 @@ describe("unusable location", () => {
     expect(statSync(path).isFile()).toBe(true);
   });
 
-  test.skipIf(process.getuid?.() === 0)("a read-only directory", () => {
-    const dir = join(tempDir(), "ro");
+  test("a read-only directory", async () => {
+    const parent = tempDir();
+    const dir = join(parent, "ro");
     mkdirSync(dir);
     chmodSync(dir, 0o555);
-    expect(openError(join(dir, "spool.db")).message).toMatch(/^cannot open spool/);
+    // Root writes there anyway (CI runs as root), so the open runs as nobody, as the agent runs
+    // unprivileged in its DaemonSet; nobody needs a way through the (private) temp dirs.
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) {
+      chmodSync(dirname(parent), 0o711);
+      chmodSync(parent, 0o755); // bun lists the directory of the script it runs
+    }
+    const child = spawnScript(parent, join(dir, "spool.db"), OPEN_AND_SAY, asRoot ? AS_NOBODY : []);
+    const out = collectLines(child.stdout);
+    const stderr = new Response(child.stderr).text();
+    const code = await child.exited;
+    await out.ended;
+    expect({ code, said: out.lines, stderr: await stderr }).toEqual({ code: 0, said: [expect.stringMatching(/^cannot open spool .*spool\.db/)], stderr: "" });
   });
 });

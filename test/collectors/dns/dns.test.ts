@@ -6,6 +6,7 @@ import { DnsCollector, dnsFactory, NO_RESPONSE } from "../../../src/collectors/d
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { recordingContext, type Recording } from "../../helpers/collector-context.ts";
 import { answer, parseQuery, startResponder, type Query, type Reply, type Responder } from "./responder.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 const testdata = (name: string) => join(import.meta.dir, "testdata", name);
 
@@ -200,7 +201,7 @@ describe("servers from resolv.conf", () => {
       const c = collector({ names: ["ok.test"], resolv_conf: path, interval: "20ms" });
       const rec = recordingContext({ once: false });
       const running = c.run(rec.ctx);
-      while (rec.degraded.length < 3) await Bun.sleep(10);
+      await waitFor(() => rec.degraded.length >= 3, "three failed rounds");
       rec.stop();
       await running;
       expect(rec.degraded[0]).toContain(reason!);

@@ -8,7 +8,8 @@ import { parseKmsgLine, type KmsgRead, type KmsgSource } from "../../../src/coll
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { runInBackground, runOnce, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
-import { asKmsg, kernelConfig, messages, OOM_6_18, OOM_PRE_5, PROBLEMS, TESTDATA, waitFor } from "./helpers.ts";
+import { asKmsg, countingOpen, kernelConfig, messages, OOM_6_18, OOM_PRE_5, PROBLEMS, TESTDATA } from "./helpers.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 const dir = makeTempDir("kernel");
 afterAll(() => removeTempDir(dir));
@@ -43,7 +44,6 @@ function markerRules(): string {
 const types = (rec: Recording) => rec.events.map((e) => e.type);
 const reasons = (rec: Recording) => rec.events.filter((e) => e.type === "kernel.problem").map((e) => (e.event_data.custom as Record<string, string>).reason);
 const custom = (e: CollectorEvent | undefined) => e!.event_data.custom as Record<string, string>;
-
 
 /** A device that plays a script, one step per read; each open plays the next script. */
 function scriptedDevice(scripts: Array<Array<KmsgRead | Error>>) {
@@ -135,10 +135,13 @@ describe("kernel collector", () => {
     const path = kmsgFile(readFileSync(OOM_6_18, "utf8"));
     expect((await runOnce(new KernelCollector(kernelConfig({ kmsg_path: path, proc_root: quietProc() })))).events).toEqual([]);
 
-    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: path, read_interval: "20ms", proc_root: quietProc() })));
-    await Bun.sleep(60);
+    const { open, reads } = countingOpen();
+    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: path, read_interval: "20ms", proc_root: quietProc() }), open));
+    await waitFor(() => reads.includes("idle"), "the log opened, its history skipped");
+    const beforeFirstHalf = reads.length;
     appendFileSync(path, "3,500,300000000,-;EXT4-fs (sda1): Remounting files");
-    await Bun.sleep(60);
+    // Read ("data"), then idle, then idle again one read_interval later: the first half went through the whole loop.
+    await waitFor(() => reads.slice(beforeFirstHalf).join(" ").includes("data idle idle"), "the first half read and handled");
     expect(rec.events).toEqual([]);
     appendFileSync(path, "ystem read-only\n SUBSYSTEM=block\n DEVICE=b8:1\n");
     await waitFor(() => rec.events.length > 0);
@@ -244,9 +247,13 @@ describe("kernel collector", () => {
   });
 
   test("/proc/vmstat oom_kill: a kernel.oom_kill event per increase, none at start", async () => {
-    const proc = procRoot({ vmstat: vmstat(2) });
+    // vmstat is missing at first, so the first good poll is the one that ends the collector's "degraded".
+    const proc = procRoot({});
     const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: kmsgFile(""), vmstat_interval: "20ms", proc_root: proc })));
-    await Bun.sleep(80);
+    await waitFor(() => rec.degraded.some((d) => d.includes("vmstat")), "the first vmstat poll to fail");
+    const healthyBefore = rec.healthyCalls;
+    writeFileSync(join(proc, "vmstat"), vmstat(2));
+    await waitFor(() => rec.healthyCalls > healthyBefore, "the first good vmstat poll");
     expect(rec.events).toEqual([]);
     writeFileSync(join(proc, "vmstat"), vmstat(5));
     await waitFor(() => rec.events.length > 0);

@@ -3,6 +3,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
+import type { OpenKmsg } from "../../../src/collectors/kernel/index.ts";
+import { openKmsg, type KmsgRead } from "../../../src/collectors/kernel/kmsg.ts";
 import { kernelConfigSchema, type KernelConfig } from "../../../src/collectors/kernel/schema.ts";
 
 export const TESTDATA = join(import.meta.dir, "testdata");
@@ -24,10 +26,20 @@ export function kernelConfig(input: Record<string, unknown> = {}): KernelConfig 
   return v.parse(kernelConfigSchema, { node_name: "node-1", ...input });
 }
 
-export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(10);
-  }
+/** openKmsg, recording the kind of every read, so a test can wait until the collector has read what is there. */
+export function countingOpen(): { open: OpenKmsg; reads: Array<KmsgRead["kind"]> } {
+  const reads: Array<KmsgRead["kind"]> = [];
+  const open: OpenKmsg = (path, fromEnd) => {
+    const source = openKmsg(path, fromEnd);
+    return {
+      device: source.device,
+      read: () => {
+        const read = source.read();
+        reads.push(read.kind);
+        return read;
+      },
+      close: () => source.close(),
+    };
+  };
+  return { open, reads };
 }

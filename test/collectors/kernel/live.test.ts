@@ -10,7 +10,8 @@ import { openKmsg } from "../../../src/collectors/kernel/kmsg.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { runInBackground, runOnce } from "../../helpers/collector-context.ts";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "../../helpers/cleanup.ts";
-import { kernelConfig, waitFor } from "./helpers.ts";
+import { countingOpen, kernelConfig } from "./helpers.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 function can(path: string, mode: number): boolean {
   try {
@@ -37,7 +38,6 @@ function markerRules(): string {
   return path;
 }
 
-
 describe("kernel collector, live", () => {
   test.skipIf(!readable)("/dev/kmsg: opened as the device, history skipped, one --once round reads cleanly", async () => {
     const source = openKmsg(KMSG, true);
@@ -50,8 +50,9 @@ describe("kernel collector, live", () => {
 
   test.skipIf(!writable)("a line written to /dev/kmsg after the start is reported, dated and leveled; one written before is not", async () => {
     writeFileSync(KMSG, `<6>tapio live before ${nonce}\n`);
-    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ rule_files: [markerRules()], builtin_rules: false, read_interval: "20ms" })));
-    await Bun.sleep(100);
+    const { open, reads } = countingOpen();
+    const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ rule_files: [markerRules()], builtin_rules: false, read_interval: "20ms" }), open));
+    await waitFor(() => reads.includes("idle"), "the device opened, its history skipped");
     writeFileSync(KMSG, `<6>tapio live after ${nonce}\n`);
     await waitFor(() => rec.events.length > 0);
     await Bun.sleep(50);
@@ -70,18 +71,21 @@ describe("kernel collector, live", () => {
       const top = join(MEMCG_V1, `tapio-test-${process.pid}`);
       const dirs = [top, `${top}/kubepods`, `${top}/kubepods/burstable`, `${top}/kubepods/burstable/pod${podUid}`, `${top}/kubepods/burstable/pod${podUid}/${containerId}`];
       const container = dirs.at(-1)!;
-      const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ read_interval: "20ms", vmstat_interval: "50ms" })));
+      const { open, reads } = countingOpen();
+      const { rec, stop: finish } = runInBackground(new KernelCollector(kernelConfig({ read_interval: "20ms", vmstat_interval: "50ms" }), open));
       try {
         for (const d of dirs) mkdirSync(d);
         writeFileSync(join(container, "memory.limit_in_bytes"), String(32 * 1024 * 1024));
-        await Bun.sleep(100);
+        // Before the kill: the device read past its history, and a vmstat round for the baseline. The device
+        // opens once (its open is one healthy call), so a second healthy call is a vmstat round.
+        await waitFor(() => reads.includes("idle") && rec.healthyCalls >= 2, "the device opened and the first vmstat round");
         // tail keeps every byte of a line it has not seen the end of: this one has no end.
         const victim = Bun.spawn(["sh", "-c", `echo $$ > ${container}/cgroup.procs && head -c 300M /dev/zero | tail`], { stdout: "ignore", stderr: "ignore" });
         killAtExit(victim.pid);
         await victim.exited;
         spare(victim.pid);
         const oom = () => rec.events.find((e) => e.type === "container.oom" && e.metadata.pod_uid === podUid);
-        await waitFor(() => oom() !== undefined && rec.events.some((e) => e.type === "kernel.oom_kill"), 10_000);
+        await waitFor(() => oom() !== undefined && rec.events.some((e) => e.type === "kernel.oom_kill"), "the OOM kill event", 10_000);
         const event = oom() as CollectorEvent;
         expect(event.metadata).toMatchObject({ pod_uid: podUid, container_id: containerId, command: "tail" });
         expect((event.event_data.custom as Record<string, string>).memory_cgroup).toBe(`/tapio-test-${process.pid}/kubepods/burstable/pod${podUid}/${containerId}`);

@@ -7,7 +7,8 @@ import { defaultApiServer, kubeapiConfigSchema } from "../../../src/collectors/k
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { runInBackground, runOnce } from "../../helpers/collector-context.ts";
 import { testPki } from "../../helpers/tls.ts";
-import { tokenFile, waitFor } from "../kubelet/fake-kubelet.ts";
+import { tokenFile } from "../kubelet/fake-kubelet.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 import { listOf, startFakeApiServer, WATCH_LINES, watchObject, type FakeApiServer, type Json } from "./fake-apiserver.ts";
 
 const NODE = "datagen-1-35";
@@ -35,7 +36,6 @@ function collector(s: FakeApiServer, config: Record<string, unknown> = {}): Kube
     }),
   );
 }
-
 
 /** "ADDED kube-system/kindnet-zkpn8 348": what a k8s.pod event says, in short */
 function podChange(e: CollectorEvent): string {

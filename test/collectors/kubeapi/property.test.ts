@@ -8,7 +8,8 @@ import { EventSet, PodSet } from "../../../src/collectors/kubeapi/resources.ts";
 import { kubeapiConfigSchema } from "../../../src/collectors/kubeapi/schema.ts";
 import { LineSplitter, parseWatchLine } from "../../../src/collectors/kubeapi/watch.ts";
 import { recordingContext } from "../../helpers/collector-context.ts";
-import { tokenFile, waitFor } from "../kubelet/fake-kubelet.ts";
+import { tokenFile } from "../kubelet/fake-kubelet.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 import { cut, listOf, prng, startFakeApiServer, WATCH_LINES } from "./fake-apiserver.ts";
 
 const utf8 = new TextEncoder();

@@ -69,11 +69,3 @@ export function tokenFile(token: string): { path: string; write(token: string): 
   return { path, write: (next) => writeFileSync(path, `${next}\n`) };
 }
 
-/** Polls `condition` until it holds, or fails after `timeoutMs`. */
-export async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}

@@ -8,7 +8,8 @@ import { kubeletConfigSchema } from "../../../src/collectors/kubelet/schema.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { recordingContext, runInBackground, runOnce } from "../../helpers/collector-context.ts";
 import { testPki } from "../../helpers/tls.ts";
-import { PODS_JSON, startFakeKubelet, tokenFile, waitFor, type FakeKubelet } from "./fake-kubelet.ts";
+import { PODS_JSON, startFakeKubelet, tokenFile, type FakeKubelet } from "./fake-kubelet.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 const pki = testPki();
 const kubelets: FakeKubelet[] = [];
@@ -25,7 +26,6 @@ function kubelet(token = "token-1"): FakeKubelet {
 function collector(k: FakeKubelet, token: string, config: Record<string, unknown> = {}): KubeletCollector {
   return new KubeletCollector(v.parse(kubeletConfigSchema, { address: k.url, token_file: token, ca_file: pki.caFile, ...config }));
 }
-
 
 /** The event without what changes per run (id, time, collector name). */
 function stable(e: CollectorEvent): Record<string, unknown> {

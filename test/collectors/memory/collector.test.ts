@@ -18,9 +18,9 @@ import {
   memoryConfig,
   POD_UID,
   recorded,
-  waitFor,
   write,
 } from "./helpers.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 const dir = makeTempDir("memory");
 afterAll(() => removeTempDir(dir));

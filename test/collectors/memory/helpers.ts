@@ -88,10 +88,3 @@ export function custom(event: CollectorEvent | undefined): Record<string, string
   return event!.event_data.custom as Record<string, string>;
 }
 
-export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(10);
-  }
-}

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { MemoryCollector } from "../../../src/collectors/memory/index.ts";
 import { recordingContext, runOnce } from "../../helpers/collector-context.ts";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "../../helpers/cleanup.ts";
-import { custom, memoryConfig, waitFor } from "./helpers.ts";
+import { custom, memoryConfig } from "./helpers.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 function writable(path: string): boolean {
   try {
@@ -62,7 +63,7 @@ describe("memory collector, live", () => {
       const collector = new MemoryCollector(memoryConfig({ cgroup_root: root, interval: "500ms", cpu_throttling: { min_periods: 3 }, psi: { memory: { some_avg10: 0, full_avg10: 0 }, cpu: { some_avg10: 0 }, io: { some_avg10: 0, full_avg10: 0 } }, memory_available: { percent: 0, bytes: 0 } }));
       const done = collector.run(rec.ctx);
       try {
-        await Bun.sleep(200);
+        await waitFor(() => rec.healthyCalls + rec.degraded.length > 0, "the first round, the baseline of the counters");
         // Busy under the quota for 1.5 s; then, out of the cpu cgroup so the quota does not slow it, fill the memory limit.
         const script = `echo $$ > ${container.memory}/cgroup.procs && echo $$ > ${container.cpu}/cgroup.procs && timeout 1.5 sh -c 'while :; do :; done'; echo $$ > ${V1}/cpu/cgroup.procs; head -c 300M /dev/zero | tail`;
         const victim = Bun.spawn(["sh", "-c", script], { stdout: "ignore", stderr: "ignore" });
@@ -71,7 +72,7 @@ describe("memory collector, live", () => {
         spare(victim.pid);
         const seen = (type: string, action?: string) =>
           rec.events.find((e) => e.type === type && e.metadata.container_id === containerId && (!action || (e.event_data.container as { action: string }).action === action));
-        await waitFor(() => seen("container.cpu_throttling") !== undefined && seen("container.memory_pressure", "oom_kill") !== undefined, 15_000);
+        await waitFor(() => seen("container.cpu_throttling") !== undefined && seen("container.memory_pressure", "oom_kill") !== undefined, "throttling and memory-pressure events", 15_000);
         expect(seen("container.cpu_throttling")!.metadata.pod_uid).toBe(podUid);
         // The kernel may kill `tail` and then `head` in the same poll interval: one kill or two.
         expect(Number(custom(seen("container.memory_pressure", "oom_kill")).oom_kill_delta)).toBeGreaterThanOrEqual(1);

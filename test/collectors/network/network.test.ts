@@ -9,6 +9,7 @@ import { parseCounterPairs, parseNetDev, parseSockstat } from "../../../src/coll
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { recordingContext, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 import { listenWithoutAccepting } from "./listener.ts";
 
 const FIXTURES = resolve(import.meta.dir, "testdata");
@@ -242,9 +243,9 @@ describe("network collector on recorded /proc files", () => {
     const c = collector({ proc_root: root, interval: "20ms", conntrack: false });
     const rec = recordingContext({ once: false });
     const running = c.run(rec.ctx);
-    while (rec.degraded.length < 3) await Bun.sleep(10);
+    await waitFor(() => rec.degraded.length >= 3, "three failed rounds");
     cpSync(join(FIXTURES, "local/proc/net"), join(root, "net"), { recursive: true });
-    while (rec.healthyCalls === 0) await Bun.sleep(10);
+    await waitFor(() => rec.healthyCalls > 0, "a healthy round once the files are there");
     rec.stop();
     await running;
     expect(rec.degraded[0]).toContain("does not exist");
@@ -281,7 +282,7 @@ test("live: a listener that never accepts overflows on loopback, and the collect
   const c = collector({ interval: "100ms", conntrack: false });
   const rec = recordingContext({ once: false });
   const running = c.run(rec.ctx);
-  while (rec.healthyCalls === 0 && rec.degraded.length === 0) await Bun.sleep(10);
+  await waitFor(() => rec.healthyCalls > 0 || rec.degraded.length > 0, "the first round");
 
   // backlog 1: the accept queue holds two connections; the rest of the handshakes overflow it.
   const listener = listenWithoutAccepting("127.0.0.1", 1);
@@ -293,8 +294,7 @@ test("live: a listener that never accepts overflows on loopback, and the collect
       clients.push(socket);
     }
     const overflow = () => rec.events.find((e) => e.type === "network.listen_overflow");
-    const deadline = Date.now() + 10_000;
-    while (!overflow() && Date.now() < deadline) await Bun.sleep(20);
+    await waitFor(() => overflow() !== undefined, "a network.listen_overflow event", 10_000);
     expect(overflow()).toMatchObject({ severity: "warning", event_data: { network: { event_type: "listen_overflow", protocol: "tcp" } } });
     expect(Number((overflow()!.event_data.custom as Record<string, string>).listen_overflows)).toBeGreaterThan(0);
   } finally {

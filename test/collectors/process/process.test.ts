@@ -7,6 +7,7 @@ import { ProcessCollector, processFactory } from "../../../src/collectors/proces
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { recordingContext, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 const FIXTURES = resolve(import.meta.dir, "testdata");
 const testdata = (name: string) => readFileSync(join(import.meta.dir, "testdata", name), "utf8");
@@ -193,18 +194,18 @@ describe("process collector on a fake /proc", () => {
     const c = collector({ proc_root: root, interval: "20ms" });
     const rec = recordingContext({ once: false });
     const running = c.run(rec.ctx);
-    while (rec.degraded.length < 3) await Bun.sleep(10);
+    await waitFor(() => rec.degraded.length >= 3, "three failed rounds");
     expect(rec.degraded[0]).toContain(`cannot list ${root}`);
     expect(rec.healthyCalls).toBe(0);
 
     mkdirSync(root);
-    while (rec.degraded.length < 4 || !rec.degraded.at(-1)!.includes("/stat ")) await Bun.sleep(10);
+    await waitFor(() => rec.degraded.length >= 4 && rec.degraded.at(-1)!.includes("/stat "), "a round that finds the directory but no stat");
     expect(rec.degraded.at(-1)).toContain("does not exist");
     writeFileSync(join(root, "stat"), `btime ${BTIME}\n`);
-    while (rec.healthyCalls === 0) await Bun.sleep(10);
+    await waitFor(() => rec.healthyCalls > 0, "a healthy round");
     mkdirSync(join(root, "42"));
     writeFileSync(join(root, "42", "stat"), "42 (late) S 1 0 0 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 4200 0 0\n");
-    while (rec.events.length === 0) await Bun.sleep(10);
+    await waitFor(() => rec.events.length > 0, "the start of pid 42");
     rec.stop();
     await running;
     expect(rec.events[0]!.event_data.process).toMatchObject({ pid: 42, command: "late", start_time: new Date((BTIME + 42) * 1000).toISOString() });
@@ -241,22 +242,23 @@ test("live: a spawned process is seen to start and to exit", async () => {
   const c = collector({ interval: "100ms" });
   const rec = recordingContext({ once: false });
   const running = c.run(rec.ctx);
-  while (rec.healthyCalls === 0) await Bun.sleep(10);
-  const child = Bun.spawn(["sleep", "1"], { stdout: "ignore", stderr: "ignore" });
+  await waitFor(() => rec.healthyCalls > 0, "the first round");
+  // It runs until it has been seen, however slow the machine: the test ends it.
+  const child = Bun.spawn(["sleep", "60"], { stdout: "ignore", stderr: "ignore" });
   const mine = (kind: string) =>
     rec.events.find((e) => (e.event_data.kernel as { event_type: string; pid: number }).event_type === kind && e.metadata.pid === child.pid);
-  const deadline = Date.now() + 10_000;
-  while (!mine("start") && Date.now() < deadline) await Bun.sleep(20);
+  await waitFor(() => mine("start") !== undefined, "the child's start", 10_000);
   expect(mine("start")?.event_data.process).toMatchObject({
     pid: child.pid,
     ppid: process.pid,
     command: "sleep",
-    arguments: ["sleep", "1"],
+    arguments: ["sleep", "60"],
     executable: expect.stringMatching(/sleep$/),
   });
   expect(mine("exit")).toBeUndefined();
+  child.kill();
   await child.exited;
-  while (!mine("exit") && Date.now() < deadline) await Bun.sleep(20);
+  await waitFor(() => mine("exit") !== undefined, "the child's exit", 10_000);
   rec.stop();
   await running;
   expect(mine("exit")?.event_data.kernel).toEqual({ event_type: "exit", pid: child.pid, ppid: process.pid, command: "sleep" });

@@ -1,0 +1,27 @@
+/**
+ * "At once", for a publish() or start() that an abort, a close or a failed start must end: well
+ * under the publish timeout (2 s in the publish tests' config, 5 s where a test sets it) or the
+ * endless wait a missing check would leave, with room for a busy machine.
+ */
+export const PROMPTLY_MS = 1000;
+
+/**
+ * Resolves once `condition` holds, checking every `intervalMs`; rejects after
+ * `timeoutMs` with what it waited for (`what`, or else the condition's source),
+ * so a test waits on the state it needs and a stuck wait names itself.
+ * An error thrown by `condition` propagates: it is not "not yet".
+ */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what?: string,
+  timeoutMs = 5000,
+  intervalMs = 10,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what ?? condition.toString()}`);
+    }
+    await Bun.sleep(intervalMs);
+  }
+}
