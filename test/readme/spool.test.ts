@@ -1,0 +1,30 @@
+// The README's spool.max_bytes and spool.when_full on the agent as a process,
+// NATS unreachable: the spool holds no more than max_bytes, counting about
+// 96 bytes per event on top of the event; drop_newest drops the rest with the
+// reason spool_full and logs "spool full: ..."; the final counts add up.
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { logLines, runAgent, writeConfig } from "../helpers/agent.ts";
+import { makeTempDir } from "../helpers/cleanup.ts";
+import { freePort } from "../helpers/nats-server.ts";
+
+
+describe("README spool limits", () => {
+  test("spool.max_bytes bounds events plus ~96 bytes each; when_full: drop_newest drops the rest as spool_full, logged, and the counts add up", async () => {
+    // Events of 104814 bytes: ten fit in 1 MiB as bare bytes, nine once each row counts 96 more.
+    const file = writeConfig(`
+orchestrator: { shutdown_timeout: 1s }
+nats: { url: "nats://127.0.0.1:${await freePort()}", reconnect_wait: 100ms }
+spool: { path: ${join(makeTempDir("spool-limits"), "spool.db")}, max_bytes: 1MiB, when_full: drop_newest }
+collectors:
+  synthetic: { config: { count: 30, rate: 0, payload_bytes: 104820 } }
+`);
+    const r = await runAgent(["--once", "-c", file]);
+    expect(r.code).toBe(1);
+    const logs = logLines(r.stdout);
+    expect(logs.some((l) => l.level === "warn" && l.msg === "spool full: events dropped (spool.when_full)" && l.reason === "spool_full")).toBe(true);
+    const report = logs.find((l) => l.msg.startsWith("shutdown deadline passed"))!;
+    expect(report).toMatchObject({ accepted: 30, inherited: 0, published: 0, in_spool: 9, discarded: 21, lost: 0 });
+    expect(report.accepted + report.inherited).toBe(report.published + report.discarded + report.in_spool + report.lost);
+  });
+});
