@@ -1,5 +1,6 @@
-// The README's spool.max_bytes and spool.when_full on the agent as a process,
-// NATS unreachable: the spool holds no more than max_bytes, counting about
+// The README's spool: SQLite in WAL mode with synchronous=NORMAL; and, on the
+// agent as a process with NATS unreachable, spool.max_bytes and
+// spool.when_full: the spool holds no more than max_bytes, counting about
 // 96 bytes per event on top of the event; drop_newest drops the rest with the
 // reason spool_full and logs "spool full: ..."; the final counts add up.
 import { describe, expect, test } from "bun:test";
@@ -7,9 +8,22 @@ import { join } from "node:path";
 import { logLines, runAgent, writeConfig } from "../helpers/agent.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 import { freePort } from "../helpers/nats-server.ts";
+import { openSpoolFile } from "../../src/spool/file.ts";
+
+const SYNCHRONOUS_NORMAL = 1;
 
 
 describe("README spool limits", () => {
+  test("the spool is SQLite in WAL mode with synchronous=NORMAL", () => {
+    const db = openSpoolFile(join(makeTempDir("spool-mode"), "spool.db"));
+    try {
+      expect(db.query("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
+      expect(db.query("PRAGMA synchronous").get()).toEqual({ synchronous: SYNCHRONOUS_NORMAL });
+    } finally {
+      db.close();
+    }
+  });
+
   test("spool.max_bytes bounds events plus ~96 bytes each; when_full: drop_newest drops the rest as spool_full, logged, and the counts add up", async () => {
     // Events of 104814 bytes: ten fit in 1 MiB as bare bytes, nine once each row counts 96 more.
     const file = writeConfig(`
