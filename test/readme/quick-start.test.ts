@@ -1,7 +1,7 @@
 // The README's Quick start, as a new user runs it: `npm start` (the command
 // package.json names) on the default config, before and after a NATS server
 // with JetStream comes up at $NATS_URL, looked at with curl's /readyz and
-// `npm run cli -- status`; and `npm start -- --once --dry-run` without NATS.
+// `npm run cli -- status` (and top); and `npm start -- --once --dry-run` without NATS.
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -56,6 +56,10 @@ describe("README quick start", () => {
       const report = await runAgent([...cliArgs, "status"], { command: [cli!], cwd });
       expect(report.code).toBe(0);
       expect(report.stdout).toContain("synthetic");
+      // ... and so does `top`.
+      const top = await runAgent([...cliArgs, "top", "--iterations", "1"], { command: [cli!], cwd });
+      expect(top.code).toBe(0);
+      expect(top.stdout).toMatch(/^synthetic\s+running\s/m);
 
       const server = await startNatsServer({ port });
       const nc = await connect({ servers: server.url });
