@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { Spool } from "../src/spool/spool.ts";
-import { silentLogger } from "../src/log.ts";
+import pino from "pino";
 import type { QueuedEvent } from "../src/event/event.ts";
 import { startNatsServer, stopAllNatsServers } from "../test/helpers/nats-server.ts";
 
@@ -22,7 +22,7 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 
 function spoolRates(): { append: number; drain: number } {
   const path = join(work, `spool-${Math.random()}.db`);
-  const spool = Spool.open({ path, maxBytes: 4 * 1024 ** 3, whenFull: "block", log: silentLogger() });
+  const spool = Spool.open({ path, maxBytes: 4 * 1024 ** 3, whenFull: "block", log: pino({ level: "silent" }) });
   const payload = new Uint8Array(1024).fill(120);
   const batch: QueuedEvent[] = Array.from({ length: BATCH }, (_, i) => ({ subject: "tapio.events.bench", id: `id-${i}`, bytes: payload, collector: "bench" }));
   let t = performance.now();

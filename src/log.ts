@@ -33,11 +33,6 @@ export function createLogger(o: LogOptions): Logger {
   return pino(options, stream);
 }
 
-/** A logger that says nothing, for tests and library use. */
-export function silentLogger(): Logger {
-  return pino({ level: "silent" });
-}
-
 /** One line per kind of problem per this interval, at most. */
 export const LOG_THROTTLE_MS = 10_000;
 

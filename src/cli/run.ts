@@ -1,16 +1,18 @@
-// `run`: load the config, start the orchestrator, stop on a signal (or after
-// one round with --once), drain, and turn the outcome into an exit code.
+// `run`: load the config, start the agent, wait for a reason to stop (a
+// signal, the end of a --once round, a publisher that gave up, a fault
+// outside every collector), shut down, and turn the outcome into an exit code.
+import type { Logger } from "pino";
 import { loadConfigFile } from "../config/load.ts";
+import type { Config } from "../config/schema.ts";
 import { builtinRegistry } from "../collectors/index.ts";
+import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import { createPublisher } from "../publish/index.ts";
-import { Orchestrator } from "../orchestrator/orchestrator.ts";
+import { Orchestrator, type ShutdownReport } from "../orchestrator/orchestrator.ts";
 import { Spool } from "../spool/spool.ts";
 import { redactUrlCredentials } from "../config/redact.ts";
 import { AgentMetrics } from "../metrics/metrics.ts";
 import { HttpServer, type HttpServerOptions } from "../http/server.ts";
 import { ConfigReloader } from "../reload/reloader.ts";
-
-
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
 import { CONFIG_FLAG, EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
 import { AGENT_VERSION } from "./version.ts";
@@ -23,29 +25,52 @@ const RUN_FLAGS = {
   once: { type: "boolean" },
 } as const;
 
+interface RunOptions {
+  file: string;
+  /** --log-level; undefined: orchestrator.log_level, which a reload may change */
+  level: LogLevel | undefined;
+  format: LogFormat;
+  /** print events instead of publishing; no spool, no endpoints */
+  dryRun: boolean;
+  once: boolean;
+}
+
 export async function runCommand(args: string[]): Promise<number> {
-  const flags = parseFlags("run", args, RUN_FLAGS);
-  if (flags.help) {
+  const options = parseRunFlags(args);
+  if (!options) {
     process.stdout.write(`${HELP.run}\n`);
     return EXIT.ok;
   }
+  const registry = builtinRegistry();
+  const config = await loadConfigFile(options.file, registry);
+  const log = createLogger({ level: options.level ?? config.orchestrator.log_level, format: options.format, fd: options.dryRun ? 2 : 1 });
+  logStarting(log, config, options);
+
+  const stops = new StopRequests();
+  const agent = startAgent(config, registry, log, options, stops);
+  const unwatch = watchProcess(log, stops, agent.orchestrator);
+  await agent.reloader?.start();
+  if (options.once) await untilRoundDone(agent.orchestrator, config, log, stops);
+  else await stops.requested;
+  const report = await agent.stop();
+  unwatch();
+  return exitCode(stops, report, options.once, log);
+}
+
+/** The flags, checked; undefined for --help. */
+function parseRunFlags(args: string[]): RunOptions | undefined {
+  const flags = parseFlags("run", args, RUN_FLAGS);
+  if (flags.help) return undefined;
   const level = flags["log-level"];
   if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(", ")}, got "${level}"`);
   }
   const format = flags["log-format"] ?? "json";
   if (format !== "json" && format !== "pretty") throw new UsageError(`--log-format: expected json or pretty, got "${format}"`);
-  const dryRun = flags["dry-run"] ?? false;
-  const once = flags.once ?? false;
+  return { file: configPath(flags.config), level: level as LogLevel | undefined, format, dryRun: flags["dry-run"] ?? false, once: flags.once ?? false };
+}
 
-  const file = configPath(flags.config);
-  const registry = builtinRegistry();
-  const config = await loadConfigFile(file, registry);
-  const log = createLogger({
-    level: (level as LogLevel | undefined) ?? config.orchestrator.log_level,
-    format: format as LogFormat,
-    fd: dryRun ? 2 : 1,
-  });
+function logStarting(log: Logger, config: Config, { file, dryRun, once }: RunOptions): void {
   log.info(
     {
       version: AGENT_VERSION,
@@ -56,53 +81,64 @@ export async function runCommand(args: string[]): Promise<number> {
     },
     `tapio-collectors ${AGENT_VERSION} starting`,
   );
+}
 
-  const publishError = (reason: string, _err: Error, events: number) => orchestrator.health.publishError(reason, events);
-  const publisher = createPublisher(config.nats, { log, dryRun, onError: publishError });
+/** Why the agent stops: the first request ends the wait; what went wrong on the way decides the exit code. */
+class StopRequests {
+  readonly #requested = Promise.withResolvers<void>();
+  /** the first SIGTERM or SIGINT */
+  signal: NodeJS.Signals | undefined;
+  /** an uncaught exception or unhandled rejection */
+  fault: Error | undefined;
+  /** what ends the agent with exit 1: a fault, or a publisher that gave up */
+  fatal: Error | undefined;
+
+  get requested(): Promise<void> {
+    return this.#requested.promise;
+  }
+
+  request(): void {
+    this.#requested.resolve();
+  }
+
+  failed(err: Error): void {
+    this.fatal ??= err;
+    this.request();
+  }
+}
+
+interface Agent {
+  orchestrator: Orchestrator;
+  /** hot reload, for a running agent (a --once run is over before an edit could matter) */
+  reloader: ConfigReloader | undefined;
+  /** Stops everything, in order: reloads, collectors and delivery (the shutdown report), endpoints, metrics. */
+  stop(): Promise<ShutdownReport>;
+}
+
+/** Opens the spool, starts the publisher, the orchestrator and the endpoints. */
+function startAgent(config: Config, registry: CollectorRegistry, log: Logger, { file, level, dryRun, once }: RunOptions, stops: StopRequests): Agent {
+  const build = { version: AGENT_VERSION, bun: Bun.version };
+  const publisherFor = (nats: Config["nats"]) =>
+    createPublisher(nats, { log, dryRun, onError: (reason, _err, events) => orchestrator.ledger.publishFailed(reason, events) });
   // --dry-run prints events and must neither write nor replay a real spool.
   const spool = config.spool.enabled && !dryRun
     ? Spool.open({ path: config.spool.path, maxBytes: config.spool.max_bytes, whenFull: config.spool.when_full, log })
     : undefined;
-  let fatal: Error | undefined;
-  let signalled: string | undefined;
-  const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<void>();
-  const build = { version: AGENT_VERSION, bun: Bun.version };
-  const orchestrator = new Orchestrator({
+  const orchestrator: Orchestrator = new Orchestrator({
     config,
     registry,
-    publisher,
+    publisher: publisherFor(config.nats),
     spool,
     log,
     once,
-    onFatal: (err) => {
-      fatal ??= err;
-      requestStop();
-    },
+    onFatal: (err) => stops.failed(err),
     onBatchDone: (seconds) => metrics.batchDone(seconds),
     onHandoff: (seconds) => metrics.handoff(seconds),
   });
   const metrics = new AgentMetrics(orchestrator, build);
   // --dry-run is a look at the events, not a running agent: no endpoints.
   const http = config.http.enabled && !dryRun ? startHttp({ config: config.http, orchestrator, metrics, log, build }) : undefined;
-
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) {
-      const queued = orchestrator.queue.length;
-      log.warn({ signal, queued, spool_depth: orchestrator.delivery.spoolDepth() }, `second ${signal}: exiting now; ${queued} queued event(s) are lost, spooled ones stay`);
-      process.exit(EXIT.failure);
-    }
-    signalled = signal;
-    log.info({ signal }, `${signal} received: shutting down`);
-    requestStop();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  // A collector's stray promise or timer must not take the agent down.
-  process.on("unhandledRejection", (reason) => log.error({ err: String(reason) }, `unhandled rejection: ${String(reason)}`));
-  process.on("uncaughtException", (err) => log.error({ err: err.message, stack: err.stack }, `uncaught exception: ${err.message}`));
-
   orchestrator.start();
-  // Hot reload, for a running agent (a --once run is over before an edit could matter).
   const reloader = once
     ? undefined
     : new ConfigReloader({
@@ -111,37 +147,21 @@ export async function runCommand(args: string[]): Promise<number> {
         log,
         onResult: (result) => metrics.reloads[result]++,
         apply: async (next) => {
-          await orchestrator.reconfigure(next, (nats) => createPublisher(nats, { log, dryRun, onError: publishError }));
+          await orchestrator.reconfigure(next, publisherFor);
           if (level === undefined) log.level = next.orchestrator.log_level;
         },
       });
-  await reloader?.start();
-  if (once) {
-    const limit = config.orchestrator.once_timeout;
-    const timer = setTimeout(() => {
-      log.error(`--once: the collectors' round took longer than orchestrator.once_timeout (${limit}); stopping`);
-      requestStop();
-    }, limit.ms);
-    await Promise.race([orchestrator.roundsDone(), stopRequested]);
-    clearTimeout(timer);
-  } else {
-    await stopRequested;
-  }
-  reloader?.stop();
-  const report = await orchestrator.stop();
-  http?.stop();
-  await metrics.shutdown();
-  process.off("SIGTERM", onSignal);
-  process.off("SIGINT", onSignal);
-
-  if (fatal) {
-    log.fatal({ err: fatal.message }, `stopped: ${fatal.message}`);
-    return EXIT.failure;
-  }
-  // Anything not delivered (left in the spool or lost) makes the exit 1, for SIGTERM as for --once.
-  if (report.inSpool > 0 || report.lost > 0) return EXIT.failure;
-  if (once && report.failedCollectors.length > 0) return EXIT.failure;
-  return EXIT.ok;
+  return {
+    orchestrator,
+    reloader,
+    async stop() {
+      reloader?.stop();
+      const report = await orchestrator.stop();
+      http?.stop();
+      await metrics.shutdown();
+      return report;
+    },
+  };
 }
 
 /** Starts the endpoints; a taken port is a clear error, not a stack. */
@@ -151,4 +171,70 @@ function startHttp(options: HttpServerOptions): HttpServer {
   } catch (err) {
     throw new Error(`http.listen ${options.config.listen}: cannot listen: ${(err as Error).message}`);
   }
+}
+
+/**
+ * SIGTERM and SIGINT stop the agent (a second one exits at once). An
+ * uncaught exception or unhandled rejection comes from outside every
+ * collector's run (a run that throws or rejects is the runner's to restart):
+ * the agent is in a state nobody planned for, so it stops its collectors,
+ * spools what is queued and exits 1, for the supervisor to restart it and
+ * the spool to be replayed. Returns a function that removes the handlers.
+ */
+function watchProcess(log: Logger, stops: StopRequests, orchestrator: Orchestrator): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stops.signal) {
+      const queued = orchestrator.queue.length;
+      log.warn({ signal, queued, spool_depth: orchestrator.delivery.spoolDepth() }, `second ${signal}: exiting now; ${queued} queued event(s) are lost, spooled ones stay`);
+      process.exit(EXIT.failure);
+    }
+    stops.signal = signal;
+    log.info({ signal }, `${signal} received: shutting down`);
+    stops.request();
+  };
+  const onFault = (kind: string) => (thrown: unknown) => {
+    const err = thrown instanceof Error ? thrown : new Error(String(thrown));
+    if (stops.fault) {
+      log.fatal({ err: err.message, stack: err.stack }, `${kind} while stopping after a fault: exiting now: ${err.message}`);
+      process.exit(EXIT.failure);
+    }
+    stops.fault = err;
+    log.fatal({ err: err.message, stack: err.stack }, `${kind} outside every collector: ${err.message}; stopping collectors, spooling what is queued, exit 1`);
+    void orchestrator.stop("spool");
+    stops.failed(err);
+  };
+  const onException = onFault("uncaught exception");
+  const onRejection = onFault("unhandled rejection");
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  process.on("uncaughtException", onException);
+  process.on("unhandledRejection", onRejection);
+  return () => {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    process.off("uncaughtException", onException);
+    process.off("unhandledRejection", onRejection);
+  };
+}
+
+/** --once: waits for every collector's round, bounded by orchestrator.once_timeout, or an earlier stop. */
+async function untilRoundDone(orchestrator: Orchestrator, config: Config, log: Logger, stops: StopRequests): Promise<void> {
+  const limit = config.orchestrator.once_timeout;
+  const timer = setTimeout(() => {
+    log.error(`--once: the collectors' round took longer than orchestrator.once_timeout (${limit}); stopping`);
+    stops.request();
+  }, limit.ms);
+  await Promise.race([orchestrator.roundsDone(), stops.requested]);
+  clearTimeout(timer);
+}
+
+function exitCode(stops: StopRequests, report: ShutdownReport, once: boolean, log: Logger): number {
+  if (stops.fatal) {
+    log.fatal({ err: stops.fatal.message }, `stopped: ${stops.fatal.message}`);
+    return EXIT.failure;
+  }
+  // Anything not delivered (left in the spool or lost) makes the exit 1, for SIGTERM as for --once.
+  if (report.inSpool > 0 || report.lost > 0) return EXIT.failure;
+  if (once && report.failedCollectors.length > 0) return EXIT.failure;
+  return EXIT.ok;
 }

@@ -3,11 +3,12 @@
 import type { StatusDocument } from "../http/server.ts";
 import { parseListen } from "../http/server.ts";
 import { loadConfigFile } from "../config/load.ts";
+import { DEFAULT_HTTP_LISTEN } from "../config/schema.ts";
 import { builtinRegistry } from "../collectors/index.ts";
 import { EXIT, HELP, UsageError, parseFlags } from "./usage.ts";
 import { formatAge, formatBytes, formatCount, formatDuration, formatPercent, renderTable, truncate } from "./table.ts";
 
-export const DEFAULT_AGENT_URL = "http://127.0.0.1:9090";
+
 /** How long a /status request may take before the agent counts as unreachable. */
 export const STATUS_TIMEOUT_MS = 5000;
 
@@ -43,11 +44,18 @@ export async function statusCommand(args: string[]): Promise<number> {
  */
 export async function resolveAgentUrl(command: string, url: string | undefined, config: string | undefined): Promise<string> {
   if (url !== undefined) return normalizeAgentUrl(command, url);
-  if (config === undefined) return DEFAULT_AGENT_URL;
+  if (config === undefined) return agentUrl(DEFAULT_HTTP_LISTEN);
   const loaded = await loadConfigFile(config, builtinRegistry());
   if (!loaded.http.enabled) throw new UsageError(`${command}: ${config} disables the HTTP endpoints (http.enabled: false); pass --url`);
-  const { hostname, port } = parseListen(loaded.http.listen);
-  if (port === 0) throw new UsageError(`${command}: http.listen in ${config} is "${loaded.http.listen}" (a free port picked at start); pass --url with the port the agent logged`);
+  if (parseListen(loaded.http.listen).port === 0) {
+    throw new UsageError(`${command}: http.listen in ${config} is "${loaded.http.listen}" (a free port picked at start); pass --url with the port the agent logged`);
+  }
+  return agentUrl(loaded.http.listen);
+}
+
+/** The URL of an agent whose endpoints listen at `listen` (http.listen). */
+function agentUrl(listen: string): string {
+  const { hostname, port } = parseListen(listen);
   // all interfaces: talk to it over loopback
   const host = hostname === "0.0.0.0" || hostname === "" ? "127.0.0.1" : hostname === "::" ? "::1" : hostname;
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -59,7 +67,7 @@ function normalizeAgentUrl(command: string, text: string): string {
   try {
     parsed = new URL(withScheme);
   } catch {
-    throw new UsageError(`${command}: --url: expected an address like ${DEFAULT_AGENT_URL}, got "${text}"`);
+    throw new UsageError(`${command}: --url: expected an address like ${agentUrl(DEFAULT_HTTP_LISTEN)}, got "${text}"`);
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     throw new UsageError(`${command}: --url: expected an http:// or https:// address, got "${text}"`);

@@ -4,6 +4,7 @@
 import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
 import type { NatsConnection, Msg } from "@nats-io/nats-core";
 import { loadConfigFile } from "../config/load.ts";
+import { DEFAULT_NATS_URL, SUBJECT_PREFIX, SUBJECT_PREFIX_EXPECTED, defaultConfig } from "../config/schema.ts";
 import { redactUrlCredentials } from "../config/redact.ts";
 import { builtinRegistry } from "../collectors/index.ts";
 import { connectionOptions } from "../publish/connect.ts";
@@ -21,11 +22,7 @@ const TAIL_FLAGS = {
   count: { type: "string" },
 } as const;
 
-const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
-const DEFAULT_SUBJECT = "tapio.events";
 const CLIENT_NAME = "tapio-collectors-tail";
-// as the config's nats.subject: literal tokens
-const SUBJECT_PREFIX = /^[^\s.*>]+(?:\.[^\s.*>]+)*$/;
 const COLLECTOR_NAME = /^[^\s*>]+$/;
 /** Without a terminal, the summary of event_data is cut at this many characters. */
 const SUMMARY_WIDTH = 100;
@@ -38,7 +35,7 @@ export async function tailCommand(args: string[]): Promise<number> {
   }
   const count = flags.count === undefined ? Infinity : parseCount(flags.count);
   if (flags.subject !== undefined && !SUBJECT_PREFIX.test(flags.subject)) {
-    throw new UsageError(`tail: --subject: expected a subject prefix like tapio.events (tokens separated by ".", no spaces, "*" or ">"), got "${flags.subject}"`);
+    throw new UsageError(`tail: --subject: expected ${SUBJECT_PREFIX_EXPECTED}, got "${flags.subject}"`);
   }
   if (flags.collector !== undefined && !COLLECTOR_NAME.test(flags.collector)) {
     throw new UsageError(`tail: --collector: expected a collector name like kubelet, got "${flags.collector}"`);
@@ -46,17 +43,13 @@ export async function tailCommand(args: string[]): Promise<number> {
   const matchType = typeMatcher(flags.type);
   const servers = flags.nats === undefined ? undefined : parseServers(flags.nats);
 
-  let options: NodeConnectionOptions;
-  let prefix = flags.subject ?? DEFAULT_SUBJECT;
-  if (flags.config !== undefined) {
-    const config = await loadConfigFile(flags.config, builtinRegistry());
-    options = { ...connectionOptions(config.nats), name: CLIENT_NAME };
-    prefix = flags.subject ?? config.nats.subject;
-  } else {
-    options = { servers: [DEFAULT_NATS_URL], name: CLIENT_NAME, maxReconnectAttempts: -1, reconnectTimeWait: 2000, timeout: 5000 };
-  }
+  // Without --config, the defaults of an empty config file.
+  const registry = builtinRegistry();
+  const config = flags.config === undefined ? defaultConfig(registry) : await loadConfigFile(flags.config, registry);
+  const options: NodeConnectionOptions = { ...connectionOptions(config.nats), name: CLIENT_NAME };
+  const prefix = flags.subject ?? config.nats.subject;
   if (servers) options.servers = servers;
-  const shown = (Array.isArray(options.servers) ? options.servers : [options.servers ?? DEFAULT_NATS_URL]).map(redactUrlCredentials).join(",");
+  const shown = (servers ?? config.nats.url).map(redactUrlCredentials).join(",");
   const subject = `${prefix}.${flags.collector ?? ">"}`;
 
   // Ctrl-C (or SIGTERM) ends tail with exit 0, also while it connects

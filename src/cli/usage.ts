@@ -1,5 +1,6 @@
 // Help texts and argument parsing shared by the commands.
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { DEFAULT_HTTP_LISTEN, DEFAULT_NATS_URL, DEFAULT_SUBJECT } from "../config/schema.ts";
 
 /** A mistake in how the command was called: exit 2, message without a stack. */
 export class UsageError extends Error {
@@ -61,7 +62,7 @@ published, dropped, spooled, restarts, last event, last error), the queue,
 the NATS connection, the spool and the circuit breakers.
 
 Flags:
-  -u, --url URL       the agent's HTTP address (default http://127.0.0.1:9090)
+  -u, --url URL       the agent's HTTP address (default http://${DEFAULT_HTTP_LISTEN})
   -c, --config FILE   take the address from this config's http.listen instead
       --json          print the /status JSON document as it is
   -h, --help          this help
@@ -77,10 +78,10 @@ It only listens: it takes nothing away from a JetStream stream or other subscrib
 Messages that are not events are reported on stderr and skipped.
 
 Flags:
-  -n, --nats URL          NATS server(s), comma separated (default nats://127.0.0.1:4222,
+  -n, --nats URL          NATS server(s), comma separated (default ${DEFAULT_NATS_URL},
                           or nats.url of --config)
   -c, --config FILE       take the servers, subject prefix, credentials and TLS from this config
-  -s, --subject PREFIX    subject prefix (default tapio.events, or nats.subject of --config)
+  -s, --subject PREFIX    subject prefix (default ${DEFAULT_SUBJECT}, or nats.subject of --config)
       --collector NAME    only this collector's events
   -t, --type TYPE         only events of this type; a prefix ending in * matches many (kubelet.*)
       --json              print each event's JSON as received, one per line
@@ -98,7 +99,7 @@ averages since the agent started. On a terminal the screen is redrawn; without
 one, frames follow each other separated by a blank line.
 
 Flags:
-  -u, --url URL           the agent's HTTP address (default http://127.0.0.1:9090)
+  -u, --url URL           the agent's HTTP address (default http://${DEFAULT_HTTP_LISTEN})
   -c, --config FILE       take the address from this config's http.listen instead
   -i, --interval DUR      time between refreshes: 1s (default), 500ms, 2 (seconds)
   -n, --iterations N      stop after N refreshes (default: until Ctrl-C)

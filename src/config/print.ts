@@ -5,8 +5,6 @@ import { Duration } from "./duration.ts";
 import { redactSecrets } from "./redact.ts";
 import type { Config } from "./schema.ts";
 
-export { isSecretKey, redactSecrets, redactUrlCredentials } from "./redact.ts";
-
 export function printConfig(config: Config): string {
   const shown = stringify(redactSecrets(config), (_key, value: unknown) => (value instanceof Duration ? value.toString() : value));
   return `# effective configuration: defaults filled, environment expanded, secrets hidden\n${shown}`;

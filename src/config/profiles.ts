@@ -4,21 +4,24 @@
 // file does not set the key, so the file always wins, and errors still point
 // at what the file says.
 import * as v from "valibot";
+import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import { expectedGot, type Schema } from "./kit.ts";
 import { isPlainMapping } from "./parse.ts";
+import { configSchema } from "./schema.ts";
 import { suggest } from "./suggest.ts";
 
 export const PROFILE_NAMES = ["low", "medium", "high"] as const;
 export type ProfileName = (typeof PROFILE_NAMES)[number];
 
-/** A key's value under each profile, written as in a config file (durations and sizes as text). */
-export type ProfileRow = Readonly<Record<ProfileName, number | string>>;
+/** A key's value under low and high, written as in a config file (durations and sizes as text). */
+export type ProfileRow = Readonly<Record<Exclude<ProfileName, "medium">, number | string>>;
 
 /**
  * The one table of profile values, by dotted path as written in a file
  * (collector keys under `collectors.<name>.config`). Every profile sets every
- * key, so switching profiles changes the same keys. `medium` is exactly the
- * schema's default (a test checks it), so `profile: medium` changes nothing.
+ * key, so switching profiles changes the same keys. `medium` is each key's
+ * default in its schema (mediumValues), not repeated here: `profile: medium`
+ * changes nothing.
  *
  * low: small nodes, few events; poll less often, report only clear problems,
  * and keep memory and disk small. high: busy nodes with capacity to spare;
@@ -31,98 +34,98 @@ export const PROFILE_TABLE = {
   // Batches in flight at once. Bun runs the workers on one thread, so more
   // workers cost memory, not cores; they hide NATS round trips at high rates.
   // Two keep a small node's few events flowing while one batch awaits its ack.
-  "orchestrator.workers": { low: 2, medium: 4, high: 8 },
+  "orchestrator.workers": { low: 2, high: 8 },
   // Events per batch: larger batches mean fewer flushes and acks per event
   // when there are many events; smaller ones keep each batch's memory low.
-  "orchestrator.batch_size": { low: 256, medium: 512, high: 1024 },
+  "orchestrator.batch_size": { low: 256, high: 1024 },
   // The in-memory queue absorbs bursts and short NATS stalls before the spool
   // takes over. At low's rates 2000 events is still minutes of headroom; a busy
   // node fills 10000 in seconds during a burst.
-  "orchestrator.buffer.max_events": { low: 2000, medium: 10_000, high: 50_000 },
+  "orchestrator.buffer.max_events": { low: 2000, high: 50_000 },
   // Bytes bound of the same queue, the agent's main memory use: low fits a
   // 128Mi container limit; high needs a limit of about 1Gi (the DaemonSet's
   // 512Mi leaves room for medium's 64MiB).
-  "orchestrator.buffer.max_bytes": { low: "16MiB", medium: "64MiB", high: "256MiB" },
+  "orchestrator.buffer.max_bytes": { low: "16MiB", high: "256MiB" },
   // How much of a NATS outage the node can ride out on disk, at roughly 600
   // bytes per event: 256MiB is ~450k events (hours at a small node's rate,
   // and small nodes have small disks); 4GiB is ~7M, about two hours at
   // 1000 events/s.
-  "spool.max_bytes": { low: "256MiB", medium: "1GiB", high: "4GiB" },
+  "spool.max_bytes": { low: "256MiB", high: "4GiB" },
 
   // --- kubelet --------------------------------------------------------------
   // Each poll is a full /pods list. 30s still sees every waiting or failed
   // container, only later; 5s sees a crash loop's first restarts (the
   // kubelet's back-off starts at 10s).
-  "collectors.kubelet.config.pods_interval": { low: "30s", medium: "10s", high: "5s" },
+  "collectors.kubelet.config.pods_interval": { low: "30s", high: "5s" },
   // /stats/summary is the kubelet's most expensive endpoint. Its numbers are
   // refreshed about every 10-15s, so polling faster than 15s (metrics-server's
   // resolution) reads the same numbers again.
-  "collectors.kubelet.config.stats_interval": { low: "60s", medium: "30s", high: "15s" },
+  "collectors.kubelet.config.stats_interval": { low: "60s", high: "15s" },
   // Restarts before a container counts as crash looping: low waits for a
   // clearer pattern.
-  "collectors.kubelet.config.crash_loop_restarts": { low: 5, medium: 3, high: 3 },
+  "collectors.kubelet.config.crash_loop_restarts": { low: 5, high: 3 },
   // Slow readiness probes on a small, loaded node are common; wait longer.
-  "collectors.kubelet.config.not_ready_after": { low: "60s", medium: "30s", high: "30s" },
+  "collectors.kubelet.config.not_ready_after": { low: "60s", high: "30s" },
   // Small nodes run close to their limits more often: report only the last
   // few percent before trouble.
-  "collectors.kubelet.config.ephemeral_storage_percent": { low: 95, medium: 90, high: 90 },
-  "collectors.kubelet.config.node_memory_percent": { low: 95, medium: 90, high: 90 },
-  "collectors.kubelet.config.node_cpu_percent": { low: 95, medium: 90, high: 90 },
+  "collectors.kubelet.config.ephemeral_storage_percent": { low: 95, high: 90 },
+  "collectors.kubelet.config.node_memory_percent": { low: 95, high: 90 },
+  "collectors.kubelet.config.node_cpu_percent": { low: 95, high: 90 },
 
   // --- memory (PSI, meminfo, cgroups) ----------------------------------------
   // Each round reads PSI, meminfo and every pod's cgroup. PSI avg10 is already
   // a 10s average, so 30s still catches sustained pressure and only misses
   // brief spikes; avg10 updates every 2s, so 5s sees pressure begin sooner.
-  "collectors.memory.config.interval": { low: "30s", medium: "10s", high: "5s" },
+  "collectors.memory.config.interval": { low: "30s", high: "5s" },
   // PSI thresholds (percent of wall time stalled): low reports only pressure
   // that clearly hurts, twice medium's (about 1.5x for the already high cpu and io).
-  "collectors.memory.config.psi.memory.some_avg10": { low: 20, medium: 10, high: 10 },
-  "collectors.memory.config.psi.memory.full_avg10": { low: 10, medium: 5, high: 5 },
-  "collectors.memory.config.psi.cpu.some_avg10": { low: 90, medium: 80, high: 80 },
-  "collectors.memory.config.psi.io.some_avg10": { low: 60, medium: 40, high: 40 },
-  "collectors.memory.config.psi.io.full_avg10": { low: 30, medium: 20, high: 20 },
+  "collectors.memory.config.psi.memory.some_avg10": { low: 20, high: 10 },
+  "collectors.memory.config.psi.memory.full_avg10": { low: 10, high: 5 },
+  "collectors.memory.config.psi.cpu.some_avg10": { low: 90, high: 80 },
+  "collectors.memory.config.psi.io.some_avg10": { low: 60, high: 40 },
+  "collectors.memory.config.psi.io.full_avg10": { low: 30, high: 20 },
   // Node memory pressure at either bound. Both move for low: on a 1GiB node
   // 100MiB is already 10%, so lowering the percent alone would change nothing.
-  "collectors.memory.config.memory_available.percent": { low: 5, medium: 10, high: 10 },
-  "collectors.memory.config.memory_available.bytes": { low: "50MiB", medium: "100MiB", high: "100MiB" },
+  "collectors.memory.config.memory_available.percent": { low: 5, high: 10 },
+  "collectors.memory.config.memory_available.bytes": { low: "50MiB", high: "100MiB" },
   // Containers near their memory limit, and CFS throttling: only the clear cases on low.
-  "collectors.memory.config.cgroup_memory_percent": { low: 95, medium: 90, high: 90 },
-  "collectors.memory.config.cpu_throttling.percent": { low: 50, medium: 25, high: 25 },
+  "collectors.memory.config.cgroup_memory_percent": { low: 95, high: 90 },
+  "collectors.memory.config.cpu_throttling.percent": { low: 50, high: 25 },
 
   // --- kernel -----------------------------------------------------------------
   // How often an idle kernel log is checked: records wait in the kernel's ring
   // buffer meanwhile, so a longer wait only delays them; checking is cheap.
-  "collectors.kernel.config.read_interval": { low: "5s", medium: "1s", high: "500ms" },
+  "collectors.kernel.config.read_interval": { low: "5s", high: "500ms" },
   // The oom_kill counter only counts; the kernel log gives the details.
-  "collectors.kernel.config.vmstat_interval": { low: "30s", medium: "10s", high: "5s" },
+  "collectors.kernel.config.vmstat_interval": { low: "30s", high: "5s" },
 
   // --- process ----------------------------------------------------------------
   // Each poll lists /proc; a process living shorter than the interval may be
   // missed. low accepts that for short-lived ones; 2s catches most of them on
   // a busy node at the cost of more /proc reads.
-  "collectors.process.config.interval": { low: "15s", medium: "5s", high: "2s" },
+  "collectors.process.config.interval": { low: "15s", high: "2s" },
   // Events per poll before the rest of a fork storm is only counted: about
   // 7/s on low, 100/s on medium, 1000/s on high.
-  "collectors.process.config.max_events_per_poll": { low: 100, medium: 500, high: 2000 },
+  "collectors.process.config.max_events_per_poll": { low: 100, high: 2000 },
 
   // --- network ----------------------------------------------------------------
   // Counters are cheap to read; rates and ratios are per interval, and busy
   // nodes send enough segments for a 10s ratio to mean something.
-  "collectors.network.config.interval": { low: "30s", medium: "15s", high: "10s" },
-  "collectors.network.config.retransmit_ratio": { low: 0.1, medium: 0.05, high: 0.05 },
+  "collectors.network.config.interval": { low: "30s", high: "10s" },
+  "collectors.network.config.retransmit_ratio": { low: 0.1, high: 0.05 },
   // Per interface and interval. Errors are rare and real, but low waits for
   // more than a stray one; drops of a few hundred are normal under load.
-  "collectors.network.config.interface_errors_min": { low: 5, medium: 1, high: 1 },
-  "collectors.network.config.interface_drops_min": { low: 500, medium: 100, high: 100 },
-  "collectors.network.config.conntrack_ratio": { low: 0.9, medium: 0.8, high: 0.8 },
+  "collectors.network.config.interface_errors_min": { low: 5, high: 1 },
+  "collectors.network.config.interface_drops_min": { low: 500, high: 100 },
+  "collectors.network.config.conntrack_ratio": { low: 0.9, high: 0.8 },
 
   // --- dns ----------------------------------------------------------------------
   // Every node probes the cluster DNS: fewer probes from many small nodes
   // spare CoreDNS; 10s finds an outage within seconds on busy nodes.
-  "collectors.dns.config.interval": { low: "60s", medium: "30s", high: "10s" },
+  "collectors.dns.config.interval": { low: "60s", high: "10s" },
   // Small nodes' answers are slower (CPU, a busier network): report later.
-  "collectors.dns.config.latency_warning": { low: "500ms", medium: "250ms", high: "250ms" },
-  "collectors.dns.config.latency_high": { low: "2s", medium: "1s", high: "1s" },
+  "collectors.dns.config.latency_warning": { low: "500ms", high: "250ms" },
+  "collectors.dns.config.latency_high": { low: "2s", high: "1s" },
 } as const satisfies Readonly<Record<string, ProfileRow>>;
 
 /**
@@ -153,10 +156,40 @@ export function profileSchema(): Schema<ProfileName> {
   );
 }
 
+/**
+ * medium: each profile key's default, found by parsing an empty config with
+ * the schemas (the agent's, and each collector's for `collectors.<name>.config`).
+ * A collector that requires a key (dns: names) still fills in its defaults.
+ */
+export function mediumValues(registry: CollectorRegistry): Record<keyof typeof PROFILE_TABLE, unknown> {
+  const agent = v.safeParse(configSchema(registry), {}).output;
+  const collectors = new Map<string, unknown>();
+  const values: Record<string, unknown> = {};
+  for (const path of Object.keys(PROFILE_TABLE)) {
+    const collector = /^collectors\.([^.]+)\.config\.(.+)$/.exec(path);
+    let node: unknown = agent;
+    let keys = path;
+    if (collector) {
+      const [, name, rest] = collector as unknown as [string, string, string];
+      if (!collectors.has(name)) collectors.set(name, v.safeParse(registry.get(name)!.configSchema, {}).output);
+      node = collectors.get(name);
+      keys = rest;
+    }
+    for (const key of keys.split(".")) node = (node as Record<string, unknown> | undefined)?.[key];
+    values[path] = node;
+  }
+  return values as Record<keyof typeof PROFILE_TABLE, unknown>;
+}
+
 /** A profile as a partial config document, as if written in a file. */
-export function profileDocument(name: ProfileName): Record<string, unknown> {
+export function profileDocument(name: ProfileName, registry: CollectorRegistry): Record<string, unknown> {
+  const medium = name === "medium" ? mediumValues(registry) : undefined;
   let document: Record<string, unknown> = {};
-  for (const [path, row] of Object.entries(PROFILE_TABLE)) document = fill(document, path.split("."), row[name], "", true);
+  for (const [path, row] of Object.entries(PROFILE_TABLE)) {
+    const value = medium ? medium[path as keyof typeof PROFILE_TABLE] : row[name as keyof ProfileRow];
+    // Durations go back to their notation, as a file writes them.
+    document = fill(document, path.split("."), typeof value === "object" && value !== null ? String(value) : value, "", true);
+  }
   return document;
 }
 
@@ -176,7 +209,8 @@ export function profileDocument(name: ProfileName): Record<string, unknown> {
  */
 export function applyProfile(document: Record<string, unknown>): Record<string, unknown> {
   const name = document.profile;
-  if (!isProfileName(name)) return document;
+  // medium is the schemas' defaults: nothing to fill.
+  if (!isProfileName(name) || name === "medium") return document;
   let result = document;
   for (const [path, row] of Object.entries(PROFILE_TABLE)) {
     const other = SUPPRESSED_BY[path];

@@ -23,7 +23,9 @@ function rule<T>(check: (mapping: Record<string, unknown>, report: (key: string,
   });
 }
 
+/** What a full queue (orchestrator.buffer) or spool does with more events: wait, or drop the new or the oldest. */
 export const WHEN_FULL = ["block", "drop_newest", "drop_oldest"] as const;
+export type WhenFull = (typeof WHEN_FULL)[number];
 const DEFAULT_BUFFER_EVENTS = 10_000;
 const DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024;
 
@@ -95,6 +97,9 @@ const orchestratorSchema = v.pipe(
   })),
 );
 
+/** Where the endpoints listen by default; `status` and `top` look there without a config. */
+export const DEFAULT_HTTP_LISTEN = "127.0.0.1:9090";
+
 /** "host:port" or "[v6]:port"; port 0 picks a free one. An empty host means all interfaces: only when written so. */
 const LISTEN = /^(?:\[[0-9a-fA-F:.]+\]|[^\s:\[\]]*):\d{1,5}$/;
 
@@ -103,7 +108,7 @@ const httpSchema = strictObject({
   /** loopback by default: /status and /metrics are for the node's own scrapers unless you say otherwise */
   listen: v.optional(
     text('an address like 127.0.0.1:9090, [::1]:9090, or :9090 for all interfaces', (s) => LISTEN.test(s) && Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535),
-    "127.0.0.1:9090",
+    DEFAULT_HTTP_LISTEN,
   ),
 });
 
@@ -147,8 +152,11 @@ const natsUrl = text("a NATS server URL like nats://host:4222, tls://host:4222 o
  */
 export const COMMA_LIST_KEYS: ReadonlySet<string> = new Set(["nats.url"]);
 
+export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+export const DEFAULT_SUBJECT = "tapio.events";
 // Publishing appends ".<collector>" to the prefix, so it must be literal tokens.
-const SUBJECT_PREFIX = /^[^\s.*>]+(?:\.[^\s.*>]+)*$/;
+export const SUBJECT_PREFIX = /^[^\s.*>]+(?:\.[^\s.*>]+)*$/;
+export const SUBJECT_PREFIX_EXPECTED = `a NATS subject prefix like ${DEFAULT_SUBJECT} (tokens separated by ".", no spaces, "*" or ">")`;
 const STREAM_NAME = /^[^\s.*>/\\]+$/;
 
 const AUTH_METHODS = [["token"], ["username", "password"], ["nkey_seed_file"], ["creds_file"]] as const;
@@ -157,11 +165,11 @@ const natsSchema = v.pipe(
   strictObject({
     url: v.optional(
       v.pipe(stringOrList(natsUrl), v.check((urls) => urls.length > 0, "expected at least one NATS server URL, got an empty list")),
-      "nats://127.0.0.1:4222",
+      DEFAULT_NATS_URL,
     ),
     subject: v.optional(
-      text('a NATS subject prefix like tapio.events (tokens separated by ".", no spaces, "*" or ">")', (s) => SUBJECT_PREFIX.test(s)),
-      "tapio.events",
+      text(SUBJECT_PREFIX_EXPECTED, (s) => SUBJECT_PREFIX.test(s)),
+      DEFAULT_SUBJECT,
     ),
     mode: v.optional(picklist(["core", "jetstream"]), "jetstream"),
     stream: v.nullish(
@@ -281,7 +289,10 @@ export function configSchema(registry: CollectorRegistry) {
 }
 
 export type Config = v.InferOutput<ReturnType<typeof configSchema>>;
-export type OrchestratorConfig = Config["orchestrator"];
+
+/** The config of an empty file: every default, from the schemas. */
+export function defaultConfig(registry: CollectorRegistry): Config {
+  return v.parse(configSchema(registry), {});
+}
 export type NatsConfig = Config["nats"];
-export type SpoolConfig = Config["spool"];
 export type HttpConfig = Config["http"];

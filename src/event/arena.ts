@@ -3,7 +3,8 @@
 // and never reused. A view handed out stays valid (and keeps its chunk
 // alive) for as long as anyone holds it, so nobody downstream copies bytes.
 
-const NEWLINE = 0x0a;
+/** What ends each event in a chunk, so that events side by side are NDJSON. */
+export const NEWLINE = 0x0a;
 
 /**
  * 64 KiB by default: the allocator recycles chunks this size, where fresh

@@ -1,13 +1,27 @@
 // Turns what a collector emits into queue-ready bytes, once per event.
 import { SEVERITIES, type EventInput, type EventMetadata, type QueuedEvent } from "./event.ts";
 import { ByteArena } from "./arena.ts";
+import type { RefusedReason } from "./drop-reasons.ts";
 
 const SEVERITY_SET: ReadonlySet<string> = new Set(SEVERITIES);
+
+/** NATS's default max_payload: a larger event could never be published. */
+export const MAX_EVENT_BYTES = 1024 * 1024;
+
+/** Every encoded event starts with this: its id is the first member. */
+const ID_KEY = '{"event_id":';
+/**
+ * The byte offset of the event id in an encoded event (after ID_KEY and the
+ * opening quote), for readers that take the id from the bytes instead of
+ * keeping it twice (the queue). A collector's own id that needs escaping is
+ * not there verbatim.
+ */
+export const EVENT_ID_OFFSET = ID_KEY.length + 1;
 
 /** Thrown for an event the orchestrator must refuse; `reason` is the drop counter label. */
 export class InvalidEventError extends Error {
   constructor(
-    readonly reason: "invalid_event" | "unserializable" | "too_large",
+    readonly reason: Extract<RefusedReason, "invalid_event" | "unserializable" | "too_large">,
     message: string,
   ) {
     super(message);
@@ -97,7 +111,7 @@ export class EventEncoder {
       const metadataJson = metadata
         ? JSON.stringify({ ...metadata, attributes: { ...metadata.attributes, collector_name: this.collector } })
         : this.#bareMetadataJson;
-      head = `{"event_id":${idJson},"timestamp":${tsJson},"type":${JSON.stringify(input.type)},"source":${this.#sourceJson},"severity":"${input.severity}","event_data":`;
+      head = `${ID_KEY}${idJson},"timestamp":${tsJson},"type":${JSON.stringify(input.type)},"source":${this.#sourceJson},"severity":"${input.severity}","event_data":`;
       data = JSON.stringify(input.event_data ?? {}) ?? "{}";
       tail = `,"metadata":${metadataJson}`;
       // Absent optional members are left out, never sent as null.

@@ -1,6 +1,6 @@
 // Every metric the agent exports, defined once, through @opentelemetry/api
 // instruments. Counters and gauges are observed at scrape time from the
-// counters the agent keeps anyway (HealthTracker, queue, spool, breakers):
+// counters the agent keeps anyway (health records and the ledger, queue, spool, breakers):
 // no work on the hot path. The Prometheus exporter is only a reader here;
 // /metrics is served by our own Bun.serve (src/http/server.ts).
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
@@ -9,6 +9,8 @@ import type { Histogram } from "@opentelemetry/api";
 import type { Orchestrator } from "../orchestrator/orchestrator.ts";
 import type { CollectorState } from "../orchestrator/health.ts";
 import type { CircuitState } from "../delivery/circuit.ts";
+import { DROP_REASONS } from "../event/drop-reasons.ts";
+import { PUBLISH_ERROR_REASONS } from "../publish/classify.ts";
 
 const COLLECTOR_STATES: readonly CollectorState[] = ["starting", "running", "degraded", "failed", "stopped"];
 const CIRCUIT_VALUE: Record<CircuitState, number> = { closed: 0, half_open: 1, open: 2 };
@@ -39,14 +41,14 @@ export class AgentMetrics {
     perCollector("orchestrator_events_spooled", "Events written to the disk spool", (h) => h.spooled);
     perCollector("orchestrator_collector_restarts", "Collector restarts after a failure", (h) => h.restarts);
 
-    meter.createObservableCounter("orchestrator_events_dropped", { description: "Events dropped, by collector and reason" }).addCallback((r) => {
+    meter.createObservableCounter("orchestrator_events_dropped", { description: `Events dropped, by collector and reason (${Object.keys(DROP_REASONS).join(", ")})` }).addCallback((r) => {
       for (const h of o.health.all()) for (const [reason, n] of h.dropped) r.observe(n, { collector: h.name, reason });
     });
     meter.createObservableCounter("orchestrator_collector_parse_errors", { description: "Input a collector could not parse, by source" }).addCallback((r) => {
       for (const h of o.health.all()) for (const [source, n] of h.parseErrors) r.observe(n, { collector: h.name, source });
     });
-    meter.createObservableCounter("orchestrator_publish_errors", { description: "Failed publish attempts, in events, by reason" }).addCallback((r) => {
-      for (const [reason, n] of o.health.publishErrors) r.observe(n, { reason });
+    meter.createObservableCounter("orchestrator_publish_errors", { description: `Failed publish attempts, in events, by reason (${PUBLISH_ERROR_REASONS.join(", ")})` }).addCallback((r) => {
+      for (const [reason, n] of o.ledger.publishErrors) r.observe(n, { reason });
     });
     meter.createObservableGauge("orchestrator_collector_state", { description: "1 for the collector's current state (starting, running, degraded, failed, stopped)" }).addCallback((r) => {
       for (const h of o.health.all()) for (const state of COLLECTOR_STATES) r.observe(h.state === state ? 1 : 0, { collector: h.name, state });

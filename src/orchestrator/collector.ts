@@ -7,7 +7,7 @@ import type { EventInput } from "../event/event.ts";
 export interface CollectorContext {
   /** the collector's configured name; events go to `<subject prefix>.<name>` */
   readonly name: string;
-  /** aborted when the collector must stop (shutdown, restart, unregister) */
+  /** aborted when the collector must stop (shutdown, restart, removed by a reload) */
   readonly signal: AbortSignal;
   /** `--once`: do one round (poll once, read what is there), then return */
   readonly once: boolean;

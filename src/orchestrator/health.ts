@@ -1,5 +1,5 @@
-// Per-collector health and delivery counters: what /status, the logs and
-// (later) metrics read. Plain counters, updated in place on the hot path.
+// Per-collector health: state, errors, restarts, and the delivery counters
+// that the ledger (ledger.ts) writes and /status, the logs and metrics read.
 
 export type CollectorState = "starting" | "running" | "degraded" | "failed" | "stopped";
 
@@ -36,16 +36,6 @@ export class CollectorHealth {
     let n = 0;
     for (const v of this.dropped.values()) n += v;
     return n;
-  }
-
-  drop(reason: string, count = 1): void {
-    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + count);
-  }
-
-  /** An accepted event dropped later. */
-  discard(reason: string, count = 1): void {
-    this.discarded += count;
-    this.drop(reason, count);
   }
 
   error(message: string): void {
@@ -89,25 +79,9 @@ export interface CollectorHealthSnapshot {
   parse_errors: Record<string, number>;
 }
 
-export interface DeliveryTotals {
-  accepted: number;
-  published: number;
-  discarded: number;
-  spooled: number;
-  lost: number;
-  /** all drops: before acceptance and discards */
-  dropped: number;
-}
-
-/** Health of every collector that ran since start, by configured name, and publish errors by reason. */
+/** Health of every collector that ran since start, by configured name. */
 export class HealthTracker {
   readonly #collectors = new Map<string, CollectorHealth>();
-  /** failed publish attempts by reason (timeout, permission, stream_full, ...), counted in events */
-  readonly publishErrors = new Map<string, number>();
-
-  publishError(reason: string, events: number): void {
-    this.publishErrors.set(reason, (this.publishErrors.get(reason) ?? 0) + events);
-  }
 
   /** The record for `name`, kept across restarts and re-registration so counters add up. */
   collector(name: string): CollectorHealth {
@@ -121,24 +95,5 @@ export class HealthTracker {
 
   all(): CollectorHealth[] {
     return [...this.#collectors.values()];
-  }
-
-  /**
-   * Delivery accounting. Every accepted event (plus those inherited from a
-   * previous run's spool) is published, discarded with a reason, waiting in
-   * the spool, or still in memory: accepted + inherited = published +
-   * discarded + spool depth + in memory.
-   */
-  totals(): DeliveryTotals {
-    const t: DeliveryTotals = { accepted: 0, published: 0, discarded: 0, spooled: 0, lost: 0, dropped: 0 };
-    for (const h of this.#collectors.values()) {
-      t.accepted += h.accepted;
-      t.published += h.published;
-      t.discarded += h.discarded;
-      t.spooled += h.spooled;
-      t.lost += h.lost;
-      t.dropped += h.droppedTotal;
-    }
-    return t;
   }
 }

@@ -2,6 +2,7 @@
 // event count and by bytes. Producers that find it full wait in FIFO order
 // (backpressure); workers take batches.
 import type { QueuedEvent } from "../event/event.ts";
+import { EVENT_ID_OFFSET } from "../event/encode.ts";
 
 export class QueueClosedError extends Error {
   constructor() {
@@ -15,8 +16,8 @@ interface SpaceWaiter {
   resolve: () => void;
 }
 
-/** `{"event_id":"` — the encoder writes the id here, so it need not be kept twice. */
-const ID_AT = 13;
+/** The encoder writes the id here, so it need not be kept twice. */
+const ID_AT = EVENT_ID_OFFSET;
 
 /** Metadata slots allocated up front (the ring grows past this only for events admitted past the bounds at close). */
 const MAX_PREALLOCATED = 1 << 20;

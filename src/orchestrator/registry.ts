@@ -11,10 +11,6 @@ export class CollectorRegistry {
     return this;
   }
 
-  unregister(type: string): boolean {
-    return this.#factories.delete(type);
-  }
-
   get(type: string): AnyCollectorFactory | undefined {
     return this.#factories.get(type);
   }

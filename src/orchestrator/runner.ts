@@ -5,8 +5,11 @@ import type { Logger } from "pino";
 import type { EventInput, QueuedEvent } from "../event/event.ts";
 import { EventEncoder, InvalidEventError } from "../event/encode.ts";
 import type { Duration } from "../config/duration.ts";
+import type { WhenFull } from "../config/schema.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "./collector.ts";
 import type { CollectorHealth } from "./health.ts";
+import type { DeliveryLedger } from "./ledger.ts";
+import type { RefusedReason } from "../event/drop-reasons.ts";
 import { QueueClosedError, type EventQueue } from "./queue.ts";
 import { LogThrottle } from "../log.ts";
 import { sleep } from "../wait.ts";
@@ -34,9 +37,9 @@ export interface RunnerOptions {
   once: boolean;
   backoff: { initial: Duration; max: Duration };
   /** when the queue is full: wait (backpressure), or drop the new or the oldest event */
-  whenFull: "block" | "drop_newest" | "drop_oldest";
-  /** the health record of any collector, for events evicted by drop_oldest */
-  healthOf: (collector: string) => CollectorHealth;
+  whenFull: WhenFull;
+  /** where accepted and dropped events are counted (for any collector: drop_oldest evicts others' events) */
+  ledger: DeliveryLedger;
 }
 
 export class CollectorRunner {
@@ -119,7 +122,7 @@ export class CollectorRunner {
     h.lastEventAt = Date.now();
     try {
       if (this.#pending === 0 && this.#o.queue.tryPush(event)) {
-        h.accepted++;
+        this.#o.ledger.accepted(this.name);
         return;
       }
     } catch (err) {
@@ -140,7 +143,7 @@ export class CollectorRunner {
       this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`, event);
       return;
     }
-    h.accepted++;
+    this.#o.ledger.accepted(this.name);
     this.#pending++;
     return admitted.then(this.#admitted);
   };
@@ -158,9 +161,9 @@ export class CollectorRunner {
         this.#dropped("queue_full", `queue full: dropping new events of ${this.name}`, event);
         return;
       }
-      this.#o.healthOf(evicted.collector).discard("queue_full_oldest");
+      this.#o.ledger.discarded(evicted.collector, "queue_full_oldest");
     }
-    this.#health.accepted++;
+    this.#o.ledger.accepted(this.name);
     const suppressed = this.#dropLog.take("queue_full_oldest");
     if (suppressed !== undefined) {
       this.#log.warn(suppressed > 0 ? { suppressed } : {}, "queue full: dropping the oldest events (buffer.when_full: drop_oldest)");
@@ -172,9 +175,9 @@ export class CollectorRunner {
   };
 
   /** Counts and logs a drop; an event already encoded is taken back from the encoder's chunk. */
-  #dropped(reason: string, message: string, encoded?: QueuedEvent): void {
+  #dropped(reason: RefusedReason, message: string, encoded?: QueuedEvent): void {
     if (encoded) this.#encoder.discard(encoded);
-    this.#health.drop(reason);
+    this.#o.ledger.dropped(this.name, reason);
     const suppressed = this.#dropLog.take(reason);
     if (suppressed === undefined) return;
     this.#log.warn({ reason, dropped_total: this.#health.droppedTotal, ...(suppressed > 0 ? { suppressed } : {}) }, message);

@@ -6,15 +6,13 @@
 // whole is deduplicated; a batch regrouped after a restart may repeat events
 // (at-least-once, as ever).
 import type { QueuedEvent } from "../event/event.ts";
-import { follows } from "../event/arena.ts";
+import { follows, NEWLINE } from "../event/arena.ts";
 import { DELIVERED, outcome, type Publisher, type PublisherStatus, type PublishOutcome, type Rejection } from "./publisher.ts";
 
 export interface BatchLimits {
   maxEvents: number;
   maxBytes: number;
 }
-
-const NEWLINE = 0x0a;
 
 export class BatchingPublisher implements Publisher {
   constructor(

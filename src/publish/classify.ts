@@ -1,5 +1,5 @@
 // Short, stable reasons for publish failures: the label on the warn log, the
-// PublishErrorListener and metrics. Classification goes by error class and
+// PublishErrorListener, /status and metrics. Classification goes by error class and
 // JetStream API error code, never by message text (texts change between
 // client and server versions), and looks through `cause` chains because
 // nats.js wraps (RequestError -> NoRespondersError, JetStreamNotEnabled -> RequestError).
@@ -32,16 +32,18 @@ export const PUBLISH_ERROR_REASONS = [
   /** the server has no room (disk, account limits) */
   "storage",
   /** larger than the server's max_payload or the stream's max_msg_size: dropped, never retried */
-  "too_large",
+  "max_payload",
   /** the subject or the event id (as a header) is not valid for NATS: dropped, never retried */
   "invalid",
   "other",
 ] as const;
 export type PublishErrorReason = (typeof PUBLISH_ERROR_REASONS)[number];
+/** The publish errors no retry can fix; they are also drop reasons (event/drop-reasons.ts). */
+export type PermanentPublishError = Extract<PublishErrorReason, "max_payload" | "invalid">;
 
 /** Reasons a retry cannot fix: the event is reported and dropped instead of blocking the batch forever. */
-export function isPermanent(reason: PublishErrorReason): boolean {
-  return reason === "too_large" || reason === "invalid";
+export function isPermanent(reason: PublishErrorReason): reason is PermanentPublishError {
+  return reason === "max_payload" || reason === "invalid";
 }
 
 export function classifyError(err: unknown): PublishErrorReason {
@@ -96,7 +98,7 @@ function classifyOne(e: Error): PublishErrorReason | undefined {
     return undefined;
   }
   if (e instanceof PermissionViolationError || e instanceof AuthorizationError || e instanceof UserAuthenticationExpiredError) return "permission";
-  if (e instanceof PayloadTooLargeError) return "too_large";
+  if (e instanceof PayloadTooLargeError) return "max_payload";
   if (e instanceof InvalidArgumentError || e instanceof InvalidSubjectError) return "invalid";
   if (e instanceof ClosedConnectionError || e instanceof DrainingConnectionError || e instanceof ConnectionError) return "disconnected";
   if (e instanceof JetStreamApiError) return classifyApiError(e.code);
@@ -111,7 +113,7 @@ function classifyApiError(code: number): PublishErrorReason | undefined {
       return "stream_full";
     case JS_ERR.messageExceedsMaximum:
     case JS_ERR.headerExceedsMaximum:
-      return "too_large";
+      return "max_payload";
     case JS_ERR.accountResourcesExceeded:
     case JS_ERR.insufficientResources:
     case JS_ERR.memoryResourcesExceeded:

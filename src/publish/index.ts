@@ -7,7 +7,7 @@ import { CorePublisher } from "./core.ts";
 import { JetStreamPublisher } from "./jetstream.ts";
 import type { Publisher, PublishErrorListener } from "./publisher.ts";
 import { StdoutPublisher } from "./stdout.ts";
-import { BatchingPublisher } from "./batching.ts";
+import { BatchPolicy } from "./batch-policy.ts";
 
 export interface CreatePublisherOptions {
   log: Logger;
@@ -23,9 +23,8 @@ export function createPublisher(config: NatsConfig, opts: CreatePublisherOptions
   const publisher = config.mode === "jetstream"
     ? new JetStreamPublisher(config, log, connection, opts.onError)
     : new CorePublisher(config, log, connection, opts.onError);
-  return config.batch ? new BatchingPublisher(publisher, { maxEvents: config.batch.max_events, maxBytes: config.batch.max_bytes }) : publisher;
+  return new BatchPolicy(config.batch).wrap(publisher);
 }
 
-export { PUBLISH_ERROR_REASONS, type PublishErrorReason } from "./classify.ts";
-export { PublisherClosedError, PublisherError } from "./errors.ts";
-export type { Publisher, PublisherStatus, PublishErrorListener } from "./publisher.ts";
+export { PublisherError } from "./errors.ts";
+export type { Publisher } from "./publisher.ts";

@@ -1,5 +1,6 @@
 // What the worker pool publishes through. Implementations: NATS core,
 // JetStream, and stdout NDJSON for --dry-run (src/publish/).
+import type { PermanentPublishError } from "./classify.ts";
 import type { QueuedEvent } from "../event/event.ts";
 
 export interface PublisherStatus {
@@ -19,7 +20,7 @@ export interface PublisherStatus {
 /** An event NATS can never accept (over max_payload, invalid subject): dropped, not retried. */
 export interface Rejection {
   readonly event: QueuedEvent;
-  readonly reason: string;
+  readonly reason: PermanentPublishError;
 }
 
 /**
@@ -43,7 +44,7 @@ export function outcome(undelivered: readonly QueuedEvent[], rejected: readonly 
   return failure === undefined ? { undelivered, rejected } : { undelivered, rejected, failure };
 }
 
-/** Reports publish failures by reason, for logs now and metrics later. */
+/** Reports publish failures by reason (counted for /status and the orchestrator_publish_errors metric). */
 export type PublishErrorListener = (reason: string, error: Error, events: number) => void;
 
 export interface Publisher {

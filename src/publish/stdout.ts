@@ -1,14 +1,13 @@
 // --dry-run: writes each event's JSON as one NDJSON line instead of
 // publishing, one write per batch, waiting for the write (backpressure).
 import type { QueuedEvent } from "../event/event.ts";
+import { NEWLINE } from "../event/arena.ts";
 import { DELIVERED, outcome, type Publisher, type PublisherStatus, type PublishOutcome } from "./publisher.ts";
 
 /** The part of a Writable (process.stdout by default) the publisher uses. */
 export interface LineSink {
   write(chunk: Uint8Array, callback: (err?: Error | null) => void): boolean;
 }
-
-const NEWLINE = 0x0a;
 
 export class StdoutPublisher implements Publisher {
   readonly #out: LineSink;

@@ -5,18 +5,19 @@ import type { Database, Statement } from "bun:sqlite";
 import { statSync } from "node:fs";
 import type { Logger } from "pino";
 import type { QueuedEvent } from "../event/event.ts";
+import type { DiscardedReason } from "../event/drop-reasons.ts";
+import type { WhenFull } from "../config/schema.ts";
 import { SpoolError, errorText, toSpoolError } from "./errors.ts";
 import { closeQuietly, openSpoolFile } from "./file.ts";
 
 export { SpoolError } from "./errors.ts";
 
-export type SpoolWhenFull = "block" | "drop_newest" | "drop_oldest";
 
 export interface SpoolOptions {
   path: string;
   /** bound on the spool's size, counted as payload + ROW_OVERHEAD per row */
   maxBytes: number;
-  whenFull: SpoolWhenFull;
+  whenFull: WhenFull;
   log: Logger;
 }
 
@@ -29,7 +30,7 @@ export interface SpooledEvent extends QueuedEvent {
 
 export interface SpoolDrop {
   readonly event: QueuedEvent;
-  readonly reason: "spool_full" | "spool_full_oldest" | "too_large_for_spool";
+  readonly reason: Extract<DiscardedReason, "spool_full" | "spool_full_oldest" | "too_large_for_spool">;
 }
 
 export interface AppendResult {
@@ -87,7 +88,7 @@ export class Spool {
   readonly #path: string;
   readonly #db: Database;
   readonly #maxBytes: number;
-  readonly #whenFull: SpoolWhenFull;
+  readonly #whenFull: WhenFull;
   readonly #log: Logger;
   // Kept in memory so stats() and the full check cost nothing; the table is
   // only counted once, on open.

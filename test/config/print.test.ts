@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { parse } from "yaml";
 import { Duration } from "../../src/config/duration.ts";
-import { isSecretKey, printConfig, redactSecrets } from "../../src/config/print.ts";
+import { printConfig } from "../../src/config/print.ts";
+import { isSecretKey, redactSecrets } from "../../src/config/redact.ts";
 import { load } from "./helpers.ts";
 
 describe("printConfig", () => {

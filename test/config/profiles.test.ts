@@ -6,7 +6,7 @@ import { builtinRegistry } from "../../src/collectors/index.ts";
 import { Duration } from "../../src/config/duration.ts";
 import { loadConfigText } from "../../src/config/load.ts";
 import { printConfig } from "../../src/config/print.ts";
-import { applyProfile, PROFILE_NAMES, PROFILE_TABLE, profileDocument, type ProfileName } from "../../src/config/profiles.ts";
+import { applyProfile, mediumValues, PROFILE_NAMES, PROFILE_TABLE, profileDocument, type ProfileName } from "../../src/config/profiles.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { issuesOf } from "./helpers.ts";
 
@@ -37,6 +37,23 @@ const ALL_PROFILED_COLLECTORS = [
   "    config: {names: [kubernetes.default.svc.cluster.local]}",
   "",
 ].join("\n");
+
+type ProfileKey = keyof typeof PROFILE_TABLE;
+
+/** medium's value of `path` as the README's table writes it: durations and (where low is a size) sizes in their notation. */
+function mediumText(path: ProfileKey): string {
+  const value = mediumValues(builtinRegistry())[path];
+  const low = PROFILE_TABLE[path].low;
+  if (typeof value === "number" && typeof low === "string" && low.endsWith("B")) {
+    const unit = ([["GiB", 1024 * MiB], ["MiB", MiB], ["KiB", 1024]] as const).find(([, size]) => value % size === 0);
+    return unit ? `${value / unit[1]}${unit[0]}` : String(value);
+  }
+  return String(value);
+}
+
+function at(config: Config, path: string): unknown {
+  return path.split(".").reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], config);
+}
 
 function collectorConfig(config: Config, name: string): Record<string, unknown> {
   const section = config.collectors[name];
@@ -112,7 +129,7 @@ describe("collectors", () => {
 
   for (const name of PROFILE_NAMES) {
     test(`${name} gives the same config as writing its values in the file`, () => {
-      const explicit = profileDocument(name);
+      const explicit = profileDocument(name, builtinRegistry());
       const collectors = explicit.collectors as Record<string, { config: Record<string, unknown> }>;
       collectors.dns!.config.names = ["kubernetes.default.svc.cluster.local"];
       const written = load(stringify(explicit));
@@ -132,16 +149,23 @@ describe("medium is today's defaults", () => {
     expect(withoutProfile(load(`profile: medium\n${ALL_PROFILED_COLLECTORS}`))).toEqual(load(ALL_PROFILED_COLLECTORS));
   });
 
+  test("medium's values are the schemas' defaults", () => {
+    const defaults = load(ALL_PROFILED_COLLECTORS);
+    const medium = mediumValues(builtinRegistry());
+    for (const path of Object.keys(PROFILE_TABLE) as ProfileKey[]) {
+      expect([path, medium[path]]).toEqual([path, at(defaults, path)]);
+      expect(medium[path]).toBeDefined();
+    }
+  });
+
   test("the other profiles do change every key they set", () => {
     const medium = load(`profile: medium\n${ALL_PROFILED_COLLECTORS}`);
     const low = load(`profile: low\n${ALL_PROFILED_COLLECTORS}`);
     const high = load(`profile: high\n${ALL_PROFILED_COLLECTORS}`);
-    const at = (config: Config, path: string) =>
-      path.split(".").reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], config);
-    for (const [path, row] of Object.entries(PROFILE_TABLE)) {
+    for (const [path, row] of Object.entries(PROFILE_TABLE) as Array<[ProfileKey, (typeof PROFILE_TABLE)[ProfileKey]]>) {
       expect(at(medium, path)).toBeDefined();
-      if (row.low !== row.medium) expect([path, at(low, path)]).not.toEqual([path, at(medium, path)]);
-      if (row.high !== row.medium) expect([path, at(high, path)]).not.toEqual([path, at(medium, path)]);
+      if (String(row.low) !== mediumText(path)) expect([path, at(low, path)]).not.toEqual([path, at(medium, path)]);
+      if (String(row.high) !== mediumText(path)) expect([path, at(high, path)]).not.toEqual([path, at(medium, path)]);
     }
   });
 });
@@ -339,10 +363,10 @@ describe("README", () => {
     const readme = readFileSync(join(import.meta.dir, "../../README.md"), "utf8");
     const section = readme.slice(readme.indexOf("### Profiles"), readme.indexOf("### `nats`"));
     const rows = [...section.matchAll(/^\| `([^`]+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$/gm)].map((m) => [m[1], m[2]!.trim(), m[3]!.trim(), m[4]!.trim()]);
-    const expected = Object.entries(PROFILE_TABLE).map(([path, row]) => [
+    const expected = (Object.entries(PROFILE_TABLE) as Array<[ProfileKey, (typeof PROFILE_TABLE)[ProfileKey]]>).map(([path, row]) => [
       path.replace(/^collectors\.([^.]+)\.config\./, "$1."),
       String(row.low),
-      String(row.medium),
+      mediumText(path),
       String(row.high),
     ]);
     expect(rows).toEqual(expected);

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Orchestrator, type ShutdownReport } from "../../src/orchestrator/orchestrator.ts";
 import { builtinRegistry } from "../../src/collectors/index.ts";
 import { syntheticFactory } from "../../src/collectors/synthetic/index.ts";
-import { silentLogger } from "../../src/log.ts";
+import { silentLogger } from "../helpers/silent-logger.ts";
 import { Spool } from "../../src/spool/spool.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { configFrom } from "../helpers/config.ts";

@@ -1,11 +1,20 @@
 import { describe, expect, test } from "bun:test";
-import { EventEncoder, InvalidEventError, rfc3339Nano } from "../../src/event/encode.ts";
+import { EVENT_ID_OFFSET, EventEncoder, InvalidEventError, rfc3339Nano } from "../../src/event/encode.ts";
 
 const dec = new TextDecoder();
 const enc = new EventEncoder("kubelet", "tapio.events.kubelet", 1024 * 1024);
 const decode = (input: Parameters<EventEncoder["encode"]>[0]) => JSON.parse(dec.decode(enc.encode(input).bytes));
 
 describe("EventEncoder", () => {
+  test("the event id is at EVENT_ID_OFFSET, verbatim and followed by its closing quote (what the queue reads)", () => {
+    for (const event_id of [undefined, "own-id-42"]) {
+      const { id, bytes } = enc.encode({ type: "x", severity: "info", event_data: {}, event_id });
+      const text = dec.decode(bytes);
+      expect(text.slice(EVENT_ID_OFFSET, EVENT_ID_OFFSET + id.length + 1)).toBe(`${id}"`);
+      expect(text.slice(0, EVENT_ID_OFFSET)).toBe('{"event_id":"');
+    }
+  });
+
   test("writes the CollectorEvent fields in order, omitting absent and null optional members", () => {
     const e = decode({ type: "k8s.pod", severity: "warning", event_data: { k8s_resource: { name: "a" } }, k8s_context: undefined, trace_context: null as never });
     expect(Object.keys(e)).toEqual(["event_id", "timestamp", "type", "source", "severity", "event_data", "metadata"]);

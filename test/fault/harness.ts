@@ -38,9 +38,9 @@ export interface AgentProcess {
 
 const agents = new Set<AgentProcess>();
 
-/** Starts the agent from source (bun src/main.ts); its stdout is parsed as it arrives. */
-export function startAgent(args: string[]): AgentProcess {
-  const proc = spawnAgent(args) as Subprocess<"ignore", "pipe", "pipe">;
+/** Starts the agent from source (bun src/main.ts, or `command`); its stdout is parsed as it arrives. */
+export function startAgent(args: string[], command?: string[]): AgentProcess {
+  const proc = spawnAgent(args, { command }) as Subprocess<"ignore", "pipe", "pipe">;
   killAtExit(proc.pid);
   const lines: LogLine[] = [];
   let stderrText = "";

@@ -4,7 +4,7 @@
 import type { Collector, CollectorContext } from "../../src/orchestrator/collector.ts";
 import type { CollectorEvent, EventInput } from "../../src/event/event.ts";
 import { EventEncoder } from "../../src/event/encode.ts";
-import { silentLogger } from "../../src/log.ts";
+import { silentLogger } from "./silent-logger.ts";
 
 export interface Recording {
   ctx: CollectorContext;

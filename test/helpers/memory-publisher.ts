@@ -17,7 +17,7 @@ export class MemoryPublisher implements Publisher {
     if (this.startError) throw this.startError;
   }
 
-  /** events whose id is listed here are rejected with reason "too_large" */
+  /** events whose id is listed here are rejected with reason "max_payload" */
   readonly reject = new Set<string>();
   /** events for which this returns true fail at once (as NATS errors would), undelivered */
   failing: ((e: QueuedEvent) => boolean) | undefined;
@@ -46,7 +46,7 @@ export class MemoryPublisher implements Publisher {
       return outcome(batch, []);
     }
     if (this.delayMs > 0) await Bun.sleep(this.delayMs);
-    const rejected = batch.filter((e) => this.reject.has(e.id)).map((event) => ({ event, reason: "too_large" }));
+    const rejected = batch.filter((e) => this.reject.has(e.id)).map((event) => ({ event, reason: "max_payload" as const }));
     this.events.push(...batch.filter((e) => !this.reject.has(e.id)));
     return rejected.length ? outcome([], rejected) : DELIVERED;
   }

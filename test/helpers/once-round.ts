@@ -2,7 +2,7 @@
 // publisher): how collector tests check that their config snippet loads and
 // their events come out as the agent would send them.
 import { afterEach } from "bun:test";
-import { silentLogger } from "../../src/log.ts";
+import { silentLogger } from "./silent-logger.ts";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { CollectorRegistry } from "../../src/orchestrator/registry.ts";
 import type { AnyCollectorFactory } from "../../src/orchestrator/collector.ts";

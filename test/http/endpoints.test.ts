@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { builtinRegistry } from "../../src/collectors/index.ts";
-import { silentLogger } from "../../src/log.ts";
+import { silentLogger } from "../helpers/silent-logger.ts";
 import { Spool } from "../../src/spool/spool.ts";
 import { AgentMetrics } from "../../src/metrics/metrics.ts";
 import { HttpServer, parseListen, type StatusDocument } from "../../src/http/server.ts";
@@ -107,7 +107,7 @@ describe("HTTP endpoints", () => {
     const a = agent(`collectors:\n  synthetic: { config: { count: 1234, rate: 0 } }`, { publisher });
     a.orchestrator.start();
     await waitFor(() => a.orchestrator.health.collector("synthetic").published === 1234);
-    a.orchestrator.health.publishError("timeout", 3);
+    a.orchestrator.ledger.publishFailed("timeout", 3);
     const res = await a.get("/metrics");
     expect(res.headers.get("content-type")).toContain("text/plain; version=0.0.4");
     const text = await res.text();

@@ -5,7 +5,7 @@ import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../src/orchestrator/collector.ts";
 import { builtinRegistry } from "../../src/collectors/index.ts";
 import { OVERFLOW_ALLOWANCE } from "../../src/orchestrator/runner.ts";
-import { silentLogger } from "../../src/log.ts";
+import { silentLogger } from "../helpers/silent-logger.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { configFrom } from "../helpers/config.ts";
 import { Duration } from "../../src/config/duration.ts";
@@ -36,7 +36,7 @@ function setup(yaml: string, extra: CollectorFactory[] = [], publisher = new Mem
   const config = configFrom(yaml, registry);
   const orch = new Orchestrator({ config, registry, publisher, log: silentLogger(), once });
   running.push(orch);
-  return { orch, publisher, config };
+  return { orch, publisher, config, registry };
 }
 
 const BASE = `
@@ -257,20 +257,29 @@ collectors: { bad: {} }
     expect(publisher.events.length).toBe(1);
   });
 
-  test("collectors are added and removed one by one while running", async () => {
-    const { orch, publisher } = setup(`${BASE}
-collectors:
-  synthetic: { config: { rate: 300 } }
-`);
-    orch.start();
+  test("a reload adds and removes collectors one by one while running", async () => {
     const extra = factory("extra", async (ctx) => {
       await emitN(ctx, 10, "extra.event");
       await untilAborted(ctx);
     });
-    orch.addCollector("extra", extra, {});
+    const { orch, publisher, registry } = setup(`${BASE}
+collectors:
+  synthetic: { config: { rate: 300 } }
+`, [extra]);
+    orch.start();
+    const both = await orch.reconfigure(configFrom(`${BASE}
+collectors:
+  synthetic: { config: { rate: 300 } }
+  extra: {}
+`, registry), () => publisher);
+    expect(both).toMatchObject({ started: ["extra"], stopped: [], restarted: [], reconnected: false });
     expect(orch.collectorNames().sort()).toEqual(["extra", "synthetic"]);
     await waitFor(() => publisher.events.filter((e) => e.collector === "extra").length === 10);
-    expect(await orch.removeCollector("synthetic")).toBe(true);
+    const onlyExtra = await orch.reconfigure(configFrom(`${BASE}
+collectors:
+  extra: {}
+`, registry), () => publisher);
+    expect(onlyExtra).toMatchObject({ started: [], stopped: ["synthetic"], restarted: [] });
     expect(orch.health.collector("synthetic").state).toBe("stopped");
     const count = publisher.events.filter((e) => e.collector === "synthetic").length;
     await Bun.sleep(50);
@@ -327,7 +336,7 @@ collectors:
     await orch.roundsDone();
     const report = await orch.stop();
     expect(report).toMatchObject({ accepted: 100, published: 98, discarded: 2, dropped: 2, inSpool: 0, lost: 0, unaccounted: 0 });
-    expect(orch.health.collector("synthetic").dropped.get("too_large")).toBe(2);
+    expect(orch.health.collector("synthetic").dropped.get("max_payload")).toBe(2);
   });
 
   test("a publisher that gives up for good (not at the deadline) is fatal", async () => {

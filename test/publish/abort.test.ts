@@ -94,9 +94,9 @@ test("core: abort while the flush is pending returns the batch undelivered, exce
 
     // nothing of an unflushed core batch is confirmed; the oversized event was refused before sending
     expect(delivered(events, result)).toBe(0);
-    expect(result.rejected).toEqual([{ event: huge, reason: "too_large" }]);
+    expect(result.rejected).toEqual([{ event: huge, reason: "max_payload" }]);
     expect(ids(result.undelivered)).toEqual(ids(events.filter((e) => e !== huge)));
-    expect(reasons).toEqual(["too_large"]);
+    expect(reasons).toEqual(["max_payload"]);
   } finally {
     await server.kill("SIGCONT");
     await publisher.close();

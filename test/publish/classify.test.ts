@@ -68,19 +68,19 @@ test("a stream full with discard: new (max_msgs, max_bytes, max_msgs_per_subject
   expect(isPermanent("stream_full")).toBe(false);
 });
 
-test("a message over the stream's max_msg_size is too_large, and dropped", async () => {
+test("a message over the stream's max_msg_size is max_payload (refused for its size), and dropped", async () => {
   const server = await startNatsServer();
   await withConnection(server, async (nc) => {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: "SMALL", subjects: [`${SUBJECT}.>`], max_msg_size: 16 });
     const [err] = await ackErrors(nc);
-    expectReason(err!, "too_large", JetStreamApiError);
+    expectReason(err!, "max_payload", JetStreamApiError);
     expect((err as JetStreamApiError).code).toBe(JS_ERR.messageExceedsMaximum);
   });
-  expect(isPermanent("too_large")).toBe(true);
+  expect(isPermanent("max_payload")).toBe(true);
 });
 
-test("a message over the server's max_payload is too_large; another bad argument is invalid", async () => {
+test("a message over the server's max_payload is refused as max_payload; another bad argument is invalid", async () => {
   const server = await startNatsServer({ jetstream: false, config: "max_payload: 512" });
   await withConnection(server, async (nc) => {
     const msgId = new MsgIdHeader();
@@ -88,12 +88,12 @@ test("a message over the server's max_payload is too_large; another bad argument
     const [event] = makeEvents(1);
     const big = { ...event!, bytes: new Uint8Array(600) };
     const tooLarge = await errorOf(() => sendEvent(nc, big, msgId, options));
-    expectReason(tooLarge, "too_large", PayloadTooLargeError);
+    expectReason(tooLarge, "max_payload", PayloadTooLargeError);
     expect(tooLarge.cause).toBeInstanceOf(InvalidArgumentError);
 
     // Small enough for max_payload, but not once the header is counted: still the size, not the argument.
     const withHeader = { ...event!, bytes: new Uint8Array(512 - 10) };
-    expectReason(await errorOf(() => sendEvent(nc, withHeader, msgId, options)), "too_large", PayloadTooLargeError);
+    expectReason(await errorOf(() => sendEvent(nc, withHeader, msgId, options)), "max_payload", PayloadTooLargeError);
 
     const badSubject = { ...event!, subject: "tapio events" };
     expect(classifyError(await errorOf(() => sendEvent(nc, badSubject, msgId, options)))).toBe("invalid");

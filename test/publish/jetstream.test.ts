@@ -159,7 +159,7 @@ test("jetstream: a full stream (discard new) is retried with backoff, reported a
   }
 });
 
-test("jetstream and core: an event larger than max_payload is rejected as too_large and reported, the rest delivered", async () => {
+test("jetstream and core: an event larger than max_payload is rejected as max_payload and reported, the rest delivered", async () => {
   const server = await startNatsServer({ config: "max_payload: 2048" });
   for (const mode of ["jetstream", "core"] as const) {
     const reported: Array<[string, number]> = [];
@@ -177,8 +177,8 @@ test("jetstream and core: an event larger than max_payload is rejected as too_la
       expect(result.undelivered).toEqual([]);
       expect(result.rejected.length).toBe(1);
       expect(result.rejected[0]?.event).toBe(huge);
-      expect(result.rejected[0]?.reason).toBe("too_large");
-      expect(reported).toEqual([["too_large", 1]]);
+      expect(result.rejected[0]?.reason).toBe("max_payload");
+      expect(reported).toEqual([["max_payload", 1]]);
     } finally {
       await publisher.close();
     }

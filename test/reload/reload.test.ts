@@ -16,7 +16,7 @@ import { loadConfigFile } from "../../src/config/load.ts";
 import { ConfigReloader } from "../../src/reload/reloader.ts";
 import { createPublisher } from "../../src/publish/index.ts";
 import { Spool } from "../../src/spool/spool.ts";
-import { silentLogger } from "../../src/log.ts";
+import { silentLogger } from "../helpers/silent-logger.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";

@@ -7,12 +7,12 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import type { QueuedEvent } from "../../src/event/event.ts";
-import { silentLogger } from "../../src/log.ts";
+import { silentLogger } from "../helpers/silent-logger.ts";
 import { ROW_OVERHEAD, Spool, type SpoolOptions } from "../../src/spool/spool.ts";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "../helpers/cleanup.ts";
 
 const SPOOL_MODULE = resolve(import.meta.dir, "../../src/spool/spool.ts");
-const LOG_MODULE = resolve(import.meta.dir, "../../src/log.ts");
+const LOG_MODULE = resolve(import.meta.dir, "../helpers/silent-logger.ts");
 
 const spools: Spool[] = [];
 const dirs: string[] = [];

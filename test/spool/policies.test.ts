@@ -1,6 +1,7 @@
 // max_bytes and the when_full policies.
 import { describe, expect, test } from "bun:test";
-import { ROW_OVERHEAD, type SpoolWhenFull } from "../../src/spool/spool.ts";
+import { ROW_OVERHEAD } from "../../src/spool/spool.ts";
+import { WHEN_FULL } from "../../src/config/schema.ts";
 import { event, events, openSpool, queued, rowBytes, spoolPath } from "./fixtures.ts";
 
 /** Room for exactly `rows` events of 100 bytes. */
@@ -120,7 +121,7 @@ describe("drop_oldest", () => {
 });
 
 describe("an event larger than max_bytes on its own", () => {
-  for (const whenFull of ["block", "drop_newest", "drop_oldest"] satisfies SpoolWhenFull[]) {
+  for (const whenFull of WHEN_FULL) {
     test(`is dropped as too_large_for_spool with ${whenFull}, and the rest of the batch is written`, async () => {
       const spool = openSpool(spoolPath(), { maxBytes: room(3), whenFull });
       const huge = event("huge", room(3));

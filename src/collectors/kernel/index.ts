@@ -2,7 +2,6 @@
 // (OOM kills, with the pod and container from the memory cgroup) and
 // kernel.problem events (node-problem-detector rules), and /proc/vmstat's
 // oom_kill counter is watched for kills the log did not show.
-import { hostname } from "node:os";
 import type { EventInput, EventMetadata, Priority } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { sleep } from "../../wait.ts";
@@ -10,6 +9,7 @@ import { readText, under } from "../common/paths.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { ownerOf } from "../common/kubepods.ts";
 import { parseKeyed } from "../common/keyed.ts";
+import { SourceHealth } from "../common/source-health.ts";
 import { LineSplitter, openKmsg, parseKmsgLine, type KmsgRecord, type KmsgSource } from "./kmsg.ts";
 import { OomTracker, type OomKill } from "./oom.ts";
 import kernelMonitor from "./rules/kernel-monitor.json";
@@ -24,28 +24,6 @@ const READ_BATCH = 256;
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** Health over several sources: degraded while any of them fails. */
-class SourceHealth {
-  readonly #failing = new Map<string, string>();
-
-  constructor(readonly ctx: CollectorContext) {}
-
-  ok(source: string): void {
-    this.#failing.delete(source);
-    this.#report();
-  }
-
-  fail(source: string, reason: string): void {
-    this.#failing.set(source, reason);
-    this.#report();
-  }
-
-  #report(): void {
-    if (this.#failing.size === 0) this.ctx.healthy();
-    else this.ctx.degraded([...this.#failing.values()].join("; "));
-  }
 }
 
 /**
@@ -76,7 +54,7 @@ export class KernelCollector implements Collector {
     readonly config: KernelConfig,
     readonly open: OpenKmsg = openKmsg,
   ) {
-    this.#nodeName = config.node_name ?? process.env.NODE_NAME ?? hostname();
+    this.#nodeName = config.node_name;
   }
 
   async run(ctx: CollectorContext): Promise<void> {
@@ -93,7 +71,7 @@ export class KernelCollector implements Collector {
     }
     for (const path of this.config.rule_files) files.push(await loadRuleFile(path));
     const problems = files.flatMap((f) => f.problems);
-    if (problems.length > 0) health.fail("rules", `rule files: ${problems.join("; ")}`);
+    if (problems.length > 0) health.failed("rules", `rule files: ${problems.join("; ")}`);
     return files.flatMap((f) => (f.set ? [new RuleMatcher<KmsgRecord>(f.set)] : []));
   }
 
@@ -110,7 +88,7 @@ export class KernelCollector implements Collector {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         const hint = code === "EACCES" || code === "EPERM" ? " (reading the kernel log needs root or CAP_SYSLOG)" : "";
-        health.fail("kmsg", `cannot open ${path}: ${message(err)}${hint}`);
+        health.failed("kmsg", `cannot open ${path}: ${message(err)}${hint}`);
         if (ctx.once || !(await sleep(retry_interval.ms, ctx.signal))) return;
         continue;
       }
@@ -141,7 +119,7 @@ export class KernelCollector implements Collector {
           if (ctx.once || !(await sleep(read_interval.ms, ctx.signal))) return;
         }
       } catch (err) {
-        health.fail("kmsg", `reading ${path}: ${message(err)}`);
+        health.failed("kmsg", `reading ${path}: ${message(err)}`);
         if (ctx.once || !(await sleep(retry_interval.ms, ctx.signal))) return;
       } finally {
         source.close();
@@ -242,8 +220,7 @@ export class KernelCollector implements Collector {
   #vmstat(ctx: CollectorContext, health: SourceHealth): Promise<void> {
     const path = under(this.config.proc_root, "vmstat");
     let last: number | undefined;
-    const vmstatCtx: CollectorContext = { ...ctx, healthy: () => health.ok("vmstat"), degraded: (reason) => health.fail("vmstat", reason) };
-    return poll(vmstatCtx, this.config.vmstat_interval.ms, async () => {
+    return poll(health.contextFor("vmstat"), this.config.vmstat_interval.ms, async () => {
       const text = await readText(path);
       let total: number | undefined;
       try {

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { bool, duration, nonEmptyString, stringOrList, strictObject } from "../../config/kit.ts";
+import { nodeNameSchema } from "../common/node-name.ts";
 
 export const kernelConfigSchema = v.optional(
   strictObject({
@@ -19,8 +20,8 @@ export const kernelConfigSchema = v.optional(
     builtin_rules: v.optional(bool(), true),
     /** more node-problem-detector kmsg rule files (JSON) */
     rule_files: v.optional(stringOrList(), []),
-    /** metadata.node_name of the events; default $NODE_NAME, else the host name */
-    node_name: v.optional(nonEmptyString()),
+    /** metadata.node_name of the events (see common/node-name.ts for the default) */
+    node_name: nodeNameSchema(),
   }),
   {},
 );

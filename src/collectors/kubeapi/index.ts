@@ -5,7 +5,9 @@ import type { EventInput } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { sleep } from "../../wait.ts";
 import { emitAll } from "../common/poll.ts";
-import { HttpStatusError, K8sClient, list, num, obj, parseJson, SourceHealth, str, type Json } from "../common/k8s.ts";
+import { HttpStatusError, K8sClient } from "../common/k8s-client.ts";
+import { list, num, obj, parseJson, str, type Json } from "../common/json.ts";
+import { SourceHealth } from "../common/source-health.ts";
 import { EventSet, PodSet, resourceVersion, type ResourceSet } from "./resources.ts";
 import { kubeapiConfigSchema, type KubeapiConfig } from "./schema.ts";
 import { isGone, LineSplitter, parseWatchLine } from "./watch.ts";
@@ -18,9 +20,6 @@ import { isGone, LineSplitter, parseWatchLine } from "./watch.ts";
 const WATCH_GRACE_MS = 30_000;
 /** A Pod is a few KiB; a line this long is not a watch event. */
 const MAX_LINE_CHARS = 16 * 1024 * 1024;
-
-const NO_NODE =
-  "node_name is not set: set collectors.<name>.config.node_name, or NODE_NAME in the agent's environment (a fieldRef to spec.nodeName)";
 
 /** How a watch ended: the server closed it (or it went quiet too long), or the resourceVersion expired. */
 type WatchEnd = "ended" | "gone";
@@ -35,12 +34,6 @@ export class KubeapiCollector implements Collector {
   async run(ctx: CollectorContext): Promise<void> {
     const c = this.#config;
     const node = c.node_name;
-    if (!node) {
-      // Cannot come right without a restart: stay degraded, do not fail the agent.
-      ctx.degraded(NO_NODE);
-      if (!ctx.once && !ctx.signal.aborted) await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
-      return;
-    }
     const watcher = new Watcher(ctx, c);
     const pods = new PodSet(node);
     // "The agent's start": a collector restarted after a failure still skips

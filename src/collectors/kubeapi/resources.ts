@@ -2,7 +2,7 @@
 // this node and its pods. Each set remembers just enough (uid and
 // resourceVersion) to tell a re-list's news from what was already reported.
 import type { EventInput, EventMetadata } from "../../event/event.ts";
-import { list, num, obj, omitUndefined, str, type Json } from "../common/k8s.ts";
+import { list, num, obj, omitUndefined, str, type Json } from "../common/json.ts";
 
 export type Change = "ADDED" | "MODIFIED" | "DELETED";
 

@@ -1,7 +1,8 @@
 import * as v from "valibot";
 import { bool, duration, integer, nonEmptyString, strictObject, text } from "../../config/kit.ts";
-import { isHttpUrl } from "../common/k8s.ts";
+import { isHttpUrl } from "../common/k8s-client.ts";
 import { SERVICE_ACCOUNT_DIR } from "../kubelet/schema.ts";
+import { nodeNameSchema } from "../common/node-name.ts";
 
 /**
  * In a pod, Kubernetes sets KUBERNETES_SERVICE_HOST and _PORT to the API
@@ -24,8 +25,8 @@ export const kubeapiConfigSchema = v.pipe(
       token_file: v.optional(nonEmptyString(), `${SERVICE_ACCOUNT_DIR}/token`),
       /** CA that signed the API server's certificate */
       ca_file: v.optional(nonEmptyString(), `${SERVICE_ACCOUNT_DIR}/ca.crt`),
-      /** this node; default from NODE_NAME (set it with a fieldRef to spec.nodeName) */
-      node_name: v.optional(nonEmptyString(), () => process.env.NODE_NAME || undefined),
+      /** this node: its pods and events are watched (see common/node-name.ts for the default) */
+      node_name: nodeNameSchema(),
       /** also watch core/v1 Events about this node and its pods */
       events: v.optional(bool(), true),
       /** items per page of a list */

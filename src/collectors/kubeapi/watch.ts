@@ -1,6 +1,6 @@
 // The watch stream: newline-delimited JSON, one watch event per line, that
 // arrives in chunks cut anywhere (inside a line, inside a UTF-8 character).
-import { obj, parseJson, str, type Json } from "../common/k8s.ts";
+import { obj, parseJson, str, type Json } from "../common/json.ts";
 
 /**
  * Splits a byte stream into lines, across chunk boundaries. A line longer than

@@ -2,7 +2,7 @@
 // container and pod looked like at the previous poll and reports only
 // transitions, so a steady node produces no events at all.
 import type { EventInput, EventMetadata, Severity } from "../../event/event.ts";
-import { list, num, obj, omitUndefined, str, type Json } from "../common/k8s.ts";
+import { list, num, obj, omitUndefined, str, type Json } from "../common/json.ts";
 
 export const POD_EVENT_TYPES = {
   waiting: "kubelet.container.waiting",

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { bool, duration, integer, nonEmptyString, number, strictObject, stringOrList, text } from "../../config/kit.ts";
-import { isHttpUrl } from "../common/k8s.ts";
+import { isHttpUrl } from "../common/k8s-client.ts";
 
 /** Where Kubernetes mounts a pod's service-account credentials. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";

@@ -2,7 +2,7 @@
 // memory and each pod's ephemeral storage are reported when they cross above
 // their threshold and again when they fall back, never while they stay put.
 import type { EventInput } from "../../event/event.ts";
-import { list, num, obj, omitUndefined, str, type Json } from "../common/k8s.ts";
+import { list, num, obj, omitUndefined, str, type Json } from "../common/json.ts";
 
 export const STATS_EVENT_TYPES = {
   nodeCpu: "kubelet.node.cpu",

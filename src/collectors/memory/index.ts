@@ -3,7 +3,6 @@
 // reading goes through a threshold or a counter delta, so events mark
 // changes: pressure starting or ending, a limit hit, an OOM kill.
 import { existsSync } from "node:fs";
-import { hostname } from "node:os";
 import type { EventInput, EventMetadata, Severity } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { readText, under } from "../common/paths.ts";
@@ -65,7 +64,7 @@ export class MemoryCollector implements Collector {
 
   constructor(readonly config: MemoryConfig) {
     this.#cgroupRoot = config.cgroup_root ?? under(config.sys_root, "fs/cgroup");
-    this.#nodeName = config.node_name ?? process.env.NODE_NAME ?? hostname();
+    this.#nodeName = config.node_name;
   }
 
   run(ctx: CollectorContext): Promise<void> {

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { byteSize, duration, integer, nonEmptyString, number, strictObject } from "../../config/kit.ts";
+import { nodeNameSchema } from "../common/node-name.ts";
 
 /** PSI `avg10` thresholds in percent of wall time; 0 turns one off. */
 function psiThresholds(some: number, full: number) {
@@ -22,8 +23,8 @@ export const memoryConfigSchema = v.optional(
     cgroup_root: v.optional(nonEmptyString()),
     /** how often PSI, meminfo and the pod cgroups are read */
     interval: v.optional(duration({ positive: true }), "10s"),
-    /** metadata.node_name of the events; default $NODE_NAME, else the host name */
-    node_name: v.optional(nonEmptyString()),
+    /** metadata.node_name of the events (see common/node-name.ts for the default) */
+    node_name: nodeNameSchema(),
     psi: v.optional(
       strictObject({
         memory: psiThresholds(10, 5),

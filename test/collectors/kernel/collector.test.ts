@@ -288,6 +288,7 @@ describe("kernel collector", () => {
       vmstat_interval: expect.anything(),
       builtin_rules: true,
       rule_files: [],
+      node_name: expect.any(String),
     });
     const bad = v.safeParse(kernelFactory.configSchema, { kmsg_pth: "/host/dev/kmsg" });
     expect(bad.issues?.[0]?.message).toContain('did you mean "kmsg_path"');

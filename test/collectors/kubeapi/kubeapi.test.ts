@@ -5,7 +5,7 @@ import * as v from "valibot";
 import { KubeapiCollector, kubeapiFactory } from "../../../src/collectors/kubeapi/index.ts";
 import { defaultApiServer, kubeapiConfigSchema } from "../../../src/collectors/kubeapi/schema.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
-import { recordingContext, runInBackground, runOnce } from "../../helpers/collector-context.ts";
+import { runInBackground, runOnce } from "../../helpers/collector-context.ts";
 import { testPki } from "../../helpers/tls.ts";
 import { tokenFile, waitFor } from "../kubelet/fake-kubelet.ts";
 import { listOf, startFakeApiServer, WATCH_LINES, watchObject, type FakeApiServer, type Json } from "./fake-apiserver.ts";
@@ -346,26 +346,6 @@ describe("kubeapi collector: setup", () => {
     s.lists.pods.push(500);
     const rec = await runOnce(collector(s, { events: false }));
     expect(rec.degraded).toEqual(["pods: the API server answered /api/v1/pods with HTTP 500: scripted failure"]);
-  });
-
-  test("without a node name: degraded, idle until stopped", async () => {
-    const s = apiServer();
-    const config = v.parse(kubeapiConfigSchema, { api_server: s.url, token_file: TOKEN });
-    expect(config.node_name).toBe(process.env.NODE_NAME || undefined);
-    const c = new KubeapiCollector({ ...config, node_name: undefined });
-    const once = await runOnce(c);
-    expect(once.degraded).toEqual([
-      "node_name is not set: set collectors.<name>.config.node_name, or NODE_NAME in the agent's environment (a fieldRef to spec.nodeName)",
-    ]);
-    const rec = recordingContext({ once: false });
-    let returned = false;
-    const done = c.run(rec.ctx).then(() => (returned = true));
-    await Bun.sleep(50);
-    expect(returned).toBe(false);
-    expect(rec.degraded).toEqual(once.degraded);
-    rec.stop();
-    await done;
-    expect(s.requests).toEqual([]);
   });
 
   test("an API server whose certificate is not signed by ca_file", async () => {

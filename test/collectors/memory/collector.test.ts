@@ -18,7 +18,6 @@ import {
   memoryConfig,
   POD_UID,
   recorded,
-  V2_EVENTS_ZERO,
   waitFor,
   write,
 } from "./helpers.ts";

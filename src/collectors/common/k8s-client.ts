@@ -1,45 +1,7 @@
-// What the kubelet and kubeapi collectors share: an HTTP(S) client that sends
-// the service-account token and verifies the server against a CA file,
-// readers for untrusted JSON, and health across several sources.
-import type { CollectorContext } from "../../orchestrator/collector.ts";
+// The HTTP(S) client the kubelet and kubeapi collectors share: it sends the
+// service-account token and verifies the server against a CA file.
 import { readText } from "./paths.ts";
-
-export type Json = Record<string, unknown>;
-
-const NO_ITEMS: readonly unknown[] = [];
-
-/** A JSON object, or undefined for anything else (null, a list, a scalar). */
-export function obj(x: unknown): Json | undefined {
-  return typeof x === "object" && x !== null && !Array.isArray(x) ? (x as Json) : undefined;
-}
-
-export function str(x: unknown): string | undefined {
-  return typeof x === "string" ? x : undefined;
-}
-
-export function num(x: unknown): number | undefined {
-  return typeof x === "number" && Number.isFinite(x) ? x : undefined;
-}
-
-/** The items of a list; an empty list for anything else, so loops need no guard. */
-export function list(x: unknown): readonly unknown[] {
-  return Array.isArray(x) ? x : NO_ITEMS;
-}
-
-/** Absent optional fields are left out of an event rather than sent as null. */
-export function omitUndefined<T extends object>(o: T): T {
-  for (const key of Object.keys(o) as (keyof T)[]) if (o[key] === undefined) delete o[key];
-  return o;
-}
-
-/** JSON.parse without throwing: the value, or why it is not JSON. */
-export function parseJson(text: string): { ok: true; value: unknown } | { ok: false; detail: string } {
-  try {
-    return { ok: true, value: JSON.parse(text) };
-  } catch (err) {
-    return { ok: false, detail: `${(err as Error).message} (${text.length} characters${text.length === 0 ? "" : `, starting ${JSON.stringify(text.slice(0, 40))}`})` };
-  }
-}
+import { obj, parseJson, str } from "./json.ts";
 
 /** http(s)://host[:port] with an optional path prefix, no query: what `address` and `api_server` accept. */
 export function isHttpUrl(value: string): boolean {
@@ -166,46 +128,5 @@ export class K8sClient {
     const parsed = parseJson(body);
     const excerpt = ((parsed.ok && str(obj(parsed.value)?.message)) || body).slice(0, BODY_EXCERPT).trim();
     return excerpt ? `${where}: ${excerpt}` : where;
-  }
-}
-
-/**
- * A collector fed by several sources (kubelet /pods and /stats/summary; API
- * pods and events): degraded while any source fails, healthy only once every
- * source has worked, so one source's success does not hide another's failure.
- */
-export class SourceHealth {
-  readonly #ctx: CollectorContext;
-  /** sources failing, or not read yet */
-  readonly #pending: Set<string>;
-
-  constructor(ctx: CollectorContext, sources: readonly string[]) {
-    this.#ctx = ctx;
-    this.#pending = new Set(sources);
-  }
-
-  ok(source: string): void {
-    this.#pending.delete(source);
-    if (this.#pending.size === 0) this.#ctx.healthy();
-  }
-
-  failed(source: string, reason: string): void {
-    this.#pending.add(source);
-    this.#ctx.degraded(`${source}: ${reason}`);
-  }
-
-  /** `ctx` with its health reports going to `source`: for the shared poll loop. */
-  contextFor(source: string): CollectorContext {
-    const ctx = this.#ctx;
-    return {
-      name: ctx.name,
-      signal: ctx.signal,
-      once: ctx.once,
-      log: ctx.log,
-      emit: (event) => ctx.emit(event),
-      parseError: (where, detail) => ctx.parseError(where, detail),
-      degraded: (reason) => this.failed(source, reason),
-      healthy: () => this.ok(source),
-    };
   }
 }

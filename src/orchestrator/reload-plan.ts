@@ -1,0 +1,50 @@
+// What a reloaded configuration changes in a running agent, worked out
+// before anything is touched: which collectors start, stop or restart,
+// whether NATS reconnects, and which changed settings wait for a restart.
+import type { Config } from "../config/schema.ts";
+
+/** Settings a reload cannot change in a running agent: they are read once at start. */
+const RESTART_KEYS = [
+  ["orchestrator", "workers"],
+  ["orchestrator", "batch_size"],
+  ["orchestrator", "buffer"],
+  ["nats", "circuit_breaker"],
+  ["spool", "enabled"],
+  ["spool", "path"],
+  ["spool", "max_bytes"],
+  ["spool", "when_full"],
+  ["spool", "spill_after"],
+  ["http", "enabled"],
+  ["http", "listen"],
+] as const;
+
+export type CollectorChange = "start" | "stop" | "restart";
+
+export interface ReloadPlan {
+  /** the NATS settings changed: a new publisher takes over */
+  reconnect: boolean;
+  /** by collector name */
+  collectors: Array<{ name: string; change: CollectorChange }>;
+  /** changed settings that are read once at start */
+  needRestart: string[];
+}
+
+/** `running`: the collectors running now. */
+export function planReload(before: Config, next: Config, running: ReadonlySet<string>): ReloadPlan {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  // Encoders are made for a subject: a new one restarts every collector.
+  const resubject = next.nats.subject !== before.nats.subject;
+  const collectors: ReloadPlan["collectors"] = [];
+  for (const name of new Set([...Object.keys(before.collectors), ...Object.keys(next.collectors)])) {
+    const was = running.has(name);
+    const wanted = next.collectors[name]?.enabled === true;
+    const changed = resubject || !same(before.collectors[name]?.config, next.collectors[name]?.config);
+    if (was && !wanted) collectors.push({ name, change: "stop" });
+    else if (wanted && !was) collectors.push({ name, change: "start" });
+    else if (wanted && changed) collectors.push({ name, change: "restart" });
+  }
+  const needRestart = RESTART_KEYS.filter(([section, key]) => !same((before[section] as Record<string, unknown>)[key], (next[section] as Record<string, unknown>)[key])).map(
+    ([section, key]) => `${section}.${key}`,
+  );
+  return { reconnect: !same(before.nats, next.nats), collectors, needRestart };
+}

@@ -1,0 +1,62 @@
+// Shutdown accounting: once collectors, workers and drainer have stopped,
+// every event is counted as published, discarded, in the spool or lost; the
+// totals are logged and returned, and a sum that does not add up is logged
+// as the bug it is.
+import type { Logger } from "pino";
+import type { DeliveryLedger, DeliveryTotals } from "./ledger.ts";
+import type { EventQueue } from "./queue.ts";
+
+export interface ShutdownReport extends DeliveryTotals {
+  /** events found in the spool at start (a previous run's) */
+  inherited: number;
+  /** events waiting in the spool at exit: sent on the next start */
+  inSpool: number;
+  /** accepted + inherited - published - discarded - inSpool - lost: anything but 0 is a bug (and is logged as one) */
+  unaccounted: number;
+  /** collectors whose --once round failed */
+  failedCollectors: string[];
+}
+
+/** Workers gave up (no spool, publisher gone): what is still queued is lost, and counted. */
+export async function countLeftInQueue(queue: EventQueue, ledger: DeliveryLedger): Promise<void> {
+  for (let rest = queue.length; rest > 0; rest = queue.length) {
+    for (const e of await queue.take(rest)) ledger.lost(e.collector);
+  }
+}
+
+export interface ClosingBooks {
+  ledger: DeliveryLedger;
+  inherited: number;
+  inSpool: number;
+  failedCollectors: string[];
+  /** for the message about events left in the spool */
+  spoolPath: string;
+  log: Logger;
+}
+
+/** The shutdown report, logged: info when nothing is left, a warning when events wait in the spool or were lost. */
+export function closeBooks({ ledger, inherited, inSpool, failedCollectors, spoolPath, log }: ClosingBooks): ShutdownReport {
+  const totals = ledger.totals();
+  const { lost } = totals;
+  const unaccounted = ledger.unaccounted(inherited, inSpool);
+  if (unaccounted !== 0) log.error({ unaccounted }, `delivery accounting does not add up: ${unaccounted} event(s) unaccounted for (a bug)`);
+  const fields = {
+    accepted: totals.accepted,
+    inherited,
+    published: totals.published,
+    discarded: totals.discarded,
+    dropped: totals.dropped,
+    in_spool: inSpool,
+    lost,
+    unaccounted,
+    publish_errors: Object.fromEntries(ledger.publishErrors),
+    failed_collectors: failedCollectors,
+  };
+  if (inSpool === 0 && lost === 0) {
+    log.info(fields, `shutdown complete: ${totals.published} event(s) published, none left`);
+  } else {
+    const where = [inSpool > 0 ? `${inSpool} left in the spool at ${spoolPath} (sent on the next start)` : "", lost > 0 ? `${lost} lost` : ""].filter(Boolean).join(", ");
+    log.warn(fields, `shutdown deadline passed: ${totals.published} event(s) published, ${where}`);
+  }
+  return { ...totals, inherited, inSpool, unaccounted, failedCollectors };
+}
