@@ -1,22 +1,25 @@
 // The README's orchestrator.restart_backoff: the delay before restarting a
 // failed collector doubles on each failure in a row up to `max`, and a run
 // that lasted longer than `max` starts the doubling over; each restart is
-// logged as "collector X failed: ...; restarting in Nms".
+// logged as "collector X failed: ...; restarting in Nms" and counted in
+// orchestrator_collector_restarts_total.
 import { afterEach, describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import pino from "pino";
 import { Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../src/orchestrator/collector.ts";
 import { builtinRegistry } from "../../src/collectors/index.ts";
+import { AgentMetrics } from "../../src/metrics/metrics.ts";
+import { HttpServer } from "../../src/http/server.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { configFrom } from "../helpers/config.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 const INITIAL_MS = 40;
 const MAX_MS = 320;
-const running: Orchestrator[] = [];
+const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
-  await Promise.all(running.splice(0).map((o) => o.stop()));
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 /** A collector whose run number `attempt` does what `plan` says. */
@@ -26,7 +29,7 @@ function scripted(plan: (attempt: number, ctx: CollectorContext) => Promise<void
 }
 
 describe("README restart_backoff", () => {
-  test("the delay doubles on each failure in a row up to max; a run longer than max starts over at initial", async () => {
+  test("the delay doubles on each failure in a row up to max; a run longer than max starts over at initial; restarts are counted", async () => {
     const LONG_RUN = 5;
     const factory = scripted(async (attempt, ctx) => {
       // The run's length is what is under test here, not a wait for something.
@@ -39,7 +42,9 @@ describe("README restart_backoff", () => {
     const lines: Array<Record<string, any>> = [];
     const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
     const orch = new Orchestrator({ config, registry, publisher: new MemoryPublisher(), log });
-    running.push(orch);
+    const build = { version: "0.0.0-test", bun: Bun.version };
+    const http = new HttpServer({ config: { ...config.http, listen: "127.0.0.1:0" }, orchestrator: orch, metrics: new AgentMetrics(orch, build), log, build });
+    cleanups.push(() => orch.stop(), () => http.stop());
     orch.start();
     await waitFor(() => orch.health.collector("flaky").restarts === LONG_RUN + 2, "7 restarts", 10_000);
 
@@ -48,5 +53,7 @@ describe("README restart_backoff", () => {
     // Equal jitter: each delay lies in the upper half of its step.
     const steps = [INITIAL_MS, 2 * INITIAL_MS, 4 * INITIAL_MS, MAX_MS, MAX_MS, INITIAL_MS, 2 * INITIAL_MS];
     expect(restarts.map((l, i) => l.retry_in_ms >= Math.floor(steps[i]! / 2) && l.retry_in_ms <= steps[i]!)).toEqual(steps.map(() => true));
+    const metrics = await (await fetch(`${http.url}/metrics`)).text();
+    expect(metrics).toContain(`orchestrator_collector_restarts_total{collector="flaky"} ${LONG_RUN + 2}`);
   });
 });
