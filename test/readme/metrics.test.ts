@@ -2,7 +2,7 @@
 // metric it names is on /metrics with the type and label names the table
 // says, and every orchestrator_* metric served is in the table. The run is
 // made to produce a series of each: publish errors and drops (events over
-// the server's max_payload), a parse error (a bad resolv.conf line).
+// the server's max_payload, counted exactly), a parse error (a bad resolv.conf line).
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -47,11 +47,13 @@ describe("README metrics table", () => {
     const documented = readmeMetrics();
     expect(documented.length).toBeGreaterThanOrEqual(20);
 
+    // Every synthetic event is over the server's max_payload: refused by NATS, discarded.
+    const OVERSIZED = 40;
     const server = await startNatsServer({ jetstream: false, config: "max_payload: 4096\n" });
     const file = writeConfig(`
 nats: { url: "${server.url}", mode: core }
 collectors:
-  synthetic: { config: { rate: 20, payload_bytes: 8192 } }
+  synthetic: { config: { count: ${OVERSIZED}, rate: 0, payload_bytes: 8192 } }
   dns: { config: { names: [tapio-probe.invalid], resolv_conf: RESOLV, timeout: 200ms, interval: 1s } }
 `);
     const resolv = join(dirname(file), "resolv.conf");
@@ -83,6 +85,16 @@ collectors:
         for (const labels of labelSets) expect({ metric: metric.name, labels }).toEqual({ metric: metric.name, labels: metric.labels });
       }
       expect([...types.keys()].sort()).toEqual(documented.map((m) => m.name).sort());
+
+      // The values: each refused event is one failed attempt and one drop, by the same reason.
+      await waitFor(
+        async () => (await (await fetch(`${url}/metrics`)).text()).includes(`orchestrator_events_dropped_total{collector="synthetic",reason="max_payload"} ${OVERSIZED}`),
+        "every oversized event counted as dropped",
+      );
+      text = await (await fetch(`${url}/metrics`)).text();
+      expect(text).toContain(`orchestrator_publish_errors_total{reason="max_payload"} ${OVERSIZED}`);
+      expect(text).toContain(`orchestrator_events_received_total{collector="synthetic"} ${OVERSIZED}`);
+      expect(text).toContain('orchestrator_events_published_total{collector="synthetic"} 0');
     } finally {
       agent.kill("SIGKILL");
       await agent.exited;
