@@ -1,6 +1,6 @@
 // The command line as a user meets it: exit codes, messages, no stack traces.
 import { describe, expect, test } from "bun:test";
-import { logLines, runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
+import { logLines, runAgent, spawnAgent, writeConfig, endpointsUrl } from "../helpers/agent.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { collectLines } from "../helpers/lines.ts";
 import { waitFor } from "../helpers/wait-for.ts";
@@ -156,8 +156,7 @@ collectors:
     const proc = spawnAgent(["-c", file]);
     const out = collectLines(proc.stdout);
     const said = (start: string) => logLines(out.lines.join("\n")).some((l) => l.msg.startsWith(start));
-    await waitFor(() => said("HTTP endpoints on "), "the agent's HTTP endpoints", 10_000);
-    const url = logLines(out.lines.join("\n")).find((l) => l.msg.startsWith("HTTP endpoints on "))!.url as string;
+    const url = await endpointsUrl(out.lines);
     // Accepted events: the orchestrator runs, so the signal handlers (installed before it starts,
     // src/cli/run.ts) are in place; and NATS is unreachable, so the first SIGTERM's drain lasts.
     const accepted = async () => ((await (await fetch(`${url}/status`)).json()) as { collectors: Array<{ events_accepted: number }> }).collectors[0]!.events_accepted;

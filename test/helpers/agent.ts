@@ -2,6 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { makeTempDir } from "./cleanup.ts";
+import { waitFor } from "./wait-for.ts";
 
 export const REPO = resolve(import.meta.dir, "../..");
 
@@ -53,4 +54,14 @@ export function writeConfig(yaml: string, name = "config.yaml"): string {
 /** Parses JSON log lines, skipping anything else. */
 export function logLines(text: string): Array<Record<string, any>> {
   return text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+}
+
+/**
+ * The agent's HTTP base URL, once its "HTTP endpoints on ..." line is among
+ * `lines` (what collectLines gathers from its stdout).
+ */
+export async function endpointsUrl(lines: string[], timeoutMs = 10_000): Promise<string> {
+  const line = () => logLines(lines.join("\n")).find((l) => typeof l.msg === "string" && l.msg.startsWith("HTTP endpoints on"));
+  await waitFor(() => line() !== undefined, "the agent's 'HTTP endpoints on' line", timeoutMs);
+  return line()!.url as string;
 }

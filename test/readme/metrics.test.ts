@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { REPO, logLines, spawnAgent, writeConfig } from "../helpers/agent.ts";
+import { REPO, spawnAgent, writeConfig, endpointsUrl } from "../helpers/agent.ts";
 import { killAtExit, spare } from "../helpers/cleanup.ts";
 import { collectLines } from "../helpers/lines.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
@@ -64,8 +64,7 @@ collectors:
     killAtExit(agent.pid);
     const out = collectLines(agent.stdout);
     try {
-      await waitFor(() => out.lines.some((l) => l.includes("HTTP endpoints on")), "the HTTP endpoints", 10_000);
-      const url = logLines(out.lines.join("\n")).find((l) => l.msg.startsWith("HTTP endpoints on"))!.url as string;
+      const url = await endpointsUrl(out.lines);
       let text = "";
       const served = (name: string) => sampleLabels(text, name).length > 0;
       await waitFor(

@@ -4,7 +4,7 @@
 // orchestrator_nats_reconnects_total.
 import { afterAll, describe, expect, test } from "bun:test";
 import { createServer } from "node:net";
-import { logLines, spawnAgent, writeConfig } from "../helpers/agent.ts";
+import { spawnAgent, writeConfig, endpointsUrl } from "../helpers/agent.ts";
 import { killAtExit, spare } from "../helpers/cleanup.ts";
 import { collectLines } from "../helpers/lines.ts";
 import { freePort, startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
@@ -28,8 +28,7 @@ collectors:
     killAtExit(agent.pid);
     const out = collectLines(agent.stdout);
     try {
-      await waitFor(() => out.lines.some((l) => l.includes("HTTP endpoints on")), "the HTTP endpoints", 10_000);
-      const url = logLines(out.lines.join("\n")).find((l) => l.msg.startsWith("HTTP endpoints on"))!.url as string;
+      const url = await endpointsUrl(out.lines);
       const status = async () => (await (await fetch(`${url}/status`)).json()) as { delivery: { nats: { connected: boolean } } };
       await waitFor(async () => (await status()).delivery.nats.connected, "connected to NATS", 10_000);
 

@@ -6,7 +6,7 @@
 // makes the workers wait, then the collectors, and drops nothing.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { logLines, runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
+import { logLines, runAgent, spawnAgent, writeConfig, endpointsUrl } from "../helpers/agent.ts";
 import { killAtExit, makeTempDir, spare } from "../helpers/cleanup.ts";
 import { collectLines } from "../helpers/lines.ts";
 import { waitFor } from "../helpers/wait-for.ts";
@@ -58,8 +58,7 @@ collectors:
     const out = collectLines(agent.stdout);
     const logs = () => logLines(out.lines.join("\n"));
     try {
-      await waitFor(() => logs().some((l) => l.msg.startsWith("HTTP endpoints on")), "the HTTP endpoints", 10_000);
-      const url = logs().find((l) => l.msg.startsWith("HTTP endpoints on"))!.url as string;
+      const url = await endpointsUrl(out.lines);
       type Status = { queue: { utilization: number; waiting: number } };
       const status = async () => (await (await fetch(`${url}/status`)).json()) as Status;
       await waitFor(() => logs().some((l) => l.msg === "spool full: waiting for the drainer to make room (spool.when_full: block)"), "the spool-full warning", 15_000);
