@@ -18,26 +18,20 @@ import {
 } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
 
-export const PUBLISH_ERROR_REASONS = [
-  /** no ack (JetStream) or flush reply (core) within `timeout` */
-  "timeout",
-  /** nothing listens on the subject: the stream is missing or JetStream is off */
-  "no_responders",
-  /** the connection dropped or closed while publishing */
-  "disconnected",
-  /** the server refused the subject or the credentials */
-  "permission",
-  /** the stream hit max_msgs / max_bytes / max_msgs_per_subject with discard: new (or its store refused the message) */
-  "stream_full",
-  /** the server has no room (disk, account limits) */
-  "storage",
-  /** larger than the server's max_payload or the stream's max_msg_size: dropped, never retried */
-  "max_payload",
-  /** the subject or the event id (as a header) is not valid for NATS: dropped, never retried */
-  "invalid",
-  "other",
-] as const;
-export type PublishErrorReason = (typeof PUBLISH_ERROR_REASONS)[number];
+/** Every reason a publish fails, with its meaning (the metric's help text and the README list these). */
+export const PUBLISH_ERRORS = {
+  timeout: "no ack (JetStream) or flush reply (core) within nats.timeout",
+  no_responders: "nothing listens on the subject: the stream is missing or JetStream is off",
+  disconnected: "the connection dropped or closed while publishing",
+  permission: "the server refused the subject or the credentials",
+  stream_full: "the stream hit max_msgs, max_bytes or max_msgs_per_subject with discard: new (or its store refused the message)",
+  storage: "the server has no room (disk, account limits)",
+  max_payload: "NATS refused it: larger than the server's max_payload or the stream's max_msg_size; dropped, never retried",
+  invalid: "NATS refused its subject or its event id (as a header); dropped, never retried",
+  other: "any other error",
+} as const;
+export const PUBLISH_ERROR_REASONS = Object.keys(PUBLISH_ERRORS) as Array<keyof typeof PUBLISH_ERRORS>;
+export type PublishErrorReason = keyof typeof PUBLISH_ERRORS;
 /** The publish errors no retry can fix; they are also drop reasons (event/drop-reasons.ts). */
 export type PermanentPublishError = Extract<PublishErrorReason, "max_payload" | "invalid">;
 
