@@ -40,6 +40,9 @@ describe("README quick start", () => {
     const logged = (prefix: string) => logLines(out.lines.join("\n")).find((l) => typeof l.msg === "string" && l.msg.startsWith(prefix));
     try {
       await waitFor(() => logged("orchestrator started") !== undefined || agent.exitCode !== null, "orchestrator started", 15_000);
+      // An agent that stopped at once says why (e.g. another agent already listens on the README's port).
+      const early: number | null = agent.exitCode;
+      if (early !== null) throw new Error(`the agent exited ${early}: ${await new Response(agent.stderr).text()}`);
       expect(logged("HTTP endpoints on")?.url).toBe(README_URL);
       // The default config: synthetic and every other collector but dns (which needs the cluster DNS address).
       expect(logged("orchestrator started")?.collectors.sort()).toEqual(["kernel", "kubeapi", "kubelet", "memory", "network", "process", "synthetic"]);
