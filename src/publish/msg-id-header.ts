@@ -12,6 +12,19 @@ const SUFFIX = "\r\n\r\n";
 export const BATCH_HEADER = "Tapio-Batch";
 const utf8 = new TextEncoder();
 
+function headerText(id: string, batchOf: number | undefined): string {
+  const batch = batchOf === undefined ? "" : `\r\n${BATCH_HEADER}: ${batchOf}`;
+  return PREFIX + id + batch + SUFFIX;
+}
+
+/**
+ * The size of the header a message with this id (and batch count) carries:
+ * NATS counts it against max_payload and max_msg_size with the payload.
+ */
+export function headerBytes(id: string, batchOf?: number): number {
+  return Buffer.byteLength(headerText(id, batchOf));
+}
+
 export class MsgIdHeader {
   /** the event id the next publish carries */
   id = "";
@@ -25,8 +38,7 @@ export class MsgIdHeader {
   }
 
   encode(): Uint8Array {
-    const batch = this.batchOf === undefined ? "" : `\r\n${BATCH_HEADER}: ${this.batchOf}`;
-    return utf8.encode(PREFIX + this.id + batch + SUFFIX);
+    return utf8.encode(headerText(this.id, this.batchOf));
   }
 
   /**
@@ -37,4 +49,9 @@ export class MsgIdHeader {
   get headers(): MsgHdrs {
     return this as unknown as MsgHdrs;
   }
+}
+
+/** What NATS weighs a message at: payload and header. */
+export function messageBytes(message: { id: string; batchOf?: number; bytes: Uint8Array }): number {
+  return message.bytes.byteLength + headerBytes(message.id, message.batchOf);
 }
