@@ -175,6 +175,28 @@ describe("batches fit the server", () => {
     }
   });
 
+  test("a message of exactly the limit, header included, is packed whole and accepted (server max_payload, stream max_msg_size)", async () => {
+    const events = Array.from({ length: 10 }, () => sized(500));
+    const [whole] = pack(events, { maxEvents: 10, maxBytes: 1 << 20 });
+    const exact = messageBytes(whole!.message);
+    const core = await startNatsServer({ jetstream: false, config: `max_payload: ${exact}\n` });
+    const js = await startNatsServer();
+    const nc = await connect({ servers: js.url });
+    await (await jetstreamManager(nc)).streams.add({ name: STREAM, subjects: [`${SUBJECT}.>`], max_msg_size: exact });
+    await nc.close();
+    for (const [mode, server] of [["core", core], ["jetstream", js]] as const) {
+      const { publisher, reported } = started(server.url, mode);
+      try {
+        await publisher.start();
+        expect(await publisher.publish(events, never())).toBe(DELIVERED);
+        expect(reported).toEqual([]);
+      } finally {
+        await publisher.close();
+      }
+    }
+    expect((await storedMessages(js.url)).map((m) => unpack(m).bytes)).toEqual([exact]);
+  });
+
   test("jetstream: a stream's max_msg_size lowered while running: refused batches are split in halves and delivered, the limit re-read", async () => {
     const server = await startNatsServer();
     const { publisher, reported, messages } = started(server.url, "jetstream");
