@@ -14,7 +14,7 @@
 import type { Logger } from "pino";
 import type { QueuedEvent } from "../event/event.ts";
 import { follows, NEWLINE } from "../event/arena.ts";
-import { headerBytes } from "./msg-id-header.ts";
+import { batchHeaderFits } from "./msg-id-header.ts";
 import { unlessAborted } from "../wait.ts";
 import { DELIVERED, outcome, type MessageLimit, type Publisher, type PublisherStatus, type PublishOutcome, type Rejection } from "./publisher.ts";
 
@@ -60,10 +60,10 @@ export class BatchingPublisher implements Publisher {
       if (result.failure !== undefined) failure = result.failure;
       // Map the outcome of messages back to their events.
       const members = new Map(messages.map((p) => [p.message, p.events]));
-      for (const m of result.undelivered) undelivered.push(...members.get(m)!);
+      for (const m of result.undelivered) undelivered.push(...(members.get(m) ?? []));
       const tooLarge: QueuedEvent[][] = [];
       for (const r of result.rejected) {
-        const events = members.get(r.event)!;
+        const events = members.get(r.event) ?? [];
         if (r.reason === "max_payload" && events.length > 1) tooLarge.push(events);
         else for (const event of events) rejected.push({ event, reason: r.reason });
       }
@@ -165,8 +165,7 @@ function fits(group: Group, event: QueuedEvent, size: number, limits: BatchLimit
   const payload = group.bytes + size;
   if (payload > limits.maxBytes) return false;
   if (limits.maxMessageBytes === undefined) return true;
-  const header = headerBytes(`${group.events[0]!.id}..${event.id}`, group.events.length + 1);
-  return payload + header <= limits.maxMessageBytes;
+  return batchHeaderFits(group.events[0]!.id, event.id, group.events.length + 1, limits.maxMessageBytes - payload);
 }
 
 function join({ events, bytes: length, run }: Group): QueuedEvent {

@@ -51,6 +51,20 @@ export class MsgIdHeader {
   }
 }
 
+/** What the header of a batch message adds besides its two ids and its count: "..", names, separators. */
+const BATCH_HEADER_OVERHEAD = headerBytes("..", 0) - 1;
+
+/**
+ * Whether headerBytes(`${firstId}..${lastId}`, count) is at most `atMost`,
+ * without building the text (pack() asks for every event); answers at once
+ * when even the largest header those ids could make fits (3 UTF-8 bytes per UTF-16 unit).
+ */
+export function batchHeaderFits(firstId: string, lastId: string, count: number, atMost: number): boolean {
+  const digits = count < 10 ? 1 : count < 100 ? 2 : String(count).length;
+  if (BATCH_HEADER_OVERHEAD + 3 * (firstId.length + lastId.length) + digits <= atMost) return true;
+  return BATCH_HEADER_OVERHEAD + Buffer.byteLength(firstId) + Buffer.byteLength(lastId) + digits <= atMost;
+}
+
 /** What NATS weighs a message at: payload and header. */
 export function messageBytes(message: { id: string; batchOf?: number; bytes: Uint8Array }): number {
   return message.bytes.byteLength + headerBytes(message.id, message.batchOf);

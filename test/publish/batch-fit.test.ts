@@ -10,7 +10,7 @@ import type { NatsConfig } from "../../src/config/schema.ts";
 import type { QueuedEvent } from "../../src/event/event.ts";
 import { BatchingPublisher, pack } from "../../src/publish/batching.ts";
 import { createPublisher } from "../../src/publish/index.ts";
-import { headerBytes, messageBytes } from "../../src/publish/msg-id-header.ts";
+import { batchHeaderFits, headerBytes, messageBytes, MsgIdHeader } from "../../src/publish/msg-id-header.ts";
 import { DELIVERED, outcome, type Publisher, type PublisherStatus, type PublishOutcome } from "../../src/publish/publisher.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
 import { waitFor } from "../helpers/wait-for.ts";
@@ -94,6 +94,20 @@ async function setStreamMaxMsgSize(url: string, bytes: number): Promise<void> {
 }
 
 describe("pack within NATS's limit", () => {
+  test("the batch header's size is exact, for any ids and counts", () => {
+    for (const [first, last] of [["a1", "a2"], ["01a24066-7dd4-77ce-8b57-b6eb6b1bb54d", "01a24066-7e67-7221-988b-09683993c85a"], ["ünï", "😀😀"], ["x".repeat(300), "y"]]) {
+      for (const count of [2, 9, 10, 99, 100, 12345]) {
+        const exact = headerBytes(`${first}..${last}`, count);
+        const header = new MsgIdHeader();
+        header.for({ id: `${first}..${last}`, batchOf: count });
+        expect(exact).toBe(header.encode().byteLength);
+        expect(batchHeaderFits(first!, last!, count, exact)).toBe(true);
+        expect(batchHeaderFits(first!, last!, count, exact - 1)).toBe(false);
+      }
+    }
+  });
+
+
   test("every message, header included, is at most the limit, and as full as it allows", () => {
     const events = Array.from({ length: 400 }, (_, i) => sized(300 + (i % 7) * 50, i % 2 ? "a" : "b"));
     const limit = 4000;
