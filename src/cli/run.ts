@@ -8,6 +8,7 @@ import { builtinRegistry } from "../collectors/index.ts";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import { createPublisher } from "../publish/index.ts";
 import { Orchestrator, type ShutdownReport } from "../orchestrator/orchestrator.ts";
+import { countsText } from "../orchestrator/shutdown.ts";
 import { Spool } from "../spool/spool.ts";
 import { redactUrlCredentials } from "../config/redact.ts";
 import { AgentMetrics } from "../metrics/metrics.ts";
@@ -235,6 +236,12 @@ function exitCode(stops: StopRequests, report: ShutdownReport, once: boolean, lo
   }
   // Anything not delivered (left in the spool or lost) makes the exit 1, for SIGTERM as for --once.
   if (report.inSpool > 0 || report.lost > 0) return EXIT.failure;
-  if (once && report.failedCollectors.length > 0) return EXIT.failure;
+  if (!once) return EXIT.ok;
+  // A --once run promises every accepted event delivered: a discarded one (NATS refused it, a drop policy made room) is a failure too.
+  if (report.discarded > 0) {
+    log.error({ discarded: report.discarded, discarded_by_reason: report.discardedByReason }, `--once: ${report.discarded} accepted event(s) were discarded (${countsText(report.discardedByReason)}); exit 1`);
+    return EXIT.failure;
+  }
+  if (report.failedCollectors.length > 0) return EXIT.failure;
   return EXIT.ok;
 }

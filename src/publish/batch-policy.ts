@@ -3,6 +3,7 @@
 // large the encoder's chunks are (a run of events side by side in one chunk
 // goes out as one message without a copy), how many events a worker takes
 // at once (whole messages), and how long it waits for a fuller batch.
+import type { Logger } from "pino";
 import type { NatsConfig } from "../config/schema.ts";
 import { CHUNK_BYTES } from "../event/arena.ts";
 import { BatchingPublisher, type BatchLimits } from "./batching.ts";
@@ -35,7 +36,7 @@ export class BatchPolicy {
   }
 
   /** The publisher that packs events into messages, or `publisher` itself when not packing. */
-  wrap(publisher: Publisher): Publisher {
-    return this.limits ? new BatchingPublisher(publisher, this.limits) : publisher;
+  wrap(publisher: Publisher, log: Logger): Publisher {
+    return this.limits ? new BatchingPublisher(publisher, this.limits, log) : publisher;
   }
 }

@@ -26,7 +26,7 @@ export const PUBLISH_ERRORS = {
   permission: "the server refused the subject or the credentials",
   stream_full: "the stream hit max_msgs, max_bytes or max_msgs_per_subject with discard: new (or its store refused the message)",
   storage: "the server has no room (disk, account limits)",
-  max_payload: "NATS refused it: larger than the server's max_payload or the stream's max_msg_size; dropped, never retried",
+  max_payload: "NATS refused it: larger than the server's max_payload or the stream's max_msg_size; a batch message is split and its events sent again, a single event is dropped",
   invalid: "NATS refused its subject or its event id (as a header); dropped, never retried",
   other: "any other error",
 } as const;

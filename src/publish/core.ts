@@ -7,13 +7,13 @@
 import type { Logger } from "pino";
 import type { NatsConnection, PublishOptions } from "@nats-io/nats-core";
 import { MsgIdHeader } from "./msg-id-header.ts";
-import { sendEvent } from "./send.ts";
+import { sendEvent, serverLimit } from "./send.ts";
 import type { NatsConfig } from "../config/schema.ts";
 import type { QueuedEvent } from "../event/event.ts";
 import { backoffDelay } from "../backoff.ts";
 import { classifyError, isPermanent } from "./classify.ts";
 import type { ConnectionManager } from "./connection.ts";
-import { outcome, type Publisher, type PublisherStatus, type PublishErrorListener, type PublishOutcome, type Rejection } from "./publisher.ts";
+import { outcome, type MessageLimit, type Publisher, type PublisherStatus, type PublishErrorListener, type PublishOutcome, type Rejection } from "./publisher.ts";
 import { FailureReporter } from "./report.ts";
 import { ABORTED, sleep, unlessAborted, withTimeout } from "../wait.ts";
 
@@ -60,27 +60,32 @@ export class CorePublisher implements Publisher {
         pending = this.#publishAll(nc, pending, rejected);
         flushed = withTimeout(nc.flush(), this.#config.timeout.ms);
       } catch (err) {
-        failure = this.#failed(err, pending.length);
+        failure = this.#failed(err, pending);
         continue;
       }
       try {
         if ((await unlessAborted(flushed, signal)) === ABORTED) break;
         return outcome([], rejected);
       } catch (err) {
-        failure = this.#failed(err, pending.length);
+        failure = this.#failed(err, pending);
       }
     }
     return outcome(pending, rejected, failure);
   }
 
-  #failed(err: unknown, events: number): string {
+  #failed(err: unknown, messages: readonly QueuedEvent[]): string {
     const reason = classifyError(err);
-    this.#failures.publishFailed(reason, err as Error, events);
+    this.#failures.publishFailed(reason, err as Error, messages);
     return `${reason}: ${(err as Error).message}`;
   }
 
   status(): PublisherStatus {
     return { mode: "core", ...this.#connection.state() };
+  }
+
+  /** The server's max_payload, from the INFO of the server connected to now. */
+  messageLimit(): MessageLimit | undefined {
+    return this.#isReady ? serverLimit(this.#connection.nc) : undefined;
   }
 
   close(): Promise<void> {
@@ -96,7 +101,7 @@ export class CorePublisher implements Publisher {
       } catch (err) {
         const reason = classifyError(err);
         if (!isPermanent(reason)) throw err;
-        this.#failures.publishFailed(reason, err as Error, 1);
+        this.#failures.publishFailed(reason, err as Error, [event]);
         rejected.push({ event, reason });
         (dropped ??= new Set()).add(event);
       }

@@ -23,7 +23,7 @@ export function createPublisher(config: NatsConfig, opts: CreatePublisherOptions
   const publisher = config.mode === "jetstream"
     ? new JetStreamPublisher(config, log, connection, opts.onError)
     : new CorePublisher(config, log, connection, opts.onError);
-  return new BatchPolicy(config.batch).wrap(publisher);
+  return new BatchPolicy(config.batch).wrap(publisher, log);
 }
 
 export { PublisherError } from "./errors.ts";

@@ -9,19 +9,21 @@
 // exponential backoff with jitter. The JetStream client is used only to
 // manage the stream.
 import type { Logger } from "pino";
-import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConfig } from "../config/schema.ts";
 import type { QueuedEvent } from "../event/event.ts";
 import { backoffDelay } from "../backoff.ts";
 import { classifyError, isPermanent, type PublishErrorReason } from "./classify.ts";
 import type { ConnectionManager } from "./connection.ts";
 import { PublisherClosedError, PublisherError } from "./errors.ts";
-import { outcome, type Publisher, type PublisherStatus, type PublishErrorListener, type PublishOutcome, type Rejection } from "./publisher.ts";
+import { outcome, type MessageLimit, type Publisher, type PublisherStatus, type PublishErrorListener, type PublishOutcome, type Rejection } from "./publisher.ts";
 import { FailureReporter } from "./report.ts";
 import { ensureStream } from "./stream.ts";
 import { AckWindow, type Failure } from "./ack-window.ts";
 import { ABORTED, sleep, unlessAborted } from "../wait.ts";
-import { PermissionViolationError } from "@nats-io/nats-core";
+import { PermissionViolationError, type NatsConnection } from "@nats-io/nats-core";
+import { messageBytes } from "./msg-id-header.ts";
+import { serverLimit } from "./send.ts";
 
 export class JetStreamPublisher implements Publisher {
   readonly #config: NatsConfig;
@@ -29,12 +31,18 @@ export class JetStreamPublisher implements Publisher {
   readonly #connection: ConnectionManager;
   readonly #failures: FailureReporter;
   #js: JetStreamClient | undefined;
+  #nc: NatsConnection | undefined;
   #window: AckWindow | undefined;
   /** resolves with the ack window once the stream is ready, undefined if start() failed for good */
   readonly #ready = Promise.withResolvers<AckWindow | undefined>();
   /** set after a reconnect or a no_responders failure: the stream may be gone (server restarted with an empty store, deleted) */
   #streamStale = false;
   #streamCheck: Promise<void> | undefined;
+  /** the stream's max_msg_size when it has one, read with the stream */
+  #streamMaxMsgSize: number | undefined;
+  /** set when NATS refused a message for its size that fit the limit we knew: re-read the stream's before the next batch */
+  #limitStale = false;
+  #limitCheck: Promise<void> | undefined;
 
   constructor(config: NatsConfig, log: Logger, connection: ConnectionManager, onError?: PublishErrorListener) {
     this.#config = config;
@@ -54,6 +62,7 @@ export class JetStreamPublisher implements Publisher {
 
   async #prepare(): Promise<AckWindow> {
     const nc = await this.#connection.start();
+    this.#nc = nc;
     const js = jetstream(nc, { timeout: this.#config.timeout.ms });
     const window = new AckWindow(nc, { timeoutMs: this.#config.timeout.ms, maxInFlight: this.#config.max_in_flight });
     this.#window = window;
@@ -69,8 +78,13 @@ export class JetStreamPublisher implements Publisher {
     });
     for (let attempt = 0; ; attempt++) {
       try {
-        const outcome = await ensureStream(await js.jetstreamManager(), this.#config);
-        this.#log.info({ stream: this.#config.stream.name, subjects: `${this.#config.subject}.>`, outcome }, "JetStream stream ready");
+        const jsm = await js.jetstreamManager();
+        const outcome = await ensureStream(jsm, this.#config);
+        await this.#readStreamLimit(jsm);
+        this.#log.info(
+          { stream: this.#config.stream.name, subjects: `${this.#config.subject}.>`, outcome, max_msg_size: this.#streamMaxMsgSize ?? -1 },
+          "JetStream stream ready",
+        );
         this.#js = js;
         return window;
       } catch (err) {
@@ -110,11 +124,22 @@ export class JetStreamPublisher implements Publisher {
       }
       pending = next;
     }
+    // The caller packs the next messages (or the halves of this batch's) with the limit as it is now.
+    if (this.#limitStale) await unlessAborted(this.#checkLimit(), signal);
     return outcome(pending, rejected, seen.failure);
   }
 
   status(): PublisherStatus {
     return { mode: "jetstream", ...this.#connection.state() };
+  }
+
+  /** The server's max_payload or the stream's max_msg_size, whichever is smaller; known once the stream is ready. */
+  messageLimit(): MessageLimit | undefined {
+    if (!this.#js || !this.#nc) return undefined;
+    const server = serverLimit(this.#nc);
+    const stream = this.#streamMaxMsgSize;
+    if (stream !== undefined && (server === undefined || stream < server.bytes)) return { bytes: stream, source: "the stream's max_msg_size" };
+    return server;
   }
 
   async close(): Promise<void> {
@@ -139,23 +164,31 @@ export class JetStreamPublisher implements Publisher {
     return failed.length === 0 ? [] : this.#triage(failed, rejected, seen);
   }
 
-  /** Reports failures once per reason, moves permanent ones to `rejected`, returns the events worth retrying. */
+  /**
+   * Reports failures once per reason (batch messages too large apart: they
+   * are split, not dropped), moves permanent ones to `rejected`, returns the
+   * events worth retrying.
+   */
   #triage(failed: readonly Failure[], rejected: Rejection[], seen: { failure?: string }): QueuedEvent[] {
-    const byReason = new Map<PublishErrorReason, { error: Error; events: number }>();
+    const groups = new Map<string, { reason: PublishErrorReason; error: Error; messages: QueuedEvent[] }>();
     const retry: QueuedEvent[] = [];
+    const limit = this.messageLimit()?.bytes ?? Infinity;
     for (const { event, error } of failed) {
       const reason = classifyError(error);
-      const entry = byReason.get(reason);
-      if (entry) entry.events++;
-      else byReason.set(reason, { error, events: 1 });
+      const key = reason === "max_payload" && event.batchOf !== undefined ? "max_payload:batch" : reason;
+      const group = groups.get(key);
+      if (group) group.messages.push(event);
+      else groups.set(key, { reason, error, messages: [event] });
       if (isPermanent(reason)) rejected.push({ event, reason });
       else retry.push(event);
+      // Refused for its size while within the limit we know: the stream's max_msg_size was lowered since we read it.
+      if (reason === "max_payload" && messageBytes(event) <= limit) this.#limitStale = true;
     }
-    for (const [reason, { error, events }] of byReason) {
-      this.#failures.publishFailed(reason, error, events);
+    for (const { reason, error, messages } of groups.values()) {
+      this.#failures.publishFailed(reason, error, messages);
       seen.failure = `${reason}: ${error.message}`;
     }
-    if (byReason.has("no_responders")) this.#streamStale = true;
+    if (groups.has("no_responders")) this.#streamStale = true;
     return retry;
   }
 
@@ -172,11 +205,40 @@ export class JetStreamPublisher implements Publisher {
     if (!js) return;
     this.#streamStale = false;
     try {
-      const outcome = await ensureStream(await js.jetstreamManager(), this.#config);
+      const jsm = await js.jetstreamManager();
+      const outcome = await ensureStream(jsm, this.#config);
       if (outcome === "created") this.#log.warn({ stream: this.#config.stream.name }, "JetStream stream was missing; created it again");
+      await this.#readStreamLimit(jsm);
     } catch (err) {
       this.#streamStale = true;
       this.#failures.setupFailed("stream check", classifyError(err), err as Error);
+    }
+  }
+
+  /** Re-reads the stream's max_msg_size, once for all concurrent publish() calls. Never rejects. */
+  #checkLimit(): Promise<void> {
+    this.#limitCheck ??= (async () => {
+      this.#limitStale = false;
+      const before = this.#streamMaxMsgSize;
+      if (this.#js) await this.#readStreamLimit(await this.#js.jetstreamManager(false));
+      if (this.#streamMaxMsgSize !== before) {
+        this.#log.warn({ stream: this.#config.stream.name, max_msg_size: this.#streamMaxMsgSize ?? -1 }, "the JetStream stream's max_msg_size changed");
+      }
+    })()
+      .catch((err: Error) => this.#failures.setupFailed("stream limit check", classifyError(err), err))
+      .finally(() => {
+        this.#limitCheck = undefined;
+      });
+    return this.#limitCheck;
+  }
+
+  /** The stream's max_msg_size (set by whoever made the stream); if it cannot be read now, what was known stays. */
+  async #readStreamLimit(jsm: JetStreamManager): Promise<void> {
+    try {
+      const max = (await jsm.streams.info(this.#config.stream.name)).config.max_msg_size;
+      this.#streamMaxMsgSize = max !== undefined && max > 0 ? max : undefined;
+    } catch (err) {
+      this.#failures.setupFailed("stream limit check", classifyError(err), err as Error);
     }
   }
 }

@@ -12,6 +12,19 @@ const SUFFIX = "\r\n\r\n";
 export const BATCH_HEADER = "Tapio-Batch";
 const utf8 = new TextEncoder();
 
+function headerText(id: string, batchOf: number | undefined): string {
+  const batch = batchOf === undefined ? "" : `\r\n${BATCH_HEADER}: ${batchOf}`;
+  return PREFIX + id + batch + SUFFIX;
+}
+
+/**
+ * The size of the header a message with this id (and batch count) carries:
+ * NATS counts it against max_payload and max_msg_size with the payload.
+ */
+export function headerBytes(id: string, batchOf?: number): number {
+  return Buffer.byteLength(headerText(id, batchOf));
+}
+
 export class MsgIdHeader {
   /** the event id the next publish carries */
   id = "";
@@ -25,8 +38,7 @@ export class MsgIdHeader {
   }
 
   encode(): Uint8Array {
-    const batch = this.batchOf === undefined ? "" : `\r\n${BATCH_HEADER}: ${this.batchOf}`;
-    return utf8.encode(PREFIX + this.id + batch + SUFFIX);
+    return utf8.encode(headerText(this.id, this.batchOf));
   }
 
   /**
@@ -37,4 +49,23 @@ export class MsgIdHeader {
   get headers(): MsgHdrs {
     return this as unknown as MsgHdrs;
   }
+}
+
+/** What the header of a batch message adds besides its two ids and its count: "..", names, separators. */
+const BATCH_HEADER_OVERHEAD = headerBytes("..", 0) - 1;
+
+/**
+ * Whether headerBytes(`${firstId}..${lastId}`, count) is at most `atMost`,
+ * without building the text (pack() asks for every event); answers at once
+ * when even the largest header those ids could make fits (3 UTF-8 bytes per UTF-16 unit).
+ */
+export function batchHeaderFits(firstId: string, lastId: string, count: number, atMost: number): boolean {
+  const digits = count < 10 ? 1 : count < 100 ? 2 : String(count).length;
+  if (BATCH_HEADER_OVERHEAD + 3 * (firstId.length + lastId.length) + digits <= atMost) return true;
+  return BATCH_HEADER_OVERHEAD + Buffer.byteLength(firstId) + Buffer.byteLength(lastId) + digits <= atMost;
+}
+
+/** What NATS weighs a message at: payload and header. */
+export function messageBytes(message: { id: string; batchOf?: number; bytes: Uint8Array }): number {
+  return message.bytes.byteLength + headerBytes(message.id, message.batchOf);
 }

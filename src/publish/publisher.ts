@@ -44,6 +44,19 @@ export function outcome(undelivered: readonly QueuedEvent[], rejected: readonly 
   return failure === undefined ? { undelivered, rejected } : { undelivered, rejected, failure };
 }
 
+/** The largest message NATS accepts right now, headers and payload together, and what sets that limit. */
+export interface MessageLimit {
+  readonly bytes: number;
+  readonly source: "the server's max_payload" | "the stream's max_msg_size";
+}
+
+/** How many events `messages` hold: a batch message (nats.batch) holds `batchOf`, any other one. */
+export function eventCount(messages: readonly QueuedEvent[]): number {
+  let n = 0;
+  for (const m of messages) n += m.batchOf ?? 1;
+  return n;
+}
+
 /** Reports publish failures by reason (counted for /status and the orchestrator_publish_errors metric). */
 export type PublishErrorListener = (reason: string, error: Error, events: number) => void;
 
@@ -64,6 +77,11 @@ export interface Publisher {
    */
   publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome>;
   status(): PublisherStatus;
+  /**
+   * The largest message NATS accepts now (known once connected), for
+   * packing batch messages that fit; undefined when not known or unlimited.
+   */
+  messageLimit?(): MessageLimit | undefined;
   /** Flushes what was handed over and closes the connection. */
   close(): Promise<void>;
 }

@@ -2,7 +2,8 @@
 // connection's lastError (status), and a log limited to one line per reason
 // per interval, so an outage does not write one line per event.
 import type { Logger } from "pino";
-import type { PublishErrorListener } from "./publisher.ts";
+import type { QueuedEvent } from "../event/event.ts";
+import { eventCount, type PublishErrorListener } from "./publisher.ts";
 import { isPermanent, type PublishErrorReason } from "./classify.ts";
 import type { ConnectionManager } from "./connection.ts";
 import { LogThrottle } from "../log.ts";
@@ -20,14 +21,22 @@ export class FailureReporter {
     this.#onError = onError;
   }
 
-  /** `events` failed to publish for `reason`: retried, or dropped if the reason is permanent. */
-  publishFailed(reason: PublishErrorReason, error: Error, events: number): void {
+  /**
+   * `messages` failed to publish for `reason`: retried, or dropped if the
+   * reason is permanent, except batch messages too large for NATS, which are
+   * split and sent again (batching.ts). Counted in events, not messages.
+   * Callers pass messages that fail alike: all batch messages or none when the reason is max_payload.
+   */
+  publishFailed(reason: PublishErrorReason, error: Error, messages: readonly QueuedEvent[]): void {
+    const events = eventCount(messages);
     this.#onError?.(reason, error, events);
     this.#connection.recordError(`${reason}: ${error.message}`);
-    const suppressed = this.#throttle.take(reason);
+    const splitting = reason === "max_payload" && messages[0]?.batchOf !== undefined;
+    const suppressed = this.#throttle.take(splitting ? "max_payload:batch" : reason);
     if (suppressed === undefined) return;
-    const fields = { reason, events, error: error.message, ...(suppressed > 0 ? { suppressed } : {}) };
-    if (isPermanent(reason)) this.#log.error(fields, "dropping events NATS can never accept");
+    const fields = { reason, events, messages: messages.length, error: error.message, ...(suppressed > 0 ? { suppressed } : {}) };
+    if (splitting) this.#log.warn(fields, "batch message larger than NATS accepts; splitting it and sending its events again");
+    else if (isPermanent(reason)) this.#log.error(fields, "dropping events NATS can never accept");
     else this.#log.warn(fields, "publish failed; retrying");
   }
 

@@ -4,6 +4,7 @@ import { InvalidArgumentError, type NatsConnection, type PublishOptions } from "
 import type { QueuedEvent } from "../event/event.ts";
 import { PayloadTooLargeError } from "./classify.ts";
 import type { MsgIdHeader } from "./msg-id-header.ts";
+import type { MessageLimit } from "./publisher.ts";
 
 /**
  * Publishes `event` with `msgId` (already the `headers` of `options`). A
@@ -23,4 +24,10 @@ export function sendEvent(nc: NatsConnection, event: QueuedEvent, msgId: MsgIdHe
     }
     throw err;
   }
+}
+
+/** The server's max_payload, from the INFO of the server `nc` is connected to now (another one after a reconnect may differ). */
+export function serverLimit(nc: NatsConnection): MessageLimit | undefined {
+  const bytes = nc.info?.max_payload;
+  return bytes === undefined ? undefined : { bytes, source: "the server's max_payload" };
 }

@@ -82,7 +82,7 @@ describe("batching", () => {
     const inner = new MemoryPublisher();
     const events = [ev("a1", "s.a"), ev("a2", "s.a"), ev("b1", "s.b"), ev("b2", "s.b")];
     inner.failing = (m) => m.subject === "s.b";
-    const publisher = new BatchingPublisher(inner, { maxEvents: 10, maxBytes: 1 << 20 });
+    const publisher = new BatchingPublisher(inner, { maxEvents: 10, maxBytes: 1 << 20 }, captureLog().log);
     const result = await publisher.publish(events, AbortSignal.timeout(1000));
     expect(result.undelivered.map((e) => e.id)).toEqual(["b1", "b2"]);
     inner.failing = undefined;
