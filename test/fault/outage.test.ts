@@ -125,7 +125,7 @@ describe("at-least-once delivery through faults", () => {
       events_per_s: Math.round(COUNT / (runMs / 1000)),
       final: pick(final),
     });
-  }, 45_000);
+  }, 90_000);
 
   // At 4000 events/s the drainer keeps the disk-mode spool nearly empty, so a
   // kill at an arbitrary moment often finds nothing in it. The second case
@@ -205,7 +205,7 @@ describe("at-least-once delivery through faults", () => {
         replay_run_ms: second.endedAt! - second.startedAt,
         final: pick(final),
       });
-    }, 45_000);
+    }, 90_000);
   }
 
   test("d. server frozen (SIGSTOP) for 5 s at 4000 events/s: the agent keeps collecting, spools, stays under its memory bound, drains after SIGCONT", async () => {
@@ -291,7 +291,7 @@ describe("at-least-once delivery through faults", () => {
       replay_from_depth: replaying?.spool_depth,
       final: pick(final),
     });
-  }, 45_000);
+  }, 90_000);
 
   // "Buffered": accepted and not delivered; SIGTERM comes as soon as /status
   // shows all 50000 accepted, wherever they wait then (memory queue, workers,
@@ -365,7 +365,7 @@ describe("at-least-once delivery through faults", () => {
         exit_ms_after_thaw: agent.endedAt! - thawedAt,
         final: pick(final),
       });
-    }, 45_000);
+    }, 90_000);
 
     test(`f2${tag}. SIGTERM with 50000 events buffered (server frozen, ${setup}), kept frozen, shutdown_timeout 3s: exit 1, what is left is reported and in the spool; the next start delivers all once`, async () => {
       const { server, agent, spoolPath, common, termAt, buffered } = await bufferedThenSigterm(name(2), setup, "3s");
@@ -415,7 +415,7 @@ describe("at-least-once delivery through faults", () => {
       // connection to a frozen server must not hold the exit past it either.
       // Checked last, so that a slow exit does not hide the checks above.
       expect(exitMs).toBeLessThan(3000 + 2000);
-    }, 45_000);
+    }, 90_000);
   }
 });
 

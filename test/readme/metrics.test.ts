@@ -70,9 +70,13 @@ collectors:
       await waitFor(
         async () => {
           text = await (await fetch(`${url}/metrics`)).text();
-          return ["orchestrator_events_dropped_total", "orchestrator_publish_errors_total", "orchestrator_collector_parse_errors_total"].every(served);
+          // Some series appear only once their first sample exists (a circuit, a drop): wait for all.
+          return (
+            ["orchestrator_events_dropped_total", "orchestrator_publish_errors_total", "orchestrator_collector_parse_errors_total"].every(served) &&
+            documented.every((m) => text.includes(`# TYPE ${m.name} `))
+          );
         },
-        "drops, publish errors and parse errors on /metrics",
+        "drops, publish errors, parse errors and every documented metric on /metrics",
         15_000,
       );
 
