@@ -1,0 +1,127 @@
+// Spool failures the agent must live through, against real nats-servers and
+// the agent as a real process: a spool file system that fills while NATS is
+// down (workers keep their batches, resume when space and NATS return), a
+// spool file with garbage in it (moved aside, a fresh one opened) and a spool
+// that cannot be opened at all (the agent runs without one and says why).
+// The small file system is a tmpfs, so these tests need root (CI runs as root).
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
+import { makeTempDir } from "../helpers/cleanup.ts";
+import { writeConfig } from "../helpers/agent.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+import { AS_NOBODY } from "../spool/fixtures.ts";
+import { exitCode, expectAccounting, expectNoDuplicates, expectSeqs, killAllAgents, msgStartsWith, readStream, startAgent, streamCount, type AgentProcess } from "./harness.ts";
+
+const asRoot = process.getuid?.() === 0;
+const servers: NatsServer[] = [];
+const mounts: string[] = [];
+
+async function newServer(): Promise<NatsServer> {
+  const server = await startNatsServer();
+  servers.push(server);
+  return server;
+}
+
+/** A tmpfs of `size` (e.g. "512k") at a fresh directory, unmounted after the tests. */
+function smallFileSystem(size: string): string {
+  const dir = makeTempDir("small-fs");
+  run(["mount", "-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
+  mounts.push(dir);
+  return dir;
+}
+
+function run(cmd: string[]): void {
+  const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${r.exitCode}: ${r.stderr.toString()}`);
+}
+
+afterEach(async () => {
+  await killAllAgents();
+  for (const server of servers.splice(0)) await server.stop();
+});
+afterAll(async () => {
+  await stopAllNatsServers();
+  for (const dir of mounts.splice(0)) Bun.spawnSync(["umount", "-l", dir]);
+});
+
+function agentConfig(server: NatsServer, stream: string, spoolPath: string, synthetic: string): string {
+  return writeConfig(`
+orchestrator:
+  shutdown_timeout: 20s
+nats:
+  url: ${server.url}
+  subject: ${stream.toLowerCase()}.events
+  stream: { name: ${stream} }
+collectors:
+  synthetic:
+    config: ${synthetic}
+spool:
+  path: ${spoolPath}
+  spill_after: 300ms
+`);
+}
+
+async function get(url: string): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+  return { status: res.status, text: await res.text() };
+}
+
+async function baseUrl(agent: AgentProcess): Promise<string> {
+  return (await agent.waitForLog(msgStartsWith("HTTP endpoints on"), '"HTTP endpoints on"')).url as string;
+}
+
+/** orchestrator_spool_errors_total{reason=...} from /metrics; 0 when absent. */
+async function spoolErrors(base: string, reason: string): Promise<number> {
+  const { text } = await get(`${base}/metrics`);
+  const m = new RegExp(`^orchestrator_spool_errors_total\\{reason="${reason}"\\} (\\d+)`, "m").exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+async function health(base: string): Promise<{ state: string; problems: string[] }> {
+  const doc = JSON.parse((await get(`${base}/status`)).text) as { health: { state: string; problems: string[] } };
+  return doc.health;
+}
+
+describe.skipIf(!asRoot)("spool errors", () => {
+  test("the spool's file system fills while NATS is down: workers live on, and every event is published once space and NATS return", async () => {
+    const COUNT = 6000;
+    const fs = smallFileSystem("512k");
+    const server = await newServer();
+    const file = agentConfig(server, "SPOOLFULL", join(fs, "spool.db"), `{ rate: 3000, count: ${COUNT}, payload_bytes: 512 }`);
+    const agent = startAgent(["-c", file]);
+    const base = await baseUrl(agent);
+    await agent.waitForLog(msgStartsWith("JetStream stream ready"), "stream ready");
+    await waitFor(async () => ((await streamCount(server.url, "SPOOLFULL")) ?? 0) > 0, "a first event on the stream", 10_000);
+    await server.kill("SIGKILL");
+
+    // ~3 MB of events cannot fit in 512 KiB: the spool's writes fail.
+    const failed = await agent.waitForLog(msgStartsWith("spool: cannot write"), '"spool: cannot write"', 20_000);
+    expect(failed.reason).toBe("full");
+    expect(failed.msg).toContain("disk is full");
+    const ready = await get(`${base}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(ready.text).toMatch(/the spool cannot take events: .*disk is full/);
+    const h = await health(base);
+    expect(h.state).toBe("degraded");
+    expect(h.problems.join("\n")).toMatch(/spool .*disk is full/);
+    expect(await spoolErrors(base, "full")).toBeGreaterThan(0);
+
+    // Space returns, then NATS: everything goes out without a restart.
+    run(["mount", "-o", "remount,size=32m", fs]);
+    await server.restart();
+    await waitFor(async () => (await streamCount(server.url, "SPOOLFULL")) === COUNT, `${COUNT} events on the stream`, 40_000, 200);
+    await agent.waitForLog(msgStartsWith("spool: writable again"), '"spool: writable again"');
+    await waitFor(async () => (await get(`${base}/readyz`)).status === 200, "/readyz 200 again", 5000, 100);
+    await waitFor(async () => (await health(base)).state === "healthy", "healthy again", 10_000, 200);
+
+    agent.kill("SIGTERM");
+    expect({ code: await exitCode(agent, 25_000), stderr: agent.stderr() }).toEqual({ code: 0, stderr: "" });
+    expectAccounting(agent.final(), { accepted: COUNT, inherited: 0, published: COUNT, discarded: 0, in_spool: 0, lost: 0 });
+    const messages = await readStream(server.url, "SPOOLFULL");
+    expect(messages.length).toBe(COUNT);
+    expectNoDuplicates(messages);
+    expectSeqs(messages, COUNT);
+  }, 90_000);
+});
