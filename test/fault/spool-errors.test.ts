@@ -4,12 +4,12 @@
 // spool file with garbage in it (moved aside, a fresh one opened) and a spool
 // that cannot be opened at all (the agent runs without one and says why).
 // The small file system is a tmpfs, so these tests need root (CI runs as root).
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
-import { writeConfig } from "../helpers/agent.ts";
+import { sourceCommand, writeConfig } from "../helpers/agent.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 import { AS_NOBODY } from "../spool/fixtures.ts";
 import { exitCode, expectAccounting, expectNoDuplicates, expectSeqs, killAllAgents, msgStartsWith, readStream, startAgent, streamCount, type AgentProcess } from "./harness.ts";
@@ -124,4 +124,99 @@ describe.skipIf(!asRoot)("spool errors", () => {
     expectNoDuplicates(messages);
     expectSeqs(messages, COUNT);
   }, 90_000);
+
+  test("garbage written into the spool file: moved aside with its size logged, a fresh spool opened, and the agent runs", async () => {
+    const server = await newServer();
+    const dir = makeTempDir("corrupt");
+    const spoolPath = join(dir, "spool.db");
+    writeFileSync(spoolPath, Buffer.from("this is no SQLite database ".repeat(1000)));
+    const bytes = statSync(spoolPath).size;
+    const agent = startAgent(["--once", "-c", agentConfig(server, "CORRUPT", spoolPath, "{ rate: 0, count: 500 }")]);
+    const moved = await agent.waitForLog(msgStartsWith(`spool ${spoolPath} is corrupt: moved aside`), '"moved aside"');
+    const movedTo = String(moved.moved_to);
+    expect(movedTo).toMatch(/spool\.db\.corrupt-\d{8}T\d{6}Z$/);
+    expect({ level: moved.level, path: moved.path, bytes: moved.bytes }).toEqual({ level: "error", path: spoolPath, bytes });
+    expect(moved.err).toMatch(/not an SQLite database/);
+    expect({ code: await exitCode(agent, 20_000), stderr: agent.stderr() }).toEqual({ code: 0, stderr: "" });
+    expectAccounting(agent.final(), { accepted: 500, published: 500, in_spool: 0, lost: 0 });
+    expect(statSync(movedTo).size).toBe(bytes);
+    expect(readdirSync(dir).sort()).toEqual(["spool.db", movedTo.slice(dir.length + 1)].sort());
+  }, 30_000);
+
+  // Each: where the spool goes, how the agent is run, and the reason and cause it must name.
+  const unopenable: Array<{ name: string; setUp: () => { spoolPath: string; command?: string[] }; reason: string; cause: RegExp }> = [
+    {
+      name: "a directory the agent's user may not write (run as nobody)",
+      setUp: () => {
+        const dir = makeTempDir("ro-dir");
+        // nobody needs a way through the private temp dirs to its config, and to nothing else
+        chmodSync(dirname(dir), 0o711);
+        chmodSync(dir, 0o755);
+        mkdirSync(join(dir, "spool"), { mode: 0o555 });
+        return { spoolPath: join(dir, "spool", "spool.db"), command: [...AS_NOBODY, ...sourceCommand()] };
+      },
+      reason: "permission",
+      cause: /permission denied: uid 65534 may not write/,
+    },
+    {
+      name: "a read-only file system",
+      setUp: () => {
+        const dir = makeTempDir("ro-fs");
+        run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", dir]);
+        mounts.push(dir);
+        return { spoolPath: join(dir, "spool.db") };
+      },
+      reason: "read_only",
+      cause: /read-only file system/,
+    },
+    {
+      name: "a full disk and no spool file yet",
+      setUp: () => {
+        const fs = smallFileSystem("256k");
+        // fill it: the write fails with ENOSPC once nothing is left
+        Bun.spawnSync(["dd", "if=/dev/zero", `of=${join(fs, "filler")}`, "bs=4k"], { stdout: "ignore", stderr: "ignore" });
+        return { spoolPath: join(fs, "spool", "spool.db") };
+      },
+      reason: "full",
+      cause: /full/,
+    },
+  ];
+
+  for (const { name, setUp, reason, cause } of unopenable) {
+    test(`no spool can be opened on ${name}: the agent runs without one and says why`, async () => {
+      const COUNT = 300;
+      const server = await newServer();
+      const { spoolPath, command } = setUp();
+      const file = agentConfig(server, "NOSPOOL", spoolPath, `{ rate: 1000, count: ${COUNT} }`);
+      if (command) {
+        chmodSync(dirname(file), 0o755);
+        chmodSync(file, 0o644);
+      }
+      const agent = startAgent(["-c", file], command);
+      const base = await baseUrl(agent);
+      const without = await agent.waitForLog(msgStartsWith("running WITHOUT a spool"), '"running WITHOUT a spool"');
+      expect(without).toMatchObject({ level: "error", reason, path: spoolPath });
+      expect(without.msg).toMatch(cause);
+
+      await waitFor(async () => (await streamCount(server.url, "NOSPOOL")) === COUNT, `${COUNT} events on the stream`, 15_000, 100);
+      expect(await get(`${base}/readyz`)).toEqual({ status: 200, text: "ready: NATS connected\n" });
+      const h = await health(base);
+      expect(h.state).toBe("degraded");
+      expect(h.problems).toEqual([expect.stringMatching(new RegExp(`^running without a spool: .*${cause.source}.*events wait in memory only`))]);
+      const status = JSON.parse((await get(`${base}/status`)).text) as { delivery: { spool_error: { reason: string } } };
+      expect(status.delivery.spool_error.reason).toBe(reason);
+      expect(await spoolErrors(base, reason)).toBe(1);
+
+      // NATS away and no spool: events have nowhere to go, and /readyz says why.
+      await server.kill("SIGKILL");
+      await waitFor(async () => (await get(`${base}/readyz`)).status === 503, "/readyz 503", 10_000, 100);
+      expect((await get(`${base}/readyz`)).text).toMatch(new RegExp(`^not ready: NATS not connected.* and running without a spool: .*${cause.source}`));
+      await server.restart();
+      await waitFor(async () => (await get(`${base}/readyz`)).status === 200, "/readyz 200 again", 15_000, 100);
+
+      agent.kill("SIGTERM");
+      expect({ code: await exitCode(agent, 25_000), stderr: agent.stderr() }).toEqual({ code: 0, stderr: "" });
+      expectAccounting(agent.final(), { accepted: COUNT, published: COUNT, in_spool: 0, lost: 0, discarded: 0 });
+    }, 60_000);
+  }
 });
