@@ -12,7 +12,7 @@ import type { QueuedEvent } from "../event/event.ts";
 import type { Publisher, PublishOutcome } from "../publish/publisher.ts";
 import type { DeliveryLedger } from "../orchestrator/ledger.ts";
 import type { Spool } from "../spool/spool.ts";
-import { asSpoolError, SPOOL_ERROR_REASONS, type SpoolError, type SpoolErrorReason } from "../spool/errors.ts";
+import { asSpoolError, diagnoseLocation, SPOOL_ERROR_REASONS, type SpoolError, type SpoolErrorReason } from "../spool/errors.ts";
 import { LogThrottle } from "../log.ts";
 import { sleep } from "../wait.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
@@ -24,6 +24,12 @@ import { deliveryProblems, deliveryStatus, spoolProblem, type DeliveryParts, typ
 
 /** Retry delays for a batch the spool could not take. */
 const SPOOL_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 2000 };
+/**
+ * A nearly full disk lets some writes through and fails others: the spool
+ * counts as working again (in health, /readyz, the log) only once it has
+ * gone this long without a failure, and a write has succeeded since.
+ */
+const SPOOL_SETTLE_MS = 5000;
 
 export interface DeliveryOptions {
   publisher: Publisher;
@@ -62,7 +68,7 @@ export class Delivery {
   #fatal = false;
   /** when NATS was last seen not connected (0: connected) */
   #notConnectedSince = 0;
-  /** the spool's last failure, until an operation on it succeeds again */
+  /** the spool's last failure, until it has worked again for SPOOL_SETTLE_MS */
   #spoolFault: SpoolFault | undefined;
   /** spool failures by reason (orchestrator_spool_errors_total) */
   readonly spoolErrors = new Map<SpoolErrorReason, number>(SPOOL_ERROR_REASONS.map((r) => [r, 0]));
@@ -132,7 +138,7 @@ export class Delivery {
     const { deadline } = this.#o;
     // In order: while older events wait in the spool, new ones queue behind them;
     // but while the spool fails, NATS is the only way out, order or not.
-    const spoolFirst = this.#spoolFault === undefined && (this.#o.bufferType === "disk" || spool.depth > 0);
+    const spoolFirst = !this.#spoolFault?.failing && (this.#o.bufferType === "disk" || spool.depth > 0);
     if (spoolFirst || this.#awayLongerThanSpill(publisher) || deadline.aborted) return this.#toSpool(spool, batch);
     const blocked = this.#o.breakers.blocked();
     let live = batch;
@@ -257,8 +263,8 @@ export class Delivery {
   #spoolFailed(thrown: unknown, what: string, next: string): void {
     const error = asSpoolError(this.#o.spoolPath, thrown);
     this.#countSpoolError(error.reason);
-    const since = this.#spoolFault?.since ?? Date.now();
-    this.#spoolFault = { error, since };
+    const now = Date.now();
+    this.#spoolFault = { error, since: this.#spoolFault?.since ?? now, lastFailureAt: now, failing: true };
     this.#warn(
       `spool-error:${error.reason}`,
       { reason: error.reason, err: error.message },
@@ -267,10 +273,23 @@ export class Delivery {
   }
 
   #spoolWorks(): void {
+    if (this.#spoolFault) this.#spoolFault.failing = false;
+    this.#settledSpoolFault();
+  }
+
+  /**
+   * The spool's fault, if it still counts; one that has settled is cleared
+   * (and its end logged) here. A spool nothing has used since it failed
+   * (NATS took every batch) is believed to work once its file system shows
+   * room and write access: the next write proves it, or fails it again.
+   */
+  #settledSpoolFault(): SpoolFault | undefined {
     const fault = this.#spoolFault;
-    if (!fault) return;
+    if (!fault || Date.now() - fault.lastFailureAt < SPOOL_SETTLE_MS) return fault;
+    if (fault.failing && diagnoseLocation(this.#o.spoolPath) !== undefined) return fault;
     this.#spoolFault = undefined;
     this.#o.log.info({ reason: fault.error.reason, seconds: Math.round((Date.now() - fault.since) / 1000) }, "spool: writable again; delivery resumes");
+    return undefined;
   }
 
   #countSpoolError(reason: SpoolErrorReason): void {
@@ -315,7 +334,7 @@ export class Delivery {
       breakers: this.#o.breakers,
       spool: this.#spool,
       spoolPath: this.#o.spoolPath,
-      spoolFault: this.#spoolFault,
+      spoolFault: this.#settledSpoolFault(),
       spoolUnavailable: this.#o.spoolUnavailable,
     };
   }

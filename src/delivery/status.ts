@@ -5,10 +5,13 @@ import type { Spool, SpoolStats } from "../spool/spool.ts";
 import type { SpoolError } from "../spool/errors.ts";
 import type { CircuitBreakers, CircuitSnapshot } from "./circuit.ts";
 
-/** The spool's last failure and since when it has been failing (ms since epoch). */
+/** The spool's last failure: since when it has been failing, and when it last failed (ms since epoch). */
 export interface SpoolFault {
   readonly error: SpoolError;
   readonly since: number;
+  readonly lastFailureAt: number;
+  /** false once an operation succeeded after the last failure */
+  failing: boolean;
 }
 
 export interface DeliveryStatus {

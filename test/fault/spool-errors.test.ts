@@ -5,7 +5,7 @@
 // that cannot be opened at all (the agent runs without one and says why).
 // The small file system is a tmpfs, so these tests need root (CI runs as root).
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, statSync, statfsSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
@@ -85,7 +85,8 @@ async function health(base: string): Promise<{ state: string; problems: string[]
 }
 
 describe.skipIf(!asRoot)("spool errors", () => {
-  test("the spool's file system fills while NATS is down: workers live on, and every event is published once space and NATS return", async () => {
+  for (const order of ["space, then NATS", "NATS, then space"] as const) {
+  test(`the spool's file system fills while NATS is down: workers live on, and every event is published once space and NATS return (${order})`, async () => {
     const COUNT = 6000;
     const fs = smallFileSystem("512k");
     const server = await newServer();
@@ -108,10 +109,19 @@ describe.skipIf(!asRoot)("spool errors", () => {
     expect(h.problems.join("\n")).toMatch(/spool .*disk is full/);
     expect(await spoolErrors(base, "full")).toBeGreaterThan(0);
 
-    // Space returns, then NATS: everything goes out without a restart.
-    run(["mount", "-o", "remount,size=32m", fs]);
-    await server.restart();
-    await waitFor(async () => (await streamCount(server.url, "SPOOLFULL")) === COUNT, `${COUNT} events on the stream`, 40_000, 200);
+    // Space and NATS return: everything goes out without a restart.
+    if (order === "space, then NATS") {
+      run(["mount", "-o", "remount,size=32m", fs]);
+      await server.restart();
+      await waitFor(async () => (await streamCount(server.url, "SPOOLFULL")) === COUNT, `${COUNT} events on the stream`, 40_000, 200);
+    } else {
+      // With the disk still full, the workers publish what they hold, and the drainer
+      // replays the spool but cannot delete what it published: it must not send it twice.
+      await server.restart();
+      await waitFor(async () => (await streamCount(server.url, "SPOOLFULL")) === COUNT, `${COUNT} events on the stream`, 40_000, 200);
+      expect(statfsSync(fs).bavail).toBe(0);
+      run(["mount", "-o", "remount,size=32m", fs]);
+    }
     await agent.waitForLog(msgStartsWith("spool: writable again"), '"spool: writable again"');
     await waitFor(async () => (await get(`${base}/readyz`)).status === 200, "/readyz 200 again", 5000, 100);
     await waitFor(async () => (await health(base)).state === "healthy", "healthy again", 10_000, 200);
@@ -124,6 +134,7 @@ describe.skipIf(!asRoot)("spool errors", () => {
     expectNoDuplicates(messages);
     expectSeqs(messages, COUNT);
   }, 90_000);
+  }
 
   test("garbage written into the spool file: moved aside with its size logged, a fresh spool opened, and the agent runs", async () => {
     const server = await newServer();
