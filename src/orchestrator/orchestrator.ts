@@ -280,7 +280,12 @@ export class Orchestrator {
     await this.delivery.publisher.close().catch((err: Error) => log.warn({ err: err.message }, "closing the publisher failed"));
     await countLeftInQueue(this.queue, this.ledger);
     const inSpool = this.delivery.spoolDepth();
-    spool?.close();
+    try {
+      spool?.close();
+    } catch (err) {
+      // What the spool holds is committed; a failed close must not cost the final accounts.
+      log.error({ err: (err as Error).message }, `closing the spool failed: ${(err as Error).message}`);
+    }
     return closeBooks({
       ledger: this.ledger,
       inherited: this.delivery.inherited,
