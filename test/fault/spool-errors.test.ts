@@ -46,10 +46,10 @@ afterAll(async () => {
   for (const dir of mounts.splice(0)) Bun.spawnSync(["umount", "-l", dir]);
 });
 
-function agentConfig(server: NatsServer, stream: string, spoolPath: string, synthetic: string): string {
+function agentConfig(server: NatsServer, stream: string, spoolPath: string, synthetic: string, shutdownTimeout = "20s"): string {
   return writeConfig(`
 orchestrator:
-  shutdown_timeout: 20s
+  shutdown_timeout: ${shutdownTimeout}
 nats:
   url: ${server.url}
   subject: ${stream.toLowerCase()}.events
@@ -135,6 +135,26 @@ describe.skipIf(!asRoot)("spool errors", () => {
     expectSeqs(messages, COUNT);
   }, 90_000);
   }
+
+  test("SIGTERM while the spool's disk is full and NATS down: exit 1 with accounts that add up", async () => {
+    const COUNT = 6000;
+    const fs = smallFileSystem("512k");
+    const server = await newServer();
+    const agent = startAgent(["-c", agentConfig(server, "FULLSTOP", join(fs, "spool.db"), `{ rate: 3000, count: ${COUNT}, payload_bytes: 512 }`, "2s")]);
+    await agent.waitForLog(msgStartsWith("JetStream stream ready"), "stream ready");
+    await waitFor(async () => ((await streamCount(server.url, "FULLSTOP")) ?? 0) > 0, "a first event on the stream", 10_000);
+    await server.kill("SIGKILL");
+    await agent.waitForLog(msgStartsWith("spool: cannot write"), '"spool: cannot write"', 20_000);
+
+    agent.kill("SIGTERM");
+    expect(await exitCode(agent, 15_000)).toBe(1);
+    const final = expectAccounting(agent.final(), { inherited: 0, discarded: 0 });
+    expect(final.unaccounted).toBe(0);
+    // held in memory when the deadline passed: counted lost, not forgotten
+    expect(final.lost).toBeGreaterThan(0);
+    expect(final.in_spool).toBeGreaterThan(0);
+    expect(agent.lines.some(msgStartsWith("shutdown deadline passed with the spool failing"))).toBe(true);
+  }, 60_000);
 
   test("garbage written into the spool file: moved aside with its size logged, a fresh spool opened, and the agent runs", async () => {
     const server = await newServer();
