@@ -131,7 +131,8 @@ export function setAside(path: string): { movedTo: string; bytes: number } {
     try {
       renameSync(from, `${movedTo}${suffix}`);
     } catch (err) {
-      const { reason, why } = fileSystemCause(from, err);
+      // a rename needs write access to the directory, not the file
+      const { reason, why } = fileSystemCause(dirname(from), err);
       throw new SpoolError(path, `spool ${path} is corrupt and cannot be moved aside: ${why}`, { cause: err, reason });
     }
     bytes += size;

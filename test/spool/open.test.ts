@@ -181,6 +181,26 @@ describe("unusable location", () => {
     expect(openError(dir).message).toMatch(/^cannot open spool .*dir\.db: unable to open database file/);
   });
 
+  test("a corrupt spool in a directory the agent may not write: it cannot be moved aside, and says why", async () => {
+    const parent = tempDir();
+    const dir = join(parent, "ro");
+    mkdirSync(dir);
+    const path = join(dir, "spool.db");
+    writeFileSync(path, "garbage ".repeat(512));
+    chmodSync(path, 0o666);
+    chmodSync(dir, 0o555);
+    const asRoot = process.getuid?.() === 0;
+    if (!asRoot) return; // only root can give the directory away to nobody's view here
+    chmodSync(dirname(parent), 0o711);
+    chmodSync(parent, 0o755);
+    const child = spawnScript(parent, path, OPEN_AND_SAY, AS_NOBODY);
+    const out = collectLines(child.stdout);
+    const code = await child.exited;
+    await out.ended;
+    expect({ code, said: out.lines }).toEqual({ code: 0, said: [`spool ${path} is corrupt and cannot be moved aside: permission denied: uid 65534 may not write ${dir}`] });
+    expect(readdirSync(dir)).toEqual(["spool.db"]);
+  });
+
   test("a missing directory is created", () => {
     const path = join(tempDir(), "a", "b", "spool.db");
     openSpool(path).append(events("a", 1));
