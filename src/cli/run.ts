@@ -9,7 +9,7 @@ import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import { createPublisher } from "../publish/index.ts";
 import { Orchestrator, type ShutdownReport } from "../orchestrator/orchestrator.ts";
 import { countsText } from "../orchestrator/shutdown.ts";
-import { Spool } from "../spool/spool.ts";
+import { Spool, SpoolError } from "../spool/spool.ts";
 import { redactUrlCredentials } from "../config/redact.ts";
 import { AgentMetrics } from "../metrics/metrics.ts";
 import { HttpServer, type HttpServerOptions } from "../http/server.ts";
@@ -122,14 +122,13 @@ function startAgent(config: Config, registry: CollectorRegistry, log: Logger, { 
   const publisherFor = (nats: Config["nats"]) =>
     createPublisher(nats, { log, dryRun, onError: (reason, _err, events) => orchestrator.ledger.publishFailed(reason, events) });
   // --dry-run prints events and must neither write nor replay a real spool.
-  const spool = config.spool.enabled && !dryRun
-    ? Spool.open({ path: config.spool.path, maxBytes: config.spool.max_bytes, whenFull: config.spool.when_full, log })
-    : undefined;
+  const { spool, unavailable } = config.spool.enabled && !dryRun ? openSpool(config, log) : {};
   const orchestrator: Orchestrator = new Orchestrator({
     config,
     registry,
     publisher: publisherFor(config.nats),
     spool,
+    spoolUnavailable: unavailable,
     log,
     once,
     onFatal: (err) => stops.failed(err),
@@ -163,6 +162,25 @@ function startAgent(config: Config, registry: CollectorRegistry, log: Logger, { 
       return report;
     },
   };
+}
+
+/**
+ * Opens the spool. One that cannot be opened (disk full, read-only,
+ * permission, a file of another program) does not keep the agent from
+ * running: it runs without one, loudly. Only a spool locked by another agent
+ * stops it: two agents on one node would send every event twice.
+ */
+function openSpool(config: Config, log: Logger): { spool?: Spool; unavailable?: SpoolError } {
+  try {
+    return { spool: Spool.open({ path: config.spool.path, maxBytes: config.spool.max_bytes, whenFull: config.spool.when_full, log }) };
+  } catch (err) {
+    if (!(err instanceof SpoolError) || err.reason === "locked") throw err;
+    log.error(
+      { path: config.spool.path, reason: err.reason, err: err.message },
+      `running WITHOUT a spool: ${err.message}; events wait in memory only, and are lost if the agent stops while NATS is away`,
+    );
+    return { unavailable: err };
+  }
 }
 
 /** Starts the endpoints; a taken port is a clear error, not a stack. */

@@ -3,25 +3,40 @@
 // down, stream unavailable, circuit open, acks slower than spill_after), or
 // always first in disk mode. The drainer (drainer.ts) replays the spool.
 // Every accepted event ends published, discarded with a reason, or in the
-// spool (accounting.ts counts which).
+// spool (accounting.ts counts which). A spool that fails (disk full, read-only,
+// corrupt) stops nothing: the batch stays in memory, NATS takes it if it can,
+// and the write is retried with backoff until it succeeds or the deadline passes.
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.ts";
 import type { QueuedEvent } from "../event/event.ts";
 import type { Publisher, PublishOutcome } from "../publish/publisher.ts";
 import type { DeliveryLedger } from "../orchestrator/ledger.ts";
 import type { Spool } from "../spool/spool.ts";
+import { asSpoolError, diagnoseLocation, SPOOL_ERROR_REASONS, type SpoolError, type SpoolErrorReason } from "../spool/errors.ts";
 import { LogThrottle } from "../log.ts";
 import { sleep } from "../wait.ts";
+import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import type { CircuitBreakers } from "./circuit.ts";
 import { DeliveryAccounting } from "./accounting.ts";
 import { SpoolDrainer } from "./drainer.ts";
 import { PublisherSlot } from "./publisher-slot.ts";
-import { deliveryProblems, deliveryStatus, type DeliveryParts, type DeliveryStatus } from "./status.ts";
+import { deliveryProblems, deliveryStatus, spoolProblem, type DeliveryParts, type DeliveryStatus, type SpoolFault } from "./status.ts";
+
+/** Retry delays for a batch the spool could not take. */
+const SPOOL_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 2000 };
+/**
+ * A nearly full disk lets some writes through and fails others: the spool
+ * counts as working again (in health, /readyz, the log) only once it has
+ * gone this long without a failure, and a write has succeeded since.
+ */
+const SPOOL_SETTLE_MS = 5000;
 
 export interface DeliveryOptions {
   publisher: Publisher;
-  /** absent: no spool (spool.enabled: false); events wait in memory until the shutdown deadline */
+  /** absent: no spool (spool.enabled: false, or it could not be opened); events wait in memory until the shutdown deadline */
   spool: Spool | undefined;
+  /** why the configured spool could not be opened: the agent runs without one, and says so in health */
+  spoolUnavailable?: SpoolError;
   /** where the spool lives, for status and messages */
   spoolPath: string;
   /** disk: every event is written to the spool first */
@@ -53,6 +68,10 @@ export class Delivery {
   #fatal = false;
   /** when NATS was last seen not connected (0: connected) */
   #notConnectedSince = 0;
+  /** the spool's last failure, until it has worked again for SPOOL_SETTLE_MS */
+  #spoolFault: SpoolFault | undefined;
+  /** spool failures by reason (orchestrator_spool_errors_total) */
+  readonly spoolErrors = new Map<SpoolErrorReason, number>(SPOOL_ERROR_REASONS.map((r) => [r, 0]));
 
   constructor(options: DeliveryOptions) {
     this.#o = options;
@@ -60,6 +79,7 @@ export class Delivery {
     this.#slot = new PublisherSlot(options.publisher);
     this.#accounting = new DeliveryAccounting(options.ledger, options.breakers, options.spillAfterMs);
     this.inherited = this.#spool?.depth ?? 0;
+    if (options.spoolUnavailable) this.#countSpoolError(options.spoolUnavailable.reason);
     this.#drainer = options.spool && new SpoolDrainer({
       spool: options.spool,
       slot: this.#slot,
@@ -71,6 +91,8 @@ export class Delivery {
       deadline: options.deadline,
       log: options.log,
       warn: (key, fields, message) => this.#warn(key, fields, message),
+      spoolFailed: (err, what, next) => this.#spoolFailed(err, what, next),
+      spoolWorks: () => this.#spoolWorks(),
     });
   }
 
@@ -86,30 +108,51 @@ export class Delivery {
     return this.#slot.current;
   }
 
-  /** A worker's batch. Resolves false when the worker should stop (no spool and the publisher gave up). */
+  /**
+   * A worker's batch. Resolves false when the worker should stop (no spool
+   * and the publisher gave up). While the spool fails, the worker keeps what
+   * it could not write and tries again (NATS first, then the spool), so the
+   * queue fills and the collectors feel buffer.when_full.
+   */
   async deliver(batch: readonly QueuedEvent[]): Promise<boolean> {
     const spool = this.#spool;
     if (!spool) return this.#deliverWithoutSpool(batch);
+    const { deadline, log } = this.#o;
+    let rest = batch;
+    for (let failures = 0; ; failures++) {
+      rest = await this.#deliverOnce(spool, rest);
+      if (rest.length === 0) return true;
+      if (deadline.aborted) {
+        this.#accounting.lost(rest);
+        log.error({ events: rest.length, err: this.#spoolFault?.error.message }, `shutdown deadline passed with the spool failing: ${rest.length} event(s) lost`);
+        return true;
+      }
+      await sleep(backoffDelay(failures, SPOOL_RETRY), deadline);
+    }
+  }
+
+  /** One attempt at a batch; resolves with the events neither NATS nor the spool took. */
+  async #deliverOnce(spool: Spool, batch: readonly QueuedEvent[]): Promise<readonly QueuedEvent[]> {
     await this.#slot.open();
     const publisher = this.#slot.current;
     const { deadline } = this.#o;
-    // In order: while older events wait in the spool, new ones queue behind them.
-    if (this.#o.bufferType === "disk" || spool.depth > 0 || this.#awayLongerThanSpill(publisher) || deadline.aborted) {
-      await this.#toSpool(spool, batch);
-      return true;
-    }
+    // In order: while older events wait in the spool, new ones queue behind them;
+    // but while the spool fails, NATS is the only way out, order or not.
+    const spoolFirst = !this.#spoolFault?.failing && (this.#o.bufferType === "disk" || spool.depth > 0);
+    if (spoolFirst || this.#awayLongerThanSpill(publisher) || deadline.aborted) return this.#toSpool(spool, batch);
     const blocked = this.#o.breakers.blocked();
     let live = batch;
+    let unwritten: readonly QueuedEvent[] = [];
     if (blocked.size > 0) {
       live = batch.filter((e) => !blocked.has(e.subject));
-      if (live.length < batch.length) await this.#toSpool(spool, batch.filter((e) => blocked.has(e.subject)));
-      if (live.length === 0) return true;
+      if (live.length < batch.length) unwritten = await this.#toSpool(spool, batch.filter((e) => blocked.has(e.subject)));
+      if (live.length === 0) return unwritten;
     }
     this.#handoff(live);
     const outcome = await this.#slot.publish(publisher, live, AbortSignal.any([deadline, AbortSignal.timeout(this.#o.spillAfterMs)]));
     this.#settle(live, outcome);
-    if (outcome.undelivered.length > 0) await this.#toSpool(spool, outcome.undelivered);
-    return true;
+    if (outcome.undelivered.length === 0) return unwritten;
+    return unwritten.concat(await this.#toSpool(spool, outcome.undelivered));
   }
 
   /**
@@ -180,14 +223,23 @@ export class Delivery {
   /**
    * Writes events to the spool. With when_full: block this waits for room
    * (which slows the workers, then the collectors); past the deadline what
-   * does not fit is discarded and counted.
+   * does not fit is discarded and counted. Resolves with the events a
+   * failing spool did not take (the caller keeps them and retries).
    */
-  async #toSpool(spool: Spool, events: readonly QueuedEvent[]): Promise<void> {
+  async #toSpool(spool: Spool, events: readonly QueuedEvent[]): Promise<readonly QueuedEvent[]> {
     const { deadline, log } = this.#o;
     let rest = events;
     while (rest.length > 0) {
       // `appended` counts the events dealt with: written, or dropped and listed.
-      const { appended, dropped } = spool.append(rest);
+      let result: ReturnType<Spool["append"]>;
+      try {
+        result = spool.append(rest);
+      } catch (err) {
+        this.#spoolFailed(err, `write ${rest.length} event(s)`, "keeping them in memory and retrying");
+        return rest;
+      }
+      this.#spoolWorks();
+      const { appended, dropped } = result;
       let gone: Set<QueuedEvent> | undefined;
       if (dropped.length > 0) {
         gone = this.#accounting.spoolDropped(dropped);
@@ -196,14 +248,52 @@ export class Delivery {
       this.#accounting.spooled(rest.slice(0, appended), gone);
       if (appended > 0) this.#drainer?.wake();
       rest = rest.slice(appended);
-      if (rest.length === 0) return;
+      if (rest.length === 0) return [];
       this.#warn("spool:block", { waiting: rest.length }, "spool full: waiting for the drainer to make room (spool.when_full: block)");
       if (!(await spool.waitForSpace(rest[0]!.bytes.byteLength, deadline))) {
         this.#accounting.discarded(rest, "spool_full_at_shutdown");
         log.error({ events: rest.length }, `shutdown deadline passed with the spool full: ${rest.length} event(s) lost`);
-        return;
+        return [];
       }
     }
+    return [];
+  }
+
+  /** A spool operation failed: counted, logged (rate-limited) and shown in health until one succeeds. */
+  #spoolFailed(thrown: unknown, what: string, next: string): void {
+    const error = asSpoolError(this.#o.spoolPath, thrown);
+    this.#countSpoolError(error.reason);
+    const now = Date.now();
+    this.#spoolFault = { error, since: this.#spoolFault?.since ?? now, lastFailureAt: now, failing: true };
+    this.#warn(
+      `spool-error:${error.reason}`,
+      { reason: error.reason, err: error.message },
+      `spool: cannot ${what}: ${error.message}; ${next}`,
+    );
+  }
+
+  #spoolWorks(): void {
+    if (this.#spoolFault) this.#spoolFault.failing = false;
+    this.#settledSpoolFault();
+  }
+
+  /**
+   * The spool's fault, if it still counts; one that has settled is cleared
+   * (and its end logged) here. A spool nothing has used since it failed
+   * (NATS took every batch) is believed to work once its file system shows
+   * room and write access: the next write proves it, or fails it again.
+   */
+  #settledSpoolFault(): SpoolFault | undefined {
+    const fault = this.#spoolFault;
+    if (!fault || Date.now() - fault.lastFailureAt < SPOOL_SETTLE_MS) return fault;
+    if (fault.failing && diagnoseLocation(this.#o.spoolPath) !== undefined) return fault;
+    this.#spoolFault = undefined;
+    this.#o.log.info({ reason: fault.error.reason, seconds: Math.round((Date.now() - fault.since) / 1000) }, "spool: writable again; delivery resumes");
+    return undefined;
+  }
+
+  #countSpoolError(reason: SpoolErrorReason): void {
+    this.spoolErrors.set(reason, (this.spoolErrors.get(reason) ?? 0) + 1);
   }
 
   /** Resolves when the spool is empty, or when the deadline passes. */
@@ -220,6 +310,11 @@ export class Delivery {
     await this.#drainer?.stopped();
   }
 
+  /** Why the spool cannot take events now, or why there is none although configured; undefined when it can. */
+  spoolProblem(): string | undefined {
+    return spoolProblem(this.#parts());
+  }
+
   /** What keeps delivery from being healthy right now; empty when all is well. */
   problems(): string[] {
     return deliveryProblems(this.#parts());
@@ -234,7 +329,14 @@ export class Delivery {
   }
 
   #parts(): DeliveryParts {
-    return { publisher: this.#slot.current, breakers: this.#o.breakers, spool: this.#spool, spoolPath: this.#o.spoolPath };
+    return {
+      publisher: this.#slot.current,
+      breakers: this.#o.breakers,
+      spool: this.#spool,
+      spoolPath: this.#o.spoolPath,
+      spoolFault: this.#settledSpoolFault(),
+      spoolUnavailable: this.#o.spoolUnavailable,
+    };
   }
 
   #warn(key: string, fields: Record<string, unknown>, message: string): void {

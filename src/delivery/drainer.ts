@@ -1,6 +1,7 @@
 // The drainer replays the spool in order while NATS takes events, and
 // removes each row only after the server confirmed it. One per agent; it
-// runs until the shutdown deadline.
+// runs until the shutdown deadline, whatever the spool throws (a full disk
+// can fail even a delete): it backs off and tries again.
 import type { Logger } from "pino";
 import type { PublishOutcome } from "../publish/publisher.ts";
 import type { Spool, SpooledEvent } from "../spool/spool.ts";
@@ -31,6 +32,10 @@ export interface DrainerOptions {
   log: Logger;
   /** a rate-limited warning */
   warn: (key: string, fields: Record<string, unknown>, message: string) => void;
+  /** a spool operation failed: "cannot <what>: <error>; <next>" */
+  spoolFailed: (err: unknown, what: string, next: string) => void;
+  /** a spool operation succeeded */
+  spoolWorks: () => void;
 }
 
 export class SpoolDrainer {
@@ -43,7 +48,21 @@ export class SpoolDrainer {
   }
 
   start(): void {
-    this.#running ??= this.#drain();
+    this.#running ??= this.#keepDraining();
+  }
+
+  /** Whatever a replay throws, the spool is replayed again after a pause: no error ends the drainer. */
+  async #keepDraining(): Promise<void> {
+    const { deadline, log } = this.#o;
+    for (let crashes = 0; !deadline.aborted; crashes++) {
+      try {
+        await this.#drain();
+        return;
+      } catch (err) {
+        log.error({ err: (err as Error).message, stack: (err as Error).stack }, `spool replay failed unexpectedly (a bug): ${(err as Error).message}; restarting it`);
+        await sleep(backoffDelay(crashes, DRAIN_BACKOFF), deadline);
+      }
+    }
   }
 
   /** Something was spooled: look now rather than at the next idle check. */
@@ -58,12 +77,37 @@ export class SpoolDrainer {
   }
 
   async #drain(): Promise<void> {
-    const { spool, slot, breakers, accounting, deadline, batch, spillAfterMs, log } = this.#o;
+    const { spool, slot, breakers, accounting, deadline, batch, spillAfterMs, log, spoolFailed, spoolWorks } = this.#o;
     let failures = 0;
+    /** rows published (and counted) but not yet deleted: deleted before anything is read again, or they would go out twice */
+    let done: SpooledEvent[] = [];
+    const removeDone = (): boolean => {
+      if (done.length === 0) return true;
+      try {
+        spool.remove(done);
+      } catch (err) {
+        spoolFailed(err, `remove ${done.length} published event(s)`, "replay paused until they are removed");
+        return false;
+      }
+      spoolWorks();
+      done = [];
+      return true;
+    };
     while (!deadline.aborted) {
+      if (!removeDone()) {
+        await sleep(backoffDelay(failures++, DRAIN_BACKOFF), deadline);
+        continue;
+      }
       await slot.open();
       const publisher = slot.current;
-      const rows = spool.depth > 0 && publisher.status().connected ? spool.peek(batch, breakers.blocked()) : [];
+      let rows: SpooledEvent[] = [];
+      try {
+        rows = spool.depth > 0 && publisher.status().connected ? spool.peek(batch, breakers.blocked()) : [];
+      } catch (err) {
+        spoolFailed(err, "read", "replay paused");
+        await sleep(backoffDelay(failures++, DRAIN_BACKOFF), deadline);
+        continue;
+      }
       if (rows.length === 0) {
         await this.#idle();
         continue;
@@ -73,7 +117,11 @@ export class SpoolDrainer {
       const undelivered = outcome.undelivered as readonly SpooledEvent[];
       this.#o.settle(rows, outcome);
       accounting.replayed(undelivered);
-      spool.remove(undelivered.length === 0 ? rows : rowsExcept(rows, undelivered));
+      done = undelivered.length === 0 ? rows : rowsExcept(rows, undelivered);
+      if (!removeDone()) {
+        await sleep(backoffDelay(failures++, DRAIN_BACKOFF), deadline);
+        continue;
+      }
       if (outcome.rejected.length > 0) {
         this.#o.warn("drain:rejected", { events: outcome.rejected.length, reason: outcome.rejected[0]!.reason }, "spooled events NATS can never take were dropped");
       }
@@ -83,6 +131,9 @@ export class SpoolDrainer {
         continue;
       }
       await sleep(backoffDelay(failures++, DRAIN_BACKOFF), deadline);
+    }
+    if (!removeDone()) {
+      log.warn({ events: done.length }, `${done.length} published event(s) stay in the spool: they go out again on the next start (JetStream drops repeats within its duplicate window)`);
     }
   }
 

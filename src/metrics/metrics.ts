@@ -11,6 +11,7 @@ import type { CollectorState } from "../orchestrator/health.ts";
 import type { CircuitState } from "../delivery/circuit.ts";
 import { DROP_REASONS } from "../event/drop-reasons.ts";
 import { PUBLISH_ERROR_REASONS } from "../publish/classify.ts";
+import { SPOOL_ERROR_REASONS } from "../spool/errors.ts";
 
 const COLLECTOR_STATES: readonly CollectorState[] = ["starting", "running", "degraded", "failed", "stopped"];
 const CIRCUIT_VALUE: Record<CircuitState, number> = { closed: 0, half_open: 1, open: 2 };
@@ -69,6 +70,10 @@ export class AgentMetrics {
     meter.createObservableGauge("orchestrator_spool_oldest_age_seconds", { description: "Age of the oldest event in the spool; 0 when empty" }).addCallback((r) => {
       const s = o.delivery.status().spool;
       if (s) r.observe(s.oldest_age_seconds ?? 0);
+    });
+
+    meter.createObservableCounter("orchestrator_spool_errors", { description: `Spool operations that failed, and spools that could not be opened, by reason (${SPOOL_ERROR_REASONS.join(", ")})` }).addCallback((r) => {
+      for (const [reason, n] of o.delivery.spoolErrors) r.observe(n, { reason });
     });
 
     meter.createObservableGauge("orchestrator_circuit_state", { description: "Circuit per destination subject: 0 closed, 1 half-open, 2 open" }).addCallback((r) => {

@@ -9,6 +9,7 @@ import type { Publisher } from "../publish/publisher.ts";
 import { PublisherClosedError } from "../publish/errors.ts";
 import { BatchPolicy } from "../publish/batch-policy.ts";
 import type { Spool } from "../spool/spool.ts";
+import type { SpoolError } from "../spool/errors.ts";
 import { CircuitBreakers } from "../delivery/circuit.ts";
 import { Delivery } from "../delivery/delivery.ts";
 import type { AnyCollectorFactory } from "./collector.ts";
@@ -35,6 +36,8 @@ export interface OrchestratorOptions {
   publisher: Publisher;
   /** the opened spool, when spool.enabled (see src/spool/) */
   spool?: Spool;
+  /** spool.enabled, but it could not be opened: the agent runs without one */
+  spoolUnavailable?: SpoolError;
   log: Logger;
   /** --once: each collector does one round */
   once?: boolean;
@@ -88,6 +91,7 @@ export class Orchestrator {
     this.delivery = new Delivery({
       publisher: options.publisher,
       spool: options.spool,
+      spoolUnavailable: options.spoolUnavailable,
       spoolPath: spool.path,
       bufferType: orchestrator.buffer.type,
       spillAfterMs: spool.spill_after.ms,
@@ -118,7 +122,7 @@ export class Orchestrator {
     this.delivery.start();
     this.#monitor.start();
     const { workers, batch_size } = config.orchestrator;
-    this.#workers = startWorkers(workers, { queue: this.queue, delivery: this.delivery, batchSize: batch_size, policy: () => this.#batchPolicy, onBatchDone });
+    this.#workers = startWorkers(workers, { queue: this.queue, delivery: this.delivery, batchSize: batch_size, policy: () => this.#batchPolicy, onBatchDone, log, deadline: this.#deadline.signal });
     for (const [name, section] of Object.entries(config.collectors)) {
       if (section.enabled) this.#startRunner(name, section.config);
     }
@@ -237,6 +241,7 @@ export class Orchestrator {
       starting: [...this.#runners.keys()].filter((name) => this.health.collector(name).state === "starting"),
       nats: this.delivery.publisher.status(),
       spool: this.#o.spool !== undefined,
+      spoolProblem: this.delivery.spoolProblem(),
     });
   }
 
@@ -275,7 +280,12 @@ export class Orchestrator {
     await this.delivery.publisher.close().catch((err: Error) => log.warn({ err: err.message }, "closing the publisher failed"));
     await countLeftInQueue(this.queue, this.ledger);
     const inSpool = this.delivery.spoolDepth();
-    spool?.close();
+    try {
+      spool?.close();
+    } catch (err) {
+      // What the spool holds is committed; a failed close must not cost the final accounts.
+      log.error({ err: (err as Error).message }, `closing the spool failed: ${(err as Error).message}`);
+    }
     return closeBooks({
       ledger: this.ledger,
       inherited: this.delivery.inherited,

@@ -16,14 +16,16 @@ export interface ReadinessInputs {
   nats: PublisherStatus;
   /** a spool holds events while NATS is away */
   spool: boolean;
+  /** why the spool cannot take events now (or why the configured one is missing) */
+  spoolProblem?: string;
 }
 
-/** Ready: every collector has started, events have somewhere to go (NATS connected, or a spool to hold them), and no shutdown is under way. */
-export function readiness({ started, draining, starting, nats, spool }: ReadinessInputs): Readiness {
+/** Ready: every collector has started, events have somewhere to go (NATS connected, or a working spool to hold them), and no shutdown is under way. */
+export function readiness({ started, draining, starting, nats, spool, spoolProblem }: ReadinessInputs): Readiness {
   if (!started) return { ready: false, reason: "not started" };
   if (draining) return { ready: false, reason: "shutting down" };
   if (starting.length > 0) return { ready: false, reason: `collectors starting: ${starting.join(", ")}` };
   if (nats.connected) return { ready: true, reason: "NATS connected" };
-  if (spool) return { ready: true, reason: "NATS not connected; events go to the spool" };
-  return { ready: false, reason: `NATS not connected${nats.lastError ? `: ${nats.lastError}` : ""} and no spool` };
+  if (spool && !spoolProblem) return { ready: true, reason: "NATS not connected; events go to the spool" };
+  return { ready: false, reason: `NATS not connected${nats.lastError ? `: ${nats.lastError}` : ""} and ${spoolProblem ?? "no spool"}` };
 }

@@ -1,6 +1,12 @@
 // The workers: each takes a batch from the queue and hands it to delivery,
-// until the queue is closed and empty (or delivery says stop).
+// until the queue is closed and empty (or delivery says stop). No error ends
+// a worker: delivery deals with NATS and spool failures itself, and anything
+// else thrown is logged and the batch tried again.
+import type { Logger } from "pino";
 import type { Delivery } from "../delivery/delivery.ts";
+import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
+import { LogThrottle } from "../log.ts";
+import { sleep } from "../wait.ts";
 import type { BatchPolicy } from "../publish/batch-policy.ts";
 import type { EventQueue } from "./queue.ts";
 
@@ -13,14 +19,21 @@ export interface WorkerOptions {
   policy: () => BatchPolicy;
   /** called once per batch with the seconds a worker spent on it (metrics) */
   onBatchDone?: (seconds: number) => void;
+  log: Logger;
+  /** the shutdown deadline: a worker whose delivery still throws then gives up its batch (counted as unaccounted) */
+  deadline: AbortSignal;
 }
+
+/** Pauses before a batch whose delivery threw is tried again. */
+const RETRY_AFTER_THROW: BackoffPolicy = { initialMs: 100, maxMs: 5000 };
 
 /** Starts `count` workers; each promise resolves when its worker ends. */
 export function startWorkers(count: number, options: WorkerOptions): Promise<void>[] {
-  return Array.from({ length: count }, () => work(options));
+  const throttle = new LogThrottle();
+  return Array.from({ length: count }, () => work(options, throttle));
 }
 
-async function work({ queue, delivery, batchSize, policy, onBatchDone }: WorkerOptions): Promise<void> {
+async function work({ queue, delivery, batchSize, policy, onBatchDone, log, deadline }: WorkerOptions, throttle: LogThrottle): Promise<void> {
   for (;;) {
     const packing = policy();
     const take = packing.take(batchSize);
@@ -32,7 +45,19 @@ async function work({ queue, delivery, batchSize, policy, onBatchDone }: WorkerO
       batch = batch.concat(queue.takeNow(take - batch.length));
     }
     const t0 = performance.now();
-    const goOn = await delivery.deliver(batch);
+    let goOn: boolean;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        goOn = await delivery.deliver(batch);
+        break;
+      } catch (err) {
+        const suppressed = throttle.take("worker");
+        if (suppressed !== undefined) {
+          log.error({ err: (err as Error).message, stack: (err as Error).stack, events: batch.length, suppressed }, `worker: delivering a batch failed unexpectedly (a bug): ${(err as Error).message}; retrying it`);
+        }
+        if (!(await sleep(backoffDelay(attempt, RETRY_AFTER_THROW), deadline))) return;
+      }
+    }
     onBatchDone?.((performance.now() - t0) / 1000);
     if (!goOn) return;
   }

@@ -2,9 +2,9 @@
 // checks that an existing file is a spool this release can read, and takes
 // the lock that keeps a second agent out.
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, renameSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { SpoolError, errorText, isBusy, toSpoolError } from "./errors.ts";
+import { SpoolError, fileSystemCause, isBusy, toSpoolError } from "./errors.ts";
 import { lockHolderPid } from "./lock-holder.ts";
 
 /** Marks the file as ours ("tapi"), so another program's SQLite file is refused, not adopted. */
@@ -44,7 +44,8 @@ export function openSpoolFile(path: string): Database {
   try {
     mkdirSync(dirname(path), { recursive: true });
   } catch (err) {
-    throw new SpoolError(path, `cannot create the directory of spool ${path}: ${errorText(err)}`, { cause: err });
+    const { reason, why } = fileSystemCause(dirname(path), err);
+    throw new SpoolError(path, `cannot create the directory of spool ${path}: ${why}`, { cause: err, reason });
   }
   let db: Database;
   try {
@@ -59,7 +60,7 @@ export function openSpoolFile(path: string): Database {
     closeQuietly(db);
     if (!isBusy(err)) throw toSpoolError(path, "open", err);
     const pid = lockHolderPid(path);
-    throw new SpoolError(path, `spool ${path} is in use by another tapio-collectors process${pid === undefined ? "" : ` (pid ${pid})`}`, { cause: err });
+    throw new SpoolError(path, `spool ${path} is in use by another tapio-collectors process${pid === undefined ? "" : ` (pid ${pid})`}`, { cause: err, reason: "locked" });
   }
 }
 
@@ -104,11 +105,37 @@ function checkIdentity(db: Database, path: string): boolean {
   const tables = db.query<{ n: number }, []>("SELECT count(*) AS n FROM sqlite_schema").get()?.n ?? 0;
   if (appId === 0 && version === 0 && tables === 0) return true;
   const notOurs = `${path} is not a tapio-collectors spool`;
-  if (appId !== APPLICATION_ID) throw new SpoolError(path, `${notOurs} (an SQLite database of another program): move it aside or choose another spool path`);
+  if (appId !== APPLICATION_ID) throw new SpoolError(path, `${notOurs} (an SQLite database of another program): move it aside or choose another spool path`, { reason: "incompatible" });
   if (version !== SCHEMA_VERSION) {
-    throw new SpoolError(path, `spool ${path} has layout version ${version}, this tapio-collectors reads version ${SCHEMA_VERSION} (written by another release?): move it aside or use that release to drain it`);
+    throw new SpoolError(path, `spool ${path} has layout version ${version}, this tapio-collectors reads version ${SCHEMA_VERSION} (written by another release?): move it aside or use that release to drain it`, { reason: "incompatible" });
   }
   const columns = db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('spool')").all().map((c) => c.name).join(",");
-  if (columns !== COLUMNS) throw new SpoolError(path, `${notOurs} (table "spool" has columns ${columns || "none"}): move it aside`);
+  if (columns !== COLUMNS) throw new SpoolError(path, `${notOurs} (table "spool" has columns ${columns || "none"}): move it aside`, { reason: "incompatible" });
   return false;
+}
+
+/**
+ * Moves a corrupt spool file (and its WAL) aside to `<path>.corrupt-<time>`,
+ * so the agent can start with a fresh spool and the damaged one stays for a
+ * post-mortem. Returns where it went and its size; throws a SpoolError naming
+ * the cause if it cannot be moved.
+ */
+export function setAside(path: string): { movedTo: string; bytes: number } {
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const movedTo = `${path}.corrupt-${stamp}`;
+  let bytes = 0;
+  for (const suffix of ["", "-wal", "-shm"]) {
+    const from = `${path}${suffix}`;
+    const size = statSync(from, { throwIfNoEntry: false })?.size;
+    if (size === undefined) continue;
+    try {
+      renameSync(from, `${movedTo}${suffix}`);
+    } catch (err) {
+      // a rename needs write access to the directory, not the file
+      const { reason, why } = fileSystemCause(dirname(from), err);
+      throw new SpoolError(path, `spool ${path} is corrupt and cannot be moved aside: ${why}`, { cause: err, reason });
+    }
+    bytes += size;
+  }
+  return { movedTo, bytes };
 }

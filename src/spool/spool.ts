@@ -8,7 +8,7 @@ import type { QueuedEvent } from "../event/event.ts";
 import type { DiscardedReason } from "../event/drop-reasons.ts";
 import type { WhenFull } from "../config/schema.ts";
 import { SpoolError, errorText, toSpoolError } from "./errors.ts";
-import { closeQuietly, openSpoolFile } from "./file.ts";
+import { closeQuietly, openSpoolFile, setAside } from "./file.ts";
 
 export { SpoolError } from "./errors.ts";
 
@@ -107,8 +107,27 @@ export class Spool {
   #reclaimTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
-  /** Creates the directory and file if missing; throws SpoolError if the file cannot be used. */
+  /**
+   * Creates the directory and file if missing. A corrupt file is moved aside
+   * (see setAside) and a fresh spool opened in its place: its events are lost
+   * either way, and the agent should not stop for them. Throws a SpoolError
+   * (with its reason) if no spool can be used.
+   */
   static open(options: SpoolOptions): Spool {
+    try {
+      return Spool.#openFile(options);
+    } catch (err) {
+      if (!(err instanceof SpoolError) || err.reason !== "corrupt") throw err;
+      const { movedTo, bytes } = setAside(options.path);
+      options.log.error(
+        { path: options.path, moved_to: movedTo, bytes, err: err.message },
+        `spool ${options.path} is corrupt: moved aside to ${movedTo} (${bytes} bytes); starting with an empty spool, the events in the old one are not replayed`,
+      );
+      return Spool.#openFile(options);
+    }
+  }
+
+  static #openFile(options: SpoolOptions): Spool {
     const db = openSpoolFile(options.path);
     try {
       return new Spool(db, options);

@@ -7,7 +7,7 @@ import { Orchestrator, type ShutdownReport } from "../../src/orchestrator/orches
 import { builtinRegistry } from "../../src/collectors/index.ts";
 import { syntheticFactory } from "../../src/collectors/synthetic/index.ts";
 import { silentLogger } from "../helpers/silent-logger.ts";
-import { Spool } from "../../src/spool/spool.ts";
+import { Spool, SpoolError } from "../../src/spool/spool.ts";
 import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { configFrom } from "../helpers/config.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
@@ -163,5 +163,85 @@ collectors:
     expect(r2).toMatchObject({ accepted: 0, inherited: 700, published: 700, inSpool: 0, lost: 0 });
     expectBalanced(r2);
     expect(seqs(second.publisher)).toEqual([...Array(700).keys()]);
+  });
+});
+
+/** Makes `spool`'s method `name` throw a "disk is full" SpoolError for its next `times` calls. */
+function failNext(spool: Spool, name: "append" | "remove" | "peek", times: number): { failed: number } {
+  const real = (spool[name] as (...args: unknown[]) => unknown).bind(spool);
+  const count = { failed: 0 };
+  (spool as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+    if (count.failed < times) {
+      count.failed++;
+      throw new SpoolError("spool.db", "cannot append to spool spool.db: the disk is full", { reason: "full" });
+    }
+    return real(...args);
+  };
+  return count;
+}
+
+describe("spool failures stop nothing", () => {
+  test("disk mode, the spool's writes fail: the batches go to NATS instead, each once, and the failures are counted", async () => {
+    const { orch, publisher, spool } = setup(`orchestrator: { buffer: { type: disk } }\ncollectors:\n  synthetic: { config: { count: 3000, rate: 0 } }`);
+    const appends = failNext(spool, "append", 5);
+    orch.start();
+    await orch.roundsDone();
+    const r = await orch.stop();
+    // once one write failed, the workers go to NATS first: not every try reaches the spool
+    expect(appends.failed).toBeGreaterThan(0);
+    expect(r).toMatchObject({ accepted: 3000, published: 3000, inSpool: 0, lost: 0, discarded: 0 });
+    expectBalanced(r);
+    expect(seqs(publisher).sort((a, b) => a - b)).toEqual([...Array(3000).keys()]);
+    expect(orch.delivery.spoolErrors.get("full")).toBe(appends.failed);
+  });
+
+  test("NATS down and the spool failing: the workers keep their batches until the spool takes them, then all go out", async () => {
+    const publisher = new MemoryPublisher();
+    publisher.connected = false;
+    publisher.stalled = true;
+    const { orch, spool } = setup(`collectors:\n  synthetic: { config: { count: 2000, rate: 0 } }`, publisher, false);
+    const appends = failNext(spool, "append", 8);
+    orch.start();
+    await waitFor(() => appends.failed === 8, "8 failed appends", 10_000);
+    expect(orch.readiness()).toMatchObject({ ready: false, reason: expect.stringMatching(/and the spool cannot take events: .*the disk is full/) });
+    expect(orch.agentHealth().problems.join("\n")).toContain("the spool cannot take events");
+    await waitFor(() => orch.health.collector("synthetic").spooled === 2000, "2000 events spooled", 10_000);
+    publisher.connected = true;
+    publisher.stalled = false;
+    await waitFor(() => orch.health.collector("synthetic").published === 2000, "2000 published", 10_000);
+    const r = await orch.stop();
+    expect(r).toMatchObject({ accepted: 2000, published: 2000, inSpool: 0, lost: 0 });
+    expectBalanced(r);
+    expect(seqs(publisher).sort((a, b) => a - b)).toEqual([...Array(2000).keys()]);
+  });
+
+  test("the drainer cannot delete what it replayed: it retries the delete and replays nothing twice", async () => {
+    const { orch, publisher, spool } = setup(`orchestrator: { buffer: { type: disk } }\ncollectors:\n  synthetic: { config: { count: 1000, rate: 0 } }`);
+    const removes = failNext(spool, "remove", 4);
+    const peeks = failNext(spool, "peek", 2);
+    orch.start();
+    await orch.roundsDone();
+    const r = await orch.stop();
+    expect([removes.failed, peeks.failed]).toEqual([4, 2]);
+    expect(r).toMatchObject({ accepted: 1000, published: 1000, inSpool: 0, lost: 0 });
+    expectBalanced(r);
+    // while the drainer fails, the workers publish past the spool: out of order, but each event once
+    expect(seqs(publisher).sort((a, b) => a - b)).toEqual([...Array(1000).keys()]);
+  });
+
+  test("a delivery that throws (a bug) does not end its worker: the batch is tried again", async () => {
+    const { orch, publisher } = setup(`collectors:\n  synthetic: { config: { count: 500, rate: 0 } }`);
+    const deliver = orch.delivery.deliver.bind(orch.delivery);
+    let thrown = 0;
+    orch.delivery.deliver = async (batch) => {
+      if (thrown++ < 3) throw new Error("boom");
+      return deliver(batch);
+    };
+    orch.start();
+    await orch.roundsDone();
+    const r = await orch.stop();
+    expect(r).toMatchObject({ accepted: 500, published: 500, inSpool: 0, lost: 0 });
+    expectBalanced(r);
+    expect(seqs(publisher).sort((a, b) => a - b)).toEqual([...Array(500).keys()]);
   });
 });

@@ -1,8 +1,9 @@
 // Opening: the lock that keeps a second agent out, and files that are not a usable spool.
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import pino, { type Logger } from "pino";
 import { SpoolError } from "../../src/spool/spool.ts";
 import { AS_NOBODY, events, openSpool, spawnScript, spoolPath, tempDir } from "./fixtures.ts";
 import { collectLines } from "../helpers/lines.ts";
@@ -82,11 +83,45 @@ test("a new spool is a WAL file with incremental auto-vacuum, marked as ours", (
   db.close();
 });
 
+/** A logger whose JSON lines are kept, for the tests that read what open() logged. */
+function recordingLogger(): { log: Logger; lines: Array<Record<string, any>> } {
+  const lines: Array<Record<string, any>> = [];
+  return { log: pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) }), lines };
+}
+
+/** Opens `path`, which must be corrupt: it is moved aside, logged with its size, and a fresh spool takes its place. */
+function expectSetAside(path: string, cause: RegExp): void {
+  const bytes = statSync(path).size;
+  const { log, lines } = recordingLogger();
+  const spool = openSpool(path, { log });
+  const aside = readdirSync(dirname(path)).filter((f) => f.startsWith(`${basename(path)}.corrupt-`));
+  expect(aside).toEqual([expect.stringMatching(/\.corrupt-\d{8}T\d{6}Z$/)]);
+  const movedTo = join(dirname(path), aside[0]!);
+  expect(statSync(movedTo).size).toBe(bytes);
+  const said = lines.find((l) => typeof l.msg === "string" && l.msg.startsWith(`spool ${path} is corrupt: moved aside`));
+  expect(said).toMatchObject({ level: 50, path, moved_to: movedTo, bytes, err: expect.stringMatching(cause) });
+  expect(said!.msg).toContain(`(${bytes} bytes)`);
+  expect(spool.stats().depth).toBe(0);
+  spool.append(events("fresh", 2));
+  expect(spool.stats().depth).toBe(2);
+}
+
 describe("not a usable spool", () => {
-  test("a file of random bytes", () => {
+  test("a file of random bytes: moved aside, a fresh spool opened", () => {
     const path = join(tempDir(), "random.db");
     writeFileSync(path, crypto.getRandomValues(new Uint8Array(8192)));
-    expect(openError(path).message).toMatch(/is not a tapio-collectors spool \(not an SQLite database.*move it aside/);
+    expectSetAside(path, /is not a tapio-collectors spool \(not an SQLite database/);
+  });
+
+  test("a spool with garbage written over its start: moved aside", () => {
+    const path = spoolPath();
+    const spool = openSpool(path);
+    spool.append(events("a", 50, 1000));
+    spool.close();
+    const fd = openSync(path, "r+");
+    writeSync(fd, Buffer.from("garbage ".repeat(64)), 0, 512, 0);
+    closeSync(fd);
+    expectSetAside(path, /not an SQLite database/);
   });
 
   test("an SQLite database of another program", () => {
@@ -115,13 +150,13 @@ describe("not a usable spool", () => {
     expect(openError(path).message).toMatch(/table "spool" has columns seq,subject,id,collector,data\)/);
   });
 
-  test("a truncated spool: corrupt, move it aside", () => {
+  test("a truncated spool: corrupt, moved aside", () => {
     const path = spoolPath();
     const spool = openSpool(path);
     spool.append(events("a", 500, 1000));
     spool.close();
     truncateSync(path, Math.floor(statSync(path).size / 2));
-    expect(openError(path).message).toBe(`spool ${path} is corrupt (database disk image is malformed): move the file aside and restart; the events in it are lost`);
+    expectSetAside(path, /^spool .* is corrupt \(database disk image is malformed\)/);
   });
 
   test("an empty file becomes a spool", () => {
@@ -144,6 +179,25 @@ describe("unusable location", () => {
     const dir = join(tempDir(), "dir.db");
     mkdirSync(dir);
     expect(openError(dir).message).toMatch(/^cannot open spool .*dir\.db: unable to open database file/);
+  });
+
+  // Root may write anywhere: the open runs as nobody, which only root can arrange.
+  test.skipIf(process.getuid?.() !== 0)("a corrupt spool in a directory the agent may not write: it cannot be moved aside, and says why", async () => {
+    const parent = tempDir();
+    const dir = join(parent, "ro");
+    mkdirSync(dir);
+    const path = join(dir, "spool.db");
+    writeFileSync(path, "garbage ".repeat(512));
+    chmodSync(path, 0o666);
+    chmodSync(dir, 0o555);
+    chmodSync(dirname(parent), 0o711);
+    chmodSync(parent, 0o755);
+    const child = spawnScript(parent, path, OPEN_AND_SAY, AS_NOBODY);
+    const out = collectLines(child.stdout);
+    const code = await child.exited;
+    await out.ended;
+    expect({ code, said: out.lines }).toEqual({ code: 0, said: [`spool ${path} is corrupt and cannot be moved aside: permission denied: uid 65534 may not write ${dir}`] });
+    expect(readdirSync(dir)).toEqual(["spool.db"]);
   });
 
   test("a missing directory is created", () => {
@@ -169,6 +223,6 @@ describe("unusable location", () => {
     const stderr = new Response(child.stderr).text();
     const code = await child.exited;
     await out.ended;
-    expect({ code, said: out.lines, stderr: await stderr }).toEqual({ code: 0, said: [expect.stringMatching(/^cannot open spool .*spool\.db/)], stderr: "" });
+    expect({ code, said: out.lines, stderr: await stderr }).toEqual({ code: 0, said: [expect.stringMatching(asRoot ? /^cannot open spool .*spool\.db: .*\(permission denied: uid 65534 may not write .*ro\)$/ : /^cannot open spool .*spool\.db/)], stderr: "" });
   });
 });
