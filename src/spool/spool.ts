@@ -72,7 +72,31 @@ const RECLAIM_INTERVAL_MS = 1000;
 /** drop_oldest reads the rows it deletes (to report them) in chunks of this many. */
 const EVICT_CHUNK = 256;
 
-const PEEK_COLUMNS = "seq, subject, id, collector, data AS bytes, spooled_at AS spooledAt";
+const PEEK_COLUMNS = "seq, subject, id, collector, data AS bytes, spooled_at AS spooledAt, crc";
+/** quick_check problems logged at open; SQLite stops at 100 by default. */
+const QUICK_CHECK_LOGGED = 10;
+
+/** A row as read: its checksum as written (null in rows from a spool of layout 1, which had none). */
+interface StoredRow extends SpooledEvent {
+  readonly crc: number | null;
+}
+
+/**
+ * The row's checksum, written with it and checked before it is replayed: a
+ * CRC-32 over the collector, the id and the payload, the fields a replay
+ * sends (the subject is derived from the collector on replay). Bun's crc32
+ * runs at ~8 GB/s here: ~0.15 us for a 1 KB event, next to the ~5 us an
+ * insert costs.
+ */
+export function rowChecksum(collector: string, id: string, bytes: Uint8Array): number {
+  return Bun.hash.crc32(bytes, Bun.hash.crc32(`${collector}\n${id}`));
+}
+
+function intact(row: StoredRow): boolean {
+  // A damaged record header can turn the payload into text, a number or NULL.
+  if (row.crc === null) return true;
+  return row.bytes instanceof Uint8Array && typeof row.collector === "string" && typeof row.id === "string" && rowChecksum(row.collector, row.id, row.bytes) === row.crc;
+}
 
 interface Change {
   readonly depth: number;
@@ -94,40 +118,43 @@ export class Spool {
   // only counted once, on open.
   #depth: number;
   #bytes: number;
-  readonly #insert: Statement<unknown, [string, string, string, Uint8Array, number]>;
-  readonly #peek: Statement<SpooledEvent, [number]>;
-  readonly #peekSkipping: Statement<SpooledEvent, [string, number]>;
+  readonly #insert: Statement<unknown, [string, string, string, Uint8Array, number, number]>;
+  readonly #peek: Statement<StoredRow, [number]>;
+  readonly #peekSkipping: Statement<StoredRow, [string, number]>;
   readonly #delete: Statement<unknown, [number]>;
   readonly #deleteThrough: Statement<unknown, [number]>;
   readonly #oldestAt: Statement<{ spooledAt: number }, []>;
   readonly #appendTx: (events: readonly QueuedEvent[], now: number) => AppendResult & Change;
   readonly #removeTx: (events: readonly SpooledEvent[]) => Change;
   readonly #waiters = new Set<Waiter>();
+  /** rows peek() found damaged and deleted, until takeDamaged() */
+  #damaged: SpooledEvent[] = [];
   #lastReclaim = 0;
   #reclaimTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
   /** Creates the directory and file if missing; throws SpoolError if the file cannot be used. */
   static open(options: SpoolOptions): Spool {
-    const db = openSpoolFile(options.path);
+    let migrated = false;
+    const db = openSpoolFile(options.path, () => (migrated = true));
     try {
-      return new Spool(db, options);
+      return new Spool(db, options, migrated);
     } catch (err) {
       closeQuietly(db);
       throw toSpoolError(options.path, "open", err);
     }
   }
 
-  private constructor(db: Database, o: SpoolOptions) {
+  private constructor(db: Database, o: SpoolOptions, migrated: boolean) {
     this.#db = db;
     this.#path = o.path;
     this.#maxBytes = o.maxBytes;
     this.#whenFull = o.whenFull;
     this.#log = o.log;
-    this.#insert = db.prepare("INSERT INTO spool (subject, id, collector, data, spooled_at) VALUES (?, ?, ?, ?, ?)");
+    this.#insert = db.prepare("INSERT INTO spool (subject, id, collector, data, spooled_at, crc) VALUES (?, ?, ?, ?, ?, ?)");
     this.#peek = db.prepare(`SELECT ${PEEK_COLUMNS} FROM spool ORDER BY seq LIMIT ?`);
-    // One statement for any set of subjects: they come in as a JSON array.
-    this.#peekSkipping = db.prepare(`SELECT ${PEEK_COLUMNS} FROM spool WHERE subject NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`);
+    // One statement for any set of collectors: they come in as a JSON array.
+    this.#peekSkipping = db.prepare(`SELECT ${PEEK_COLUMNS} FROM spool WHERE collector NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`);
     this.#delete = db.prepare("DELETE FROM spool WHERE seq = ?");
     this.#deleteThrough = db.prepare("DELETE FROM spool WHERE seq <= ?");
     this.#oldestAt = db.prepare("SELECT spooled_at AS spooledAt FROM spool ORDER BY seq LIMIT 1");
@@ -138,6 +165,28 @@ export class Spool {
     this.#depth = count?.depth ?? 0;
     this.#bytes = (count?.data ?? 0) + this.#depth * ROW_OVERHEAD;
     this.#log.info({ path: o.path, depth: this.#depth, bytes: this.#bytes, maxBytes: o.maxBytes, whenFull: o.whenFull }, "spool opened");
+    if (migrated) this.#log.info({ path: o.path, depth: this.#depth }, "spool: file of the previous layout migrated; its rows have no checksum and replay unchecked");
+    this.#quickCheck();
+  }
+
+  /**
+   * Structural check of the whole file (pages, b-trees, record headers; not
+   * the index-to-table cross-check of integrity_check), logged. Damage found
+   * here is not fatal: rows that still read are verified by their checksum
+   * before replay; a read that hits a broken page fails as a SpoolError.
+   */
+  #quickCheck(): void {
+    const started = performance.now();
+    const problems = this.#db.query<{ quick_check: string }, []>("PRAGMA quick_check").all().map((r) => r.quick_check);
+    const ms = Math.round(performance.now() - started);
+    if (problems.length === 1 && problems[0] === "ok") {
+      this.#log.info({ path: this.#path, ms }, "spool quick_check: ok");
+      return;
+    }
+    this.#log.error(
+      { path: this.#path, ms, problems: problems.length, first: problems.slice(0, QUICK_CHECK_LOGGED) },
+      `spool quick_check found ${problems.length} problem(s): rows that fail their checksum are discarded as spool_corrupt; if reading the spool fails, move ${this.#path} aside`,
+    );
   }
 
   /** Writes `events` in one transaction, as far as max_bytes and the when_full policy allow. */
@@ -155,16 +204,36 @@ export class Spool {
     return { appended: result.appended, dropped: result.dropped };
   }
 
-  /** Up to `limit` of the oldest rows, in spool order, leaving out those whose subject is in `skipSubjects`. */
-  peek(limit: number, skipSubjects?: ReadonlySet<string>): SpooledEvent[] {
+  /**
+   * Up to `limit` of the oldest intact rows, in spool order, leaving out those
+   * of the collectors in `skipCollectors`. Rows that fail their checksum are
+   * never returned: they are deleted and kept for takeDamaged().
+   */
+  peek(limit: number, skipCollectors?: ReadonlySet<string>): SpooledEvent[] {
     this.#checkOpen();
     // SQLite reads a negative LIMIT as "no limit"
     if (limit <= 0) return [];
+    let rows: StoredRow[];
     try {
-      return skipSubjects && skipSubjects.size > 0 ? this.#peekSkipping.all(JSON.stringify([...skipSubjects]), limit) : this.#peek.all(limit);
+      rows = skipCollectors && skipCollectors.size > 0 ? this.#peekSkipping.all(JSON.stringify([...skipCollectors]), limit) : this.#peek.all(limit);
     } catch (err) {
       throw toSpoolError(this.#path, "read", err);
     }
+    let damaged: StoredRow[] | undefined;
+    for (const row of rows) if (!intact(row)) (damaged ??= []).push(row);
+    if (damaged === undefined) return rows;
+    damaged = damaged.map((row) => ({ ...row, bytes: asBytes(row.bytes) }));
+    this.remove(damaged);
+    this.#damaged.push(...damaged);
+    const bad = new Set(damaged.map((r) => r.seq));
+    return rows.filter((r) => !bad.has(r.seq));
+  }
+
+  /** The rows peek() found damaged (and deleted) since the last call, for the caller to count as discarded. */
+  takeDamaged(): SpooledEvent[] {
+    const damaged = this.#damaged;
+    this.#damaged = [];
+    return damaged;
   }
 
   /** Deletes acknowledged rows in one transaction. Rows already gone (drop_oldest) are skipped. */
@@ -283,7 +352,7 @@ export class Spool {
         dropped.push({ event, reason: "spool_full" });
         continue;
       }
-      this.#insert.run(event.subject, event.id, event.collector, event.bytes, now);
+      this.#insert.run(event.subject, event.id, event.collector, event.bytes, now, rowChecksum(event.collector, event.id, event.bytes));
       depth++;
       bytes += size;
     }
@@ -346,6 +415,12 @@ export class Spool {
       this.#log.warn({ path: this.#path, err: errorText(err) }, "spool: cannot reclaim disk space");
     }
   }
+}
+
+/** A damaged record header can make the payload column text, a number or NULL: as bytes, for sizes and logs. */
+function asBytes(data: unknown): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  return typeof data === "string" ? new TextEncoder().encode(data) : new Uint8Array(0);
 }
 
 function rowSize(event: QueuedEvent): number {
