@@ -98,7 +98,7 @@ export class SpoolDrainer {
     if (damaged.length === 0) return;
     this.#o.accounting.discarded(damaged, "spool_corrupt");
     const first = damaged[0]!;
-    this.#o.warn("drain:spool_corrupt", { events: damaged.length, seq: first.seq, collector: first.collector }, "damaged spool rows (checksum mismatch) discarded, not published");
+    this.#o.warn("drain:spool_corrupt", { reason: "spool_corrupt", events: damaged.length, seq: first.seq, collector: first.collector }, "damaged spool rows (checksum mismatch) discarded, not published");
   }
 
   /** Waits until something is spooled, or a short while (NATS may have come back). */

@@ -122,10 +122,12 @@ export class Spool {
   readonly #peek: Statement<StoredRow, [number]>;
   readonly #peekSkipping: Statement<StoredRow, [string, number]>;
   readonly #delete: Statement<unknown, [number]>;
+  readonly #deleteDamaged: Statement<{ size: number }, [number]>;
   readonly #deleteThrough: Statement<unknown, [number]>;
   readonly #oldestAt: Statement<{ spooledAt: number }, []>;
   readonly #appendTx: (events: readonly QueuedEvent[], now: number) => AppendResult & Change;
   readonly #removeTx: (events: readonly SpooledEvent[]) => Change;
+  readonly #removeDamagedTx: (rows: readonly SpooledEvent[]) => Change;
   readonly #waiters = new Set<Waiter>();
   /** rows peek() found damaged and deleted, until takeDamaged() */
   #damaged: SpooledEvent[] = [];
@@ -156,10 +158,13 @@ export class Spool {
     // One statement for any set of collectors: they come in as a JSON array.
     this.#peekSkipping = db.prepare(`SELECT ${PEEK_COLUMNS} FROM spool WHERE collector NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`);
     this.#delete = db.prepare("DELETE FROM spool WHERE seq = ?");
+    // A damaged row's payload may read as text or NULL: its size as counted on open, from SQLite.
+    this.#deleteDamaged = db.prepare("DELETE FROM spool WHERE seq = ? RETURNING length(data) AS size");
     this.#deleteThrough = db.prepare("DELETE FROM spool WHERE seq <= ?");
     this.#oldestAt = db.prepare("SELECT spooled_at AS spooledAt FROM spool ORDER BY seq LIMIT 1");
     this.#appendTx = db.transaction((events: readonly QueuedEvent[], now: number) => this.#write(events, now));
     this.#removeTx = db.transaction((events: readonly SpooledEvent[]) => this.#deleteRows(events));
+    this.#removeDamagedTx = db.transaction((rows: readonly SpooledEvent[]) => this.#deleteDamagedRows(rows));
     // Visits every page of the table: a damaged file fails here, at open.
     const count = db.query<{ depth: number; data: number }, []>("SELECT count(*) AS depth, coalesce(sum(length(data)), 0) AS data FROM spool").get();
     this.#depth = count?.depth ?? 0;
@@ -222,9 +227,14 @@ export class Spool {
     let damaged: StoredRow[] | undefined;
     for (const row of rows) if (!intact(row)) (damaged ??= []).push(row);
     if (damaged === undefined) return rows;
-    damaged = damaged.map((row) => ({ ...row, bytes: asBytes(row.bytes) }));
-    this.remove(damaged);
-    this.#damaged.push(...damaged);
+    let removed: Change;
+    try {
+      removed = this.#removeDamagedTx(damaged);
+    } catch (err) {
+      throw toSpoolError(this.#path, "remove from", err);
+    }
+    this.#removed(removed);
+    for (const row of damaged) this.#damaged.push({ ...row, bytes: asBytes(row.bytes) });
     const bad = new Set(damaged.map((r) => r.seq));
     return rows.filter((r) => !bad.has(r.seq));
   }
@@ -246,6 +256,10 @@ export class Spool {
     } catch (err) {
       throw toSpoolError(this.#path, "remove from", err);
     }
+    this.#removed(removed);
+  }
+
+  #removed(removed: Change): void {
     this.#depth -= removed.depth;
     this.#bytes -= removed.bytes;
     for (const waiter of this.#waiters) if (this.#fits(waiter.need)) waiter.settle(true);
@@ -390,6 +404,18 @@ export class Spool {
     return { depth, bytes };
   }
 
+  #deleteDamagedRows(rows: readonly SpooledEvent[]): Change {
+    let depth = 0;
+    let bytes = 0;
+    for (const row of rows) {
+      const deleted = this.#deleteDamaged.get(row.seq);
+      if (!deleted) continue;
+      depth++;
+      bytes += (deleted.size ?? 0) + ROW_OVERHEAD;
+    }
+    return { depth, bytes };
+  }
+
   #reclaimSoon(): void {
     if (this.#reclaimTimer !== undefined) return;
     const wait = this.#lastReclaim + RECLAIM_INTERVAL_MS - Date.now();
@@ -417,7 +443,7 @@ export class Spool {
   }
 }
 
-/** A damaged record header can make the payload column text, a number or NULL: as bytes, for sizes and logs. */
+/** A damaged record header can make the payload column text, a number or NULL: as bytes, for logs. */
 function asBytes(data: unknown): Uint8Array {
   if (data instanceof Uint8Array) return data;
   return typeof data === "string" ? new TextEncoder().encode(data) : new Uint8Array(0);
