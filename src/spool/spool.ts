@@ -9,6 +9,7 @@ import type { DiscardedReason } from "../event/drop-reasons.ts";
 import type { WhenFull } from "../config/schema.ts";
 import { SpoolError, errorText, toSpoolError } from "./errors.ts";
 import { closeQuietly, openSpoolFile } from "./file.ts";
+import { scanWal, type WalScan } from "./wal.ts";
 
 export { SpoolError } from "./errors.ts";
 
@@ -137,17 +138,18 @@ export class Spool {
 
   /** Creates the directory and file if missing; throws SpoolError if the file cannot be used. */
   static open(options: SpoolOptions): Spool {
+    const wal = walBeforeOpen(options);
     let migrated = false;
     const db = openSpoolFile(options.path, () => (migrated = true));
     try {
-      return new Spool(db, options, migrated);
+      return new Spool(db, options, migrated, wal);
     } catch (err) {
       closeQuietly(db);
       throw toSpoolError(options.path, "open", err);
     }
   }
 
-  private constructor(db: Database, o: SpoolOptions, migrated: boolean) {
+  private constructor(db: Database, o: SpoolOptions, migrated: boolean, wal: WalScan | undefined) {
     this.#db = db;
     this.#path = o.path;
     this.#maxBytes = o.maxBytes;
@@ -170,6 +172,7 @@ export class Spool {
     this.#depth = count?.depth ?? 0;
     this.#bytes = (count?.data ?? 0) + this.#depth * ROW_OVERHEAD;
     this.#log.info({ path: o.path, depth: this.#depth, bytes: this.#bytes, maxBytes: o.maxBytes, whenFull: o.whenFull }, "spool opened");
+    if (wal) logWal(o, wal);
     if (migrated) this.#log.info({ path: o.path, depth: this.#depth }, "spool: file of the previous layout migrated; its rows have no checksum and replay unchecked");
     this.#quickCheck();
   }
@@ -467,6 +470,26 @@ function newestThatFit(events: readonly QueuedEvent[], max: number): { start: nu
     need += size;
   }
   return { start: 0, need };
+}
+
+/** The write-ahead log as found, before SQLite recovers it; a log we cannot read is SQLite's to report. */
+function walBeforeOpen({ path, log }: SpoolOptions): WalScan | undefined {
+  try {
+    return scanWal(path);
+  } catch (err) {
+    log.warn({ path, err: errorText(err) }, "spool: cannot read the write-ahead log to check it");
+    return undefined;
+  }
+}
+
+const WAL_LOSS = "the transactions in it are lost: events spooled then are gone (uncounted), events removed then are replayed again (JetStream drops them as duplicates within its duplicate window)";
+
+function logWal({ path, log }: SpoolOptions, wal: WalScan): void {
+  const fields = { path, walBytes: wal.bytes, recoveredFrames: wal.recovered };
+  if (wal.headerDamaged) log.error(fields, `spool write-ahead log header damaged: SQLite ignores the whole log; ${WAL_LOSS}`);
+  else if (wal.ignored > 0) {
+    log.error({ ...fields, damagedFrame: wal.damagedFrame, ignoredFrames: wal.ignored }, `spool write-ahead log damaged at frame ${wal.damagedFrame}: SQLite ignores it and the ${wal.ignored} frame(s) after it; ${WAL_LOSS}`);
+  } else log.info(fields, `spool: write-ahead log left by an unclean stop, ${wal.recovered} frame(s) recovered`);
 }
 
 function fileSize(path: string): number {

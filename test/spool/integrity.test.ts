@@ -1,9 +1,10 @@
 // Row checksums, the migration of a spool without them, and quick_check on open.
 import { describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import pino from "pino";
-import { events, openSpool, queued, rowBytes, spoolPath } from "./fixtures.ts";
+import { events, openSpool, queued, rowBytes, spoolPath, tempDir } from "./fixtures.ts";
 
 /** A logger whose lines land in `lines`, parsed. */
 function capturingLogger(): { log: pino.Logger; lines: Array<Record<string, any>> } {
@@ -126,5 +127,76 @@ describe("quick_check on open", () => {
     expect(line).toMatchObject({ level: 50, path, problems: 1 });
     expect(line.first[0]).toMatch(/Freelist: size is \d+ but should be \d+/);
     expect(reopened.peek(1000)).toHaveLength(100);
+  });
+});
+
+describe("a write-ahead log left by an unclean stop", () => {
+  const PAGE = 32768;
+  const FRAME = 24 + PAGE;
+
+  /** A copy of the spool files as a SIGKILL leaves them: five committed appends still only in the WAL. */
+  function uncleanCopy(): string {
+    const path = spoolPath();
+    const spool = openSpool(path);
+    for (let i = 0; i < 5; i++) spool.append(events(`t${i}`, 4, 500));
+    const copy = join(tempDir(), "spool.db");
+    copyFileSync(path, copy);
+    copyFileSync(`${path}-wal`, `${copy}-wal`);
+    return copy;
+  }
+
+  test("an intact log is recovered, and the recovery logged", () => {
+    const copy = uncleanCopy();
+    const { log, lines } = capturingLogger();
+    const spool = openSpool(copy, { log });
+    expect(spool.depth).toBe(20);
+    const line = lines.find((l) => l.msg.startsWith("spool: write-ahead log left by an unclean stop"))!;
+    expect(line).toMatchObject({ level: 30 });
+    expect(line.recoveredFrames).toBeGreaterThanOrEqual(5);
+    expect(lines.some((l) => l.level >= 50)).toBe(false);
+  });
+
+  test("a frame damaged in the middle: SQLite silently drops it and every later transaction; the agent logs where and how many, as an error", () => {
+    const copy = uncleanCopy();
+    const wal = readFileSync(`${copy}-wal`);
+    const frames = (wal.length - 32) / FRAME;
+    // A commit frame records the database size (its header's second word). The
+    // first commit creates the table, the second is the first append.
+    const commits = Array.from({ length: frames }, (_, i) => i + 1).filter((n) => wal.readUInt32BE(32 + (n - 1) * FRAME + 4) !== 0);
+    expect(commits).toHaveLength(6);
+    const firstCommit = commits[1]!;
+    // a byte in the page of the frame after it
+    const at = 32 + firstCommit * FRAME + 24 + 1000;
+    wal[at] = wal[at]! ^ 0xff;
+    writeFileSync(`${copy}-wal`, wal);
+
+    const { log, lines } = capturingLogger();
+    const spool = openSpool(copy, { log });
+    const line = lines.find((l) => l.msg.startsWith(`spool write-ahead log damaged at frame ${firstCommit + 1}:`))!;
+    expect(line).toMatchObject({ level: 50, damagedFrame: firstCommit + 1, ignoredFrames: frames - firstCommit - 1, recoveredFrames: firstCommit });
+    expect(line.msg).toContain("events spooled then are gone");
+    // what SQLite kept: the first append, as the line says
+    expect(spool.peek(100).map((r) => r.id)).toEqual(events("t0", 4, 500).map((e) => e.id));
+  });
+
+  test("a damaged header: the whole log is ignored, logged as an error", () => {
+    const copy = uncleanCopy();
+    const wal = readFileSync(`${copy}-wal`);
+    wal[20] = wal[20]! ^ 0xff;
+    writeFileSync(`${copy}-wal`, wal);
+    const { log, lines } = capturingLogger();
+    const spool = openSpool(copy, { log });
+    expect(lines.find((l) => l.msg.startsWith("spool write-ahead log header damaged"))).toMatchObject({ level: 50 });
+    expect(spool.depth).toBe(0);
+  });
+
+  test("a clean close leaves no log, and nothing about one is logged", () => {
+    const path = spoolPath();
+    const spool = openSpool(path);
+    spool.append(events("a", 3));
+    spool.close();
+    const { log, lines } = capturingLogger();
+    expect(openSpool(path, { log }).depth).toBe(3);
+    expect(lines.some((l) => l.msg.includes("write-ahead log"))).toBe(false);
   });
 });
