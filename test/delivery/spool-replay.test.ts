@@ -2,11 +2,13 @@
 // nats-server: damaged rows are counted and never published, and replays
 // follow the nats.subject configured now.
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Spool } from "../../src/spool/spool.ts";
-import { logLines, runAgent, writeConfig } from "../helpers/agent.ts";
-import { makeTempDir } from "../helpers/cleanup.ts";
+import { endpointsUrl, logLines, runAgent, spawnAgent, writeConfig } from "../helpers/agent.ts";
+import { killAtExit, makeTempDir, spare } from "../helpers/cleanup.ts";
+import { collectLines } from "../helpers/lines.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 import { freePort, startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
 import { silentLogger } from "../helpers/silent-logger.ts";
 import { readStream } from "../publish/fixtures.ts";
@@ -96,4 +98,37 @@ collectors:
     expect(stored.map((m) => m.subject)).toEqual([...Array(5).fill("new.prefix.synthetic"), "new.prefix.retired"]);
     expect(stored.at(-1)!.msgId).toBe("retired-0");
   });
+
+  test("a hot reload to another nats.subject (and a reachable server): events spooled under the old one are replayed to the new one", async () => {
+    const spoolFile = join(makeTempDir("spool-reload"), "spool.db");
+    const body = (url: string, subject: string) => `
+nats: { url: "${url}", subject: ${subject}, reconnect_wait: 100ms, stream: { name: RELOADED } }
+spool: { path: ${spoolFile} }
+collectors:
+  synthetic: { config: { count: 5, rate: 0 } }
+`;
+    const file = writeConfig(body(`nats://127.0.0.1:${await freePort()}`, "old.prefix"));
+    const agent = spawnAgent(["-c", file]);
+    killAtExit(agent.pid);
+    const out = collectLines(agent.stdout);
+    try {
+      const server = await startNatsServer({ jetstream: true });
+      const base = await endpointsUrl(out.lines);
+      const depth = async () => ((await (await fetch(`${base}/status`)).json()) as any).delivery.spool.depth as number;
+      await waitFor(async () => (await depth()) === 5, "the 5 events spooled", 15_000);
+      writeFileSync(`${file}.tmp`, readFileSync(file, "utf8").replace(/nats: \{[^\n]*\}/, body(server.url, "new.prefix").trim().split("\n")[0]!));
+      renameSync(`${file}.tmp`, file);
+      // the 5 spooled, then the 5 the restarted collector emits for the new subject
+      await waitFor(async () => (await readStream(server.url, "RELOADED").catch(() => [])).length === 10, "10 events on the stream", 20_000);
+      const stored = await readStream(server.url, "RELOADED");
+      expect(new Set(stored.map((m) => m.subject))).toEqual(new Set(["new.prefix.synthetic"]));
+      expect(new Set(stored.map((m) => m.msgId)).size).toBe(10);
+    } finally {
+      agent.kill("SIGKILL");
+      await agent.exited;
+      spare(agent.pid);
+      await out.ended;
+    }
+  }, 60_000);
 });
+
