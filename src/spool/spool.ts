@@ -63,7 +63,7 @@ export interface SpoolStats {
 /**
  * What a row costs beyond its payload, so `bytes` follows the file's growth:
  * subject, id and collector (~60 bytes for a typical subject, a 36-character
- * UUID and a collector name) plus ~25 bytes of rowid, timestamp, record header
+ * UUID and a collector name) plus ~30 bytes of rowid, timestamp, checksum, record header
  * and cell pointer; measured at ~90 bytes a row. Not counted: the part of a
  * page too small for the next row (see PAGE_SIZE in file.ts) and the WAL.
  */
