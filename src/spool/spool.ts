@@ -97,9 +97,10 @@ export function rowChecksum(collector: string, id: string, bytes: Uint8Array): n
 }
 
 function intact(row: StoredRow): boolean {
-  // A damaged record header can turn the payload into text, a number or NULL.
-  if (row.crc === null) return true;
-  return row.bytes instanceof Uint8Array && typeof row.collector === "string" && typeof row.id === "string" && rowChecksum(row.collector, row.id, row.bytes) === row.crc;
+  // A damaged record header can turn any column into text, a number or NULL:
+  // checked even in rows without a checksum (from a layout-1 spool).
+  if (!(row.bytes instanceof Uint8Array) || typeof row.collector !== "string" || typeof row.id !== "string") return false;
+  return row.crc === null || rowChecksum(row.collector, row.id, row.bytes) === row.crc;
 }
 
 interface Change {
@@ -390,7 +391,8 @@ export class Spool {
       for (const row of rows) {
         dropped.push({ event: row, reason: "spool_full_oldest" });
         depth++;
-        bytes += rowSize(row);
+        // (a damaged row's payload may not be bytes: dropped all the same)
+        bytes += asBytes(row.bytes).byteLength + ROW_OVERHEAD;
         through = row.seq;
         if (bytes >= excess) break;
       }
@@ -449,7 +451,7 @@ export class Spool {
   }
 }
 
-/** A damaged record header can make the payload column text, a number or NULL: as bytes, for logs. */
+/** A damaged record header can make the payload column text, a number or NULL: as bytes, for sizes and logs. */
 function asBytes(data: unknown): Uint8Array {
   if (data instanceof Uint8Array) return data;
   return typeof data === "string" ? new TextEncoder().encode(data) : new Uint8Array(0);

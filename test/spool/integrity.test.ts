@@ -200,3 +200,29 @@ describe("a write-ahead log left by an unclean stop", () => {
     expect(lines.some((l) => l.msg.includes("write-ahead log"))).toBe(false);
   });
 });
+
+test("a migrated row without a checksum whose payload no longer reads as bytes is damaged too", () => {
+  const path = spoolPath();
+  const writer = openSpool(path);
+  writer.append(events("a", 3, 50));
+  writer.close();
+  tamper(path, "UPDATE spool SET crc = NULL");
+  tamper(path, "UPDATE spool SET data = 'text now' WHERE id = 'a-1'");
+  const spool = openSpool(path);
+  expect(spool.peek(10).map((r) => r.id)).toEqual(["a-0", "a-2"]);
+  expect(spool.takeDamaged().map((r) => r.id)).toEqual(["a-1"]);
+  expect(spool.stats()).toMatchObject({ depth: 2, bytes: rowBytes(50, 2) });
+});
+
+test("drop_oldest evicting a row whose payload no longer reads as bytes keeps the byte count a number", () => {
+  const path = spoolPath();
+  const writer = openSpool(path);
+  writer.append(events("a", 3, 50));
+  writer.close();
+  tamper(path, "UPDATE spool SET data = 'text now' WHERE id = 'a-0'");
+  const spool = openSpool(path, { maxBytes: rowBytes(50, 3), whenFull: "drop_oldest" });
+  const { dropped } = spool.append(events("b", 1, 50));
+  expect(dropped.map((d) => [d.event.id, d.reason])).toEqual([["a-0", "spool_full_oldest"]]);
+  expect(Number.isFinite(spool.stats().bytes)).toBe(true);
+  expect(spool.stats().depth).toBe(3);
+});
