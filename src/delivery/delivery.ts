@@ -50,6 +50,8 @@ export interface DeliveryOptions {
   deadline: AbortSignal;
   /** events the drainer replays at once (its acks in flight) */
   drainBatch: number;
+  /** nats.subject as configured now: spooled events are replayed to it */
+  subjectPrefix: () => string;
   /** the publisher gave up for good (max_reconnects reached) */
   onFatal: (err: Error) => void;
   /** seconds from emit to the hand-off to the NATS client, sampled per batch (first and last event) */
@@ -87,6 +89,7 @@ export class Delivery {
       accounting: this.#accounting,
       settle: (rows, outcome) => this.#settle(rows, outcome),
       batch: options.drainBatch,
+      subjectPrefix: options.subjectPrefix,
       spillAfterMs: options.spillAfterMs,
       deadline: options.deadline,
       log: options.log,

@@ -1,11 +1,14 @@
 // The drainer replays the spool in order while NATS takes events, and
 // removes each row only after the server confirmed it. One per agent; it
 // runs until the shutdown deadline, whatever the spool throws (a full disk
-// can fail even a delete): it backs off and tries again.
+// can fail even a delete): it backs off and tries again. Rows go to the
+// subject their collector has under the nats.subject configured now, not the
+// one they were spooled with: a changed prefix (or a collector since removed)
+// strands nothing.
 import type { Logger } from "pino";
 import type { PublishOutcome } from "../publish/publisher.ts";
 import type { Spool, SpooledEvent } from "../spool/spool.ts";
-import type { QueuedEvent } from "../event/event.ts";
+import { collectorSubject, type QueuedEvent } from "../event/event.ts";
 import { sleep } from "../wait.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import type { CircuitBreakers } from "./circuit.ts";
@@ -26,6 +29,8 @@ export interface DrainerOptions {
   settle: (rows: readonly QueuedEvent[], outcome: PublishOutcome) => void;
   /** rows replayed at once (their acks in flight) */
   batch: number;
+  /** nats.subject as configured now */
+  subjectPrefix: () => string;
   spillAfterMs: number;
   /** the shutdown deadline: the drainer ends */
   deadline: AbortSignal;
@@ -100,14 +105,16 @@ export class SpoolDrainer {
       }
       await slot.open();
       const publisher = slot.current;
+      const prefix = this.#o.subjectPrefix();
       let rows: SpooledEvent[] = [];
       try {
-        rows = spool.depth > 0 && publisher.status().connected ? spool.peek(batch, breakers.blocked()) : [];
+        rows = spool.depth > 0 && publisher.status().connected ? readdress(spool.peek(batch, blockedCollectors(breakers.blocked(), prefix)), prefix) : [];
       } catch (err) {
         spoolFailed(err, "read", "replay paused");
         await sleep(backoffDelay(failures++, DRAIN_BACKOFF), deadline);
         continue;
       }
+      this.#discardDamaged();
       if (rows.length === 0) {
         await this.#idle();
         continue;
@@ -137,6 +144,15 @@ export class SpoolDrainer {
     }
   }
 
+  /** Rows that failed their checksum are counted, logged and never published (the spool deleted them). */
+  #discardDamaged(): void {
+    const damaged = this.#o.spool.takeDamaged();
+    if (damaged.length === 0) return;
+    this.#o.accounting.discarded(damaged, "spool_corrupt");
+    const first = damaged[0]!;
+    this.#o.warn("drain:spool_corrupt", { reason: "spool_corrupt", events: damaged.length, seq: first.seq, collector: first.collector }, "damaged spool rows (checksum mismatch) discarded, not published");
+  }
+
   /** Waits until something is spooled, or a short while (NATS may have come back). */
   #idle(): Promise<void> {
     const { deadline } = this.#o;
@@ -152,6 +168,24 @@ export class SpoolDrainer {
       deadline.addEventListener("abort", done, { once: true });
     });
   }
+}
+
+/** The breakers are per subject, the spool skips per collector: the collectors whose current subject is blocked. */
+function blockedCollectors(blocked: ReadonlySet<string>, prefix: string): Set<string> {
+  const collectors = new Set<string>();
+  const head = collectorSubject(prefix, "");
+  for (const subject of blocked) if (subject.startsWith(head)) collectors.add(subject.slice(head.length));
+  return collectors;
+}
+
+/** The rows with the subject of their collector under `prefix`; rows already there are kept as they are. */
+function readdress(rows: SpooledEvent[], prefix: string): SpooledEvent[] {
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    const subject = collectorSubject(prefix, row.collector);
+    if (row.subject !== subject) rows[i] = { ...row, subject };
+  }
+  return rows;
 }
 
 function rowsExcept(rows: readonly SpooledEvent[], except: readonly QueuedEvent[]): SpooledEvent[] {

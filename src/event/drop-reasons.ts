@@ -19,6 +19,7 @@ export const DISCARDED = {
   spool_full_oldest: "the oldest spooled event, dropped to make room (spool.when_full: drop_oldest)",
   too_large_for_spool: "larger than spool.max_bytes on its own",
   spool_full_at_shutdown: "the spool was full (spool.when_full: block) when the shutdown deadline passed",
+  spool_corrupt: "its spool row failed its checksum (damaged on disk): deleted, never published",
   // The permanent publish errors (publish/classify.ts): a retry could never deliver these.
   max_payload: "NATS refused it: larger than the server's max_payload or the stream's max_msg_size",
   invalid: "NATS refused its subject or its event id",

@@ -62,9 +62,14 @@ export interface EventInput {
   timestamp?: string;
 }
 
+/** Where a collector's events go: `<nats.subject>.<collector name>`. */
+export function collectorSubject(prefix: string, collector: string): string {
+  return `${prefix}.${collector}`;
+}
+
 /** An encoded event waiting in the queue: bytes, not objects (serialised once). */
 export interface QueuedEvent {
-  /** NATS subject: `<prefix>.<collector name>` */
+  /** NATS subject: collectorSubject(prefix, collector) */
   readonly subject: string;
   /** event_id, also the Nats-Msg-Id header */
   readonly id: string;

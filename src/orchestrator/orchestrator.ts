@@ -18,6 +18,7 @@ import { HealthTracker } from "./health.ts";
 import { DeliveryLedger } from "./ledger.ts";
 import { EventQueue } from "./queue.ts";
 import { MAX_EVENT_BYTES } from "../event/encode.ts";
+import { collectorSubject } from "../event/event.ts";
 import { CollectorRunner } from "./runner.ts";
 import { startWorkers } from "./workers.ts";
 import { planReload } from "./reload-plan.ts";
@@ -100,6 +101,7 @@ export class Orchestrator {
       log: options.log,
       deadline: this.#deadline.signal,
       drainBatch: orchestrator.batch_size,
+      subjectPrefix: () => this.#o.config.nats.subject,
       onFatal: (err) => options.onFatal?.(err),
       onHandoff: options.onHandoff,
     });
@@ -198,7 +200,7 @@ export class Orchestrator {
       factory,
       config,
       queue: this.queue,
-      subject: `${cfg.nats.subject}.${name}`,
+      subject: collectorSubject(cfg.nats.subject, name),
       maxEventBytes: MAX_EVENT_BYTES,
       arenaChunkBytes: this.#batchPolicy.arenaChunkBytes,
       health: this.health.collector(name),

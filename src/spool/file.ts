@@ -9,20 +9,26 @@ import { lockHolderPid } from "./lock-holder.ts";
 
 /** Marks the file as ours ("tapi"), so another program's SQLite file is refused, not adopted. */
 const APPLICATION_ID = 0x74617069;
-/** PRAGMA user_version of the layout below; a file with another version is refused. */
-const SCHEMA_VERSION = 1;
+/** PRAGMA user_version of the layout below; a file with another version is refused, except the one before (migrated). */
+const SCHEMA_VERSION = 2;
+/** Layout 1 had no crc column; its file is migrated on open and its rows replay unchecked (crc NULL). */
+const SCHEMA_VERSION_WITHOUT_CRC = 1;
 
 // seq is AUTOINCREMENT so a number is never reused, even after the table
 // emptied: a caller still holding a peeked row must not delete a newer one.
+// crc is the row's checksum (see rowChecksum in spool.ts); NULL only in rows
+// migrated from layout 1, last so that migration is one ADD COLUMN.
 const SCHEMA = `CREATE TABLE spool (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   subject TEXT NOT NULL,
   id TEXT NOT NULL,
   collector TEXT NOT NULL,
   data BLOB NOT NULL,
-  spooled_at INTEGER NOT NULL
+  spooled_at INTEGER NOT NULL,
+  crc INTEGER
 )`;
-const COLUMNS = "seq,subject,id,collector,data,spooled_at";
+const COLUMNS_WITHOUT_CRC = "seq,subject,id,collector,data,spooled_at";
+const COLUMNS = `${COLUMNS_WITHOUT_CRC},crc`;
 
 /**
  * 32 KiB pages: a row never spans pages, so a page wastes what is left after
@@ -39,8 +45,12 @@ const WAL_AUTOCHECKPOINT_PAGES = 128;
 /** And cut it back to that size after a checkpoint, or it keeps its high-water mark on disk. */
 const JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024;
 
-/** Opens (creating if needed) the spool file at `path`, locked for this process until closed. */
-export function openSpoolFile(path: string): Database {
+/**
+ * Opens (creating if needed) the spool file at `path`, locked for this
+ * process until closed. `onMigrated` is called when the file was a layout-1
+ * spool, now migrated: its rows have no checksum.
+ */
+export function openSpoolFile(path: string, onMigrated?: () => void): Database {
   try {
     mkdirSync(dirname(path), { recursive: true });
   } catch (err) {
@@ -54,7 +64,7 @@ export function openSpoolFile(path: string): Database {
     throw toSpoolError(path, "open", err);
   }
   try {
-    setUp(db, path);
+    if (setUp(db, path)) onMigrated?.();
     return db;
   } catch (err) {
     closeQuietly(db);
@@ -71,12 +81,14 @@ export function closeQuietly(db: Database): void {
   } catch {}
 }
 
-function setUp(db: Database, path: string): void {
+/** Returns true when it migrated a layout-1 file. */
+function setUp(db: Database, path: string): boolean {
   db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
   // Set before the first read and before WAL mode: the connection then never
   // releases its file lock, and keeps the WAL index in its own memory (no -shm).
   db.run("PRAGMA locking_mode = EXCLUSIVE");
-  const fresh = checkIdentity(db, path);
+  const layout = checkIdentity(db, path);
+  const fresh = layout === "fresh";
   if (fresh) {
     // Only take effect before the first table is created.
     db.run(`PRAGMA page_size = ${PAGE_SIZE}`);
@@ -91,27 +103,31 @@ function setUp(db: Database, path: string): void {
   // A write transaction, fresh file or not: it fails with SQLITE_BUSY now,
   // not on the first append, if another process holds the file.
   db.transaction(() => {
-    if (!fresh) return;
-    db.run(SCHEMA);
-    db.run(`PRAGMA application_id = ${APPLICATION_ID}`);
-    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    if (layout === "without_crc") db.run("ALTER TABLE spool ADD COLUMN crc INTEGER");
+    if (fresh) {
+      db.run(SCHEMA);
+      db.run(`PRAGMA application_id = ${APPLICATION_ID}`);
+    }
+    if (layout !== "current") db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }).immediate();
+  return layout === "without_crc";
 }
 
-/** True for an empty file (a new spool); throws if the file holds anything but a spool of our version. */
-function checkIdentity(db: Database, path: string): boolean {
+/** "fresh" for an empty file (a new spool); throws if the file holds anything but a spool of our version or the one before. */
+function checkIdentity(db: Database, path: string): "fresh" | "current" | "without_crc" {
   const appId = db.query<{ application_id: number }, []>("PRAGMA application_id").get()?.application_id ?? 0;
   const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
   const tables = db.query<{ n: number }, []>("SELECT count(*) AS n FROM sqlite_schema").get()?.n ?? 0;
-  if (appId === 0 && version === 0 && tables === 0) return true;
+  if (appId === 0 && version === 0 && tables === 0) return "fresh";
   const notOurs = `${path} is not a tapio-collectors spool`;
   if (appId !== APPLICATION_ID) throw new SpoolError(path, `${notOurs} (an SQLite database of another program): move it aside or choose another spool path`, { reason: "incompatible" });
-  if (version !== SCHEMA_VERSION) {
+  if (version !== SCHEMA_VERSION && version !== SCHEMA_VERSION_WITHOUT_CRC) {
     throw new SpoolError(path, `spool ${path} has layout version ${version}, this tapio-collectors reads version ${SCHEMA_VERSION} (written by another release?): move it aside or use that release to drain it`, { reason: "incompatible" });
   }
   const columns = db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('spool')").all().map((c) => c.name).join(",");
-  if (columns !== COLUMNS) throw new SpoolError(path, `${notOurs} (table "spool" has columns ${columns || "none"}): move it aside`, { reason: "incompatible" });
-  return false;
+  const expected = version === SCHEMA_VERSION ? COLUMNS : COLUMNS_WITHOUT_CRC;
+  if (columns !== expected) throw new SpoolError(path, `${notOurs} (table "spool" has columns ${columns || "none"}): move it aside`, { reason: "incompatible" });
+  return version === SCHEMA_VERSION ? "current" : "without_crc";
 }
 
 /**

@@ -37,15 +37,15 @@ describe("append, peek, remove", () => {
     expect(spool.peek(0)).toEqual([]);
   });
 
-  test("skipSubjects leaves out rows of those subjects and keeps the order of the rest", () => {
+  test("skipCollectors leaves out rows of those collectors and keeps the order of the rest", () => {
     const spool = openSpool(spoolPath());
-    const mixed = ["x", "y", "z", "x", "y", "z"].map((s, i) => event(`e${i}`, 10, `tapio.events.${s}`));
+    const mixed = ["x", "y", "z", "x", "y", "z"].map((c, i) => event(`e${i}`, 10, `tapio.events.${c}`, c));
     spool.append(mixed);
-    expect(spool.peek(10, new Set(["tapio.events.x"])).map((r) => r.id)).toEqual(["e1", "e2", "e4", "e5"]);
-    expect(spool.peek(3, new Set(["tapio.events.x", "tapio.events.z"])).map((r) => r.id)).toEqual(["e1", "e4"]);
-    expect(spool.peek(10, new Set(["tapio.events.x", "tapio.events.y", "tapio.events.z"]))).toEqual([]);
+    expect(spool.peek(10, new Set(["x"])).map((r) => r.id)).toEqual(["e1", "e2", "e4", "e5"]);
+    expect(spool.peek(3, new Set(["x", "z"])).map((r) => r.id)).toEqual(["e1", "e4"]);
+    expect(spool.peek(10, new Set(["x", "y", "z"]))).toEqual([]);
     expect(spool.peek(2, new Set())).toHaveLength(2);
-    expect(spool.peek(10, new Set(['odd"subject\\', "tapio.events.y"])).map((r) => r.id)).toEqual(["e0", "e2", "e3", "e5"]);
+    expect(spool.peek(10, new Set(['odd"name\\', "y"])).map((r) => r.id)).toEqual(["e0", "e2", "e3", "e5"]);
   });
 
   test("stats count rows and bytes; removing a row twice frees it once", () => {
