@@ -4,7 +4,8 @@ import * as v from "valibot";
 import { LOG_LEVELS } from "../log.ts";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import { Duration } from "./duration.ts";
-import { bool, byteSize, duration, integer, nonEmptyString, picklist, strictObject, stringOrList, text, type Schema } from "./kit.ts";
+import { bool, byteSize, duration, integer, nonEmptyString, picklist, secret, strictObject, stringOrList, text, type Schema } from "./kit.ts";
+import { redactUrl } from "./redact.ts";
 import { isPlainMapping } from "./parse.ts";
 import { profileSchema } from "./profiles.ts";
 
@@ -147,7 +148,7 @@ function isNatsUrl(value: string): boolean {
   );
 }
 
-const natsUrl = text("a NATS server URL like nats://host:4222, tls://host:4222 or host:4222", isNatsUrl);
+const natsUrl = text("a NATS server URL like nats://host:4222, tls://host:4222 or host:4222", isNatsUrl, (x) => (typeof x === "string" ? redactUrl(x) : x));
 
 /**
  * List-typed keys whose value, written as one scalar with an environment
@@ -257,9 +258,9 @@ const natsSchema = v.pipe(
       }),
       {},
     ),
-    token: v.optional(nonEmptyString()),
+    token: v.optional(secret()),
     username: v.optional(nonEmptyString()),
-    password: v.optional(nonEmptyString()),
+    password: v.optional(secret()),
     nkey_seed_file: v.optional(nonEmptyString()),
     creds_file: v.optional(nonEmptyString()),
     // Present (even empty) means TLS is required.

@@ -8,7 +8,7 @@ import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import { ConfigError, formatIssue } from "../config/errors.ts";
 import { loadConfigFile } from "../config/load.ts";
-import { redactUrlCredentials } from "../config/redact.ts";
+import { redactUrlCredentials, rememberSecrets } from "../config/redact.ts";
 import type { Config } from "../config/schema.ts";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
 
@@ -65,6 +65,7 @@ export class ConfigReloader {
     let next: Config;
     try {
       next = await loadConfigFile(file, registry);
+      rememberSecrets(next);
     } catch (err) {
       const lines = err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message];
       for (const line of lines) log.error({ reload: reason }, `config reload: ${line}`);
