@@ -35,8 +35,8 @@ export class ConfigError extends Error {
 }
 
 // what a message may quote of a value: "text", or the word after "got " (a number, true)
-const QUOTED = /"(?:[^"\\]|\\.)*"/g;
-const GOT_SCALAR = /\bgot (?!an? |nothing\b)[^\s,;()]+/g;
+const QUOTED = /"(?:[^"\\]|\\.)+"/g;
+const GOT_SCALAR = /\bgot (?!an? |nothing\b|null\b|")[^\s,;()]+/g;
 
 /**
  * The issue with no secret in its message, whatever stage wrote it: URL

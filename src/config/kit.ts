@@ -117,7 +117,7 @@ export function secret(): Schema<string> {
       let message: string;
       if (typeof x === "number" || typeof x === "boolean") {
         message = `expected a string in quotes, got a ${typeof x} (not shown): YAML reads an unquoted secret such as 0123 as a number and may change it`;
-      } else if (typeof x === "string" && x !== "") message = "expected a non-empty string, got one of only spaces";
+      } else if (typeof x === "string" && x !== "") message = "expected a non-empty string, got a string of only spaces";
       else message = expectedGot("a non-empty string", x); // "", a mapping, a list, nothing: no value to hide
       addIssue({ message });
       return NEVER;
