@@ -88,7 +88,8 @@ export function rememberSecrets(config: unknown): void {
 
 /** The last guard, for text about to be written out: URL credentials and every remembered secret hidden. */
 export function redactText(text: string): string {
-  let out = redactUrlCredentials(text);
+  let out = text;
+  // known secrets first: hiding URL userinfo first could cut one holding "@" in two
   for (const secret of guarded) if (out.includes(secret)) out = out.replaceAll(secret, HIDDEN);
-  return out;
+  return redactUrlCredentials(out);
 }
