@@ -46,7 +46,7 @@ const BAD_CONFIGS: Array<[string, string, RegExp]> = [
   ["an invalid URL with a token", `nats: { url: ["nats://a:4222", "tls://${TOKEN}@h:4222/path"] }`, /nats\.url\.1: expected a NATS server URL .* got "tls:\/\/\*\*\*@h:4222\/path"/],
   ["URL credentials and a token", `nats: { url: "nats://tapio:${encoded}@h:4222", token: ${yamlString(TOKEN)} }`, /set only one authentication method, found credentials in url, token/],
   ["two URLs, different credentials", `nats: { url: ["nats://tapio:${encoded}@a:4222", "nats://tapio:${WRONG}@b:4222"] }`, /the URLs carry different credentials/],
-  ["a bad environment reference inside a token", `nats:\n  token: "${TOKEN}\${1bad}"\n`, /nats\.token: invalid reference/],
+  ["a bad environment reference inside a token", `nats:\n  token: "\${${TOKEN}}"\n`, /nats\.token: invalid reference/],
   ["a password and a bad value next to it", `nats:\n  username: tapio\n  password: ${yamlString(PASSWORD)}\n  max_in_flight: many\n`, /nats\.max_in_flight: expected an integer/],
   ["a misspelt key holding a secret", `nats:\n  pasword: ${yamlString(PASSWORD)}\n`, /unknown key "pasword" \(did you mean "password"\?\)/],
   ["an unterminated quoted secret", `nats:\n  password: "${TOKEN}\n  username: x\n`, /invalid YAML/],
