@@ -2,7 +2,7 @@
 // rejects, with each authentication method, or a server nobody runs) is
 // rolled back in the real agent: it keeps publishing through the old
 // connection, logs why, counts reloads{result="failure"}, retries on the next
-// file change and on SIGHUP, and takes a good edit after that.
+// file change (even to the same text) and on SIGHUP, and takes a good edit after that.
 import { afterAll, afterEach, expect, test } from "bun:test";
 import { renameSync, writeFileSync } from "node:fs";
 import { writeConfig } from "../helpers/agent.ts";
@@ -116,11 +116,16 @@ collectors:
   expect(afterRollback).toBeGreaterThan(before);
   await waitFor(async () => (await publishedSoFar(status)) > afterRollback + 20, "events published through the old connection after the rollback");
 
-  // SIGHUP retries the same file: rolled back again.
+  // The same text written again (a ConfigMap resync, a server since fixed) is retried: rolled back again.
+  rewrite(file, await Bun.file(file).text());
+  await waitFor(() => rolledBack(agent).length === 2, "the rollback after the same text was written again", 10_000);
+  expect(rolledBack(agent)[1]).toMatchObject({ reload: "file change" });
+
+  // SIGHUP retries too.
   agent.kill("SIGHUP");
-  await waitFor(() => rolledBack(agent).length === 2, "the rollback after SIGHUP", 10_000);
-  expect(rolledBack(agent)[1]).toMatchObject({ reload: "SIGHUP" });
-  expect(await metric(base, "failure")).toBe(2);
+  await waitFor(() => rolledBack(agent).length === 3, "the rollback after SIGHUP", 10_000);
+  expect(rolledBack(agent)[2]).toMatchObject({ reload: "SIGHUP" });
+  expect(await metric(base, "failure")).toBe(3);
 
   // The file fixed (and a collector setting changed): applied.
   rewrite(file, text.replace(yaml(good).trim(), yaml(good, 60).trim()));
