@@ -3,6 +3,7 @@
 // pino-pretty as an in-process stream for people at a terminal.
 import pino, { type Logger } from "pino";
 import pretty from "pino-pretty";
+import { redactText } from "./config/redact.ts";
 
 export type LogFormat = "json" | "pretty";
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
@@ -25,6 +26,8 @@ export function createLogger(o: LogOptions): Logger {
     redact: { paths: REDACT, censor: "***" },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    // the last guard: no secret this process holds leaves in a log line, whatever wrote it (a fault's stack included)
+    hooks: { streamWrite: redactText },
   };
   const stream =
     o.format === "pretty"

@@ -1,5 +1,6 @@
 // Dispatches the command line to a command; maps errors to exit codes.
 import { ConfigError } from "../config/errors.ts";
+import { redactText } from "../config/redact.ts";
 import { EXIT, HELP, UsageError } from "./usage.ts";
 import { runCommand } from "./run.ts";
 import { printConfigCommand, validateCommand } from "./config-commands.ts";
@@ -34,17 +35,19 @@ export async function main(argv: string[]): Promise<number> {
     if (!command) throw new UsageError(`unknown command "${first}"\n\n${HELP.main}`);
     return await command(rest);
   } catch (err) {
+    // redactText: an error may quote a URL or a secret read by then
+    const write = (text: string) => process.stderr.write(redactText(text));
     if (err instanceof UsageError) {
-      process.stderr.write(`tapio-collectors: ${err.message}\n`);
+      write(`tapio-collectors: ${err.message}\n`);
       return EXIT.usage;
     }
     if (err instanceof ConfigError) {
-      process.stderr.write(`${err.format()}\n`);
+      write(`${err.format()}\n`);
       return EXIT.usage;
     }
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`tapio-collectors: ${message}\n`);
-    if (process.env.TAPIO_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    write(`tapio-collectors: ${message}\n`);
+    if (process.env.TAPIO_DEBUG) write(`${(err as Error).stack}\n`);
     return EXIT.failure;
   }
 }

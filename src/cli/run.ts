@@ -10,7 +10,7 @@ import { createPublisher } from "../publish/index.ts";
 import { Orchestrator, type ShutdownReport } from "../orchestrator/orchestrator.ts";
 import { countsText } from "../orchestrator/shutdown.ts";
 import { Spool, SpoolError } from "../spool/spool.ts";
-import { redactUrlCredentials } from "../config/redact.ts";
+import { redactUrlCredentials, rememberSecrets } from "../config/redact.ts";
 import { AgentMetrics } from "../metrics/metrics.ts";
 import { HttpServer, type HttpServerOptions } from "../http/server.ts";
 import { ConfigReloader } from "../reload/reloader.ts";
@@ -44,6 +44,7 @@ export async function runCommand(args: string[]): Promise<number> {
   }
   const registry = builtinRegistry();
   const config = await loadConfigFile(options.file, registry);
+  rememberSecrets(config);
   const log = createLogger({ level: options.level ?? config.orchestrator.log_level, format: options.format, fd: options.dryRun ? 2 : 1 });
   logStarting(log, config, options);
 

@@ -1,5 +1,6 @@
 // Config problems are reported to a person editing a YAML file, so every issue
 // names the place (file:line:column and dotted path) and reads without a stack.
+import { isSecretPath, redactUrlCredentials } from "./redact.ts";
 
 export interface ConfigIssue {
   readonly file: string;
@@ -22,7 +23,7 @@ export class ConfigError extends Error {
 
   constructor(issues: readonly ConfigIssue[]) {
     // Issues come out in file order, whichever stage found them.
-    const sorted = [...issues].sort((a, b) => a.line - b.line || a.column - b.column);
+    const sorted = [...issues].map(withoutSecrets).sort((a, b) => a.line - b.line || a.column - b.column);
     super(sorted.map(formatIssue).join("\n"));
     this.issues = sorted;
   }
@@ -31,6 +32,22 @@ export class ConfigError extends Error {
   format(): string {
     return this.message;
   }
+}
+
+// what a message may quote of a value: "text", or the word after "got " (a number, true)
+const QUOTED = /"(?:[^"\\]|\\.)+"/g;
+const GOT_SCALAR = /\bgot (?!an? |nothing\b|null\b|")[^\s,;()]+/g;
+
+/**
+ * The issue with no secret in its message, whatever stage wrote it: URL
+ * credentials hidden, and for a secret key (nats.password) anything quoted
+ * or found. The schemas do not show secrets to begin with; this is the
+ * guard for the messages of stages that cannot know (environment expansion).
+ */
+function withoutSecrets(issue: ConfigIssue): ConfigIssue {
+  let message = redactUrlCredentials(issue.message);
+  if (isSecretPath(issue.path)) message = message.replace(QUOTED, '"***"').replace(GOT_SCALAR, "got ***");
+  return message === issue.message ? issue : { ...issue, message };
 }
 
 const MAX_SHOWN = 60;

@@ -16,14 +16,18 @@ export function expectedGot(expected: string, input: unknown): string {
   return `expected ${expected}, got ${describeValue(input)}`;
 }
 
-/** A value read by `parse`, which returns undefined to reject the input with "expected <expected>". */
-export function parsed<T>(expected: string, parse: (input: unknown) => T | undefined): Schema<T> {
+/**
+ * A value read by `parse`, which returns undefined to reject the input with
+ * "expected <expected>, got <shown>"; `show` picks what of the input a
+ * message may show (a URL's password must not be).
+ */
+export function parsed<T>(expected: string, parse: (input: unknown) => T | undefined, show: (input: unknown) => unknown = (x) => x): Schema<T> {
   return v.pipe(
     v.unknown(),
     v.rawTransform(({ dataset, addIssue, NEVER }) => {
       const output = parse(dataset.value);
       if (output !== undefined) return output;
-      addIssue({ message: expectedGot(expected, dataset.value) });
+      addIssue({ message: expectedGot(expected, show(dataset.value)) });
       return NEVER;
     }),
   );
@@ -94,9 +98,31 @@ export function nonEmptyString(): Schema<string> {
   return parsed("a non-empty string", (x) => (typeof x === "string" && x.trim() !== "" ? x : undefined));
 }
 
-/** A string that passes `test`, e.g. a NATS subject; `expected` describes what passes. */
-export function text(expected: string, test: (value: string) => boolean): Schema<string> {
-  return parsed(expected, (x) => (typeof x === "string" && test(x) ? x : undefined));
+/** A string that passes `test`, e.g. a NATS subject; `expected` describes what passes, `show` as in `parsed`. */
+export function text(expected: string, test: (value: string) => boolean, show?: (input: unknown) => unknown): Schema<string> {
+  return parsed(expected, (x) => (typeof x === "string" && test(x) ? x : undefined), show);
+}
+
+/**
+ * A password or token: a non-empty string, never shown in a message. A
+ * number is refused rather than read as text: YAML may already have changed
+ * its digits (0123, 1e5, 0x1F), so it must be quoted.
+ */
+export function secret(): Schema<string> {
+  return v.pipe(
+    v.unknown(),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const x = dataset.value;
+      if (typeof x === "string" && x.trim() !== "") return x;
+      let message: string;
+      if (typeof x === "number" || typeof x === "boolean") {
+        message = `expected a string in quotes, got a ${typeof x} (not shown): YAML reads an unquoted secret such as 0123 as a number and may change it`;
+      } else if (typeof x === "string" && x !== "") message = "expected a non-empty string, got a string of only spaces";
+      else message = expectedGot("a non-empty string", x); // "", a mapping, a list, nothing: no value to hide
+      addIssue({ message });
+      return NEVER;
+    }),
+  );
 }
 
 export function bool(): Schema<boolean> {

@@ -1,4 +1,8 @@
-// Hiding secrets before a value is shown: in `print-config` and in logs.
+// Hiding secrets before anything is shown: in `print-config`, config errors,
+// logs, /status and error messages. Two layers: each place that shows a value
+// hides what it knows is secret (keys, URL userinfo), and `redactText`, the
+// last guard on every log line and error written out, hides any secret value
+// this process holds wherever it turns up.
 import { isPlainMapping } from "./parse.ts";
 
 const HIDDEN = "***";
@@ -10,19 +14,39 @@ export function isSecretKey(key: string): boolean {
   return k === "token" || k === "password" || k.endsWith("_token") || k.endsWith("_password") || k.includes("secret");
 }
 
+/** True when a dotted config path (`nats.password`) is or lies under a secret key. */
+export function isSecretPath(path: string): boolean {
+  return path.split(".").some(isSecretKey);
+}
+
 // scheme://user:password@host or scheme://token@host, anywhere in the text
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^@/\s]*)@/gi;
+
+function hiddenUserinfo(userinfo: string): string {
+  const colon = userinfo.indexOf(":");
+  return colon === -1 ? HIDDEN : `${userinfo.slice(0, colon)}:${HIDDEN}`;
+}
 
 /**
  * The text with the credentials of every URL in it hidden: the password of
  * `user:password@` ("nats://tapio:***@host:4222") and a lone token
- * ("nats://***@host:4222"). For a NATS server URL, or a message quoting one.
+ * ("nats://***@host:4222"). For a message quoting URLs.
  */
 export function redactUrlCredentials(text: string): string {
-  return text.replace(URL_CREDENTIALS, (_, scheme: string, userinfo: string) => {
-    const colon = userinfo.indexOf(":");
-    return `${scheme}${colon === -1 ? HIDDEN : `${userinfo.slice(0, colon)}:${HIDDEN}`}@`;
-  });
+  return text.replace(URL_CREDENTIALS, (_, scheme: string, userinfo: string) => `${scheme}${hiddenUserinfo(userinfo)}@`);
+}
+
+/**
+ * One value meant as a URL, valid or not, with everything up to its last "@"
+ * treated as credentials: unlike the pattern above, this also hides a
+ * password holding a space or "/", which makes the URL invalid.
+ */
+export function redactUrl(value: string): string {
+  const at = value.lastIndexOf("@");
+  if (at === -1) return value;
+  const scheme = value.indexOf("://");
+  const start = scheme === -1 || scheme > at ? 0 : scheme + 3;
+  return `${value.slice(0, start)}${hiddenUserinfo(value.slice(start, at))}${value.slice(at)}`;
 }
 
 /**
@@ -36,4 +60,36 @@ export function redactSecrets(value: unknown): unknown {
   return Object.fromEntries(
     Object.entries(value).map(([key, item]) => [key, isSecretKey(key) && item !== undefined && item !== null ? HIDDEN : redactSecrets(item)]),
   );
+}
+
+/**
+ * Secrets shorter than this are left to the first layer: hiding every
+ * occurrence of "abc" or "1234" in every log line would garble the logs.
+ */
+const MIN_GUARDED_LENGTH = 6;
+/** every form a secret may be written in: as is, JSON-escaped (in a log line), percent-encoded (in a URL) */
+const guarded = new Set<string>();
+
+/** Makes `redactText` hide `secret` from now on (a password, token or seed this process read). */
+export function rememberSecret(secret: string | undefined): void {
+  if (secret === undefined || secret.length < MIN_GUARDED_LENGTH) return;
+  for (const form of [secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)]) guarded.add(form);
+}
+
+/** Remembers the value of every secret key in a loaded config (see isSecretKey). */
+export function rememberSecrets(config: unknown): void {
+  if (Array.isArray(config)) for (const item of config) rememberSecrets(item);
+  if (!isPlainMapping(config)) return;
+  for (const [key, item] of Object.entries(config)) {
+    if (isSecretKey(key) && typeof item === "string") rememberSecret(item);
+    else rememberSecrets(item);
+  }
+}
+
+/** The last guard, for text about to be written out: URL credentials and every remembered secret hidden. */
+export function redactText(text: string): string {
+  let out = text;
+  // known secrets first: hiding URL userinfo first could cut one holding "@" in two
+  for (const secret of guarded) if (out.includes(secret)) out = out.replaceAll(secret, HIDDEN);
+  return redactUrlCredentials(out);
 }

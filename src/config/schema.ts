@@ -4,7 +4,8 @@ import * as v from "valibot";
 import { LOG_LEVELS } from "../log.ts";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import { Duration } from "./duration.ts";
-import { bool, byteSize, duration, integer, nonEmptyString, picklist, strictObject, stringOrList, text, type Schema } from "./kit.ts";
+import { bool, byteSize, duration, integer, nonEmptyString, picklist, secret, strictObject, stringOrList, text, type Schema } from "./kit.ts";
+import { redactUrl } from "./redact.ts";
 import { isPlainMapping } from "./parse.ts";
 import { profileSchema } from "./profiles.ts";
 
@@ -122,15 +123,20 @@ const spoolSchema = strictObject({
   spill_after: v.optional(duration({ positive: true }), "2s"),
 });
 
-/** nats://host:port, tls://host:port (port optional with a scheme; user:password@ allowed) or host:port. */
+/** The URL a nats.url item names; a bare host:port is read as nats://host:port. */
+function parseNatsUrl(value: string): URL | undefined {
+  try {
+    return new URL(value.includes("://") ? value : `nats://${value}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** nats://host:port, tls://host:port (port optional with a scheme; user:password@ or token@ allowed) or host:port. */
 function isNatsUrl(value: string): boolean {
   const hasScheme = value.includes("://");
-  let url: URL;
-  try {
-    url = new URL(hasScheme ? value : `nats://${value}`);
-  } catch {
-    return false;
-  }
+  const url = parseNatsUrl(value);
+  if (!url) return false;
   return (
     (url.protocol === "nats:" || url.protocol === "tls:") &&
     url.hostname !== "" &&
@@ -142,7 +148,7 @@ function isNatsUrl(value: string): boolean {
   );
 }
 
-const natsUrl = text("a NATS server URL like nats://host:4222, tls://host:4222 or host:4222", isNatsUrl);
+const natsUrl = text("a NATS server URL like nats://host:4222, tls://host:4222 or host:4222", isNatsUrl, (x) => (typeof x === "string" ? redactUrl(x) : x));
 
 /**
  * List-typed keys whose value, written as one scalar with an environment
@@ -160,6 +166,46 @@ export const SUBJECT_PREFIX_EXPECTED = `a NATS subject prefix like ${DEFAULT_SUB
 const STREAM_NAME = /^[^\s.*>/\\]+$/;
 
 const AUTH_METHODS = [["token"], ["username", "password"], ["nkey_seed_file"], ["creds_file"]] as const;
+
+/** Credentials written into a URL: `user:password@` or `token@`, percent-decoded. */
+type UrlCredentials = { username: string; password: string } | { token: string };
+
+/**
+ * The credentials in a nats.url item, undefined when it has none, or a
+ * problem that names no part of them (the message is shown to people and logs).
+ */
+function urlCredentials(value: string): UrlCredentials | { problem: string } | undefined {
+  const url = parseNatsUrl(value);
+  if (!url || (url.username === "" && url.password === "" && !value.includes("@"))) return undefined;
+  // URL drops an empty password with its ":", which would turn "user:@" into a token
+  const scheme = value.indexOf("://");
+  const userinfo = value.slice(scheme === -1 ? 0 : scheme + 3, value.lastIndexOf("@"));
+  let username: string;
+  let password: string;
+  try {
+    username = decodeURIComponent(url.username);
+    password = decodeURIComponent(url.password);
+  } catch {
+    return { problem: "the credentials in a URL are not valid percent-encoding (write %25 for a literal %)" };
+  }
+  if (!userinfo.includes(":")) return username === "" ? { problem: "a URL has an empty token before @" } : { token: username };
+  if (username === "" || password === "") return { problem: "a URL's user:password@ needs both a user and a password" };
+  return { username, password };
+}
+
+/** The url key's items as written, when they are text. */
+function urlItems(url: unknown): string[] {
+  const items = Array.isArray(url) ? url : [url];
+  return items.filter((item): item is string => typeof item === "string");
+}
+
+/** The URL without its user:password@ or token@ (which nats.js would ignore), otherwise as written. */
+function withoutCredentials(value: string): string {
+  const at = value.lastIndexOf("@");
+  if (at === -1) return value;
+  const scheme = value.indexOf("://");
+  return `${scheme === -1 ? "" : value.slice(0, scheme + 3)}${value.slice(at + 1)}`;
+}
 
 const natsSchema = v.pipe(
   strictObject({
@@ -212,9 +258,9 @@ const natsSchema = v.pipe(
       }),
       {},
     ),
-    token: v.optional(nonEmptyString()),
+    token: v.optional(secret()),
     username: v.optional(nonEmptyString()),
-    password: v.optional(nonEmptyString()),
+    password: v.optional(secret()),
     nkey_seed_file: v.optional(nonEmptyString()),
     creds_file: v.optional(nonEmptyString()),
     // Present (even empty) means TLS is required.
@@ -235,11 +281,28 @@ const natsSchema = v.pipe(
   }),
   rule((nats, report) => {
     pairedKeys(nats, "username", "password", report);
-    const used = AUTH_METHODS.filter((keys) => keys.some((key) => nats[key] !== undefined));
-    const second = used[1]?.find((key) => nats[key] !== undefined);
-    if (second) {
-      report(second, `set only one authentication method, found ${used.map((keys) => keys.join("/")).join(", ")}`);
+    const inUrls = urlItems(nats.url).map(urlCredentials).filter((c) => c !== undefined);
+    const problem = inUrls.find((c) => "problem" in c);
+    if (problem && "problem" in problem) report("url", problem.problem);
+    else if (new Set(inUrls.map((c) => JSON.stringify(c))).size > 1) {
+      report("url", "the URLs carry different credentials; write them once, in username/password or token");
     }
+    // URL credentials count as a method of their own, reported at the key of a second one
+    const used: Array<{ name: string; key: string }> = inUrls.length > 0 ? [{ name: "credentials in url", key: "url" }] : [];
+    for (const keys of AUTH_METHODS) {
+      const key = keys.find((k) => nats[k] !== undefined);
+      if (key) used.push({ name: keys.join("/"), key });
+    }
+    const second = used[1];
+    if (second) {
+      report(second.key, `set only one authentication method, found ${used.map((m) => m.name).join(", ")}`);
+    }
+  }),
+  // Credentials written in a URL become the keys they stand for: nats.js reads only those.
+  v.transform((nats) => {
+    const found = nats.url.map(urlCredentials).find((c) => c !== undefined);
+    if (!found || "problem" in found) return nats;
+    return { ...nats, ...found, url: nats.url.map(withoutCredentials) };
   }),
 );
 

@@ -1,6 +1,7 @@
 // The agent's HTTP endpoints, on Bun.serve: /healthz (alive), /readyz
 // (ready to take events), /status (JSON for people and tools), /metrics
 // (Prometheus text). Loopback by default (http.listen).
+import { redactText } from "../config/redact.ts";
 import type { Server } from "bun";
 import type { Logger } from "pino";
 import type { HttpConfig } from "../config/schema.ts";
@@ -50,10 +51,11 @@ export class HttpServer {
         return new Response("ok\n");
       case "/readyz": {
         const { ready, reason } = this.#o.orchestrator.readiness();
-        return new Response(`${ready ? "ready" : "not ready"}: ${reason}\n`, { status: ready ? 200 : 503 });
+        return new Response(redactText(`${ready ? "ready" : "not ready"}: ${reason}\n`), { status: ready ? 200 : 503 });
       }
       case "/status":
-        return Response.json(this.status());
+        // error texts from NATS and the collectors end up here: the last guard as on log lines
+        return new Response(redactText(JSON.stringify(this.status())), { headers: { "content-type": "application/json;charset=utf-8" } });
       case "/metrics":
         return new Response(await this.#o.metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
       default:

@@ -5,6 +5,7 @@
 // ledger.ts (counting) and shutdown.ts (the final accounts).
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.ts";
+import type { Duration } from "../config/duration.ts";
 import type { Publisher } from "../publish/publisher.ts";
 import { PublisherClosedError } from "../publish/errors.ts";
 import { BatchPolicy } from "../publish/batch-policy.ts";
@@ -152,7 +153,10 @@ export class Orchestrator {
    * Applies a reloaded configuration (see reload-plan.ts): collectors newly
    * enabled start, those disabled or removed stop, those whose config
    * changed restart; when the NATS settings changed, a new publisher takes
-   * over once the old one has finished what it was publishing. Queued and
+   * over once the old one has finished what it was publishing. A new
+   * publisher not ready within the new nats.timeout (unreachable, rejected
+   * credentials, a stream it cannot use) rejects the whole reload, which is
+   * then not applied at all: the old publisher never stopped. Queued and
    * spooled events stay where they are and go out as before. Settings read
    * once at start are reported in `needRestart`.
    */
@@ -162,8 +166,13 @@ export class Orchestrator {
     if (this.#stopping) return result;
     const plan = planReload(this.#o.config, next, new Set(this.#runners.keys()));
     if (plan.reconnect) {
-      const publisher = createPublisher(next.nats);
-      this.#startPublisher(publisher);
+      // Nothing changes until the new publisher is ready: a throw here leaves the old config whole.
+      const publisher = await readyWithin(createPublisher(next.nats), next.nats.timeout);
+      if (this.#stopping) {
+        await publisher.close();
+        return result;
+      }
+      log.info({ publisher: publisher.status() }, "publisher ready");
       const old = await this.delivery.swapPublisher(publisher);
       await old.close().catch((err: Error) => log.warn({ err: err.message }, "closing the previous publisher failed"));
       result.reconnected = true;
@@ -306,5 +315,29 @@ export class Orchestrator {
       health: this.agentHealth(),
       publish_errors: Object.fromEntries(this.ledger.publishErrors),
     };
+  }
+}
+
+/**
+ * Starts `publisher` and resolves with it once it is ready (connected,
+ * authenticated, its stream checked); closes it and rejects with the reason
+ * when it fails or is not ready within `timeout`.
+ */
+async function readyWithin(publisher: Publisher, timeout: Duration): Promise<Publisher> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const notReady = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const { lastError } = publisher.status();
+      reject(new Error(`the new NATS settings were not ready within nats.timeout (${timeout})${lastError ? `: ${lastError}` : ""}`));
+    }, timeout.ms);
+  });
+  try {
+    await Promise.race([publisher.start(), notReady]);
+    return publisher;
+  } catch (err) {
+    await publisher.close().catch(() => {});
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }

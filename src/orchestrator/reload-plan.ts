@@ -46,5 +46,10 @@ export function planReload(before: Config, next: Config, running: ReadonlySet<st
   const needRestart = RESTART_KEYS.filter(([section, key]) => !same((before[section] as Record<string, unknown>)[key], (next[section] as Record<string, unknown>)[key])).map(
     ([section, key]) => `${section}.${key}`,
   );
-  return { reconnect: !same(before.nats, next.nats), collectors, needRestart };
+  return { reconnect: !same(publisherSettings(before.nats), publisherSettings(next.nats)), collectors, needRestart };
+}
+
+/** The nats settings a publisher is built from: the circuit breakers are the orchestrator's, read once at start. */
+function publisherSettings({ circuit_breaker: _, ...publisher }: Config["nats"]): Omit<Config["nats"], "circuit_breaker"> {
+  return publisher;
 }

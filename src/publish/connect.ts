@@ -6,6 +6,7 @@ import type { NodeConnectionOptions } from "@nats-io/transport-node";
 import { credsAuthenticator, nkeyAuthenticator, type Authenticator } from "@nats-io/nats-core";
 import type { NatsConfig } from "../config/schema.ts";
 import { PublisherError } from "./errors.ts";
+import { rememberSecret } from "../config/redact.ts";
 
 type NodeTlsOptions = NonNullable<NodeConnectionOptions["tls"]>;
 
@@ -30,11 +31,11 @@ export function connectionOptions(config: NatsConfig): NodeConnectionOptions {
   if (config.nkey_seed_file !== undefined) {
     const file = config.nkey_seed_file;
     // seed files usually end with a newline, which is not part of the seed
-    authenticators.push(checked(nkeyAuthenticator(fileSecret(file, "nkey seed", trimmed)), file, "nkey seed"));
+    authenticators.push(checked(nkeyAuthenticator(fileSecret(file, "nkey seed", (b) => seedsRemembered(trimmed(b)))), file, "nkey seed"));
   }
   if (config.creds_file !== undefined) {
     const file = config.creds_file;
-    authenticators.push(checked(credsAuthenticator(fileSecret(file, "credentials", (b) => b)), file, "credentials"));
+    authenticators.push(checked(credsAuthenticator(fileSecret(file, "credentials", seedsRemembered)), file, "credentials"));
   }
   if (authenticators.length > 0) options.authenticator = authenticators;
   const tls = tlsOptions(config);
@@ -67,6 +68,15 @@ function readable(file: string, what: string): string {
 
 function trimmed(bytes: Uint8Array): Uint8Array {
   return new TextEncoder().encode(new TextDecoder().decode(bytes).trim());
+}
+
+// an nkey seed: "S", the key type, then base32 (a .creds file holds one between its JWT and its end)
+const SEED = /\bS[A-Z][A-Z2-7]{50,}\b/g;
+
+/** The file's content unchanged, its seeds remembered so that no output ever shows them (redactText). */
+function seedsRemembered(bytes: Uint8Array): Uint8Array {
+  for (const seed of new TextDecoder().decode(bytes).match(SEED) ?? []) rememberSecret(seed);
+  return bytes;
 }
 
 /**

@@ -2,12 +2,13 @@
 // directory, not the file: a ConfigMap update swaps a symlink (..data), and
 // editors write a temporary file and rename it over the old one; both replace
 // the inode a file watch would follow. Changes are debounced, and a file
-// whose text did not change is not reloaded.
+// whose text did not change is not reloaded, unless the last reload failed.
 import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import { ConfigError, formatIssue } from "../config/errors.ts";
 import { loadConfigFile } from "../config/load.ts";
+import { redactUrlCredentials, rememberSecrets } from "../config/redact.ts";
 import type { Config } from "../config/schema.ts";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
 
@@ -64,22 +65,29 @@ export class ConfigReloader {
     let next: Config;
     try {
       next = await loadConfigFile(file, registry);
+      rememberSecrets(next);
     } catch (err) {
       const lines = err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message];
       for (const line of lines) log.error({ reload: reason }, `config reload: ${line}`);
       log.error({ reload: reason, errors: lines.length }, `config reload failed (${lines.length} error(s)); still running on the previous config`);
-      this.#o.onResult("failure");
-      return "failure";
+      return this.#failed();
     }
     try {
       await this.#o.apply(next);
       this.#o.onResult("success");
       return "success";
     } catch (err) {
-      log.error({ reload: reason, err: (err as Error).message }, `config reload could not be applied: ${(err as Error).message}`);
-      this.#o.onResult("failure");
-      return "failure";
+      const message = redactUrlCredentials((err as Error).message);
+      log.error({ reload: reason, err: message }, `config reload rolled back: ${message}; still running on the previous config`);
+      return this.#failed();
     }
+  }
+
+  /** Counts a failed reload; the next change event retries it even if the text is the same (a secret fixed elsewhere, a server back). */
+  #failed(): "failure" {
+    this.#lastText = undefined;
+    this.#o.onResult("failure");
+    return "failure";
   }
 
   stop(): void {

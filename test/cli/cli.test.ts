@@ -105,7 +105,7 @@ collectors:
 `);
     const r = await runAgent(["--once", "-c", file]);
     expect(r.code).toBe(1);
-    expect(r.stdout + r.stderr).toContain("alice:***@127.0.0.1:1");
+    expect(r.stdout + r.stderr).toContain("NATS at nats://127.0.0.1:1");
     expect(r.stdout + r.stderr).not.toContain("s3cretPW");
   });
 });

@@ -192,7 +192,7 @@ describe("expansion in a config file", () => {
   test("an empty value written in the file, or text around a reference, is still a value", () => {
     expect(errors('nats:\n  token: ""\n')).toEqual(['test.yaml:2:10 nats.token: expected a non-empty string, got ""']);
     expect(errors("nats:\n  token:\n")).toEqual(["test.yaml:2:9 nats.token: expected a non-empty string, got null"]);
-    expect(errors('nats:\n  token: " ${NATS_TOKEN}"\n')).toEqual(['test.yaml:2:10 nats.token: expected a non-empty string, got " "']);
+    expect(errors('nats:\n  token: " ${NATS_TOKEN}"\n')).toEqual(["test.yaml:2:10 nats.token: expected a non-empty string, got a string of only spaces"]);
     expect(load("nats:\n  token: x${NATS_TOKEN}\n").nats.token).toBe("x");
   });
 
