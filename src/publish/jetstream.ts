@@ -35,6 +35,8 @@ export class JetStreamPublisher implements Publisher {
   /** set after a reconnect or a no_responders failure: the stream may be gone (server restarted with an empty store, deleted) */
   #streamStale = false;
   #streamCheck: Promise<void> | undefined;
+  /** why the stream is not ready yet (retried): what a publish waiting for it reports */
+  #setupFailure: { reason: PublishErrorReason; error: Error } | undefined;
 
   constructor(config: NatsConfig, log: Logger, connection: ConnectionManager, onError?: PublishErrorListener) {
     this.#config = config;
@@ -55,7 +57,7 @@ export class JetStreamPublisher implements Publisher {
   async #prepare(): Promise<AckWindow> {
     const nc = await this.#connection.start();
     const js = jetstream(nc, { timeout: this.#config.timeout.ms });
-    const window = new AckWindow(nc, { timeoutMs: this.#config.timeout.ms, maxInFlight: this.#config.max_in_flight });
+    const window = new AckWindow(nc, { timeoutMs: this.#config.timeout.ms, maxInFlight: this.#config.max_in_flight, inboxPrefix: this.#config.inbox_prefix });
     this.#window = window;
     this.#connection.onReconnect(() => {
       this.#streamStale = true;
@@ -69,8 +71,10 @@ export class JetStreamPublisher implements Publisher {
     });
     for (let attempt = 0; ; attempt++) {
       try {
-        const outcome = await ensureStream(await js.jetstreamManager(), this.#config);
+        const outcome = await ensureStream(await js.jetstreamManager(false), this.#config);
         this.#log.info({ stream: this.#config.stream.name, subjects: `${this.#config.subject}.>`, outcome }, "JetStream stream ready");
+        this.#setupFailure = undefined;
+        this.#failures.succeeded();
         this.#js = js;
         return window;
       } catch (err) {
@@ -78,7 +82,9 @@ export class JetStreamPublisher implements Publisher {
         if (this.#connection.state().closed) {
           throw new PublisherError(`NATS connection closed before the JetStream stream was ready: ${(err as Error).message}`, { cause: err });
         }
-        this.#failures.setupFailed("stream setup", classifyError(err), err as Error);
+        const reason = this.#setupReason(err);
+        this.#setupFailure = { reason, error: err as Error };
+        this.#failures.setupFailed("stream setup", reason, err as Error);
         if (!(await sleep(backoffDelay(attempt), this.#connection.closing))) {
           throw new PublisherClosedError("publisher closed before the JetStream stream was ready", { cause: err });
         }
@@ -94,6 +100,12 @@ export class JetStreamPublisher implements Publisher {
   async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
     const rejected: Rejection[] = [];
     const window = this.#js ? this.#window : await unlessAborted(this.#ready.promise, signal);
+    if (window === ABORTED && this.#setupFailure) {
+      // Say why these events were not published: the stream setup keeps failing (permission, timeout...).
+      const { reason, error } = this.#setupFailure;
+      this.#failures.publishFailed(reason, error, batch.length);
+      return outcome(batch, rejected, `${reason}: ${this.#connection.state().permission ?? `stream setup: ${error.message}`}`);
+    }
     if (window === undefined || window === ABORTED) return outcome(batch, rejected);
     let pending = batch;
     const seen: { failure?: string } = {};
@@ -132,6 +144,7 @@ export class JetStreamPublisher implements Publisher {
     seen: { failure?: string },
   ): Promise<readonly QueuedEvent[]> {
     const failed = await window.publishBatch(events, acked, signal);
+    if (failed.length < events.length && !failed.some((f) => classifyError(f.error) === "permission")) this.#failures.succeeded();
     if (signal.aborted) {
       // Events never sent (the abort came while waiting for window space) are neither acked nor failed.
       return events.filter((_, i) => acked[i] === 0);
@@ -172,11 +185,20 @@ export class JetStreamPublisher implements Publisher {
     if (!js) return;
     this.#streamStale = false;
     try {
-      const outcome = await ensureStream(await js.jetstreamManager(), this.#config);
+      const outcome = await ensureStream(await js.jetstreamManager(false), this.#config);
       if (outcome === "created") this.#log.warn({ stream: this.#config.stream.name }, "JetStream stream was missing; created it again");
     } catch (err) {
       this.#streamStale = true;
-      this.#failures.setupFailed("stream check", classifyError(err), err as Error);
+      this.#failures.setupFailed("stream check", this.#setupReason(err), err as Error);
     }
+  }
+
+  /**
+   * A stream API request whose reply inbox the server refused times out;
+   * the refusal came as a separate server error, which names the cause.
+   */
+  #setupReason(err: unknown): PublishErrorReason {
+    const reason = classifyError(err);
+    return reason === "timeout" && this.#connection.state().permission !== undefined ? "permission" : reason;
   }
 }

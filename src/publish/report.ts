@@ -4,7 +4,8 @@
 import type { Logger } from "pino";
 import type { PublishErrorListener } from "./publisher.ts";
 import { isPermanent, type PublishErrorReason } from "./classify.ts";
-import type { ConnectionManager } from "./connection.ts";
+import { permissionMessage, type ConnectionManager } from "./connection.ts";
+import { PermissionViolationError } from "@nats-io/nats-core";
 import { LogThrottle } from "../log.ts";
 
 
@@ -24,6 +25,7 @@ export class FailureReporter {
   publishFailed(reason: PublishErrorReason, error: Error, events: number): void {
     this.#onError?.(reason, error, events);
     this.#connection.recordError(`${reason}: ${error.message}`);
+    if (reason === "permission") this.#connection.recordPermission(refusal(error));
     const suppressed = this.#throttle.take(reason);
     if (suppressed === undefined) return;
     const fields = { reason, events, error: error.message, ...(suppressed > 0 ? { suppressed } : {}) };
@@ -34,8 +36,21 @@ export class FailureReporter {
   /** Something around publishing failed (stream setup) and is retried; not a publish failure, so no listener call. */
   setupFailed(what: string, reason: PublishErrorReason, error: Error): void {
     this.#connection.recordError(`${what}: ${reason}: ${error.message}`);
+    if (reason === "permission") this.#connection.recordPermission(refusal(error));
     const suppressed = this.#throttle.take(`${what}:${reason}`);
     if (suppressed === undefined) return;
     this.#log.warn({ reason, error: error.message, ...(suppressed > 0 ? { suppressed } : {}) }, `${what} failed; retrying`);
   }
+
+  /** Something that needs the server's permission worked: an earlier refusal no longer stands. */
+  succeeded(): void {
+    this.#connection.permissionRestored();
+  }
+}
+
+function refusal(error: Error): string {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e instanceof PermissionViolationError) return permissionMessage(e);
+  }
+  return `the NATS server refused: ${error.message}; see README "NATS permissions"`;
 }
