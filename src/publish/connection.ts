@@ -242,8 +242,10 @@ export class ConnectionManager {
   }
 }
 
-/** The refusal and what to do about it: the server's words alone do not say the agent needs that subject. */
+/** The refusal and what to do about it: the server's words alone do not say why the agent needs that subject. */
 export function permissionMessage(error: PermissionViolationError): string {
-  const what = error.operation === "subscription" ? "subscribe to" : "publish to";
-  return `the NATS user may not ${what} "${error.subject}" (${error.message}); grant it, see README "NATS permissions"`;
+  if (error.operation === "publish") return `the NATS user may not publish to "${error.subject}"; see README "NATS permissions"`;
+  // Only reply inboxes are subscribed to: <inbox_prefix>.<unique>.*
+  const prefix = error.subject.split(".").slice(0, -2).join(".");
+  return `the NATS user may not subscribe to "${error.subject}", the agent's reply inbox: allow "${prefix}.>" or set nats.inbox_prefix to a prefix it may use; see README "NATS permissions"`;
 }
