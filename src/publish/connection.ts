@@ -46,6 +46,8 @@ export class ConnectionManager {
   #reconnects = 0;
   #lastError: string | undefined;
   #permission: string | undefined;
+  /** the server's last refusal of a subscription: requests answered on that inbox time out instead */
+  #refusedSubscription: PermissionViolationError | undefined;
 
   constructor(config: NatsConfig, log: Logger) {
     this.#config = config;
@@ -91,6 +93,12 @@ export class ConnectionManager {
   /** What was refused works now. */
   permissionRestored(): void {
     this.#permission = undefined;
+    this.#refusedSubscription = undefined;
+  }
+
+  /** The refusal that explains a request timing out: our reply inbox may not be subscribed to. */
+  get refusedSubscription(): PermissionViolationError | undefined {
+    return this.#refusedSubscription;
   }
 
   /** Called after every reconnect (JetStream re-checks its stream). */
@@ -210,7 +218,10 @@ export class ConnectionManager {
         break;
       case "error":
         this.#lastError = status.error.message;
-        if (status.error instanceof PermissionViolationError) this.#permission = permissionMessage(status.error);
+        if (status.error instanceof PermissionViolationError) {
+          this.#permission = permissionMessage(status.error);
+          if (status.error.operation === "subscription") this.#refusedSubscription = status.error;
+        }
         this.#warn(`error:${status.error.name}`, { error: status.error.message }, "NATS reported an error");
         for (const listener of this.#troubleListeners) listener({ type: "error", error: status.error });
         break;

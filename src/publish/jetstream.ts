@@ -82,9 +82,9 @@ export class JetStreamPublisher implements Publisher {
         if (this.#connection.state().closed) {
           throw new PublisherError(`NATS connection closed before the JetStream stream was ready: ${(err as Error).message}`, { cause: err });
         }
-        const reason = this.#setupReason(err);
-        this.#setupFailure = { reason, error: err as Error };
-        this.#failures.setupFailed("stream setup", reason, err as Error);
+        const failure = this.#setupFailureOf(err as Error);
+        this.#setupFailure = failure;
+        this.#failures.setupFailed("stream setup", failure.reason, failure.error);
         if (!(await sleep(backoffDelay(attempt), this.#connection.closing))) {
           throw new PublisherClosedError("publisher closed before the JetStream stream was ready", { cause: err });
         }
@@ -104,7 +104,7 @@ export class JetStreamPublisher implements Publisher {
       // Say why these events were not published: the stream setup keeps failing (permission, timeout...).
       const { reason, error } = this.#setupFailure;
       this.#failures.publishFailed(reason, error, batch.length);
-      return outcome(batch, rejected, `${reason}: ${this.#connection.state().permission ?? `stream setup: ${error.message}`}`);
+      return outcome(batch, rejected, `${reason}: ${(reason === "permission" && this.#connection.state().permission) || `stream setup: ${error.message}`}`);
     }
     if (window === undefined || window === ABORTED) return outcome(batch, rejected);
     let pending = batch;
@@ -189,7 +189,8 @@ export class JetStreamPublisher implements Publisher {
       if (outcome === "created") this.#log.warn({ stream: this.#config.stream.name }, "JetStream stream was missing; created it again");
     } catch (err) {
       this.#streamStale = true;
-      this.#failures.setupFailed("stream check", this.#setupReason(err), err as Error);
+      const { reason, error } = this.#setupFailureOf(err as Error);
+      this.#failures.setupFailed("stream check", reason, error);
     }
   }
 
@@ -197,8 +198,9 @@ export class JetStreamPublisher implements Publisher {
    * A stream API request whose reply inbox the server refused times out;
    * the refusal came as a separate server error, which names the cause.
    */
-  #setupReason(err: unknown): PublishErrorReason {
-    const reason = classifyError(err);
-    return reason === "timeout" && this.#connection.state().permission !== undefined ? "permission" : reason;
+  #setupFailureOf(error: Error): { reason: PublishErrorReason; error: Error } {
+    const reason = classifyError(error);
+    const refusal = this.#connection.refusedSubscription;
+    return reason === "timeout" && refusal ? { reason: "permission", error: refusal } : { reason, error };
   }
 }

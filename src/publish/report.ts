@@ -37,6 +37,8 @@ export class FailureReporter {
   setupFailed(what: string, reason: PublishErrorReason, error: Error): void {
     this.#connection.recordError(`${what}: ${reason}: ${error.message}`);
     if (reason === "permission") this.#connection.recordPermission(refusal(error));
+    // The server answered, so it no longer refuses the request (a timeout or a disconnect proves nothing).
+    else if (reason !== "timeout" && reason !== "disconnected") this.#connection.permissionRestored();
     const suppressed = this.#throttle.take(`${what}:${reason}`);
     if (suppressed === undefined) return;
     this.#log.warn({ reason, error: error.message, ...(suppressed > 0 ? { suppressed } : {}) }, `${what} failed; retrying`);
