@@ -162,6 +162,13 @@ describe("errors", () => {
     expect(errors("nats:\n  max_reconnects: -2\n")).toEqual(["test.yaml:2:19 nats.max_reconnects: expected an integer of at least -1, got -2"]);
   });
 
+  test("an inbox prefix must be literal subject tokens: the agent subscribes to <prefix>.<unique>.*", () => {
+    expect(load("nats:\n  inbox_prefix: _INBOX_tapio.node\n").nats.inbox_prefix).toBe("_INBOX_tapio.node");
+    expect(errors("nats:\n  inbox_prefix: _INBOX.>\n")).toEqual([
+      'test.yaml:2:17 nats.inbox_prefix: expected a NATS subject prefix like _INBOX_tapio (tokens separated by ".", no spaces, "*" or ">"), got "_INBOX.>"',
+    ]);
+  });
+
   test("a mapping where a value belongs, and a list where a mapping belongs", () => {
     expect(errors("nats:\n  subject: {a: 1}\n  stream: [x]\n")).toEqual([
       'test.yaml:2:12 nats.subject: expected a NATS subject prefix like tapio.events (tokens separated by ".", no spaces, "*" or ">"), got a mapping',
