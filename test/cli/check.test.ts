@@ -26,6 +26,7 @@ beforeAll(async () => {
       { user: admin, password: a }
       { user: agent, password: p, permissions: { ${AGENT} } }
       { user: nopub, password: p, permissions: { ${NO_PUBLISH} } }
+      { user: core, password: p, permissions: { publish: { allow: ["chk.synthetic"] }, subscribe: { allow: ["nothing.at.all"] } } }
     ] } }`,
   });
   admin = await connect({ servers: server.url, user: "admin", pass: "a" });
@@ -37,9 +38,9 @@ afterAll(async () => {
   await stopAllNatsServers();
 });
 
-function config(opts: { user: string; password?: string; stream?: string }): string {
+function config(opts: { user: string; password?: string; stream?: string; mode?: "core"; url?: string }): string {
   return writeConfig(`
-nats: { url: ${server.url}, username: ${opts.user}, password: ${opts.password ?? "p"}, subject: chk, stream: { name: ${opts.stream ?? "CHK"} }, timeout: 2s }
+nats: { url: ${opts.url ?? server.url}, mode: ${opts.mode ?? "jetstream"}, username: ${opts.user}, password: ${opts.password ?? "p"}, subject: chk, stream: { name: ${opts.stream ?? "CHK"} }, timeout: 2s }
 collectors:
   synthetic: {}
   process: {}
@@ -91,6 +92,23 @@ test("missing publish permission: FAIL per subject naming it, exit 1", async () 
   expect(lines).toContain('FAIL  publish chk.process: the NATS user may not publish to "chk.process"; see README "NATS permissions"');
   expect(lines).toContain('FAIL  publish chk.synthetic: the NATS user may not publish to "chk.synthetic"; see README "NATS permissions"');
   expect(lines.filter((l) => l.startsWith("FAIL"))).toHaveLength(2);
+  expect(code).toBe(1);
+});
+
+test("core mode: needs only publish; a subject it may not publish to FAILs", async () => {
+  const { code, lines } = await check(config({ user: "core", mode: "core" }));
+  expect(lines.filter((l) => l.startsWith("ok    publish") || l.startsWith("FAIL"))).toEqual([
+    'FAIL  publish chk.process: the NATS user may not publish to "chk.process"; see README "NATS permissions"',
+    "ok    publish chk.synthetic: allowed (one empty probe message with header Tapio-Check)",
+  ]);
+  expect(code).toBe(1);
+});
+
+test("NATS unreachable: one FAIL line for it, the local checks still run", async () => {
+  const file = config({ user: "agent", url: "nats://127.0.0.1:1" });
+  const { code, lines } = await check(file);
+  expect(lines[0]).toStartWith("FAIL  nats: cannot connect to nats://127.0.0.1:1: ");
+  expect(lines.slice(1).every((l) => l.startsWith("ok    spool") || l.startsWith("ok    collector"))).toBe(true);
   expect(code).toBe(1);
 });
 
