@@ -17,6 +17,7 @@ import {
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { QueuedEvent } from "../event/event.ts";
 import { MsgIdHeader } from "./msg-id-header.ts";
+import { withTimeout } from "../wait.ts";
 import { sendEvent } from "./send.ts";
 
 export interface Failure {
@@ -97,7 +98,7 @@ export class AckWindow {
     this.#refused = undefined;
     this.#sub = this.#subscribe();
     try {
-      await this.#nc.flush();
+      await withTimeout(this.#nc.flush(), this.#timeoutMs);
     } catch (err) {
       return err as Error;
     }

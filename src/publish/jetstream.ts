@@ -144,7 +144,7 @@ export class JetStreamPublisher implements Publisher {
     seen: { failure?: string },
   ): Promise<readonly QueuedEvent[]> {
     const failed = await window.publishBatch(events, acked, signal);
-    if (failed.length < events.length && !failed.some((f) => classifyError(f.error) === "permission")) this.#failures.succeeded();
+    if (acked.includes(1) && !failed.some((f) => classifyError(f.error) === "permission")) this.#failures.succeeded();
     if (signal.aborted) {
       // Events never sent (the abort came while waiting for window space) are neither acked nor failed.
       return events.filter((_, i) => acked[i] === 0);

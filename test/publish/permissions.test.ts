@@ -134,3 +134,40 @@ describe("NATS permissions", () => {
     });
   }
 });
+
+test("a reply inbox refused after start (server reload) fails publishes as permission, and they resume once it is allowed again", async () => {
+  const user = (subscribe: string) =>
+    `accounts { A { jetstream: enabled, users: [ { user: t, password: p, permissions: { publish: { allow: ["revoke.>", "$JS.API.STREAM.>"] }, subscribe: { allow: ${subscribe} } } } ] } }`;
+  const own = await startNatsServer({ config: user(`["_INBOX.>"]`) });
+  const reload = async (subscribe: string) => {
+    await Bun.write(own.configFile, `jetstream { store_dir: "${own.storeDir}" }\n${user(subscribe)}`);
+    process.kill(own.pid!, "SIGHUP");
+    await waitFor(() => own.log().split("Reloaded server configuration").length > reloads + 1, "the server's reload");
+    reloads++;
+  };
+  let reloads = 0;
+  const config = natsConfig(own.url, { subject: "revoke.events", stream: { ...natsConfig("").stream, name: "REVOKE" }, username: "t", password: "p" });
+  const errors: string[] = [];
+  const publisher = createPublisher(config, { log: captureLog().log, onError: (reason) => errors.push(reason) });
+  try {
+    await publisher.start();
+    const events = () => makeEvents(4).map((e) => ({ ...e, subject: e.subject.replace(/^[^.]+\.[^.]+/, "revoke.events") }));
+    const first = events();
+    expect(delivered(first, await publisher.publish(first, never()))).toBe(4);
+
+    await reload(`["nothing.at.all"]`);
+    const refused = events();
+    const outcome = await publisher.publish(refused, AbortSignal.timeout(3000));
+    expect(delivered(refused, outcome)).toBe(0);
+    expect(outcome.failure).toStartWith("permission: ");
+    expect(publisher.status().permission).toContain('may not subscribe to "_INBOX.');
+
+    await reload(`["_INBOX.>"]`);
+    const again = events();
+    expect(delivered(again, await publisher.publish(again, never()))).toBe(4);
+    expect(publisher.status().permission).toBeUndefined();
+    expect(new Set(errors)).toEqual(new Set(["permission"]));
+  } finally {
+    await publisher.close();
+  }
+});
