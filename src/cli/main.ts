@@ -8,12 +8,14 @@ import { versionCommand } from "./version.ts";
 import { statusCommand } from "./status.ts";
 import { tailCommand } from "./tail.ts";
 import { topCommand } from "./top.ts";
+import { checkCommand } from "./check.ts";
 
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   run: runCommand,
   validate: validateCommand,
   "print-config": printConfigCommand,
+  check: checkCommand,
   version: versionCommand,
   status: statusCommand,
   tail: tailCommand,

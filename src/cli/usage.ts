@@ -22,6 +22,7 @@ Usage:
   tapio-collectors [run] [--config FILE] [flags]   run the agent (the default command)
   tapio-collectors validate --config FILE          check a config file; exit 0 valid, 2 invalid
   tapio-collectors print-config --config FILE      print the effective config (defaults, env expanded, secrets ***)
+  tapio-collectors check --config FILE             try NATS, stream, permissions, spool and collector sources; exit 0 all ok, 1 not
   tapio-collectors version                         print the agent and Bun versions
   tapio-collectors status [--url URL]              a running agent's health, collectors, queue, NATS and spool
   tapio-collectors tail [--nats URL] [filters]     print events from NATS as they pass
@@ -51,6 +52,22 @@ file:line:column path: message on stderr. Exit 0 valid, 2 invalid.`,
 
 Prints the effective config as YAML: defaults filled, environment variables
 expanded, secrets shown as ***. Exit 2 when the config is invalid.`,
+  check: `Usage: tapio-collectors check [--config FILE]
+
+Tries what \`run\` needs, without running, and prints one line per check,
+"ok" or "FAIL" with the reason:
+  nats                 connect with the config's servers, credentials and TLS
+  stream NAME          (jetstream) it exists and covers SUBJECT.>, or the user may create it
+  publish SUBJECT      per enabled collector: the user may publish there and the
+                       configured stream takes it. JetStream: a probe with an expected
+                       last sequence no stream has, refused by the stream, so nothing
+                       is stored. Core: one empty message with the header Tapio-Check.
+  spool                the spool directory (or the nearest existing parent) and file are writable
+  collector NAME       each source the collector reads (files, directories, kubelet
+                       or API server endpoints) can be read by this user
+
+Run it as the agent's user, in the agent's container, to see what the agent would see.
+Exit 0 when every check passed, 1 when any failed, 2 when the config is invalid.`,
   version: `Usage: tapio-collectors version
 
 Prints the agent version, the Bun version and the platform.`,

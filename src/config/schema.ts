@@ -236,6 +236,8 @@ const natsSchema = v.pipe(
     reconnect_wait: v.optional(duration({ positive: true }), "2s"),
     /** connect and ack timeout */
     timeout: v.optional(duration({ positive: true }), "5s"),
+    /** where replies (JetStream acks, API answers) come back: for accounts that forbid subscribing to _INBOX.> */
+    inbox_prefix: v.optional(text(SUBJECT_PREFIX_EXPECTED.replace(DEFAULT_SUBJECT, "_INBOX_tapio"), (s) => SUBJECT_PREFIX.test(s)), "_INBOX"),
     /** unacknowledged publishes at once */
     max_in_flight: v.optional(integer(1, 65_536), 256),
     /** off unless present: pack events into NDJSON messages (header Tapio-Batch), for consumers that read them */

@@ -48,6 +48,7 @@ export function deliveryProblems(parts: DeliveryParts): string[] {
   const nats = publisher.status();
   if (nats.closed) out.push(`NATS connection closed: ${nats.lastError ?? "gave up"}`);
   else if (!nats.connected) out.push(`NATS disconnected${nats.lastError ? `: ${nats.lastError}` : ""}`);
+  if (nats.permission !== undefined) out.push(`NATS permission denied: ${nats.permission}`);
   for (const b of breakers.all()) {
     if (b.state !== "closed") out.push(`circuit ${b.state.replace("_", "-")} for ${b.subject}: ${b.lastFailure ?? "publishes failing"}`);
   }

@@ -53,7 +53,20 @@ export interface CollectorFactory<C = unknown> {
    * are quiet by nature (kernel OOMs, k8s events).
    */
   quietPeriodMs?(config: C): number | undefined;
+  /**
+   * What this collector reads (files, directories, HTTP endpoints), each
+   * with a probe, for `tapio-collectors check`; left out by collectors
+   * that read nothing outside the agent.
+   */
+  sources?(config: C): SourceCheck[];
   create(config: C): Collector;
+}
+
+/** One source a collector reads: `probe` resolves when it can be read, and rejects saying why not. */
+export interface SourceCheck {
+  /** what is read, as the operator configured it: a path or a URL */
+  readonly source: string;
+  probe(signal: AbortSignal): Promise<void>;
 }
 
 // Erases the config type so factories of different configs share a registry.

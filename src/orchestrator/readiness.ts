@@ -25,6 +25,8 @@ export function readiness({ started, draining, starting, nats, spool, spoolProbl
   if (!started) return { ready: false, reason: "not started" };
   if (draining) return { ready: false, reason: "shutting down" };
   if (starting.length > 0) return { ready: false, reason: `collectors starting: ${starting.join(", ")}` };
+  // Refused permissions do not fix themselves: nothing gets published until an operator acts.
+  if (nats.permission !== undefined) return { ready: false, reason: `NATS permission denied: ${nats.permission}` };
   if (nats.connected) return { ready: true, reason: "NATS connected" };
   if (spool && !spoolProblem) return { ready: true, reason: "NATS not connected; events go to the spool" };
   return { ready: false, reason: `NATS not connected${nats.lastError ? `: ${nats.lastError}` : ""} and ${spoolProblem ?? "no spool"}` };

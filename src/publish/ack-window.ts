@@ -17,6 +17,7 @@ import {
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { QueuedEvent } from "../event/event.ts";
 import { MsgIdHeader } from "./msg-id-header.ts";
+import { withTimeout } from "../wait.ts";
 import { sendEvent } from "./send.ts";
 
 export interface Failure {
@@ -50,7 +51,9 @@ export class AckWindow {
   readonly #timeoutMs: number;
   readonly #maxInFlight: number;
   readonly #prefix: string;
-  readonly #sub: Subscription;
+  #sub: Subscription;
+  /** the server refused our reply subscription (permissions): no ack can come until a new one is allowed */
+  #refused: Error | undefined;
   // Map keeps insertion order, which is send order: the sweep stops at the first young entry.
   readonly #pending = new Map<number, Pending>();
   #next = 0;
@@ -59,14 +62,47 @@ export class AckWindow {
   readonly #msgId = new MsgIdHeader();
   readonly #options: PublishOptions = { headers: this.#msgId.headers, reply: "" };
 
-  constructor(nc: NatsConnection, options: { timeoutMs: number; maxInFlight: number }) {
+  constructor(nc: NatsConnection, options: { timeoutMs: number; maxInFlight: number; inboxPrefix: string }) {
     this.#nc = nc;
     this.#timeoutMs = options.timeoutMs;
     this.#maxInFlight = options.maxInFlight;
-    this.#prefix = `${createInbox()}.`;
-    this.#sub = nc.subscribe(`${this.#prefix}*`, { callback: (_err, msg) => this.#onAck(msg) });
+    // the connection's inbox prefix (nats.inbox_prefix), which the account lets us subscribe to
+    this.#prefix = `${createInbox(options.inboxPrefix)}.`;
+    this.#sub = this.#subscribe();
     this.#sweep = setInterval(() => this.#expire(), Math.max(50, Math.min(1000, this.#timeoutMs / 4)));
     this.#sweep.unref?.();
+  }
+
+  #subscribe(): Subscription {
+    return this.#nc.subscribe(`${this.#prefix}*`, {
+      callback: (err, msg) => {
+        if (err) this.#onRefused(err);
+        else this.#onAck(msg);
+      },
+    });
+  }
+
+  /** nats.js closes a refused subscription: fail what waits for an ack through it. */
+  #onRefused(error: Error): void {
+    this.#refused = error;
+    this.failAll(error);
+  }
+
+  /**
+   * After a refusal, subscribes again (the server's permissions may have
+   * been fixed) and waits for the server's verdict, so that no event is
+   * stored without a way to learn it was. Returns the refusal if it stands.
+   */
+  async #stillRefused(): Promise<Error | undefined> {
+    if (!this.#refused) return undefined;
+    this.#refused = undefined;
+    this.#sub = this.#subscribe();
+    try {
+      await withTimeout(this.#nc.flush(), this.#timeoutMs);
+    } catch (err) {
+      return err as Error;
+    }
+    return this.#refused;
   }
 
   get inFlight(): number {
@@ -81,6 +117,8 @@ export class AckWindow {
   async publishBatch(events: readonly QueuedEvent[], acked: Uint8Array, signal: AbortSignal): Promise<Failure[]> {
     const batch: Batch = { events, acked, failed: [], open: 0, sending: true, done: noop };
     const settled = new Promise<void>((resolve) => (batch.done = resolve));
+    const refused = await this.#stillRefused();
+    if (refused) return events.map((event) => ({ event, error: refused }));
     for (let i = 0; i < events.length; i++) {
       while (this.#pending.size >= this.#maxInFlight) {
         await this.#space();

@@ -17,6 +17,7 @@ export function connectionOptions(config: NatsConfig): NodeConnectionOptions {
     maxReconnectAttempts: config.max_reconnects,
     reconnectTimeWait: config.reconnect_wait.ms,
     timeout: config.timeout.ms,
+    inboxPrefix: config.inbox_prefix,
     // "forever" should survive a credentials rotation too; by default nats.js gives up after two identical auth errors
     ignoreAuthErrorAbort: config.max_reconnects === -1,
     // skips capturing a stack trace per request, i.e. per JetStream publish

@@ -8,7 +8,7 @@
 // process alive; ours logs why it cannot connect, shows it in status(), stops
 // on close() and fails at once on rejected credentials.
 import type { Logger } from "pino";
-import { AuthorizationError, type NatsConnection, type Status } from "@nats-io/nats-core";
+import { AuthorizationError, PermissionViolationError, type NatsConnection, type Status } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConfig } from "../config/schema.ts";
 import { connectionOptions } from "./connect.ts";
@@ -24,6 +24,8 @@ export interface ConnectionState {
   readonly server?: string;
   readonly reconnects: number;
   readonly lastError?: string;
+  /** the server refused a subject we need (publish, stream API, reply inbox) and nothing has worked since */
+  readonly permission?: string;
 }
 
 
@@ -43,6 +45,9 @@ export class ConnectionManager {
   #server: string | undefined;
   #reconnects = 0;
   #lastError: string | undefined;
+  #permission: string | undefined;
+  /** the server's last refusal of a subscription: requests answered on that inbox time out instead */
+  #refusedSubscription: PermissionViolationError | undefined;
 
   constructor(config: NatsConfig, log: Logger) {
     this.#config = config;
@@ -67,12 +72,33 @@ export class ConnectionManager {
       server: this.#server,
       reconnects: this.#reconnects,
       lastError: this.#lastError,
+      permission: this.#permission,
     };
   }
 
   /** Records a publish failure, so status() shows the latest problem of either kind. */
   recordError(message: string): void {
     this.#lastError = message;
+  }
+
+  /**
+   * A permission refusal: named in health, /readyz and circuit reasons until
+   * a publish or stream check works again (the server's permissions may be
+   * fixed by a reload without any reconnect).
+   */
+  recordPermission(message: string): void {
+    this.#permission = message;
+  }
+
+  /** What was refused works now. */
+  permissionRestored(): void {
+    this.#permission = undefined;
+    this.#refusedSubscription = undefined;
+  }
+
+  /** The refusal that explains a request timing out: our reply inbox may not be subscribed to. */
+  get refusedSubscription(): PermissionViolationError | undefined {
+    return this.#refusedSubscription;
   }
 
   /** Called after every reconnect (JetStream re-checks its stream). */
@@ -192,6 +218,10 @@ export class ConnectionManager {
         break;
       case "error":
         this.#lastError = status.error.message;
+        if (status.error instanceof PermissionViolationError) {
+          this.#permission = permissionMessage(status.error);
+          if (status.error.operation === "subscription") this.#refusedSubscription = status.error;
+        }
         this.#warn(`error:${status.error.name}`, { error: status.error.message }, "NATS reported an error");
         for (const listener of this.#troubleListeners) listener({ type: "error", error: status.error });
         break;
@@ -221,4 +251,12 @@ export class ConnectionManager {
     if (suppressed === undefined) return;
     this.#log.warn(suppressed > 0 ? { ...fields, suppressed } : fields, message);
   }
+}
+
+/** The refusal and what to do about it: the server's words alone do not say why the agent needs that subject. */
+export function permissionMessage(error: PermissionViolationError): string {
+  if (error.operation === "publish") return `the NATS user may not publish to "${error.subject}"; see README "NATS permissions"`;
+  // Only reply inboxes are subscribed to: <inbox_prefix>.<unique>.*
+  const prefix = error.subject.split(".").slice(0, -2).join(".");
+  return `the NATS user may not subscribe to "${error.subject}", the agent's reply inbox: allow "${prefix}.>" or set nats.inbox_prefix to a prefix it may use; see README "NATS permissions"`;
 }

@@ -5,7 +5,7 @@
 // connection before publishing, and re-publish the whole batch when the flush
 // fails (at-least-once; consumers dedupe on Nats-Msg-Id).
 import type { Logger } from "pino";
-import type { NatsConnection, PublishOptions } from "@nats-io/nats-core";
+import { PermissionViolationError, type NatsConnection, type PublishOptions } from "@nats-io/nats-core";
 import { MsgIdHeader } from "./msg-id-header.ts";
 import { sendEvent, serverLimit } from "./send.ts";
 import type { NatsConfig } from "../config/schema.ts";
@@ -27,11 +27,23 @@ export class CorePublisher implements Publisher {
   /** resolves true once connected, false if start() failed for good */
   readonly #ready = Promise.withResolvers<boolean>();
   #isReady = false;
+  /**
+   * Subjects the server refused, with the refusal's number: the server
+   * drops such a message and says so only in an error that comes before the
+   * flush's reply, so a flush alone does not prove delivery.
+   */
+  readonly #refused = new Map<string, { seq: number; error: PermissionViolationError }>();
+  #refusals = 0;
 
   constructor(config: NatsConfig, log: Logger, connection: ConnectionManager, onError?: PublishErrorListener) {
     this.#config = config;
     this.#connection = connection;
     this.#failures = new FailureReporter(log, connection, onError);
+    connection.onTrouble((trouble) => {
+      if (trouble.type === "error" && trouble.error instanceof PermissionViolationError && trouble.error.operation === "publish") {
+        this.#refused.set(trouble.error.subject, { seq: ++this.#refusals, error: trouble.error });
+      }
+    });
   }
 
   async start(): Promise<void> {
@@ -55,6 +67,7 @@ export class CorePublisher implements Publisher {
       if (attempt > 0 && !(await sleep(backoffDelay(attempt - 1), signal))) break;
       if (!(await this.#connection.waitConnected(signal))) break;
       const nc = this.#connection.nc;
+      const refusalsBefore = this.#refusals;
       let flushed: Promise<void>;
       try {
         pending = this.#publishAll(nc, pending, rejected);
@@ -65,7 +78,16 @@ export class CorePublisher implements Publisher {
       }
       try {
         if ((await unlessAborted(flushed, signal)) === ABORTED) break;
-        return outcome([], rejected);
+        // The refusals came before the flush's reply, but reach us through the status
+        // iterator's promise chain: one turn of the event loop lets them all arrive.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const refused = this.#refusedSince(refusalsBefore, pending);
+        if (refused.length === 0) {
+          this.#failures.succeeded();
+          return outcome([], rejected);
+        }
+        failure = this.#failed(this.#refused.get(refused[0]!.subject)!.error, refused);
+        pending = refused;
       } catch (err) {
         failure = this.#failed(err, pending);
       }
@@ -77,6 +99,12 @@ export class CorePublisher implements Publisher {
     const reason = classifyError(err);
     this.#failures.publishFailed(reason, err as Error, messages);
     return `${reason}: ${(err as Error).message}`;
+  }
+
+  /** The events of `events` whose subject the server refused after refusal number `after`. */
+  #refusedSince(after: number, events: readonly QueuedEvent[]): readonly QueuedEvent[] {
+    if (this.#refusals === after) return [];
+    return events.filter((e) => (this.#refused.get(e.subject)?.seq ?? 0) > after);
   }
 
   status(): PublisherStatus {

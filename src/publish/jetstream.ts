@@ -43,6 +43,8 @@ export class JetStreamPublisher implements Publisher {
   /** set when NATS refused a message for its size that fit the limit we knew: re-read the stream's before the next batch */
   #limitStale = false;
   #limitCheck: Promise<void> | undefined;
+  /** why the stream is not ready yet (retried): what a publish waiting for it reports */
+  #setupFailure: { reason: PublishErrorReason; error: Error } | undefined;
 
   constructor(config: NatsConfig, log: Logger, connection: ConnectionManager, onError?: PublishErrorListener) {
     this.#config = config;
@@ -64,7 +66,7 @@ export class JetStreamPublisher implements Publisher {
     const nc = await this.#connection.start();
     this.#nc = nc;
     const js = jetstream(nc, { timeout: this.#config.timeout.ms });
-    const window = new AckWindow(nc, { timeoutMs: this.#config.timeout.ms, maxInFlight: this.#config.max_in_flight });
+    const window = new AckWindow(nc, { timeoutMs: this.#config.timeout.ms, maxInFlight: this.#config.max_in_flight, inboxPrefix: this.#config.inbox_prefix });
     this.#window = window;
     this.#connection.onReconnect(() => {
       this.#streamStale = true;
@@ -78,13 +80,15 @@ export class JetStreamPublisher implements Publisher {
     });
     for (let attempt = 0; ; attempt++) {
       try {
-        const jsm = await js.jetstreamManager();
+        const jsm = await js.jetstreamManager(false);
         const outcome = await ensureStream(jsm, this.#config);
         await this.#readStreamLimit(jsm);
         this.#log.info(
           { stream: this.#config.stream.name, subjects: `${this.#config.subject}.>`, outcome, max_msg_size: this.#streamMaxMsgSize ?? -1 },
           "JetStream stream ready",
         );
+        this.#setupFailure = undefined;
+        this.#failures.succeeded();
         this.#js = js;
         return window;
       } catch (err) {
@@ -92,7 +96,9 @@ export class JetStreamPublisher implements Publisher {
         if (this.#connection.state().closed) {
           throw new PublisherError(`NATS connection closed before the JetStream stream was ready: ${(err as Error).message}`, { cause: err });
         }
-        this.#failures.setupFailed("stream setup", classifyError(err), err as Error);
+        const failure = this.#setupFailureOf(err as Error);
+        this.#setupFailure = failure;
+        this.#failures.setupFailed("stream setup", failure.reason, failure.error);
         if (!(await sleep(backoffDelay(attempt), this.#connection.closing))) {
           throw new PublisherClosedError("publisher closed before the JetStream stream was ready", { cause: err });
         }
@@ -108,6 +114,12 @@ export class JetStreamPublisher implements Publisher {
   async publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome> {
     const rejected: Rejection[] = [];
     const window = this.#js ? this.#window : await unlessAborted(this.#ready.promise, signal);
+    if (window === ABORTED && this.#setupFailure) {
+      // Say why these events were not published: the stream setup keeps failing (permission, timeout...).
+      const { reason, error } = this.#setupFailure;
+      this.#failures.publishFailed(reason, error, batch);
+      return outcome(batch, rejected, `${reason}: ${(reason === "permission" && this.#connection.state().permission) || `stream setup: ${error.message}`}`);
+    }
     if (window === undefined || window === ABORTED) return outcome(batch, rejected);
     let pending = batch;
     const seen: { failure?: string } = {};
@@ -157,6 +169,7 @@ export class JetStreamPublisher implements Publisher {
     seen: { failure?: string },
   ): Promise<readonly QueuedEvent[]> {
     const failed = await window.publishBatch(events, acked, signal);
+    if (acked.includes(1) && !failed.some((f) => classifyError(f.error) === "permission")) this.#failures.succeeded();
     if (signal.aborted) {
       // Events never sent (the abort came while waiting for window space) are neither acked nor failed.
       return events.filter((_, i) => acked[i] === 0);
@@ -205,13 +218,14 @@ export class JetStreamPublisher implements Publisher {
     if (!js) return;
     this.#streamStale = false;
     try {
-      const jsm = await js.jetstreamManager();
+      const jsm = await js.jetstreamManager(false);
       const outcome = await ensureStream(jsm, this.#config);
       if (outcome === "created") this.#log.warn({ stream: this.#config.stream.name }, "JetStream stream was missing; created it again");
       await this.#readStreamLimit(jsm);
     } catch (err) {
       this.#streamStale = true;
-      this.#failures.setupFailed("stream check", classifyError(err), err as Error);
+      const { reason, error } = this.#setupFailureOf(err as Error);
+      this.#failures.setupFailed("stream check", reason, error);
     }
   }
 
@@ -240,5 +254,15 @@ export class JetStreamPublisher implements Publisher {
     } catch (err) {
       this.#failures.setupFailed("stream limit check", classifyError(err), err as Error);
     }
+  }
+
+  /**
+   * A stream API request whose reply inbox the server refused times out;
+   * the refusal came as a separate server error, which names the cause.
+   */
+  #setupFailureOf(error: Error): { reason: PublishErrorReason; error: Error } {
+    const reason = classifyError(error);
+    const refusal = this.#connection.refusedSubscription;
+    return reason === "timeout" && refusal ? { reason: "permission", error: refusal } : { reason, error };
   }
 }

@@ -13,6 +13,8 @@ export interface PublisherStatus {
   readonly server?: string;
   /** last publish or connection error message, if any */
   readonly lastError?: string;
+  /** the server refused a permission the agent needs, and nothing has worked since (README "NATS permissions") */
+  readonly permission?: string;
   /** reconnects since start */
   readonly reconnects: number;
 }

@@ -5,7 +5,8 @@ import type { Logger } from "pino";
 import type { QueuedEvent } from "../event/event.ts";
 import { eventCount, type PublishErrorListener } from "./publisher.ts";
 import { isPermanent, type PublishErrorReason } from "./classify.ts";
-import type { ConnectionManager } from "./connection.ts";
+import { permissionMessage, type ConnectionManager } from "./connection.ts";
+import { PermissionViolationError } from "@nats-io/nats-core";
 import { LogThrottle } from "../log.ts";
 
 
@@ -31,6 +32,7 @@ export class FailureReporter {
     const events = eventCount(messages);
     this.#onError?.(reason, error, events);
     this.#connection.recordError(`${reason}: ${error.message}`);
+    if (reason === "permission") this.#connection.recordPermission(refusal(error));
     const splitting = reason === "max_payload" && messages[0]?.batchOf !== undefined;
     const suppressed = this.#throttle.take(splitting ? "max_payload:batch" : reason);
     if (suppressed === undefined) return;
@@ -43,8 +45,23 @@ export class FailureReporter {
   /** Something around publishing failed (stream setup) and is retried; not a publish failure, so no listener call. */
   setupFailed(what: string, reason: PublishErrorReason, error: Error): void {
     this.#connection.recordError(`${what}: ${reason}: ${error.message}`);
+    if (reason === "permission") this.#connection.recordPermission(refusal(error));
+    // The server answered, so it no longer refuses the request (a timeout or a disconnect proves nothing).
+    else if (reason !== "timeout" && reason !== "disconnected") this.#connection.permissionRestored();
     const suppressed = this.#throttle.take(`${what}:${reason}`);
     if (suppressed === undefined) return;
     this.#log.warn({ reason, error: error.message, ...(suppressed > 0 ? { suppressed } : {}) }, `${what} failed; retrying`);
   }
+
+  /** Something that needs the server's permission worked: an earlier refusal no longer stands. */
+  succeeded(): void {
+    this.#connection.permissionRestored();
+  }
+}
+
+function refusal(error: Error): string {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e instanceof PermissionViolationError) return permissionMessage(e);
+  }
+  return `the NATS server refused: ${error.message}; see README "NATS permissions"`;
 }

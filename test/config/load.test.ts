@@ -26,6 +26,7 @@ describe("defaults", () => {
       mode: "jetstream",
       stream: { name: "TAPIO_EVENTS", max_age: new Duration(0), max_bytes: -1, replicas: 1, duplicate_window: new Duration(120_000) },
       name: "tapio-collectors",
+      inbox_prefix: "_INBOX",
       max_reconnects: -1,
       reconnect_wait: new Duration(2000),
       timeout: new Duration(5000),
@@ -86,6 +87,7 @@ describe("values", () => {
       mode: "core",
       stream: { name: "TAPIO", max_age: new Duration(86_400_000), max_bytes: 1_000_000_000, replicas: 3, duplicate_window: new Duration(60_000) },
       name: "tapio-node-1",
+      inbox_prefix: "_INBOX",
       max_reconnects: 10,
       reconnect_wait: new Duration(1000),
       timeout: new Duration(10_000),
@@ -158,6 +160,13 @@ describe("errors", () => {
   test("out of range", () => {
     expect(errors("orchestrator:\n  workers: 65\n")).toEqual(["test.yaml:2:12 orchestrator.workers: expected an integer from 1 to 64, got 65"]);
     expect(errors("nats:\n  max_reconnects: -2\n")).toEqual(["test.yaml:2:19 nats.max_reconnects: expected an integer of at least -1, got -2"]);
+  });
+
+  test("an inbox prefix must be literal subject tokens: the agent subscribes to <prefix>.<unique>.*", () => {
+    expect(load("nats:\n  inbox_prefix: _INBOX_tapio.node\n").nats.inbox_prefix).toBe("_INBOX_tapio.node");
+    expect(errors("nats:\n  inbox_prefix: _INBOX.>\n")).toEqual([
+      'test.yaml:2:17 nats.inbox_prefix: expected a NATS subject prefix like _INBOX_tapio (tokens separated by ".", no spaces, "*" or ">"), got "_INBOX.>"',
+    ]);
   });
 
   test("a mapping where a value belongs, and a list where a mapping belongs", () => {

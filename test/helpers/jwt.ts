@@ -140,11 +140,17 @@ export function credsText(userJwt: string, seed: string): string {
   );
 }
 
-/** A new user of `account` (no permission limits), its JWT signed by the account, written as a .creds file. */
-export function createJwtUser(account: JwtAccount, name = "tapio-collectors"): JwtUser {
+/**
+ * A new user of `account`, its JWT signed by the account, written as a
+ * .creds file; without `permissions` it may publish and subscribe anywhere
+ * (what `nsc add user --allow-pub A,B --allow-sub C` sets is `{ pub: [A, B], sub: [C] }`).
+ */
+export function createJwtUser(account: JwtAccount, name = "tapio-collectors", permissions: { pub?: string[]; sub?: string[] } = {}): JwtUser {
   const user = createUser();
   const publicKey = user.getPublicKey();
-  const jwt = encodeJwt(account.keys, publicKey, name, { type: "user", pub: {}, sub: {}, subs: -1, data: -1, payload: -1 });
+  const pub = permissions.pub ? { allow: permissions.pub } : {};
+  const sub = permissions.sub ? { allow: permissions.sub } : {};
+  const jwt = encodeJwt(account.keys, publicKey, name, { type: "user", pub, sub, subs: -1, data: -1, payload: -1 });
   const seed = decoder.decode(user.getSeed());
   const credsFile = join(makeTempDir("creds"), "user.creds");
   writeFileSync(credsFile, credsText(jwt, seed), { mode: 0o600 });

@@ -25,6 +25,8 @@ export interface NatsServer {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
+  /** the server's config file: rewrite it and send SIGHUP to reload (e.g. permissions) */
+  readonly configFile: string;
   /** pid of the current process, undefined while killed */
   readonly pid: number | undefined;
   /** everything the current process logged */
@@ -136,6 +138,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
       return port;
     },
     storeDir,
+    configFile,
     get pid() {
       return child?.pid;
     },

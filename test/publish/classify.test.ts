@@ -25,7 +25,7 @@ async function withConnection<T>(server: NatsServer, fn: (nc: NatsConnection) =>
 
 /** Publishes `events` through the JetStream publisher's AckWindow; the errors the acks carried. */
 async function ackErrors(nc: NatsConnection, events = makeEvents(1)): Promise<Error[]> {
-  const window = new AckWindow(nc, { timeoutMs: 2000, maxInFlight: 16 });
+  const window = new AckWindow(nc, { timeoutMs: 2000, maxInFlight: 16, inboxPrefix: "_INBOX" });
   try {
     const failed = await window.publishBatch(events, new Uint8Array(events.length), never());
     return failed.map((f) => f.error);
@@ -124,7 +124,7 @@ test("no reply within the timeout is timeout", async () => {
     // Something listens (so not no_responders) and never answers.
     nc.subscribe(`${SUBJECT}.>`, { callback: () => {} });
     await nc.flush();
-    const window = new AckWindow(nc, { timeoutMs: 100, maxInFlight: 16 });
+    const window = new AckWindow(nc, { timeoutMs: 100, maxInFlight: 16, inboxPrefix: "_INBOX" });
     try {
       const [failed] = await window.publishBatch(makeEvents(1), new Uint8Array(1), never());
       expect(classifyError(failed!.error)).toBe("timeout");

@@ -27,6 +27,7 @@ export function natsConfig(url: string, overrides: Partial<NatsConfig> = {}): Na
       duplicate_window: new Duration(120_000),
     },
     name: "tapio-collectors-test",
+    inbox_prefix: "_INBOX",
     max_reconnects: -1,
     reconnect_wait: new Duration(100),
     timeout: new Duration(2000),

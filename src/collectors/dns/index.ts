@@ -5,6 +5,7 @@
 import type { EventInput, Severity } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { readText } from "../common/paths.ts";
+import { readableFile } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { canonicalName, rcodeName, type QueryType } from "./message.ts";
 import { probe, type ProbeResult } from "./probe.ts";
@@ -117,5 +118,7 @@ export const dnsFactory: CollectorFactory<DnsConfig> = {
   configSchema: dnsConfigSchema,
   // Without emit_ok a healthy resolver is silent; with it every round emits.
   quietPeriodMs: (config) => (config.emit_ok ? 2 * config.interval.ms + config.timeout.ms : undefined),
+  // With servers configured, resolv.conf is never read.
+  sources: (c) => (c.servers.length > 0 ? [] : [readableFile(c.resolv_conf)]),
   create: (config) => new DnsCollector(config),
 };

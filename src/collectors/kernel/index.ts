@@ -6,6 +6,7 @@ import type { EventInput, EventMetadata, Priority } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { sleep } from "../../wait.ts";
 import { readText, under } from "../common/paths.ts";
+import { readableFile } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { ownerOf } from "../common/kubepods.ts";
 import { parseKeyed } from "../common/keyed.ts";
@@ -251,5 +252,11 @@ export const kernelFactory: CollectorFactory<KernelConfig> = {
   configSchema: kernelConfigSchema,
   // Kernel problems are rare by nature: silence is the normal state.
   quietPeriodMs: () => undefined,
+  sources: (c) => [
+    readableFile(c.kmsg_path),
+    readableFile(under(c.proc_root, "uptime")),
+    readableFile(under(c.proc_root, "vmstat")),
+    ...c.rule_files.map(readableFile),
+  ],
   create: (config) => new KernelCollector(config),
 };

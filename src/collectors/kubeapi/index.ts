@@ -6,6 +6,7 @@ import type { Collector, CollectorContext, CollectorFactory } from "../../orches
 import { sleep } from "../../wait.ts";
 import { emitAll } from "../common/poll.ts";
 import { HttpStatusError, K8sClient } from "../common/k8s-client.ts";
+import { readableEndpoint } from "../common/source-checks.ts";
 import { list, num, obj, parseJson, str, type Json } from "../common/json.ts";
 import { SourceHealth } from "../common/source-health.ts";
 import { EventSet, PodSet, resourceVersion, type ResourceSet } from "./resources.ts";
@@ -72,14 +73,7 @@ class Watcher {
   constructor(ctx: CollectorContext, c: KubeapiConfig) {
     this.#ctx = ctx;
     this.#c = c;
-    this.#client = new K8sClient({
-      baseUrl: c.api_server,
-      tokenFile: c.token_file,
-      caFile: c.ca_file,
-      insecure: false,
-      what: "API server",
-      tlsHint: `is ca_file (${c.ca_file}) the cluster's CA?`,
-    });
+    this.#client = apiClient(c);
     this.#backoff = { initialMs: c.reconnect_backoff.initial.ms, maxMs: c.reconnect_backoff.max.ms };
   }
 
@@ -211,6 +205,17 @@ function statusText(status: Json): string {
   return [num(status.code), str(status.reason), str(status.message)].filter((x) => x !== undefined).join(" ") || "no details";
 }
 
+function apiClient(c: KubeapiConfig): K8sClient {
+  return new K8sClient({
+    baseUrl: c.api_server,
+    tokenFile: c.token_file,
+    caFile: c.ca_file,
+    insecure: false,
+    what: "API server",
+    tlsHint: `is ca_file (${c.ca_file}) the cluster's CA?`,
+  });
+}
+
 export const kubeapiFactory: CollectorFactory<KubeapiConfig> = {
   type: "kubeapi",
   description: "Kubernetes API: list+watch of this node's Pods (k8s.pod) and the Events about the node and its pods (k8s.event)",
@@ -218,5 +223,7 @@ export const kubeapiFactory: CollectorFactory<KubeapiConfig> = {
   // Pods and Events change only when something happens on the node: a quiet
   // node is silent. A failing list or watch shows as degraded instead.
   quietPeriodMs: () => undefined,
+  // One pod proves the service account may list pods (RBAC does not look at the node filter).
+  sources: (c) => [readableEndpoint(apiClient(c), c.api_server, "/api/v1/pods?limit=1", c.timeout.ms)],
   create: (config) => new KubeapiCollector(config),
 };

@@ -6,6 +6,7 @@ import type { EventInput } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { K8sClient } from "../common/k8s-client.ts";
+import { readableEndpoint } from "../common/source-checks.ts";
 import { parseJson } from "../common/json.ts";
 import { SourceHealth } from "../common/source-health.ts";
 import { PodTracker } from "./pods.ts";
@@ -27,14 +28,7 @@ export class KubeletCollector implements Collector {
     if (c.insecure) {
       ctx.log.warn({ address: c.address }, `collector ${ctx.name}: TLS verification of the kubelet is off (insecure: true); its identity is not checked`);
     }
-    const client = new K8sClient({
-      baseUrl: c.address,
-      tokenFile: c.token_file,
-      caFile: c.ca_file,
-      insecure: c.insecure,
-      what: "kubelet",
-      tlsHint: `is ca_file (${c.ca_file}) the CA that signed the kubelet's serving certificate? (insecure: true skips verification)`,
-    });
+    const client = kubeletClient(c);
     const pods = new PodTracker({
       crashLoopRestarts: c.crash_loop_restarts,
       ignoreWaitingReasons: new Set(c.ignore_waiting_reasons),
@@ -83,6 +77,17 @@ export class KubeletCollector implements Collector {
   }
 }
 
+function kubeletClient(c: KubeletConfig): K8sClient {
+  return new K8sClient({
+    baseUrl: c.address,
+    tokenFile: c.token_file,
+    caFile: c.ca_file,
+    insecure: c.insecure,
+    what: "kubelet",
+    tlsHint: `is ca_file (${c.ca_file}) the CA that signed the kubelet's serving certificate? (insecure: true skips verification)`,
+  });
+}
+
 export const kubeletFactory: CollectorFactory<KubeletConfig> = {
   type: "kubelet",
   description: "kubelet /pods and /stats/summary: container waits, failures, restarts, crash loops, unready pods, storage and node thresholds",
@@ -90,5 +95,6 @@ export const kubeletFactory: CollectorFactory<KubeletConfig> = {
   // Events come only on change, so a healthy node is silent for as long as it
   // stays healthy: no quiet period. A failing poll shows as degraded instead.
   quietPeriodMs: () => undefined,
+  sources: (c) => [readableEndpoint(kubeletClient(c), c.address, "/pods", c.timeout.ms)],
   create: (config) => new KubeletCollector(config),
 };

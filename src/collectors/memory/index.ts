@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import type { EventInput, EventMetadata, Severity } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { readText, under } from "../common/paths.ts";
+import { readableDirectory, readableFile } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { detectLayout, findPods, readCpu, readMemory, type ContainerCgroup, type CpuReading, type ParseErrorSink, type PodCgroup } from "./cgroup.ts";
 import { parseMeminfo, parsePsi } from "./parse.ts";
@@ -328,6 +329,7 @@ export const memoryFactory: CollectorFactory<MemoryConfig> = {
   configSchema: memoryConfigSchema,
   // Events mark threshold crossings and counter changes: a healthy node can be silent for days.
   quietPeriodMs: () => undefined,
+  sources: (c) => [readableFile(under(c.proc_root, "meminfo")), readableDirectory(c.cgroup_root ?? under(c.sys_root, "fs/cgroup"))],
   create: (config) => new MemoryCollector(config),
 };
 

@@ -6,6 +6,7 @@
 import type { EventInput } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { readText, under } from "../common/paths.ts";
+import { readableDirectory } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { parseCounterPairs, parseGauge, parseNetDev, parseSockstat } from "./parse.ts";
 import { networkConfigSchema, type NetworkConfig } from "./schema.ts";
@@ -234,5 +235,6 @@ export const networkFactory: CollectorFactory<NetworkConfig> = {
   configSchema: networkConfigSchema,
   // Healthy networks are quiet: it emits only on trouble.
   quietPeriodMs: () => undefined,
+  sources: (c) => [readableDirectory(under(c.proc_root, c.net_dir))],
   create: (config) => new NetworkCollector(config),
 };

@@ -6,6 +6,7 @@ import { readdir, readlink } from "node:fs/promises";
 import type { EventInput, EventMetadata } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { under, readText } from "../common/paths.ts";
+import { readableDirectory, readableFile } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { isKernelThread, parseBootTime, parseCgroup, parseCmdline, parseStat, type CgroupInfo, type PidStat } from "./procfs.ts";
 import { processConfigSchema, type ProcessConfig } from "./schema.ts";
@@ -215,5 +216,6 @@ export const processFactory: CollectorFactory<ProcessConfig> = {
   description: "process start and exit from /proc polls, optionally only in container cgroups",
   configSchema: processConfigSchema,
   quietPeriodMs: (config) => (config.containers_only ? undefined : Math.max(UNLIMITED_QUIET_MS, 10 * config.interval.ms)),
+  sources: (c) => [readableFile(under(c.proc_root, "stat")), readableDirectory(c.proc_root)],
   create: (config) => new ProcessCollector(config),
 };

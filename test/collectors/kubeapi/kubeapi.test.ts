@@ -388,3 +388,16 @@ describe("kubeapi collector: setup", () => {
     expect(backoff.issues?.map((i) => i.message)).toEqual(["reconnect_backoff.initial must not be longer than reconnect_backoff.max"]);
   });
 });
+
+test("sources (for `check`): one pod listed with the collector's token and CA; a refused token fails naming the status", async () => {
+  const s = apiServer();
+  const sources = (token: string) =>
+    kubeapiFactory.sources!(v.parse(kubeapiConfigSchema, { api_server: s.url, token_file: token, ca_file: testPki().caFile, node_name: NODE }));
+  s.lists.pods.push(listOf("PodList", [watchObject(0)], "100"), listOf("PodList", [watchObject(0)], "100"));
+  const [source] = sources(TOKEN);
+  expect(source!.source).toBe(`${s.url}/api/v1/pods?limit=1`);
+  await source!.probe(AbortSignal.timeout(5000));
+  expect(s.requests.at(-1)).toMatchObject({ resource: "pods", watch: false, authorization: "Bearer api-token" });
+  const refused = await sources(tokenFile("wrong").path)[0]!.probe(AbortSignal.timeout(5000)).then(() => undefined, (e: Error) => e);
+  expect(refused?.message).toContain("401");
+});

@@ -320,3 +320,14 @@ describe("kubelet config", () => {
     ]);
   });
 });
+
+test("sources (for `check`): GET /pods with the collector's token and CA; a refused token fails naming the status", async () => {
+  const k = kubelet("good-token");
+  const sources = (token: string) => kubeletFactory.sources!(v.parse(kubeletConfigSchema, { address: k.url, token_file: tokenFile(token).path, ca_file: pki.caFile }));
+  const [source] = sources("good-token");
+  expect(source!.source).toBe(`${k.url}/pods`);
+  await source!.probe(AbortSignal.timeout(5000));
+  expect(k.requests.at(-1)).toEqual({ path: "/pods", authorization: "Bearer good-token" });
+  const refused = await sources("bad-token")[0]!.probe(AbortSignal.timeout(5000)).then(() => undefined, (e: Error) => e);
+  expect(refused?.message).toContain("401");
+});
