@@ -370,6 +370,7 @@ describe("kubeapi collector: setup", () => {
         events: true,
         page_size: 500,
         timeout: "30s",
+        max_response_bytes: 64 * 1024 * 1024,
         watch_timeout: "5m",
         reconnect_backoff: { initial: "500ms", max: "30s" },
       });
