@@ -1,6 +1,6 @@
 // Reading a config file: YAML with positions, environment expansion, then
 // validation against the schema, with every problem reported at once.
-import { constants, type FileHandle, open } from "node:fs/promises";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import * as v from "valibot";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import type { Env } from "./env.ts";
@@ -22,33 +22,37 @@ export async function loadConfigFile(file: string, registry: CollectorRegistry, 
  * else a ConfigError saying what it is. Opened non-blocking, so a FIFO
  * with no writer is refused instead of waited on, and read no further
  * than the limit, so a file that grows while read cannot grow the agent.
+ * Read synchronously: a few local kilobytes, and the reloader starts
+ * watching for changes right after its first read, with no gap for an
+ * edit to slip through.
  */
 export async function readConfigFile(file: string): Promise<string> {
   const cannot = (reason: string) => new ConfigError([{ file, line: 0, column: 0, path: "", message: `cannot read: ${reason}` }]);
-  let handle: FileHandle;
+  let fd: number;
   try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     throw cannot(err instanceof Error ? err.message : String(err));
   }
   try {
-    const stat = await handle.stat();
+    const stat = fstatSync(fd);
     if (!stat.isFile()) throw cannot(`not a regular file (${fileKind(stat)}); a config must be a regular file`);
     if (stat.size > MAX_CONFIG_BYTES) throw cannot(`${stat.size} bytes is more than the ${MAX_CONFIG_BYTES} bytes (4 MiB) a config may have`);
-    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    // Room for one byte past the limit, to notice a file that grew past it while read.
+    const buffer = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
     let length = 0;
     for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-      if (length > MAX_CONFIG_BYTES) throw cannot(`it grew past the ${MAX_CONFIG_BYTES} bytes (4 MiB) a config may have while it was read`);
+      if (length === buffer.length) throw cannot(`it grew past the ${MAX_CONFIG_BYTES} bytes (4 MiB) a config may have while it was read`);
+      const read = readSync(fd, buffer, length, buffer.length - length, length);
+      if (read === 0) break;
+      length += read;
     }
     return buffer.toString("utf8", 0, length);
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw cannot(err instanceof Error ? err.message : String(err));
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
