@@ -12,6 +12,7 @@ import { ConfigReloader } from "../../src/reload/reloader.ts";
 import { builtinRegistry } from "../../src/collectors/index.ts";
 import { makeTempDir, removeTempDir } from "../helpers/cleanup.ts";
 import { sourceCommand, spawnAgent } from "../helpers/agent.ts";
+import { usageMeter } from "../helpers/usage-meter.ts";
 
 const dir = makeTempDir("bounded-config");
 afterAll(() => removeTempDir(dir));
@@ -21,19 +22,14 @@ const MiB = 1024 * 1024;
 /** Runs the agent with `args`; kills it after `timeoutMs` (a test that hangs fails on time, not on the runner's timeout). */
 async function measured(args: string[], timeoutMs: number) {
   const started = performance.now();
-  const proc = spawnAgent(args);
+  const meter = usageMeter();
+  const [bun, main] = sourceCommand();
+  const proc = spawnAgent(args, { command: [bun!, ...meter.preload, main!], env: meter.env });
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
   const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited, new Response(proc.stdout).text()]);
   clearTimeout(timer);
-  const usage = proc.resourceUsage();
-  return {
-    code,
-    stderr,
-    seconds: (performance.now() - started) / 1000,
-    // CPU time, not wall time, for what is costly: other tests share the 2 cores.
-    cpuSeconds: usage ? Number(usage.cpuTime.total) / 1e6 : Infinity,
-    rssMiB: (usage?.maxRSS ?? Infinity) / MiB,
-  };
+  // CPU time, not wall time, bounds what is costly: other tests share the 2 cores.
+  return { code, stderr, seconds: (performance.now() - started) / 1000, ...meter.read() };
 }
 
 /** A valid head, then `count` unknown top-level keys. */

@@ -6,6 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
 import { testPki } from "../../helpers/tls.ts";
+import { usageMeter } from "../../helpers/usage-meter.ts";
 import { startFakeKubelet, tokenFile } from "./fake-kubelet.ts";
 
 const MiB = 1024 * 1024;
@@ -48,10 +49,12 @@ async function roundInChild(config: Record<string, unknown>) {
   );
   const full = { address: k.url, token_file: tokenFile("token-1").path, ca_file: testPki().caFile, timeout: "60s", ...config };
   const started = performance.now();
-  const proc = Bun.spawn([process.execPath, script, JSON.stringify(full)], { stdout: "pipe", stderr: "inherit" });
+  const meter = usageMeter();
+  const proc = Bun.spawn([process.execPath, ...meter.preload, script, JSON.stringify(full)], { stdout: "pipe", stderr: "inherit", env: { ...process.env, ...meter.env } });
   const out = await new Response(proc.stdout).text();
   await proc.exited;
-  return { ...JSON.parse(out), seconds: (performance.now() - started) / 1000, rssMiB: proc.resourceUsage()!.maxRSS / MiB };
+  const { rssMiB } = meter.read();
+  return { ...JSON.parse(out), seconds: (performance.now() - started) / 1000, rssMiB };
 }
 
 const tooLarge = (limit: number) => `the kubelet answered /pods with a body larger than max_response_bytes (${limit} bytes)`;
