@@ -17,6 +17,16 @@ export function formatIssue(issue: ConfigIssue): string {
   return `${issue.file}:${issue.line}:${issue.column} ${issue.path || "(root)"}: ${issue.message}`;
 }
 
+/** Issues printed at most: past this a file is not a config with mistakes but something else, and the rest only floods the log. */
+export const MAX_ISSUES_SHOWN = 100;
+
+/** One line per issue, in the order given, the first MAX_ISSUES_SHOWN of them, then how many more there were. */
+export function issueLines(issues: readonly ConfigIssue[]): string[] {
+  const lines = issues.slice(0, MAX_ISSUES_SHOWN).map(formatIssue);
+  if (issues.length > MAX_ISSUES_SHOWN) lines.push(`and ${issues.length - MAX_ISSUES_SHOWN} more`);
+  return lines;
+}
+
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
   readonly issues: readonly ConfigIssue[];
@@ -24,11 +34,15 @@ export class ConfigError extends Error {
   constructor(issues: readonly ConfigIssue[]) {
     // Issues come out in file order, whichever stage found them.
     const sorted = [...issues].map(withoutSecrets).sort((a, b) => a.line - b.line || a.column - b.column);
-    super(sorted.map(formatIssue).join("\n"));
+    super(issueLines(sorted).join("\n"));
     this.issues = sorted;
   }
 
-  /** One line per issue, in file order. */
+  /** One line per issue, in file order, at most MAX_ISSUES_SHOWN and a count of the rest. */
+  lines(): string[] {
+    return issueLines(this.issues);
+  }
+
   format(): string {
     return this.message;
   }

@@ -1,6 +1,6 @@
 // Reading a config file: YAML with positions, environment expansion, then
 // validation against the schema, with every problem reported at once.
-import { readFile } from "node:fs/promises";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import * as v from "valibot";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import type { Env } from "./env.ts";
@@ -10,15 +10,59 @@ import { isPlainMapping, parseConfigYaml, type ParsedConfig, type Position } fro
 import { applyProfile } from "./profiles.ts";
 import { COMMA_LIST_KEYS, configSchema, type Config } from "./schema.ts";
 
+/** Far above any real config; a file past it is a mistake (or /dev/zero), not something to parse. */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
 export async function loadConfigFile(file: string, registry: CollectorRegistry, env: Env = process.env): Promise<Config> {
-  let text: string;
+  return loadConfigText(await readConfigFile(file), file, registry, env);
+}
+
+/**
+ * The text of a config file: a regular file of at most MAX_CONFIG_BYTES,
+ * else a ConfigError saying what it is. Opened non-blocking, so a FIFO
+ * with no writer is refused instead of waited on, and read no further
+ * than the limit, so a file that grows while read cannot grow the agent.
+ * Read synchronously: a few local kilobytes, and the reloader starts
+ * watching for changes right after its first read, with no gap for an
+ * edit to slip through.
+ */
+export async function readConfigFile(file: string): Promise<string> {
+  const cannot = (reason: string) => new ConfigError([{ file, line: 0, column: 0, path: "", message: `cannot read: ${reason}` }]);
+  let fd: number;
   try {
-    text = await readFile(file, "utf8");
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new ConfigError([{ file, line: 0, column: 0, path: "", message: `cannot read: ${reason}` }]);
+    throw cannot(err instanceof Error ? err.message : String(err));
   }
-  return loadConfigText(text, file, registry, env);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw cannot(`not a regular file (${fileKind(stat)}); a config must be a regular file`);
+    if (stat.size > MAX_CONFIG_BYTES) throw cannot(`${stat.size} bytes is more than the ${MAX_CONFIG_BYTES} bytes (4 MiB) a config may have`);
+    // Room for one byte past the limit, to notice a file that grew past it while read.
+    const buffer = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      if (length === buffer.length) throw cannot(`it grew past the ${MAX_CONFIG_BYTES} bytes (4 MiB) a config may have while it was read`);
+      const read = readSync(fd, buffer, length, buffer.length - length, length);
+      if (read === 0) break;
+      length += read;
+    }
+    return buffer.toString("utf8", 0, length);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw cannot(err instanceof Error ? err.message : String(err));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fileKind(stat: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+  if (stat.isDirectory()) return "a directory";
+  if (stat.isFIFO()) return "a FIFO";
+  if (stat.isCharacterDevice()) return "a character device";
+  if (stat.isBlockDevice()) return "a block device";
+  if (stat.isSocket()) return "a socket";
+  return "not a file";
 }
 
 /** `file` only names the source in messages. */

@@ -28,14 +28,18 @@ export function editDistance(a: string, b: string): number {
  */
 export function suggest(word: string, candidates: readonly string[]): string | undefined {
   const w = word.toLowerCase();
+  const plausible = Math.max(1, Math.floor(w.length / 3));
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of candidates) {
+    // The lengths' difference is a lower bound of the distance: a long word
+    // (a key can be 1024 characters) is not compared cell by cell in vain.
+    if (Math.abs(w.length - candidate.length) > plausible) continue;
     const d = editDistance(w, candidate.toLowerCase());
     if (d < bestDistance) {
       best = candidate;
       bestDistance = d;
     }
   }
-  return bestDistance <= Math.max(1, Math.floor(w.length / 3)) && bestDistance < w.length ? best : undefined;
+  return bestDistance <= plausible && bestDistance < w.length ? best : undefined;
 }

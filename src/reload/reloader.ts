@@ -6,8 +6,8 @@
 import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
-import { ConfigError, formatIssue } from "../config/errors.ts";
-import { loadConfigFile } from "../config/load.ts";
+import { ConfigError } from "../config/errors.ts";
+import { loadConfigFile, readConfigFile } from "../config/load.ts";
 import { redactUrlCredentials, rememberSecrets } from "../config/redact.ts";
 import type { Config } from "../config/schema.ts";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
@@ -36,7 +36,7 @@ export class ConfigReloader {
   }
 
   async start(): Promise<void> {
-    this.#lastText = await Bun.file(this.#o.file).text().catch(() => undefined);
+    this.#lastText = await readConfigFile(this.#o.file).catch(() => undefined);
     process.on("SIGHUP", this.#onSignal);
     const name = basename(this.#o.file);
     try {
@@ -59,7 +59,7 @@ export class ConfigReloader {
   /** Loads, validates and applies the config file. A forced reload (SIGHUP) runs even if the text is unchanged. */
   async reload(reason: string, force = true): Promise<"success" | "failure" | "unchanged"> {
     const { file, registry, log } = this.#o;
-    const text = await Bun.file(file).text().catch(() => undefined);
+    const text = await readConfigFile(file).catch(() => undefined);
     if (!force && text !== undefined && text === this.#lastText) return "unchanged";
     this.#lastText = text;
     let next: Config;
@@ -67,9 +67,10 @@ export class ConfigReloader {
       next = await loadConfigFile(file, registry);
       rememberSecrets(next);
     } catch (err) {
-      const lines = err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message];
+      const lines = err instanceof ConfigError ? err.lines() : [(err as Error).message];
+      const count = err instanceof ConfigError ? err.issues.length : 1;
       for (const line of lines) log.error({ reload: reason }, `config reload: ${line}`);
-      log.error({ reload: reason, errors: lines.length }, `config reload failed (${lines.length} error(s)); still running on the previous config`);
+      log.error({ reload: reason, errors: count }, `config reload failed (${count} error(s)); still running on the previous config`);
       return this.#failed();
     }
     try {

@@ -334,7 +334,7 @@ describe("errors", () => {
   });
 
   test("a duplicate key", () => {
-    expect(errors("orchestrator:\n  workers: 1\n  workers: 2\n")).toEqual(["test.yaml:3:3 (root): invalid YAML: Map keys must be unique"]);
+    expect(errors("orchestrator:\n  workers: 1\n  workers: 2\n")).toEqual(['test.yaml:3:3 orchestrator.workers: duplicate key "workers"']);
   });
 
   test("a top level that is not a mapping", () => {

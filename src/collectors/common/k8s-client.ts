@@ -1,7 +1,17 @@
 // The HTTP(S) client the kubelet and kubeapi collectors share: it sends the
 // service-account token and verifies the server against a CA file.
+import * as v from "valibot";
+import { byteSize } from "../../config/kit.ts";
 import { readText } from "./paths.ts";
 import { obj, parseJson, str } from "./json.ts";
+
+/**
+ * The `max_response_bytes` key of the collectors that use this client: the
+ * most a response body (or one line of a watch stream) may hold. Far above
+ * any real node's /pods or /stats/summary or list page; a body past it is
+ * refused (a parse error) rather than held in memory.
+ */
+export const maxResponseBytesSchema = () => v.optional(byteSize({ min: 1024 }), 64 * 1024 * 1024);
 
 /** http(s)://host[:port] with an optional path prefix, no query: what `address` and `api_server` accept. */
 export function isHttpUrl(value: string): boolean {
@@ -11,6 +21,11 @@ export function isHttpUrl(value: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The body was longer than max_response_bytes: not read past it. */
+export class ResponseTooLargeError extends Error {
+  override readonly name = "ResponseTooLargeError";
 }
 
 /** The server answered with a status outside 2xx. */
@@ -35,6 +50,8 @@ export interface K8sClientOptions {
   readonly what: string;
   /** appended to TLS verification failures: what the user can change */
   readonly tlsHint: string;
+  /** max_response_bytes: the longest body getText reads */
+  readonly maxResponseBytes: number;
 }
 
 // Error codes of a certificate that did not verify (BoringSSL/OpenSSL names, as Bun reports them).
@@ -42,6 +59,8 @@ const TLS_CODE = /CERT|SIGNATURE|ISSUER|SELF_SIGNED|TLS|SSL/;
 const PEM_CERT = "-----BEGIN CERTIFICATE-----";
 // Enough of an error body to explain it, not a whole HTML page.
 const BODY_EXCERPT = 200;
+// What is read of an error body to find that excerpt (an API server Status is a few hundred bytes).
+const ERROR_BODY_BYTES = 64 * 1024;
 
 /**
  * Reads the token and the CA for every request: projected service-account
@@ -81,16 +100,24 @@ export class K8sClient {
       throw this.#describe(err);
     }
     if (response.ok) return response;
-    const body = await response.text().catch(() => "");
+    const body = await readAtMost(response, ERROR_BODY_BYTES).then(({ text }) => text, () => "");
     throw new HttpStatusError(response.status, this.#statusMessage(response, path, body));
   }
 
-  /** GET `path` and read its whole body, all within `timeoutMs`. */
+  /**
+   * GET `path` and read its whole body, all within `timeoutMs`. A body longer
+   * than maxResponseBytes (by its Content-Length, or as it streams in) rejects
+   * with a ResponseTooLargeError, having read no more than that.
+   */
   async getText(path: string, signal: AbortSignal, timeoutMs: number): Promise<string> {
     const deadline = AbortSignal.timeout(timeoutMs);
     const both = AbortSignal.any([signal, deadline]);
     try {
-      return await (await this.get(path, both)).text();
+      const response = await this.get(path, both);
+      const limit = this.#o.maxResponseBytes;
+      const { text, complete } = await readAtMost(response, limit);
+      if (!complete) throw new ResponseTooLargeError(`the ${this.#o.what} answered ${path.split("?")[0]} with a body larger than max_response_bytes (${limit} bytes)`);
+      return text;
     } catch (err) {
       if (deadline.aborted && !signal.aborted) {
         throw new Error(`the ${this.#o.what} at ${this.#base} did not answer ${path.split("?")[0]} within ${timeoutMs / 1000}s`);
@@ -129,4 +156,34 @@ export class K8sClient {
     const excerpt = ((parsed.ok && str(obj(parsed.value)?.message)) || body).slice(0, BODY_EXCERPT).trim();
     return excerpt ? `${where}: ${excerpt}` : where;
   }
+}
+
+/**
+ * The body as text, read as it streams in, up to `limit` bytes: `complete`
+ * is false (and the connection closed) when there was more. A Content-Length
+ * above the limit is refused before anything is read.
+ */
+async function readAtMost(response: Response, limit: number): Promise<{ text: string; complete: boolean }> {
+  if (!response.body) return { text: "", complete: true };
+  if (Number(response.headers.get("content-length")) > limit) {
+    await response.body.cancel();
+    return { text: "", complete: false };
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const pieces: string[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel();
+      pieces.push(decoder.decode(value.subarray(0, value.byteLength - (total - limit)), { stream: true }));
+      return { text: pieces.join(""), complete: false };
+    }
+    pieces.push(decoder.decode(value, { stream: true }));
+  }
+  pieces.push(decoder.decode());
+  return { text: pieces.join(""), complete: true };
 }

@@ -18,8 +18,19 @@ export interface KmsgRecord {
 
 const HEADER = /^(\d+),(\d+),(\d+),[^;]*;(.*)$/;
 
+/**
+ * The longest record the kernel writes (CONSOLE_EXT_LOG_MAX, 8 KiB): a longer
+ * one is forged (a file standing in for the device) and refused, so that
+ * every pattern runs on at most this much text.
+ */
+export const MAX_RECORD_BYTES = 8 * 1024;
+
 /** Parses a record's first line; throws an Error on anything else. Continuation lines are not records. */
 export function parseKmsgLine(line: string): KmsgRecord {
+  // UTF-16 units never outnumber UTF-8 bytes: only a line short in units needs counting in bytes.
+  if (line.length > MAX_RECORD_BYTES || Buffer.byteLength(line) > MAX_RECORD_BYTES) {
+    throw new Error(`a record longer than the kernel's ${MAX_RECORD_BYTES} bytes: ${JSON.stringify(`${line.slice(0, 80)}…`)}`);
+  }
   const m = HEADER.exec(line);
   if (!m) throw new Error(`not a kmsg record: ${JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}…` : line)}`);
   const [prio, seq, usec] = [Number(m[1]), Number(m[2]), Number(m[3])];
@@ -27,19 +38,30 @@ export function parseKmsgLine(line: string): KmsgRecord {
   return { level: prio & 7, facility: prio >> 3, seq, usec, message: m[4]! };
 }
 
-/** Far longer than any record: a "line" this long without its end is garbage, handed on as it is rather than kept growing. */
-export const MAX_LINE = 64 * 1024;
-
-/** Cuts text read in chunks into lines; a line cut at the end of a chunk waits for the rest. */
+/**
+ * Cuts text read in chunks into lines; a line cut at the end of a chunk waits
+ * for the rest. A line that grows past MAX_RECORD_BYTES without its end is no
+ * record: what came of it is handed on (for the parser to refuse, once) and
+ * the rest of it, up to its newline, skipped rather than kept.
+ */
 export class LineSplitter {
   #partial = "";
+  /** inside a line already handed on as too long */
+  #skipping = false;
 
   push(chunk: string): string[] {
     const lines = (this.#partial + chunk).split("\n");
     this.#partial = lines.pop()!;
-    if (this.#partial.length > MAX_LINE) {
+    if (this.#skipping && lines.length > 0) {
+      lines.shift();
+      this.#skipping = false;
+    }
+    if (this.#skipping) {
+      this.#partial = "";
+    } else if (this.#partial.length > MAX_RECORD_BYTES) {
       lines.push(this.#partial);
       this.#partial = "";
+      this.#skipping = true;
     }
     return lines;
   }
@@ -48,6 +70,7 @@ export class LineSplitter {
   flush(): string[] {
     const rest = this.#partial;
     this.#partial = "";
+    this.#skipping = false;
     return rest === "" ? [] : [rest];
   }
 }
@@ -62,7 +85,7 @@ export interface KmsgSource {
   close(): void;
 }
 
-/** Larger than any record (the kernel's limit is 8 KiB); /dev/kmsg fails a read into a buffer too small for the record. */
+/** Larger than any record (MAX_RECORD_BYTES); /dev/kmsg fails a read into a buffer too small for the record. */
 const BUFFER_BYTES = 16 * 1024;
 const IDLE: KmsgRead = { kind: "idle" };
 

@@ -27,7 +27,6 @@ export interface OomKill {
   shmemRssKb?: number;
 }
 
-const SUMMARY = /^oom-kill:constraint=(\w+),.*?(?:,oom_memcg=(.*?)|,global_oom),task_memcg=(.*),task=(.*),pid=(\d+),uid=(\d+)$/;
 const TASK_IN = /^Task in (.+) killed as a result of limit of (.+)$/;
 const CHOSEN = /^(Memory cgroup out of memory|Out of memory): Kill process \d+ /;
 const KILLED = /^(?:(Memory cgroup out of memory|Out of memory(?: \(oom_kill_allocating_task\))?): )?Killed process (\d+) \((.*)\) total-vm:(\d+)kB, anon-rss:(\d+)kB, file-rss:(\d+)kB(?:, shmem-rss:(\d+)kB)?(?:, UID:(\d+))?/;
@@ -47,6 +46,48 @@ interface Summary {
   uid: number;
 }
 
+const SUMMARY_START = /^oom-kill:constraint=(\w+),/;
+const SUMMARY_END = /^,pid=(\d+),uid=(\d+)$/;
+
+/**
+ * An oom-kill summary and the pid it is about, as the regular expression
+ * /^oom-kill:constraint=(\w+),.*?(?:,oom_memcg=(.*?)|,global_oom),task_memcg=(.*),task=(.*),pid=(\d+),uid=(\d+)$/
+ * reads it, in time linear in the text: that expression backtracks through
+ * its four wildcards, and a forged record of a few kilobytes took seconds.
+ * Wildcards that can span the fields' names are resolved as the expression
+ * would: the first oom_memcg or global_oom, the last ",task=" and ",pid=".
+ */
+export function parseSummary(message: string): { pid: number; summary: Summary } | undefined {
+  const start = SUMMARY_START.exec(message);
+  if (!start) return undefined;
+  const pidAt = message.lastIndexOf(",pid=");
+  const end = pidAt < 0 ? null : SUMMARY_END.exec(message.slice(pidAt));
+  if (!end) return undefined;
+  const taskAt = message.lastIndexOf(",task=", pidAt - ",task=".length);
+  if (taskAt < 0) return undefined;
+  const after = start[0].length;
+  // One of the two ways to name the cgroup whose limit was hit, the one written first.
+  let memcgStart = -1;
+  let oomMemcg: string | undefined;
+  const oomAt = message.indexOf(",oom_memcg=", after);
+  if (oomAt >= 0) {
+    const taskMemcgAt = message.indexOf(",task_memcg=", oomAt + ",oom_memcg=".length);
+    if (taskMemcgAt >= 0 && taskMemcgAt + ",task_memcg=".length <= taskAt) {
+      memcgStart = taskMemcgAt + ",task_memcg=".length;
+      oomMemcg = message.slice(oomAt + ",oom_memcg=".length, taskMemcgAt);
+    }
+  }
+  const globalAt = message.indexOf(",global_oom,task_memcg=", after);
+  if (globalAt >= 0 && globalAt + ",global_oom,task_memcg=".length <= taskAt && (memcgStart < 0 || globalAt < oomAt)) {
+    memcgStart = globalAt + ",global_oom,task_memcg=".length;
+    oomMemcg = undefined;
+  }
+  if (memcgStart < 0) return undefined;
+  const summary: Summary = { constraint: start[1]!, memcg: message.slice(memcgStart, taskAt), uid: Number(end[2]) };
+  if (oomMemcg !== undefined) summary.oomMemcg = oomMemcg;
+  return { pid: Number(end[1]), summary };
+}
+
 /** Follows OOM reports through the kernel log; `push` returns a kill when one is complete. */
 export class OomTracker {
   readonly #summaries = new Map<number, Summary>();
@@ -61,15 +102,14 @@ export class OomTracker {
       this.#scope = undefined;
       return undefined;
     }
-    let m = SUMMARY.exec(message);
-    if (m) {
-      const summary: Summary = { constraint: m[1]!, memcg: m[3]!, uid: Number(m[6]) };
-      if (m[2] !== undefined) summary.oomMemcg = m[2];
-      this.#summaries.set(Number(m[5]), summary);
+    const parsed = parseSummary(message);
+    if (parsed) {
+      this.#summaries.set(parsed.pid, parsed.summary);
       if (this.#summaries.size > MAX_PENDING) this.#summaries.delete(this.#summaries.keys().next().value!);
       return undefined;
     }
-    if ((m = TASK_IN.exec(message))) {
+    let m = TASK_IN.exec(message);
+    if (m) {
       this.#taskIn = { memcg: m[1]!, oomMemcg: m[2]! };
       return undefined;
     }

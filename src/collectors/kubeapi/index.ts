@@ -5,7 +5,7 @@ import type { EventInput } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { sleep } from "../../wait.ts";
 import { emitAll } from "../common/poll.ts";
-import { HttpStatusError, K8sClient } from "../common/k8s-client.ts";
+import { HttpStatusError, K8sClient, ResponseTooLargeError } from "../common/k8s-client.ts";
 import { readableEndpoint } from "../common/source-checks.ts";
 import { list, num, obj, parseJson, str, type Json } from "../common/json.ts";
 import { SourceHealth } from "../common/source-health.ts";
@@ -19,8 +19,6 @@ import { isGone, LineSplitter, parseWatchLine } from "./watch.ts";
  * and is dropped.
  */
 const WATCH_GRACE_MS = 30_000;
-/** A Pod is a few KiB; a line this long is not a watch event. */
-const MAX_LINE_CHARS = 16 * 1024 * 1024;
 
 /** How a watch ended: the server closed it (or it went quiet too long), or the resourceVersion expired. */
 type WatchEnd = "ended" | "gone";
@@ -120,7 +118,11 @@ class Watcher {
     let next: string | undefined;
     do {
       const page = `${set.path}${set.path.includes("?") ? "&" : "?"}limit=${page_size}${next ? `&continue=${encodeURIComponent(next)}` : ""}`;
-      const parsed = parseJson(await this.#client.getText(page, this.#ctx.signal, timeout.ms));
+      const text = await this.#client.getText(page, this.#ctx.signal, timeout.ms).catch((err: unknown) => {
+        if (err instanceof ResponseTooLargeError) bad(err.message);
+        throw err;
+      });
+      const parsed = parseJson(text);
       const body = parsed.ok ? obj(parsed.value) : undefined;
       const meta = obj(body?.metadata);
       if (!parsed.ok || !body || !(Array.isArray(body.items) || body.items === null)) {
@@ -161,7 +163,8 @@ class Watcher {
       connected();
       if (!response.body) return "ended";
       const reader = response.body.getReader();
-      const splitter = new LineSplitter(MAX_LINE_CHARS);
+      // One watch event is one object: no longer than a response may be.
+      const splitter = new LineSplitter(c.max_response_bytes);
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
@@ -213,6 +216,7 @@ function apiClient(c: KubeapiConfig): K8sClient {
     insecure: false,
     what: "API server",
     tlsHint: `is ca_file (${c.ca_file}) the cluster's CA?`,
+    maxResponseBytes: c.max_response_bytes,
   });
 }
 

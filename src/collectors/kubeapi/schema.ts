@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { bool, duration, integer, nonEmptyString, strictObject, text } from "../../config/kit.ts";
-import { isHttpUrl } from "../common/k8s-client.ts";
+import { isHttpUrl, maxResponseBytesSchema } from "../common/k8s-client.ts";
 import { SERVICE_ACCOUNT_DIR } from "../kubelet/schema.ts";
 import { nodeNameSchema } from "../common/node-name.ts";
 
@@ -33,6 +33,8 @@ export const kubeapiConfigSchema = v.pipe(
       page_size: v.optional(integer(1, 10_000), 500),
       /** how long one request (a list page) may take */
       timeout: v.optional(duration({ positive: true }), "30s"),
+      /** the most one response body (or watch line) may hold; a larger one is refused and counted as a parse error */
+      max_response_bytes: maxResponseBytesSchema(),
       /** the API server ends each watch after about this long and the collector starts the next */
       watch_timeout: v.optional(duration({ positive: true }), "5m"),
       /** the wait before reconnecting a watch, doubling from initial up to max while it keeps failing */

@@ -5,7 +5,7 @@ import { cpus, availableParallelism } from "node:os";
 import type { EventInput } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { emitAll, poll } from "../common/poll.ts";
-import { K8sClient } from "../common/k8s-client.ts";
+import { K8sClient, ResponseTooLargeError } from "../common/k8s-client.ts";
 import { readableEndpoint } from "../common/source-checks.ts";
 import { parseJson } from "../common/json.ts";
 import { SourceHealth } from "../common/source-health.ts";
@@ -44,8 +44,11 @@ export class KubeletCollector implements Collector {
 
     /** One request: fetch, parse, let `apply` find the changes, emit them. */
     const fetchAndApply = async (path: string, apply: (body: unknown, out: EventInput[], bad: (detail: string) => void) => boolean) => {
-      const text = await client.getText(path, ctx.signal, c.timeout.ms);
       const bad = (detail: string) => ctx.parseError(path, detail);
+      const text = await client.getText(path, ctx.signal, c.timeout.ms).catch((err: unknown) => {
+        if (err instanceof ResponseTooLargeError) bad(err.message);
+        throw err;
+      });
       const parsed = parseJson(text);
       if (!parsed.ok) {
         bad(parsed.detail);
@@ -85,6 +88,7 @@ function kubeletClient(c: KubeletConfig): K8sClient {
     insecure: c.insecure,
     what: "kubelet",
     tlsHint: `is ca_file (${c.ca_file}) the CA that signed the kubelet's serving certificate? (insecure: true skips verification)`,
+    maxResponseBytes: c.max_response_bytes,
   });
 }
 

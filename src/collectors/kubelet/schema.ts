@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { bool, duration, integer, nonEmptyString, number, strictObject, stringOrList, text } from "../../config/kit.ts";
-import { isHttpUrl } from "../common/k8s-client.ts";
+import { isHttpUrl, maxResponseBytesSchema } from "../common/k8s-client.ts";
 
 /** Where Kubernetes mounts a pod's service-account credentials. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -24,6 +24,8 @@ export const kubeletConfigSchema = v.optional(
     stats_interval: v.optional(duration({ positive: true }), "30s"),
     /** how long one request may take */
     timeout: v.optional(duration({ positive: true }), "10s"),
+    /** the most one response body (or watch line) may hold; a larger one is refused and counted as a parse error */
+    max_response_bytes: maxResponseBytesSchema(),
     /** a restart count above this is a crash loop */
     crash_loop_restarts: v.optional(integer(0, 1_000_000), 3),
     /** waiting reasons that are normal steps of a start, not problems */

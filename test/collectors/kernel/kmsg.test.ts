@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { appendFileSync, mkdirSync, readFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { LineSplitter, MAX_LINE, openKmsg, parseKmsgLine, type KmsgSource } from "../../../src/collectors/kernel/kmsg.ts";
+import { LineSplitter, MAX_RECORD_BYTES, openKmsg, parseKmsgLine, type KmsgSource } from "../../../src/collectors/kernel/kmsg.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
 import { OOM_6_18 } from "./helpers.ts";
 
@@ -65,12 +65,21 @@ describe("kmsg records", () => {
     );
   });
 
-  test("a line without end is not kept growing: past MAX_LINE it is handed on (and will not parse)", () => {
+  test("a line without end is not kept growing: past MAX_RECORD_BYTES it is handed on once (and will not parse), the rest of it skipped", () => {
     const splitter = new LineSplitter();
-    expect(splitter.push("x".repeat(MAX_LINE))).toEqual([]);
+    expect(splitter.push("x".repeat(MAX_RECORD_BYTES))).toEqual([]);
     const [line] = splitter.push("xx");
-    expect(line!.length).toBe(MAX_LINE + 2);
-    expect(splitter.push("4,1,1,-;next\n")).toEqual(["4,1,1,-;next"]);
+    expect(line!.length).toBe(MAX_RECORD_BYTES + 2);
+    expect(() => parseKmsgLine(`4,1,1,-;${line}`)).toThrow(`a record longer than the kernel's ${MAX_RECORD_BYTES} bytes`);
+    expect(splitter.push("x".repeat(MAX_RECORD_BYTES * 4))).toEqual([]);
+    expect(splitter.push("xxx\n4,1,1,-;next\n")).toEqual(["4,1,1,-;next"]);
+  });
+
+  test("a record of the kernel's size parses; one byte more does not, also when the bytes are multi-byte characters", () => {
+    const head = "4,1,1,-;";
+    expect(parseKmsgLine(head + "x".repeat(MAX_RECORD_BYTES - head.length)).message).toHaveLength(MAX_RECORD_BYTES - head.length);
+    expect(() => parseKmsgLine(head + "x".repeat(MAX_RECORD_BYTES - head.length + 1))).toThrow("longer than the kernel's");
+    expect(() => parseKmsgLine(head + "é".repeat(MAX_RECORD_BYTES / 2))).toThrow("longer than the kernel's");
   });
 
   test("a last line without newline is held back until flushed", () => {

@@ -341,6 +341,30 @@ describe("kubeapi collector: setup", () => {
     expect(rec.degraded).toEqual(["pods: the API server's list of pods is not a list"]);
   });
 
+  test("a list page larger than max_response_bytes: parse error, degraded, not read past the limit", async () => {
+    const s = apiServer();
+    const big = { ...watchObject(0), metadata: { ...watchObject(0).metadata, annotations: { filler: "x".repeat(2 * 1024 * 1024) } } };
+    s.lists.pods.push(listOf("PodList", [big], "100"));
+    const rec = await runOnce(collector(s, { events: false, max_response_bytes: "1MiB" }));
+    const message = "the API server answered /api/v1/pods with a body larger than max_response_bytes (1048576 bytes)";
+    expect(rec.parseErrors).toEqual([{ source: "pods list", detail: message }]);
+    expect(rec.degraded).toEqual([`pods: ${message}`]);
+    expect(rec.events).toEqual([]);
+  });
+
+  test("a watch line longer than max_response_bytes is skipped as a parse error and the watch goes on", async () => {
+    const s = apiServer({ seed: 5 });
+    s.lists.pods.push(listOf("PodList", [], "100"));
+    const long = JSON.stringify({ type: "ADDED", object: { ...watchObject(1), metadata: { ...watchObject(1).metadata, annotations: { filler: "x".repeat(2 * 1024 * 1024) } } } });
+    s.watches.pods.push({ lines: [WATCH_LINES[0]!, long, WATCH_LINES[2]!], then: "hold" });
+    const run = runInBackground(collector(s, { events: false, max_response_bytes: "1MiB" }));
+    await waitFor(() => run.rec.events.length >= 2, "the two good lines");
+    expect(run.rec.events.map(podChange)).toEqual([lineChange(0), lineChange(2)]);
+    expect(run.rec.parseErrors.map((p) => p.source)).toEqual(["pods watch"]);
+    expect(run.rec.parseErrors[0]!.detail).toMatch(/^a line of more than \d+ characters, skipped$/);
+    await run.stop();
+  });
+
   test("a failing list shows the API server's own message", async () => {
     const s = apiServer();
     s.lists.pods.push(500);
@@ -370,6 +394,7 @@ describe("kubeapi collector: setup", () => {
         events: true,
         page_size: 500,
         timeout: "30s",
+        max_response_bytes: 64 * 1024 * 1024,
         watch_timeout: "5m",
         reconnect_backoff: { initial: "500ms", max: "30s" },
       });

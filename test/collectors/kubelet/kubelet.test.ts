@@ -299,6 +299,7 @@ describe("kubelet config", () => {
       pods_interval: "10s",
       stats_interval: "30s",
       timeout: "10s",
+      max_response_bytes: 64 * 1024 * 1024,
       crash_loop_restarts: 3,
       ignore_waiting_reasons: ["ContainerCreating", "PodInitializing"],
       not_ready_after: "30s",
