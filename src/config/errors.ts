@@ -60,7 +60,11 @@ const GOT_SCALAR = /\bgot (?!an? |nothing\b|null\b|")[^\s,;()]+/g;
  */
 function withoutSecrets(issue: ConfigIssue): ConfigIssue {
   let message = redactUrlCredentials(issue.message);
-  if (isSecretPath(issue.path)) message = message.replace(QUOTED, '"***"').replace(GOT_SCALAR, "got ***");
+  if (isSecretPath(issue.path)) {
+    // The key's own name (`duplicate key "token"`) is no secret; any other quoted text may be.
+    const keyName = JSON.stringify(issue.path.split(".").at(-1));
+    message = message.replace(QUOTED, (quoted) => (quoted === keyName ? quoted : '"***"')).replace(GOT_SCALAR, "got ***");
+  }
   return message === issue.message ? issue : { ...issue, message };
 }
 
