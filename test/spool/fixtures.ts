@@ -67,8 +67,12 @@ export function queued(e: QueuedEvent): QueuedEvent {
   return { subject: e.subject, id: e.id, bytes: e.bytes, collector: e.collector };
 }
 
-/** Runs a command as nobody (uid and gid 65534, no groups): what root may do is no test of a permission. */
-export const AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+/**
+ * Runs a command as nobody (uid and gid 65534, no groups): what root may do is no test of a
+ * permission. It keeps CAP_DAC_READ_SEARCH, so it can read the repository and Bun wherever
+ * they were cloned (a private folder included), but writes only where nobody may.
+ */
+export const AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"];
 
 /**
  * Runs `source` with bun, `Spool` and `silentLogger` imported, the spool path as argv[2]; killed after the test.
