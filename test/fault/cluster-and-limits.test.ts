@@ -97,6 +97,14 @@ function expectAccounting(final: LogLine): void {
   expect(final.accepted + final.inherited).toBe(final.published + final.discarded + final.in_spool + final.lost);
 }
 
+/**
+ * A JetStream manager for the test's own checks: no account-info request first, and a long
+ * timeout, since a cluster that just lost a node answers API requests only once it has a leader.
+ */
+function manager(nc: NatsConnection) {
+  return jetstreamManager(nc, { checkAPI: false, timeout: 15_000 });
+}
+
 async function withConnection<T>(servers: string | string[], opts: { user?: string; pass?: string }, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
   const nc = await connect({ servers, ...opts });
   try {
@@ -112,7 +120,7 @@ async function withConnection<T>(servers: string | string[], opts: { user?: stri
  * `subjectPrefix`.
  */
 async function readStreamIds(nc: NatsConnection, stream: string, subjectPrefix: string, timeoutMs = 15_000): Promise<string[]> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await manager(nc);
   const info = await jsm.streams.info(stream);
   const ids: string[] = [];
   if (info.state.messages === 0) return ids;
@@ -400,7 +408,7 @@ collectors:
 
     const survivors = nodes.filter((_, i) => i !== victimIndex).map((n) => n.url);
     const { ids, replicas } = await withConnection(survivors, {}, async (nc) => {
-      const info = await (await jetstreamManager(nc)).streams.info("CLUSTER");
+      const info = await (await manager(nc)).streams.info("CLUSTER");
       return { ids: await readStreamIds(nc, "CLUSTER", "cluster.events"), replicas: info.config.num_replicas };
     });
     expect(replicas).toBe(3);
@@ -424,7 +432,7 @@ collectors:
     let filler = 0;
     let fullError = "";
     await withConnection(server.url, {}, async (nc) => {
-      const jsm = await jetstreamManager(nc);
+      const jsm = await manager(nc);
       await jsm.streams.add({ name: STREAM, subjects: [`${SUBJECT}.>`], max_bytes: 64 * 1024, discard: DiscardPolicy.New });
       const js = jetstream(nc);
       // 1 KiB messages until one is refused, then empty ones: no agent event fits any more
@@ -455,7 +463,7 @@ collectors:
       // make room: drop the filler, and raise the limit above 500 events
       fix: () =>
         withConnection(server.url, {}, async (nc) => {
-          const jsm = await jetstreamManager(nc);
+          const jsm = await manager(nc);
           await jsm.streams.purge(STREAM);
           const info = await jsm.streams.info(STREAM);
           await jsm.streams.update(STREAM, { ...info.config, max_bytes: 8 * 1024 * 1024 });
@@ -481,7 +489,7 @@ authorization {
     const STREAM = "TAPIO_PERM";
     const admin = { user: "admin", pass: "adminpw" };
     await withConnection(server.url, admin, async (nc) => {
-      await (await jetstreamManager(nc)).streams.add({ name: STREAM, subjects: ["tapio.events.>"] });
+      await (await manager(nc)).streams.add({ name: STREAM, subjects: ["tapio.events.>"] });
     });
 
     await refusedThenReplayed({
