@@ -61,7 +61,12 @@ async function work({ queue, delivery, batchSize, policy, onBatchDone, commits, 
         if (!(await sleep(backoffDelay(attempt, RETRY_AFTER_THROW), deadline))) return;
       }
     }
-    commits?.settle(batch);
+    if (commits) {
+      // Emits resolve through promises alone: a collector awaiting each one
+      // would keep the event loop in microtasks, starving NATS I/O, the drainer and timers.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      commits.settle(batch);
+    }
     onBatchDone?.((performance.now() - t0) / 1000);
     if (!goOn) return;
   }
