@@ -22,6 +22,7 @@ import { MAX_EVENT_BYTES } from "../event/encode.ts";
 import { collectorSubject } from "../event/event.ts";
 import { CollectorRunner } from "./runner.ts";
 import { startWorkers } from "./workers.ts";
+import { CommitWaiters } from "./commit-waiters.ts";
 import { planReload } from "./reload-plan.ts";
 import { HealthMonitor, type AgentHealth } from "./health-monitor.ts";
 import { readiness, type Readiness } from "./readiness.ts";
@@ -64,6 +65,8 @@ export class Orchestrator {
   readonly health = new HealthTracker();
   readonly ledger = new DeliveryLedger(this.health);
   readonly queue: EventQueue;
+  /** disk mode: the emits waiting for their events to be spooled */
+  readonly #commits: CommitWaiters | undefined;
   readonly breakers: CircuitBreakers;
   readonly delivery: Delivery;
   readonly #o: OrchestratorOptions;
@@ -82,6 +85,7 @@ export class Orchestrator {
     const { orchestrator, nats, spool } = options.config;
     this.#batchPolicy = new BatchPolicy(nats.batch);
     this.queue = new EventQueue(orchestrator.buffer.max_events, orchestrator.buffer.max_bytes);
+    this.#commits = orchestrator.buffer.type === "disk" ? new CommitWaiters() : undefined;
     const cb = nats.circuit_breaker;
     this.breakers = new CircuitBreakers({
       failureThreshold: cb.failure_threshold,
@@ -125,7 +129,7 @@ export class Orchestrator {
     this.delivery.start();
     this.#monitor.start();
     const { workers, batch_size } = config.orchestrator;
-    this.#workers = startWorkers(workers, { queue: this.queue, delivery: this.delivery, batchSize: batch_size, policy: () => this.#batchPolicy, onBatchDone, log, deadline: this.#deadline.signal });
+    this.#workers = startWorkers(workers, { queue: this.queue, delivery: this.delivery, batchSize: batch_size, policy: () => this.#batchPolicy, onBatchDone, commits: this.#commits, log, deadline: this.#deadline.signal });
     for (const [name, section] of Object.entries(config.collectors)) {
       if (section.enabled) this.#startRunner(name, section.config);
     }
@@ -218,6 +222,7 @@ export class Orchestrator {
       once: once ?? false,
       backoff: cfg.orchestrator.restart_backoff,
       whenFull: cfg.orchestrator.buffer.when_full,
+      commits: this.#commits,
     });
     this.#runners.set(name, runner);
     runner.start();

@@ -11,6 +11,7 @@ import type { CollectorHealth } from "./health.ts";
 import type { DeliveryLedger } from "./ledger.ts";
 import type { RefusedReason } from "../event/drop-reasons.ts";
 import { QueueClosedError, type EventQueue } from "./queue.ts";
+import type { CommitWaiters } from "./commit-waiters.ts";
 import { LogThrottle } from "../log.ts";
 import { sleep } from "../wait.ts";
 import { backoffDelay } from "../backoff.ts";
@@ -40,6 +41,8 @@ export interface RunnerOptions {
   whenFull: WhenFull;
   /** where accepted and dropped events are counted (for any collector: drop_oldest evicts others' events) */
   ledger: DeliveryLedger;
+  /** disk mode: emit resolves once its event is committed to the spool (undefined in memory mode) */
+  commits?: CommitWaiters;
 }
 
 export class CollectorRunner {
@@ -123,7 +126,7 @@ export class CollectorRunner {
     try {
       if (this.#pending === 0 && this.#o.queue.tryPush(event)) {
         this.#o.ledger.accepted(this.name);
-        return;
+        return this.#o.commits?.wait(event.id);
       }
     } catch (err) {
       if (!(err instanceof QueueClosedError)) throw err;
@@ -145,11 +148,13 @@ export class CollectorRunner {
     }
     this.#o.ledger.accepted(this.name);
     this.#pending++;
-    return admitted.then(this.#admitted);
+    const queued = admitted.then(this.#admitted);
+    const committed = this.#o.commits?.wait(event.id);
+    return committed ? queued.then(() => committed) : queued;
   };
 
   /** The queue is full and the policy says drop rather than wait. */
-  #dropForRoom(event: QueuedEvent): void {
+  #dropForRoom(event: QueuedEvent): void | Promise<void> {
     const queue = this.#o.queue;
     if (this.#o.whenFull === "drop_newest") {
       this.#dropped("queue_full", `queue full: dropping new events of ${this.name} (buffer.when_full: drop_newest)`, event);
@@ -162,12 +167,14 @@ export class CollectorRunner {
         return;
       }
       this.#o.ledger.discarded(evicted.collector, "queue_full_oldest");
+      this.#o.commits?.settle([evicted]);
     }
     this.#o.ledger.accepted(this.name);
     const suppressed = this.#dropLog.take("queue_full_oldest");
     if (suppressed !== undefined) {
       this.#log.warn(suppressed > 0 ? { suppressed } : {}, "queue full: dropping the oldest events (buffer.when_full: drop_oldest)");
     }
+    return this.#o.commits?.wait(event.id);
   }
 
   readonly #admitted = (): void => {
