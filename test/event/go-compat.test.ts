@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { builtinRegistry } from "../../src/collectors/index.ts";
 import { SEVERITIES, PRIORITIES } from "../../src/event/event.ts";
 import { EMITS, PRODUCE, type CollectorName } from "./collector-events.ts";
-import { GO_COLLECTOR_EVENT, GO_PRIORITIES, GO_SEVERITIES } from "./go-domain-fields.ts";
+import { GO_COLLECTOR_EVENT, GO_PRIORITIES, GO_SEVERITIES } from "../../src/event/go-domain.ts";
 import { checkGoKind } from "./go-json-check.ts";
 
 /**

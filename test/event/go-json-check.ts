@@ -4,7 +4,7 @@
 // values (Go takes any string, but its code compares them), null is refused
 // (the schema leaves absent fields out), and integers stop at 2^53 (past it a
 // JavaScript number is no longer the exact integer it meant to be).
-import type { GoKind, GoStruct } from "./go-domain-fields.ts";
+import type { GoKind, GoStruct } from "../../src/event/go-domain.ts";
 
 const INT_RANGES: Record<string, readonly [number, number]> = {
   int: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
