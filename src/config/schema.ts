@@ -321,6 +321,13 @@ export interface CollectorSection {
   config: unknown;
 }
 
+function byTypeThenName(a: string, b: string): number {
+  const x = splitKey(a);
+  const y = splitKey(b);
+  if (x.type !== y.type) return x.type < y.type ? -1 : 1;
+  return (x.name ?? "") < (y.name ?? "") ? -1 : (x.name ?? "") > (y.name ?? "") ? 1 : 0;
+}
+
 /**
  * `collectors:`, whose keys are TYPE or TYPE/NAME (instance.ts): each is
  * validated by its type's schema, and a key that names no registered type,
@@ -352,10 +359,13 @@ function collectorsSchema(registry: CollectorRegistry): Schema<Record<string, Co
   return v.nullish(
     v.pipe(
       // The entries are the file's own keys: a valid one gets its type's schema, the rule below reports the rest.
+      // In type order, each bare type before its named instances: collectors start, and are listed, in that order.
       v.lazy((input) => {
         const entries: Record<string, Schema<unknown>> = {};
         if (isPlainMapping(input)) {
-          for (const key of Object.keys(input)) entries[key] = (keyProblem(key) === undefined ? sections.get(instanceType(key)) : undefined) ?? v.unknown();
+          for (const key of Object.keys(input).sort(byTypeThenName)) {
+            entries[key] = (keyProblem(key) === undefined ? sections.get(instanceType(key)) : undefined) ?? v.unknown();
+          }
         }
         return strictObject(entries);
       }),

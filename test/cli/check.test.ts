@@ -120,15 +120,15 @@ collectors:
 `);
   const { code, lines } = await check(file);
   expect(lines.slice(1)).toEqual([
-    "ok    publish chk.synthetic.a: allowed (one empty probe message with header Tapio-Check)",
-    'FAIL  publish chk.synthetic.b: the NATS user may not publish to "chk.synthetic.b"; see README "NATS permissions"',
     "ok    publish chk.dns.cluster: allowed (one empty probe message with header Tapio-Check)",
     'FAIL  publish chk.dns.external: the NATS user may not publish to "chk.dns.external"; see README "NATS permissions"',
+    "ok    publish chk.synthetic.a: allowed (one empty probe message with header Tapio-Check)",
+    'FAIL  publish chk.synthetic.b: the NATS user may not publish to "chk.synthetic.b"; see README "NATS permissions"',
     expect.stringMatching(/^ok {4}spool: .*spool\.db writable$/),
-    "ok    collector synthetic/a: reads nothing outside the agent",
-    "ok    collector synthetic/b: reads nothing outside the agent",
     `ok    collector dns/cluster: ${resolv} readable`,
     expect.stringMatching(new RegExp(`^FAIL  collector dns/external: .*${join(dir, "missing.conf").replace(/[.]/g, "\\.")}`)),
+    "ok    collector synthetic/a: reads nothing outside the agent",
+    "ok    collector synthetic/b: reads nothing outside the agent",
   ]);
   expect(code).toBe(1);
 });

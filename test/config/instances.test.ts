@@ -26,8 +26,9 @@ describe("valid instances", () => {
       "synthetic/b_2-x": { enabled: false, config: { ...SYNTHETIC_DEFAULTS, burst: 3 } },
       "files/logs": { enabled: true, config: { paths: ["/var/log"] } },
     });
-    // in the order written: the orchestrator starts them, and /status lists them, so
-    expect(Object.keys(config.collectors)).toEqual(["synthetic", "synthetic/a", "synthetic/b_2-x", "files/logs"]);
+    // in type order, a bare type before its named instances (as bare types were ordered before): collectors start in this order
+    expect(Object.keys(config.collectors)).toEqual(["files/logs", "synthetic", "synthetic/a", "synthetic/b_2-x"]);
+    expect(Object.keys(load("collectors:\n  synthetic/b:\n  synthetic/a:\n  synthetic:\n  files:\n    config: {paths: x}\n").collectors)).toEqual(["files", "synthetic", "synthetic/a", "synthetic/b"]);
   });
 
   test("the built-in dns type twice, as in the README: dns/cluster and dns/external", () => {
@@ -105,7 +106,7 @@ describe("errors, located at the instance", () => {
       'test.yaml:5:3 collectors.push/b: its subject <nats.subject>.push.b is one of those "push" publishes to (<nats.subject>.push.>): name both instances, e.g. push/default and push/b',
     ]);
     // named only, or bare only: every subject is one instance's
-    expect(Object.keys(loaded("collectors:\n  push/default:\n  push/a:\n").collectors)).toEqual(["push/default", "push/a"]);
+    expect(Object.keys(loaded("collectors:\n  push/default:\n  push/a:\n").collectors)).toEqual(["push/a", "push/default"]);
     expect(Object.keys(loaded("collectors:\n  push:\n  synthetic:\n  synthetic/a:\n").collectors)).toEqual(["push", "synthetic", "synthetic/a"]);
   });
 });

@@ -149,11 +149,11 @@ describe("HTTP endpoints", () => {
     await waitFor(() => h("synthetic/a").published === 30 && h("synthetic/b").published === 70 && h("dns/nowhere").state === "degraded");
     const s = (await (await a.get("/status")).json()) as StatusDocument;
     expect(s.collectors.map((c) => [c.name, c.state, c.events_accepted, c.events_published])).toEqual([
+      ["dns/nowhere", "degraded", 0, 0],
       ["synthetic/a", "running", 30, 30],
       ["synthetic/b", "running", 70, 70],
-      ["dns/nowhere", "degraded", 0, 0],
     ]);
-    expect(s.collectors[2]!.last_error).toContain("/nonexistent/resolv.conf");
+    expect(s.collectors[0]!.last_error).toContain("/nonexistent/resolv.conf");
     expect(s.health.problems.some((p) => p.includes("dns/nowhere"))).toBe(true);
     expect(s.health.problems.some((p) => p.includes("synthetic/"))).toBe(false);
 
