@@ -96,6 +96,36 @@ collectors:
     expect(publisher.events.filter((e) => e.collector === "flaky").length).toBe(4);
   });
 
+  test("instances of one type fail and restart on their own: each has its own health, restarts and backoff", async () => {
+    const crashy: CollectorFactory<{ fail: boolean }> = {
+      type: "crashy",
+      description: "fails when told to",
+      configSchema: v.object({ fail: v.optional(v.boolean(), false) }),
+      create: (config) => ({
+        run: async (ctx) => {
+          await emitN(ctx, 1, "crashy.event");
+          if (config.fail) throw new Error(`${ctx.name} fails`);
+          await untilAborted(ctx);
+        },
+      }),
+    };
+    const { orch, publisher } = setup(`${BASE}
+collectors:
+  crashy/bad: { config: { fail: true } }
+  crashy/good: {}
+`, [crashy]);
+    orch.start();
+    await waitFor(() => orch.health.collector("crashy/bad").restarts >= 2);
+    expect(orch.health.collector("crashy/bad").snapshot()).toMatchObject({ last_error: "crashy/bad fails" });
+    expect(orch.health.collector("crashy/good").snapshot()).toMatchObject({ state: "running", restarts: 0, last_error: undefined, events_published: 1 });
+    expect(orch.agentHealth().problems.some((p) => p.includes("crashy/bad"))).toBe(true);
+    expect(orch.agentHealth().problems.some((p) => p.includes("crashy/good"))).toBe(false);
+    await orch.stop();
+    expect(publisher.events.filter((e) => e.collector === "crashy/good")).toHaveLength(1);
+    // one event per run: the first and each restart that ran before the stop
+    expect(publisher.events.filter((e) => e.collector === "crashy/bad").length).toBeGreaterThanOrEqual(2);
+  });
+
   test("a rejected promise and an early return are failures too", async () => {
     const rejecting = factory("rejecting", (_ctx, attempt) => (attempt === 0 ? Promise.reject(new Error("rejected")) : untilAborted(_ctx)));
     const ending = factory("ending", async (ctx, attempt) => (attempt === 0 ? undefined : untilAborted(ctx)));
