@@ -408,4 +408,23 @@ describe("health reporting in the log", () => {
     publisher.connected = true;
     await waitFor(() => lines.some((l) => l.msg === "agent healthy"), "the agent-healthy line", 4000);
   });
+
+  test("each instance has the quiet period of its own config, and its lines name it", async () => {
+    const lines: Array<Record<string, any>> = [];
+    const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const quiet: CollectorFactory<{ quiet_ms: number }> = {
+      ...factory("quiet", (ctx) => untilAborted(ctx)),
+      configSchema: v.object({ quiet_ms: v.number() }),
+      quietPeriodMs: (config) => config.quiet_ms,
+    };
+    const registry = builtinRegistry().register(quiet);
+    const config = configFrom(`orchestrator: { health_interval: 400ms, shutdown_timeout: 1s }\nnats: { mode: core }\ncollectors:\n  quiet/short: { config: { quiet_ms: 300 } }\n  quiet/long: { config: { quiet_ms: 600000 } }\n`, registry);
+    const orch = new Orchestrator({ config, registry, publisher: new MemoryPublisher(), log });
+    running.push(orch);
+    orch.start();
+    await waitFor(() => lines.some((l) => l.msg?.startsWith("health: ")) && lines.some((l) => l.msg?.startsWith("collector quiet/short has emitted nothing")), "the quiet line and a summary", 4000);
+    expect(lines.find((l) => l.msg.startsWith("collector quiet/short has emitted nothing"))).toMatchObject({ level: 40, collector: "quiet/short", quiet_period_seconds: 0.3 });
+    expect(lines.some((l) => l.msg.startsWith("collector quiet/long"))).toBe(false);
+    expect(Object.keys(lines.find((l) => l.msg.startsWith("health: "))!.collectors)).toEqual(["quiet/long", "quiet/short"]);
+  });
 });
