@@ -12,6 +12,7 @@ import { loadConfigFile } from "../config/load.ts";
 import type { Config, NatsConfig } from "../config/schema.ts";
 import { builtinRegistry } from "../collectors/index.ts";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
+import { collectorSubject } from "../orchestrator/instance.ts";
 import { redactUrlCredentials } from "../config/redact.ts";
 import { connectionOptions } from "../publish/connect.ts";
 import { permissionMessage } from "../publish/connection.ts";
@@ -56,7 +57,7 @@ export async function* runChecks(config: Config, registry: CollectorRegistry): A
 function subjects(config: Config): string[] {
   return Object.entries(config.collectors)
     .filter(([, c]) => c.enabled)
-    .map(([name]) => `${config.nats.subject}.${name}`);
+    .map(([name]) => collectorSubject(config.nats.subject, name));
 }
 
 async function* natsChecks(config: Config): AsyncGenerator<CheckLine> {
@@ -210,7 +211,7 @@ function spoolCheck(spool: Config["spool"]): CheckLine {
 async function* sourceChecks(config: Config, registry: CollectorRegistry): AsyncGenerator<CheckLine> {
   for (const [name, section] of Object.entries(config.collectors)) {
     if (!section.enabled) continue;
-    const sources = registry.get(name)?.sources?.(section.config) ?? [];
+    const sources = registry.forKey(name)?.sources?.(section.config) ?? [];
     if (sources.length === 0) yield { ok: true, check: `collector ${name}`, detail: "reads nothing outside the agent" };
     for (const source of sources) {
       try {

@@ -8,6 +8,7 @@ import { DEFAULT_NATS_URL, SUBJECT_PREFIX, SUBJECT_PREFIX_EXPECTED, defaultConfi
 import { redactUrlCredentials } from "../config/redact.ts";
 import { builtinRegistry } from "../collectors/index.ts";
 import { connectionOptions } from "../publish/connect.ts";
+import { collectorSubject } from "../orchestrator/instance.ts";
 import { EXIT, HELP, UsageError, parseFlags } from "./usage.ts";
 import { clockTime, truncate } from "./table.ts";
 import { BATCH_HEADER } from "../publish/msg-id-header.ts";
@@ -38,7 +39,7 @@ export async function tailCommand(args: string[]): Promise<number> {
     throw new UsageError(`tail: --subject: expected ${SUBJECT_PREFIX_EXPECTED}, got "${flags.subject}"`);
   }
   if (flags.collector !== undefined && !COLLECTOR_NAME.test(flags.collector)) {
-    throw new UsageError(`tail: --collector: expected a collector name like kubelet, got "${flags.collector}"`);
+    throw new UsageError(`tail: --collector: expected a collector name like kubelet or dns/external, got "${flags.collector}"`);
   }
   const matchType = typeMatcher(flags.type);
   const servers = flags.nats === undefined ? undefined : parseServers(flags.nats);
@@ -50,7 +51,7 @@ export async function tailCommand(args: string[]): Promise<number> {
   const prefix = flags.subject ?? config.nats.subject;
   if (servers) options.servers = servers;
   const shown = (servers ?? config.nats.url).map(redactUrlCredentials).join(",");
-  const subject = `${prefix}.${flags.collector ?? ">"}`;
+  const subject = collectorSubject(prefix, flags.collector ?? ">");
 
   // Ctrl-C (or SIGTERM) ends tail with exit 0, also while it connects
   let stopped = false;

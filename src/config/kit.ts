@@ -151,7 +151,8 @@ function objectMessage(issue: v.ObjectIssue): string {
   return expectedGot("a mapping", issue.input);
 }
 
-function unknownKeyMessage(key: string, allowed: readonly string[], options: StrictObjectOptions): string {
+/** `unknown <noun> "key"`, with the hint for it, a "did you mean", or the known ones. */
+export function unknownKeyMessage(key: string, allowed: readonly string[], options: StrictObjectOptions): string {
   const { noun = "key", hints = {} } = options;
   const unknown = `unknown ${noun} "${key}"`;
   if (Object.hasOwn(hints, key)) return `${unknown}: ${hints[key]}`;

@@ -9,6 +9,7 @@ import { expectedGot, type Schema } from "./kit.ts";
 import { isPlainMapping } from "./parse.ts";
 import { configSchema } from "./schema.ts";
 import { suggest } from "./suggest.ts";
+import { instanceType } from "../orchestrator/instance.ts";
 
 export const PROFILE_NAMES = ["low", "medium", "high"] as const;
 export type ProfileName = (typeof PROFILE_NAMES)[number];
@@ -128,6 +129,9 @@ export const PROFILE_TABLE = {
   "collectors.dns.config.latency_high": { low: "2s", high: "1s" },
 } as const satisfies Readonly<Record<string, ProfileRow>>;
 
+/** A collector's row of the table: `collectors.<type>.config.<keys>`. */
+const COLLECTOR_PATH = /^collectors\.([^.]+)\.config\.(.+)$/;
+
 /**
  * A profile key that is not filled where the file sets this other key: the
  * short forms of the queue bounds, which the schema refuses alongside their
@@ -166,7 +170,7 @@ export function mediumValues(registry: CollectorRegistry): Record<keyof typeof P
   const collectors = new Map<string, unknown>();
   const values: Record<string, unknown> = {};
   for (const path of Object.keys(PROFILE_TABLE)) {
-    const collector = /^collectors\.([^.]+)\.config\.(.+)$/.exec(path);
+    const collector = COLLECTOR_PATH.exec(path);
     let node: unknown = agent;
     let keys = path;
     if (collector) {
@@ -205,17 +209,28 @@ export function profileDocument(name: ProfileName, registry: CollectorRegistry):
  *   applies, as a default would.
  * - An empty mapping (`orchestrator:`) is filled like a missing one.
  * - A collector is only configured, never enabled: its keys are filled only
- *   when the file names it under `collectors`.
+ *   when the file names it under `collectors`, in each instance of its type
+ *   (`dns` and `dns/external` alike).
  */
 export function applyProfile(document: Record<string, unknown>): Record<string, unknown> {
   const name = document.profile;
   // medium is the schemas' defaults: nothing to fill.
   if (!isProfileName(name) || name === "medium") return document;
   let result = document;
+  const collectorKeys = isPlainMapping(document.collectors) ? Object.keys(document.collectors) : [];
   for (const [path, row] of Object.entries(PROFILE_TABLE)) {
     const other = SUPPRESSED_BY[path];
     if (other !== undefined && isSet(document, other.split("."))) continue;
-    result = fill(result, path.split("."), row[name], "", false);
+    const collector = COLLECTOR_PATH.exec(path);
+    if (!collector) {
+      result = fill(result, path.split("."), row[name], "", false);
+      continue;
+    }
+    // Every instance of the type the file names: dns, dns/cluster, dns/external.
+    const [, type, rest] = collector as unknown as [string, string, string];
+    for (const key of collectorKeys) {
+      if (instanceType(key) === type) result = fill(result, ["collectors", key, "config", ...rest.split(".")], row[name], "", false);
+    }
   }
   return result;
 }

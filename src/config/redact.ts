@@ -7,10 +7,13 @@ import { isPlainMapping } from "./parse.ts";
 
 const HIDDEN = "***";
 
-/** token, password, *_token, *_password, *secret*; never *_file, which holds a path, not the secret. */
+/**
+ * token, password, *_token, *_password, *secret*; never *_file, which holds a
+ * path, not the secret, nor a collector instance's key (`dns/secret-zone`).
+ */
 export function isSecretKey(key: string): boolean {
   const k = key.toLowerCase();
-  if (k.endsWith("_file")) return false;
+  if (k.endsWith("_file") || k.includes("/")) return false;
   return k === "token" || k === "password" || k.endsWith("_token") || k.endsWith("_password") || k.includes("secret");
 }
 

@@ -3,8 +3,9 @@
 import * as v from "valibot";
 import { LOG_LEVELS } from "../log.ts";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
+import { instanceType, nameProblem, splitKey } from "../orchestrator/instance.ts";
 import { Duration } from "./duration.ts";
-import { bool, byteSize, duration, integer, nonEmptyString, picklist, secret, strictObject, stringOrList, text, type Schema } from "./kit.ts";
+import { bool, byteSize, duration, integer, nonEmptyString, picklist, secret, strictObject, stringOrList, text, unknownKeyMessage, type Schema } from "./kit.ts";
 import { redactUrl } from "./redact.ts";
 import { isPlainMapping } from "./parse.ts";
 import { profileSchema } from "./profiles.ts";
@@ -160,7 +161,7 @@ export const COMMA_LIST_KEYS: ReadonlySet<string> = new Set(["nats.url"]);
 
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 export const DEFAULT_SUBJECT = "tapio.events";
-// Publishing appends ".<collector>" to the prefix, so it must be literal tokens.
+// Publishing appends ".<type>" or ".<type>.<name>" to the prefix, so it must be literal tokens.
 export const SUBJECT_PREFIX = /^[^\s.*>]+(?:\.[^\s.*>]+)*$/;
 export const SUBJECT_PREFIX_EXPECTED = `a NATS subject prefix like ${DEFAULT_SUBJECT} (tokens separated by ".", no spaces, "*" or ">")`;
 const STREAM_NAME = /^[^\s.*>/\\]+$/;
@@ -320,12 +321,25 @@ export interface CollectorSection {
   config: unknown;
 }
 
+function byTypeThenName(a: string, b: string): number {
+  const x = splitKey(a);
+  const y = splitKey(b);
+  if (x.type !== y.type) return x.type < y.type ? -1 : 1;
+  return (x.name ?? "") < (y.name ?? "") ? -1 : (x.name ?? "") > (y.name ?? "") ? 1 : 0;
+}
+
+/**
+ * `collectors:`, whose keys are TYPE or TYPE/NAME (instance.ts): each is
+ * validated by its type's schema, and a key that names no registered type,
+ * or a bad name, is reported at the key.
+ */
 function collectorsSchema(registry: CollectorRegistry): Schema<Record<string, CollectorSection>> {
-  const entries: Record<string, Schema<CollectorSection | undefined>> = {};
-  for (const type of registry.types()) {
-    const factory = registry.get(type);
-    if (!factory) continue;
-    entries[type] = v.optional(
+  const types = registry.types();
+  const sections = new Map<string, Schema<CollectorSection>>();
+  for (const type of types) {
+    const factory = registry.get(type)!;
+    sections.set(
+      type,
       v.nullable(
         strictObject({
           enabled: v.optional(bool(), true),
@@ -336,8 +350,44 @@ function collectorsSchema(registry: CollectorRegistry): Schema<Record<string, Co
       ),
     );
   }
-  // Optional entries are left out when absent, never set to undefined.
-  return v.nullish(strictObject(entries, { noun: "collector" }), {}) as Schema<Record<string, CollectorSection>>;
+  const keyProblem = (key: string): string | undefined => {
+    const { type, name } = splitKey(key);
+    if (registry.get(type)) return nameProblem(key);
+    // A bare key reads as before instances existed; in TYPE/NAME only the type is unknown.
+    return name === undefined ? unknownKeyMessage(key, types, { noun: "collector" }) : unknownKeyMessage(type, types, { noun: "collector type" });
+  };
+  return v.nullish(
+    v.pipe(
+      // The entries are the file's own keys: a valid one gets its type's schema, the rule below reports the rest.
+      // In type order, each bare type before its named instances: collectors start, and are listed, in that order.
+      v.lazy((input) => {
+        const entries: Record<string, Schema<unknown>> = {};
+        if (isPlainMapping(input)) {
+          for (const key of Object.keys(input).sort(byTypeThenName)) {
+            entries[key] = (keyProblem(key) === undefined ? sections.get(instanceType(key)) : undefined) ?? v.unknown();
+          }
+        }
+        return strictObject(entries);
+      }),
+      rule((collectors, report) => {
+        const keys = Object.keys(collectors);
+        for (const key of keys) {
+          const problem = keyProblem(key);
+          if (problem !== undefined) report(key, problem);
+        }
+        // Distinct keys have distinct subjects (instance.ts); an instance that
+        // also publishes below its subject shares those below with any instance there.
+        const below = new Set(keys.filter((key) => registry.forKey(key)?.publishesBelow === true && keyProblem(key) === undefined));
+        for (const key of keys) {
+          const { type, name } = splitKey(key);
+          if (name !== undefined && below.has(type)) {
+            report(key, `its subject <nats.subject>.${type}.${name} is one of those "${type}" publishes to (<nats.subject>.${type}.>): name both instances, e.g. ${type}/default and ${key}`);
+          }
+        }
+      }),
+    ),
+    {},
+  ) as Schema<Record<string, CollectorSection>>;
 }
 
 /** The whole file; collector configs are validated by their factories' schemas. */

@@ -8,7 +8,8 @@
 import type { Logger } from "pino";
 import type { PublishOutcome } from "../publish/publisher.ts";
 import type { Spool, SpooledEvent } from "../spool/spool.ts";
-import { collectorSubject, type QueuedEvent } from "../event/event.ts";
+import type { QueuedEvent } from "../event/event.ts";
+import { collectorOfSubject, collectorSubject } from "../orchestrator/instance.ts";
 import { sleep } from "../wait.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import type { CircuitBreakers } from "./circuit.ts";
@@ -173,12 +174,18 @@ export class SpoolDrainer {
 /** The breakers are per subject, the spool skips per collector: the collectors whose current subject is blocked. */
 function blockedCollectors(blocked: ReadonlySet<string>, prefix: string): Set<string> {
   const collectors = new Set<string>();
-  const head = collectorSubject(prefix, "");
-  for (const subject of blocked) if (subject.startsWith(head)) collectors.add(subject.slice(head.length));
+  for (const subject of blocked) {
+    const collector = collectorOfSubject(prefix, subject);
+    if (collector !== undefined) collectors.add(collector);
+  }
   return collectors;
 }
 
-/** The rows with the subject of their collector under `prefix`; rows already there are kept as they are. */
+/**
+ * The rows with the subject of their collector under `prefix`; rows already
+ * there are kept as they are. The collector column holds the instance key,
+ * so a named instance's rows go to `<prefix>.<type>.<name>`.
+ */
 function readdress(rows: SpooledEvent[], prefix: string): SpooledEvent[] {
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;

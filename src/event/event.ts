@@ -62,20 +62,15 @@ export interface EventInput {
   timestamp?: string;
 }
 
-/** Where a collector's events go: `<nats.subject>.<collector name>`. */
-export function collectorSubject(prefix: string, collector: string): string {
-  return `${prefix}.${collector}`;
-}
-
 /** An encoded event waiting in the queue: bytes, not objects (serialised once). */
 export interface QueuedEvent {
-  /** NATS subject: collectorSubject(prefix, collector) */
+  /** NATS subject: collectorSubject(prefix, collector) (src/orchestrator/instance.ts) */
   readonly subject: string;
   /** event_id, also the Nats-Msg-Id header */
   readonly id: string;
   /** the UTF-8 JSON of the event; never modified once made (usually a view of the encoder's chunk), so it is passed on, not copied */
   readonly bytes: Uint8Array;
-  /** configured collector name, for accounting */
+  /** the collector instance's key (`dns`, `dns/external`), for accounting */
   readonly collector: string;
   /** performance.now() when it was encoded, for the hand-off latency metric (absent on events read back from the spool) */
   readonly emittedAt?: number;

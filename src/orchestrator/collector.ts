@@ -5,7 +5,10 @@ import type { Logger } from "pino";
 import type { EventInput } from "../event/event.ts";
 
 export interface CollectorContext {
-  /** the collector's configured name; events go to `<subject prefix>.<name>` */
+  /**
+   * the instance's key under `collectors:`, TYPE or TYPE/NAME (`dns`,
+   * `dns/external`); events go to `<subject prefix>.<type>[.<name>]` and carry it as `source`
+   */
   readonly name: string;
   /** aborted when the collector must stop (shutdown, restart, removed by a reload) */
   readonly signal: AbortSignal;
@@ -41,11 +44,11 @@ export interface Collector {
 }
 
 export interface CollectorFactory<C = unknown> {
-  /** type name, the key under `collectors:` in the config */
+  /** type name: the key under `collectors:` in the config is TYPE, or TYPE/NAME for one of several instances */
   readonly type: string;
   /** one line for `--help` and the README */
   readonly description: string;
-  /** validates and fills defaults of `collectors.<type>.config` */
+  /** validates and fills defaults of `collectors.<type>.config`, and of each `collectors.<type>/<name>.config` */
   readonly configSchema: v.GenericSchema<unknown, C>;
   /**
    * How long this collector may stay silent before health warns (issue: a
@@ -59,6 +62,13 @@ export interface CollectorFactory<C = unknown> {
    * that read nothing outside the agent.
    */
   sources?(config: C): SourceCheck[];
+  /**
+   * True when a bare instance of this type also publishes below its subject
+   * (`<nats.subject>.<type>.<suffix>`, e.g. one subject per sender): a named
+   * instance of the type would share those subjects, so the config refuses
+   * the bare key together with a named one.
+   */
+  readonly publishesBelow?: boolean;
   create(config: C): Collector;
 }
 

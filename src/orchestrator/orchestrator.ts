@@ -19,7 +19,7 @@ import { HealthTracker } from "./health.ts";
 import { DeliveryLedger } from "./ledger.ts";
 import { EventQueue } from "./queue.ts";
 import { MAX_EVENT_BYTES } from "../event/encode.ts";
-import { collectorSubject } from "../event/event.ts";
+import { collectorSubject } from "./instance.ts";
 import { CollectorRunner } from "./runner.ts";
 import { startWorkers } from "./workers.ts";
 import { CommitWaiters } from "./commit-waiters.ts";
@@ -203,10 +203,13 @@ export class Orchestrator {
     return this.#monitor.agentHealth();
   }
 
-  /** Starts the collector `name`; its events go to `<subject>.<name>`. The config loader checked that its type is registered. */
+  /**
+   * Starts the collector instance `name` (TYPE or TYPE/NAME); its events go
+   * to its subject (instance.ts). The config loader checked that its type is registered.
+   */
   #startRunner(name: string, config: unknown): void {
-    const factory: AnyCollectorFactory | undefined = this.#o.registry.get(name);
-    if (!factory) throw new Error(`no collector registered as "${name}"`);
+    const factory: AnyCollectorFactory | undefined = this.#o.registry.forKey(name);
+    if (!factory) throw new Error(`no collector type registered for "${name}"`);
     const { config: cfg, log, once } = this.#o;
     const runner = new CollectorRunner({
       name,

@@ -27,6 +27,7 @@ beforeAll(async () => {
       { user: agent, password: p, permissions: { ${AGENT} } }
       { user: nopub, password: p, permissions: { ${NO_PUBLISH} } }
       { user: core, password: p, permissions: { publish: { allow: ["chk.synthetic"] }, subscribe: { allow: ["nothing.at.all"] } } }
+      { user: inst, password: p, permissions: { publish: { allow: ["chk.synthetic.a", "chk.dns.cluster"] }, subscribe: { allow: ["nothing.at.all"] } } }
     ] } }`,
   });
   admin = await connect({ servers: server.url, user: "admin", pass: "a" });
@@ -100,6 +101,34 @@ test("core mode: needs only publish; a subject it may not publish to FAILs", asy
   expect(lines.filter((l) => l.startsWith("ok    publish") || l.startsWith("FAIL"))).toEqual([
     'FAIL  publish chk.process: the NATS user may not publish to "chk.process"; see README "NATS permissions"',
     "ok    publish chk.synthetic: allowed (one empty probe message with header Tapio-Check)",
+  ]);
+  expect(code).toBe(1);
+});
+
+test("instances: a publish check per instance subject and a source check per instance, each named by its key", async () => {
+  const dir = makeTempDir("check-instances");
+  const resolv = join(dir, "resolv.conf");
+  await Bun.write(resolv, "nameserver 10.96.0.10\n");
+  const file = writeConfig(`
+nats: { url: ${server.url}, mode: core, username: inst, password: p, subject: chk, timeout: 2s }
+collectors:
+  synthetic/a: {}
+  synthetic/b: {}
+  dns/cluster: { config: { names: [a.example.], resolv_conf: ${resolv} } }
+  dns/external: { config: { names: [b.example.], resolv_conf: ${join(dir, "missing.conf")} } }
+  dns/off: { enabled: false, config: { names: [c.example.] } }
+`);
+  const { code, lines } = await check(file);
+  expect(lines.slice(1)).toEqual([
+    "ok    publish chk.dns.cluster: allowed (one empty probe message with header Tapio-Check)",
+    'FAIL  publish chk.dns.external: the NATS user may not publish to "chk.dns.external"; see README "NATS permissions"',
+    "ok    publish chk.synthetic.a: allowed (one empty probe message with header Tapio-Check)",
+    'FAIL  publish chk.synthetic.b: the NATS user may not publish to "chk.synthetic.b"; see README "NATS permissions"',
+    expect.stringMatching(/^ok {4}spool: .*spool\.db writable$/),
+    `ok    collector dns/cluster: ${resolv} readable`,
+    expect.stringMatching(new RegExp(`^FAIL  collector dns/external: .*${join(dir, "missing.conf").replace(/[.]/g, "\\.")}`)),
+    "ok    collector synthetic/a: reads nothing outside the agent",
+    "ok    collector synthetic/b: reads nothing outside the agent",
   ]);
   expect(code).toBe(1);
 });

@@ -85,6 +85,32 @@ describe("CLI", () => {
     expect(logs.some((l) => l.msg.startsWith("shutdown complete: 25 event(s) published"))).toBe(true);
   });
 
+  test("--once --dry-run with instances: each instance does its round, its events name it", async () => {
+    const file = writeConfig("collectors:\n  synthetic/a:\n    config: { count: 3, rate: 0, type: a.event }\n  synthetic/b:\n    config: { count: 4, rate: 0, type: b.event }\n");
+    const r = await runAgent(["run", "--once", "--dry-run", "--config", file]);
+    expect(r.code).toBe(0);
+    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const seen = events.map((e) => `${e.source} ${e.type} ${e.metadata.attributes.collector_name}`).sort();
+    expect(seen).toEqual([...Array(3).fill("synthetic/a a.event synthetic/a"), ...Array(4).fill("synthetic/b b.event synthetic/b")]);
+    const logs = logLines(r.stderr);
+    expect(logs.find((l) => l.msg.startsWith("orchestrator started"))?.collectors).toEqual(["synthetic/a", "synthetic/b"]);
+    expect(logs.some((l) => l.msg.startsWith("shutdown complete: 7 event(s) published"))).toBe(true);
+  });
+
+  test("validate names the enabled instances; print-config shows them under their keys", async () => {
+    const file = writeConfig("collectors:\n  synthetic/a: {}\n  synthetic/off: { enabled: false }\n  dns/external:\n    config: { names: [example.com.], servers: [1.1.1.1] }\n");
+    const v = await runAgent(["validate", "--config", file]);
+    expect(v.code).toBe(0);
+    expect(v.stderr).toBe(`${file}: valid (2 collector(s) enabled: dns/external, synthetic/a)\n`);
+    const p = await runAgent(["print-config", "--config", file]);
+    expect(p.code).toBe(0);
+    expect(p.stdout).toContain("  dns/external:\n    enabled: true\n    config:\n      names:\n        - example.com.\n");
+    expect(p.stdout).toContain("  synthetic/off:\n    enabled: false\n");
+    const bad = await runAgent(["validate", "--config", writeConfig("collectors:\n  dns/External: {}\n")]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('collectors.dns/External: instance name "External" may hold only lowercase letters, digits, "_" and "-"');
+  });
+
   test("--log-format pretty writes human-readable logs", async () => {
     const file = writeConfig("collectors:\n  synthetic:\n    config: { count: 1 }\n");
     const r = await runAgent(["--once", "--dry-run", "--log-format", "pretty", "-c", file], { env: { NO_COLOR: "1" } });

@@ -122,6 +122,44 @@ collectors:
     expectBalanced(r);
   });
 
+  test("instances have their own circuits: a failing synthetic/a is spooled and not even replayed while open; synthetic/b and the spooled rows of b flow", async () => {
+    const publisher = new MemoryPublisher();
+    publisher.failing = (e) => e.collector === "synthetic/a";
+    const spoolPath = join(makeTempDir("delivery"), "spool.db");
+    // rows of both instances left by an earlier run: the drainer must replay b's and skip a's
+    const earlier = Spool.open({ path: spoolPath, maxBytes: 1 << 30, whenFull: "block", log: silentLogger() });
+    const row = (collector: string, subject: string, id: string) => ({ collector, subject, id, bytes: new TextEncoder().encode(JSON.stringify({ event_id: id })) });
+    earlier.append([row("synthetic/a", "old.synthetic.a", "a-0"), row("synthetic/b", "old.synthetic.b", "b-0"), row("synthetic/a", "old.synthetic.a", "a-1"), row("synthetic/b", "old.synthetic.b", "b-1")]);
+    earlier.close();
+    const config = configFrom(`
+orchestrator: { shutdown_timeout: 300ms }
+nats: { circuit_breaker: { failure_threshold: 3, open_for: 1h } }
+spool: { path: ${spoolPath}, spill_after: 200ms }
+collectors:
+  synthetic/a: { config: { rate: 2000 } }
+  synthetic/b: { config: { rate: 500 } }
+`);
+    const spool = Spool.open({ path: spoolPath, maxBytes: config.spool.max_bytes, whenFull: "block", log: silentLogger() });
+    const orch = new Orchestrator({ config, registry: builtinRegistry(), publisher, spool, log: silentLogger() });
+    running.push(orch);
+    orch.start();
+    await waitFor(() => orch.breakers.for("tapio.events.synthetic.a").state === "open");
+    const attempts = (subject: string) => publisher.attemptedSubjects.filter((s) => s === subject).length;
+    const aAttemptsAtOpen = attempts("tapio.events.synthetic.a");
+    const bAtOpen = publisher.events.filter((e) => e.collector === "synthetic/b").length;
+    const spooledAtOpen = orch.delivery.spoolDepth();
+    await waitFor(() => publisher.events.filter((e) => e.collector === "synthetic/b").length > bAtOpen + 50 && orch.delivery.spoolDepth() > spooledAtOpen + 50);
+    // b's old rows went out, re-addressed to the current prefix; a's were not even tried
+    expect(publisher.events.filter((e) => e.id === "b-0" || e.id === "b-1").map((e) => e.subject)).toEqual(["tapio.events.synthetic.b", "tapio.events.synthetic.b"]);
+    expect(attempts("tapio.events.synthetic.a")).toBe(aAttemptsAtOpen);
+    expect(publisher.events.filter((e) => e.collector === "synthetic/a")).toHaveLength(0);
+    expect(orch.status().delivery.circuits.find((c) => c.subject === "tapio.events.synthetic.a")).toMatchObject({ state: "open" });
+    expect(orch.status().delivery.circuits.find((c) => c.subject === "tapio.events.synthetic.b")).toMatchObject({ state: "closed" });
+    const r = await orch.stop();
+    expect(r.inSpool).toBe(orch.health.collector("synthetic/a").accepted + 2);
+    expectBalanced(r);
+  });
+
   test("the spool's drop policy discards events, counted with their reason, and the counters still add up", async () => {
     const publisher = new MemoryPublisher();
     publisher.connected = false;

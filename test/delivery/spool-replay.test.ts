@@ -99,6 +99,45 @@ collectors:
     expect(stored.at(-1)!.msgId).toBe("retired-0");
   });
 
+  test("a named instance's spooled events replay to <prefix>.<type>.<name> under the new prefix, the bare type's to <prefix>.<type>", async () => {
+    const dir = makeTempDir("spool-instances");
+    const spoolFile = join(dir, "spool.db");
+    const away = writeConfig(`
+orchestrator: { shutdown_timeout: 1s }
+nats: { url: "nats://127.0.0.1:${await freePort()}", subject: old.prefix, reconnect_wait: 100ms }
+spool: { path: ${spoolFile} }
+collectors:
+  synthetic: { config: { count: 2, rate: 0 } }
+  synthetic/a: { config: { count: 3, rate: 0, type: a.event } }
+  synthetic/b-2: { config: { count: 4, rate: 0, type: b.event } }
+`);
+    const first = await runAgent(["--once", "-c", away]);
+    expect(report(first.stdout)).toMatchObject({ accepted: 9, published: 0, in_spool: 9 });
+    // the collector column holds the instance key
+    const spool = Spool.open({ path: spoolFile, maxBytes: 1 << 30, whenFull: "block", log: silentLogger() });
+    const rows = spool.peek(100);
+    spool.close();
+    const columns = new Set(rows.map((r) => `${r.collector} ${r.subject}`));
+    expect(columns).toEqual(new Set(["synthetic old.prefix.synthetic", "synthetic/a old.prefix.synthetic.a", "synthetic/b-2 old.prefix.synthetic.b-2"]));
+
+    // Second run: another prefix, every instance gone from the config.
+    const server = await startNatsServer({ jetstream: true });
+    const config = writeConfig(`
+orchestrator: { shutdown_timeout: 5s }
+nats: { url: "${server.url}", subject: new.prefix, stream: { name: INSTANCES_REPLAY } }
+spool: { path: ${spoolFile} }
+collectors: {}
+`);
+    const second = await runAgent(["--once", "-c", config]);
+    expect(report(second.stdout)).toMatchObject({ inherited: 9, published: 9, discarded: 0, in_spool: 0, unaccounted: 0 });
+    const stored = await readStream(server.url, "INSTANCES_REPLAY");
+    const subjectOf = (type: string) => stored.filter((m) => JSON.parse(m.data).type === type).map((m) => m.subject);
+    expect(subjectOf("synthetic.event")).toEqual(Array(2).fill("new.prefix.synthetic"));
+    expect(subjectOf("a.event")).toEqual(Array(3).fill("new.prefix.synthetic.a"));
+    expect(subjectOf("b.event")).toEqual(Array(4).fill("new.prefix.synthetic.b-2"));
+    for (const m of stored.filter((m) => m.subject.startsWith("new.prefix.synthetic.a"))) expect(JSON.parse(m.data).source).toBe("synthetic/a");
+  });
+
   test("a hot reload to another nats.subject (and a reachable server): events spooled under the old one are replayed to the new one", async () => {
     const spoolFile = join(makeTempDir("spool-reload"), "spool.db");
     const body = (url: string, subject: string) => `

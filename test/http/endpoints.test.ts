@@ -138,6 +138,46 @@ describe("HTTP endpoints", () => {
     expect(check.exitCode).toBe(0);
   });
 
+  test(`instances: /status has a row per instance with its own health, /metrics a collector label per instance${promtoolSkip ? " (promtool check skipped: not installed)" : ""}`, async () => {
+    const a = agent(`collectors:
+  synthetic/a: { config: { count: 30, rate: 0 } }
+  synthetic/b: { config: { count: 70, rate: 0 } }
+  dns/nowhere: { config: { names: [x.example.], resolv_conf: /nonexistent/resolv.conf } }
+  dns/off: { enabled: false, config: { names: [x.example.] } }`);
+    a.orchestrator.start();
+    const h = (name: string) => a.orchestrator.health.collector(name);
+    await waitFor(() => h("synthetic/a").published === 30 && h("synthetic/b").published === 70 && h("dns/nowhere").state === "degraded");
+    const s = (await (await a.get("/status")).json()) as StatusDocument;
+    expect(s.collectors.map((c) => [c.name, c.state, c.events_accepted, c.events_published])).toEqual([
+      ["dns/nowhere", "degraded", 0, 0],
+      ["synthetic/a", "running", 30, 30],
+      ["synthetic/b", "running", 70, 70],
+    ]);
+    expect(s.collectors[0]!.last_error).toContain("/nonexistent/resolv.conf");
+    expect(s.health.problems.some((p) => p.includes("dns/nowhere"))).toBe(true);
+    expect(s.health.problems.some((p) => p.includes("synthetic/"))).toBe(false);
+
+    const text = await (await a.get("/metrics")).text();
+    const value = (series: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    expect(value('orchestrator_events_received_total{collector="synthetic/a"}')).toBe(30);
+    expect(value('orchestrator_events_published_total{collector="synthetic/a"}')).toBe(30);
+    expect(value('orchestrator_events_received_total{collector="synthetic/b"}')).toBe(70);
+    expect(value('orchestrator_events_published_total{collector="synthetic/b"}')).toBe(70);
+    expect(value('orchestrator_collector_state{collector="synthetic/a",state="running"}')).toBe(1);
+    expect(value('orchestrator_collector_state{collector="dns/nowhere",state="degraded"}')).toBe(1);
+    expect(value('orchestrator_collector_state{collector="dns/nowhere",state="running"}')).toBe(0);
+    expect(text).not.toContain('collector="dns/off"');
+    expect(text).not.toContain('collector="synthetic"');
+    if (promtoolSkip) return;
+    if (promtool === null) throw new Error("promtool is not installed, and CI=true");
+    const check = Bun.spawnSync([promtool, "check", "metrics"], { stdin: new TextEncoder().encode(text), stderr: "pipe", stdout: "pipe" });
+    expect(check.stdout.toString() + check.stderr.toString()).toBe("");
+    expect(check.exitCode).toBe(0);
+  });
+
   test("/metrics shows circuits, the spool and drops by reason while NATS fails", async () => {
     const publisher = new MemoryPublisher();
     publisher.failing = () => true;

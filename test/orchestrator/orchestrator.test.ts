@@ -96,6 +96,36 @@ collectors:
     expect(publisher.events.filter((e) => e.collector === "flaky").length).toBe(4);
   });
 
+  test("instances of one type fail and restart on their own: each has its own health, restarts and backoff", async () => {
+    const crashy: CollectorFactory<{ fail: boolean }> = {
+      type: "crashy",
+      description: "fails when told to",
+      configSchema: v.object({ fail: v.optional(v.boolean(), false) }),
+      create: (config) => ({
+        run: async (ctx) => {
+          await emitN(ctx, 1, "crashy.event");
+          if (config.fail) throw new Error(`${ctx.name} fails`);
+          await untilAborted(ctx);
+        },
+      }),
+    };
+    const { orch, publisher } = setup(`${BASE}
+collectors:
+  crashy/bad: { config: { fail: true } }
+  crashy/good: {}
+`, [crashy]);
+    orch.start();
+    await waitFor(() => orch.health.collector("crashy/bad").restarts >= 2);
+    expect(orch.health.collector("crashy/bad").snapshot()).toMatchObject({ last_error: "crashy/bad fails" });
+    expect(orch.health.collector("crashy/good").snapshot()).toMatchObject({ state: "running", restarts: 0, last_error: undefined, events_published: 1 });
+    expect(orch.agentHealth().problems.some((p) => p.includes("crashy/bad"))).toBe(true);
+    expect(orch.agentHealth().problems.some((p) => p.includes("crashy/good"))).toBe(false);
+    await orch.stop();
+    expect(publisher.events.filter((e) => e.collector === "crashy/good")).toHaveLength(1);
+    // one event per run: the first and each restart that ran before the stop
+    expect(publisher.events.filter((e) => e.collector === "crashy/bad").length).toBeGreaterThanOrEqual(2);
+  });
+
   test("a rejected promise and an early return are failures too", async () => {
     const rejecting = factory("rejecting", (_ctx, attempt) => (attempt === 0 ? Promise.reject(new Error("rejected")) : untilAborted(_ctx)));
     const ending = factory("ending", async (ctx, attempt) => (attempt === 0 ? undefined : untilAborted(ctx)));
@@ -377,5 +407,24 @@ describe("health reporting in the log", () => {
     await waitFor(() => lines.some((l) => l.msg?.startsWith("agent degraded: NATS disconnected")), "the agent-degraded line", 4000);
     publisher.connected = true;
     await waitFor(() => lines.some((l) => l.msg === "agent healthy"), "the agent-healthy line", 4000);
+  });
+
+  test("each instance has the quiet period of its own config, and its lines name it", async () => {
+    const lines: Array<Record<string, any>> = [];
+    const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const quiet: CollectorFactory<{ quiet_ms: number }> = {
+      ...factory("quiet", (ctx) => untilAborted(ctx)),
+      configSchema: v.object({ quiet_ms: v.number() }),
+      quietPeriodMs: (config) => config.quiet_ms,
+    };
+    const registry = builtinRegistry().register(quiet);
+    const config = configFrom(`orchestrator: { health_interval: 400ms, shutdown_timeout: 1s }\nnats: { mode: core }\ncollectors:\n  quiet/short: { config: { quiet_ms: 300 } }\n  quiet/long: { config: { quiet_ms: 600000 } }\n`, registry);
+    const orch = new Orchestrator({ config, registry, publisher: new MemoryPublisher(), log });
+    running.push(orch);
+    orch.start();
+    await waitFor(() => lines.some((l) => l.msg?.startsWith("health: ")) && lines.some((l) => l.msg?.startsWith("collector quiet/short has emitted nothing")), "the quiet line and a summary", 4000);
+    expect(lines.find((l) => l.msg.startsWith("collector quiet/short has emitted nothing"))).toMatchObject({ level: 40, collector: "quiet/short", quiet_period_seconds: 0.3 });
+    expect(lines.some((l) => l.msg.startsWith("collector quiet/long"))).toBe(false);
+    expect(Object.keys(lines.find((l) => l.msg.startsWith("health: "))!.collectors)).toEqual(["quiet/long", "quiet/short"]);
   });
 });

@@ -21,7 +21,7 @@ import { MemoryPublisher } from "../helpers/memory-publisher.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
 import { waitFor } from "../helpers/wait-for.ts";
-import { streamCount } from "../fault/harness.ts";
+import { readStream, streamCount } from "../fault/harness.ts";
 
 afterAll(stopAllNatsServers);
 const cleanups: Array<() => Promise<unknown> | void> = [];
@@ -252,6 +252,61 @@ collectors:
     const report = await a.stop();
     expectNothingLost(report);
     expect(await storedIn(server.url, "OUTAGE")).toBe(report.published);
+  }, 40_000);
+});
+
+describe("hot reload of instances", () => {
+  test("instances start, stop and restart one by one: the others run on untouched, their sequences unbroken", async () => {
+    const server = await startNatsServer();
+    const dir = makeTempDir("reload");
+    const yaml = (instances: string) => `
+orchestrator: { shutdown_timeout: 10s }
+nats: { url: "${server.url}", subject: inst.events, stream: { name: INSTANCES } }
+spool: { path: ${join(dir, "spool.db")} }
+collectors:
+${instances}`;
+    const a = await agent(dir, yaml("  synthetic/a: { config: { rate: 200 } }\n  synthetic/b: { config: { rate: 200 } }\n"));
+    const published = (name: string) => a.orchestrator.health.collector(name).published;
+    const reloads = () => a.lines.filter((l) => l.msg.startsWith("config reloaded")).map(({ started, stopped, restarted }) => ({ started, stopped, restarted }));
+    await waitFor(() => published("synthetic/a") > 20 && published("synthetic/b") > 20);
+
+    // b's config changes: only b restarts
+    rewrite(a.file, yaml("  synthetic/a: { config: { rate: 200 } }\n  synthetic/b: { config: { rate: 300 } }\n"));
+    await waitFor(() => a.results.length === 1);
+    expect(reloads()).toEqual([{ started: [], stopped: [], restarted: ["synthetic/b"] }]);
+    let at = published("synthetic/b");
+    await waitFor(() => published("synthetic/b") > at + 20);
+
+    // c is added: only c starts
+    rewrite(a.file, yaml("  synthetic/a: { config: { rate: 200 } }\n  synthetic/b: { config: { rate: 300 } }\n  synthetic/c: { config: { rate: 100, type: c.event } }\n"));
+    await waitFor(() => a.results.length === 2);
+    expect(reloads()[1]).toEqual({ started: ["synthetic/c"], stopped: [], restarted: [] });
+    await waitFor(() => published("synthetic/c") > 20);
+
+    // b is removed: only b stops
+    rewrite(a.file, yaml("  synthetic/a: { config: { rate: 200 } }\n  synthetic/c: { config: { rate: 100, type: c.event } }\n"));
+    await waitFor(() => a.results.length === 3);
+    expect(reloads()[2]).toEqual({ started: [], stopped: ["synthetic/b"], restarted: [] });
+    expect(a.orchestrator.collectorNames()).toEqual(["synthetic/a", "synthetic/c"]);
+    expect(a.orchestrator.health.collector("synthetic/b").state).toBe("stopped");
+    at = published("synthetic/a");
+    await waitFor(() => published("synthetic/a") > at + 20);
+
+    const report = await a.stop();
+    expectNothingLost(report);
+    const stored = await readStream(server.url, "INSTANCES");
+    expect(stored.length).toBe(report.published);
+    const seqs = (subject: string) => stored.filter((m) => m.subject === subject).map((m) => m.seq).sort((x, y) => x - y);
+    // a ran through all three reloads without a restart: one unbroken sequence from 0
+    const aSeqs = seqs("inst.events.synthetic.a");
+    expect(aSeqs).toEqual([...Array(aSeqs.length).keys()]);
+    expect(aSeqs.length).toBe(a.orchestrator.health.collector("synthetic/a").published);
+    // b ran twice (restarted once, then removed): two sequences from 0
+    const bSeqs = seqs("inst.events.synthetic.b");
+    expect(bSeqs.filter((n) => n === 0)).toHaveLength(2);
+    const cSeqs = seqs("inst.events.synthetic.c");
+    expect(cSeqs).toEqual([...Array(cSeqs.length).keys()]);
+    expect(new Set(stored.map((m) => m.subject))).toEqual(new Set(["inst.events.synthetic.a", "inst.events.synthetic.b", "inst.events.synthetic.c"]));
   }, 40_000);
 });
 
