@@ -173,6 +173,10 @@ export class KernelCollector implements Collector {
         if (ctx.once || !(await sleep(retry_interval.ms, ctx.signal))) return;
         continue;
       }
+      if (!opened) {
+        const from = resumeAfter !== undefined ? "after the saved position" : this.config.replay ? "from its start (replay)" : "from its end";
+        ctx.log.info({ path, ...(source.skippedThrough !== undefined && { after_seq: source.skippedThrough }) }, `reading the kernel log ${path} ${from}`);
+      }
       if (!opened && source.skippedThrough !== undefined) {
         // A quiet first run still leaves where it started: a restart then reads what came after.
         lastSeq = source.skippedThrough;
