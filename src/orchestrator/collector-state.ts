@@ -24,6 +24,8 @@ export interface StateHandle {
   readonly state: CollectorState;
   /** An event of this collector was accepted into the queue (tracked once the collector uses its state). */
   emitted(id: string): void;
+  /** saves not written yet, waiting for events before them: at most one per epoch with open events */
+  readonly waiting: number;
 }
 
 export class CollectorStates {
@@ -83,7 +85,7 @@ class SaveGate implements StateHandle {
   readonly #openByEpoch = new Map<number, number>();
   readonly #epochOf = new Map<string, number | number[]>();
   /** saves not written yet, oldest first: each covers the events of its epoch and before */
-  #waiting: Array<{ epoch: number; value: string }> = [];
+  #waiting: Array<{ readonly epoch: number; value: string }> = [];
 
   constructor(name: string, o: CollectorStatesOptions, log: Logger, opened: (delta: number) => void) {
     this.#name = name;
@@ -109,10 +111,21 @@ class SaveGate implements StateHandle {
         if (!this.#spool) return this.#sayNoSpool(why!);
         this.#tracking = true;
         if (this.#openByEpoch.size === 0) return this.#write(value);
+        // No event of this epoch open: this save waits for exactly what the last waiting one waits
+        // for, and replaces it. So saves wait in memory at most one per epoch with open events.
+        const last = this.#waiting.at(-1);
+        if (last && !this.#openByEpoch.has(this.#epoch)) {
+          last.value = value;
+          return;
+        }
         this.#waiting.push({ epoch: this.#epoch, value });
         this.#epoch++;
       },
     };
+  }
+
+  get waiting(): number {
+    return this.#waiting.length;
   }
 
   readonly emitted = (id: string): void => {

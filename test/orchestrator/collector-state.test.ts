@@ -179,6 +179,24 @@ describe("CollectorStates: the order of saves and settled events", () => {
     expect(spool.loadState("c")).toBe("D");
   });
 
+  test("saves with no event between them replace each other while they wait: one per epoch with open events is kept", () => {
+    const spool = openSpool();
+    const states = new CollectorStates({ spool });
+    const handle = states.for("c", silentLogger());
+    const { state, emitted } = handle;
+    state.load();
+    emitted("e1");
+    state.save("A");
+    emitted("e2");
+    for (let i = 0; i < 10_000; i++) state.save(`B${i}`);
+    expect(handle.waiting).toBe(2);
+    states.settled([ev("e1")]);
+    expect(spool.loadState("c")).toBe("A");
+    states.settled([ev("e2")]);
+    expect(spool.loadState("c")).toBe("B9999");
+    expect(handle.waiting).toBe(0);
+  });
+
   test("an id emitted twice counts twice: one copy settled does not release a save after both", () => {
     const spool = openSpool();
     const states = new CollectorStates({ spool });

@@ -153,7 +153,9 @@ export class KernelCollector implements Collector {
    */
   async #tail(ctx: CollectorContext, health: SourceHealth, matchers: Array<RuleMatcher<KmsgRecord>>, bootId: string | undefined): Promise<void> {
     const { kmsg_path: path, retry_interval, read_interval } = this.config;
-    const save = (seq: number) => bootId !== undefined && ctx.state.save(JSON.stringify({ boot_id: bootId, seq } satisfies KmsgPosition));
+    const save = (seq: number): void => {
+      if (bootId !== undefined) ctx.state.save(JSON.stringify({ boot_id: bootId, seq } satisfies KmsgPosition));
+    };
     const idOf = bootId === undefined ? undefined : (seq: number, index: number) => kmsgEventId(ctx.name, bootId, seq, index);
     /** records up to this one were delivered by the last run: not reported again (until one after it is read) */
     let resumeAfter = this.#resumeAfter(ctx, bootId);
