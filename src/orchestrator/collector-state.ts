@@ -17,6 +17,8 @@ export interface CollectorStatesOptions {
   spool: Spool | undefined;
   /** spool.enabled, but it could not be opened */
   spoolUnavailable?: SpoolError;
+  /** spool.enabled: without a spool and without spoolUnavailable, none was opened on purpose (--dry-run) */
+  spoolEnabled?: boolean;
 }
 
 /** A collector's side of its state: its ctx.state, and the runner's hook for each event it accepts. */
@@ -92,7 +94,13 @@ class SaveGate implements StateHandle {
     this.#spool = o.spool;
     this.#log = log;
     this.#opened = opened;
-    const why = o.spool ? undefined : o.spoolUnavailable ? `the spool could not be opened: ${o.spoolUnavailable.message}` : "spool.enabled is false";
+    const why = o.spool
+      ? undefined
+      : o.spoolUnavailable
+        ? `the spool could not be opened: ${o.spoolUnavailable.message}`
+        : o.spoolEnabled
+          ? "none is opened with --dry-run"
+          : "spool.enabled is false";
     this.state = {
       load: () => {
         if (!this.#spool) {

@@ -89,7 +89,7 @@ export class Orchestrator {
     this.#batchPolicy = new BatchPolicy(nats.batch);
     this.queue = new EventQueue(orchestrator.buffer.max_events, orchestrator.buffer.max_bytes);
     this.#commits = orchestrator.buffer.type === "disk" ? new CommitWaiters() : undefined;
-    this.#states = new CollectorStates({ spool: options.spool, spoolUnavailable: options.spoolUnavailable });
+    this.#states = new CollectorStates({ spool: options.spool, spoolUnavailable: options.spoolUnavailable, spoolEnabled: spool.enabled });
     const cb = nats.circuit_breaker;
     this.breakers = new CircuitBreakers({
       failureThreshold: cb.failure_threshold,

@@ -83,7 +83,7 @@ function start(bufferType: "memory" | "disk", spool: Spool | undefined, publishe
   const config = configFrom(`
 orchestrator: { workers: 2, shutdown_timeout: 2s, buffer: { type: ${bufferType} } }
 nats: { mode: core }
-spool: { spill_after: 60s }
+spool: { spill_after: 60s, enabled: ${spool !== undefined} }
 collectors:
   saver: {}
 `, registry);
