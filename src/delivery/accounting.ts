@@ -18,11 +18,18 @@ export class DeliveryAccounting {
   readonly #inFlight = new Set<number>();
   /** of those, the ones drop_oldest deleted meanwhile */
   readonly #evictedInFlight = new Set<number>();
+  /**
+   * Told of events that are safe (acknowledged, spooled) or gone for good by
+   * policy (refused by NATS for good, dropped by spool.when_full); never of
+   * events discarded at the shutdown deadline or lost.
+   */
+  readonly #settled: (events: readonly QueuedEvent[]) => void;
 
-  constructor(ledger: DeliveryLedger, breakers: CircuitBreakers, spillAfterMs: number) {
+  constructor(ledger: DeliveryLedger, breakers: CircuitBreakers, spillAfterMs: number, settled: (events: readonly QueuedEvent[]) => void = () => {}) {
     this.#ledger = ledger;
     this.#breakers = breakers;
     this.#timeoutReason = `not confirmed within spool.spill_after (${spillAfterMs}ms)`;
+    this.#settled = settled;
   }
 
   /**
@@ -49,6 +56,7 @@ export class DeliveryAccounting {
           breakers.for(subject).success();
         }
       }
+      this.#settled(batch);
       return;
     }
     const notPublished = new Set<QueuedEvent>(undelivered);
@@ -63,11 +71,16 @@ export class DeliveryAccounting {
       this.#ledger.published(e.collector);
       if (!failed.has(e.subject)) breakers.for(e.subject).success();
     }
+    if (undelivered.length < batch.length) {
+      const retried = new Set<QueuedEvent>(undelivered);
+      this.#settled(batch.filter((e) => !retried.has(e)));
+    }
   }
 
   /** Events the spool took; `gone`: those of them a full spool dropped instead (already counted). */
   spooled(events: readonly QueuedEvent[], gone: ReadonlySet<QueuedEvent> | undefined): void {
     for (const e of events) if (!gone?.has(e)) this.#ledger.spooled(e.collector);
+    this.#settled(events);
   }
 
   /** Events discarded for `reason` (e.g. the spool full at shutdown). */

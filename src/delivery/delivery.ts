@@ -56,6 +56,8 @@ export interface DeliveryOptions {
   onFatal: (err: Error) => void;
   /** seconds from emit to the hand-off to the NATS client, sampled per batch (first and last event) */
   onHandoff?: (seconds: number) => void;
+  /** events that are durable now (acknowledged, spooled) or gone for good by policy: collectors' saves after them may be written */
+  settled?: (events: readonly QueuedEvent[]) => void;
 }
 
 export class Delivery {
@@ -79,7 +81,7 @@ export class Delivery {
     this.#o = options;
     this.#spool = options.spool;
     this.#slot = new PublisherSlot(options.publisher);
-    this.#accounting = new DeliveryAccounting(options.ledger, options.breakers, options.spillAfterMs);
+    this.#accounting = new DeliveryAccounting(options.ledger, options.breakers, options.spillAfterMs, options.settled);
     this.inherited = this.#spool?.depth ?? 0;
     if (options.spoolUnavailable) this.#countSpoolError(options.spoolUnavailable.reason);
     this.#drainer = options.spool && new SpoolDrainer({

@@ -32,6 +32,31 @@ export interface CollectorContext {
    * logs it rate-limited, and lets the collector go on with the next input.
    */
   parseError(source: string, detail: string): void;
+  /** Where the collector stopped in its source, kept across restarts (see CollectorState). */
+  readonly state: CollectorState;
+}
+
+/**
+ * One string per collector name, kept in the spool database across restarts
+ * of the collector and of the agent, for a collector to resume its source
+ * where it stopped. Without a spool nothing is kept (said once in the log).
+ */
+export interface CollectorState {
+  /**
+   * The value saved last, by this run or an earlier one; undefined if none
+   * (or no spool). Call it before emitting: a save waits only for the events
+   * emitted after the collector's first load() or save().
+   */
+  load(): string | undefined;
+  /**
+   * Keeps `value` once every event this collector emitted before the call is
+   * durable (acknowledged by NATS, or written to the spool), in either
+   * buffer.type; until then it waits, and a later save replaces it. So a value
+   * never claims more than was delivered: after a crash the collector resumes
+   * at or before the last event that got out, never after one that did not.
+   * Events dropped by a drop policy or refused by NATS for good do not hold it back.
+   */
+  save(value: string): void;
 }
 
 /**

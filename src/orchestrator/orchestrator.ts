@@ -23,6 +23,7 @@ import { collectorSubject } from "./instance.ts";
 import { CollectorRunner } from "./runner.ts";
 import { startWorkers } from "./workers.ts";
 import { CommitWaiters } from "./commit-waiters.ts";
+import { CollectorStates } from "./collector-state.ts";
 import { planReload } from "./reload-plan.ts";
 import { HealthMonitor, type AgentHealth } from "./health-monitor.ts";
 import { readiness, type Readiness } from "./readiness.ts";
@@ -67,6 +68,8 @@ export class Orchestrator {
   readonly queue: EventQueue;
   /** disk mode: the emits waiting for their events to be spooled */
   readonly #commits: CommitWaiters | undefined;
+  /** each collector's ctx.state, saved once the events before each save are delivered */
+  readonly #states: CollectorStates;
   readonly breakers: CircuitBreakers;
   readonly delivery: Delivery;
   readonly #o: OrchestratorOptions;
@@ -86,6 +89,7 @@ export class Orchestrator {
     this.#batchPolicy = new BatchPolicy(nats.batch);
     this.queue = new EventQueue(orchestrator.buffer.max_events, orchestrator.buffer.max_bytes);
     this.#commits = orchestrator.buffer.type === "disk" ? new CommitWaiters() : undefined;
+    this.#states = new CollectorStates({ spool: options.spool, spoolUnavailable: options.spoolUnavailable, spoolEnabled: spool.enabled });
     const cb = nats.circuit_breaker;
     this.breakers = new CircuitBreakers({
       failureThreshold: cb.failure_threshold,
@@ -109,6 +113,7 @@ export class Orchestrator {
       subjectPrefix: () => this.#o.config.nats.subject,
       onFatal: (err) => options.onFatal?.(err),
       onHandoff: options.onHandoff,
+      settled: (events) => this.#states.settled(events),
     });
     this.#monitor = new HealthMonitor({
       health: this.health,
@@ -226,6 +231,7 @@ export class Orchestrator {
       backoff: cfg.orchestrator.restart_backoff,
       whenFull: cfg.orchestrator.buffer.when_full,
       commits: this.#commits,
+      states: this.#states,
     });
     this.#runners.set(name, runner);
     runner.start();

@@ -12,6 +12,7 @@ import type { DeliveryLedger } from "./ledger.ts";
 import type { RefusedReason } from "../event/drop-reasons.ts";
 import { QueueClosedError, type EventQueue } from "./queue.ts";
 import type { CommitWaiters } from "./commit-waiters.ts";
+import type { CollectorStates, StateHandle } from "./collector-state.ts";
 import { LogThrottle } from "../log.ts";
 import { sleep } from "../wait.ts";
 import { backoffDelay } from "../backoff.ts";
@@ -43,6 +44,8 @@ export interface RunnerOptions {
   ledger: DeliveryLedger;
   /** disk mode: emit resolves once its event is committed to the spool (undefined in memory mode) */
   commits?: CommitWaiters;
+  /** where the collector's ctx.state is kept, and told which events settled */
+  states: CollectorStates;
 }
 
 export class CollectorRunner {
@@ -52,6 +55,7 @@ export class CollectorRunner {
   readonly #health: CollectorHealth;
   readonly #log: Logger;
   readonly #dropLog = new LogThrottle();
+  readonly #state: StateHandle;
   readonly #stopping = new AbortController();
   #run: AbortController | undefined;
   #pending = 0;
@@ -72,6 +76,7 @@ export class CollectorRunner {
     this.#log = options.log;
     this.#encoder = new EventEncoder(options.name, options.subject, options.maxEventBytes, options.arenaChunkBytes);
     this.#quietMs = options.factory.quietPeriodMs?.(options.config);
+    this.#state = options.states.for(options.name, options.log);
   }
 
   /** Starts the supervision loop; `finished` resolves when it ends. */
@@ -126,6 +131,7 @@ export class CollectorRunner {
     try {
       if (this.#pending === 0 && this.#o.queue.tryPush(event)) {
         this.#o.ledger.accepted(this.name);
+        this.#state.emitted(event.id);
         return this.#o.commits?.wait(event.id);
       }
     } catch (err) {
@@ -147,6 +153,7 @@ export class CollectorRunner {
       return;
     }
     this.#o.ledger.accepted(this.name);
+    this.#state.emitted(event.id);
     this.#pending++;
     const queued = admitted.then(this.#admitted);
     const committed = this.#o.commits?.wait(event.id);
@@ -168,8 +175,10 @@ export class CollectorRunner {
       }
       this.#o.ledger.discarded(evicted.collector, "queue_full_oldest");
       this.#o.commits?.settle([evicted]);
+      this.#o.states.settled([evicted]);
     }
     this.#o.ledger.accepted(this.name);
+    this.#state.emitted(event.id);
     const suppressed = this.#dropLog.take("queue_full_oldest");
     if (suppressed !== undefined) {
       this.#log.warn(suppressed > 0 ? { suppressed } : {}, "queue full: dropping the oldest events (buffer.when_full: drop_oldest)");
@@ -198,6 +207,7 @@ export class CollectorRunner {
       once: this.#o.once,
       log: this.#log,
       emit: this.#emit,
+      state: this.#state.state,
       degraded: (reason: string) => {
         if (h.state !== "degraded") this.#log.warn({ reason }, `collector ${this.name} degraded: ${reason}`);
         h.state = "degraded";

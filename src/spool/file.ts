@@ -27,6 +27,17 @@ const SCHEMA = `CREATE TABLE spool (
   spooled_at INTEGER NOT NULL,
   crc INTEGER
 )`;
+/**
+ * Where each collector keeps where it stopped in its source (see
+ * CollectorState), by collector name. Created in any spool that lacks it,
+ * without a new layout version: a release that does not know the table
+ * leaves it alone.
+ */
+const STATE_SCHEMA = `CREATE TABLE IF NOT EXISTS collector_state (
+  collector TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  saved_at INTEGER NOT NULL
+)`;
 const COLUMNS_WITHOUT_CRC = "seq,subject,id,collector,data,spooled_at";
 const COLUMNS = `${COLUMNS_WITHOUT_CRC},crc`;
 
@@ -109,6 +120,7 @@ function setUp(db: Database, path: string): boolean {
       db.run(`PRAGMA application_id = ${APPLICATION_ID}`);
     }
     if (layout !== "current") db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    db.run(STATE_SCHEMA);
   }).immediate();
   return layout === "without_crc";
 }

@@ -130,6 +130,8 @@ export class Spool {
   readonly #deleteDamaged: Statement<{ size: number }, [number]>;
   readonly #deleteThrough: Statement<unknown, [number]>;
   readonly #oldestAt: Statement<{ spooledAt: number }, []>;
+  readonly #loadState: Statement<{ value: string }, [string]>;
+  readonly #saveState: Statement<unknown, [string, string, number]>;
   readonly #appendTx: (events: readonly QueuedEvent[], now: number) => AppendResult & Change;
   readonly #removeTx: (events: readonly SpooledEvent[]) => Change;
   readonly #removeDamagedTx: (rows: readonly SpooledEvent[]) => Change;
@@ -187,6 +189,8 @@ export class Spool {
     this.#deleteDamaged = db.prepare("DELETE FROM spool WHERE seq = ? RETURNING length(data) AS size");
     this.#deleteThrough = db.prepare("DELETE FROM spool WHERE seq <= ?");
     this.#oldestAt = db.prepare("SELECT spooled_at AS spooledAt FROM spool ORDER BY seq LIMIT 1");
+    this.#loadState = db.prepare("SELECT value FROM collector_state WHERE collector = ?");
+    this.#saveState = db.prepare("INSERT INTO collector_state (collector, value, saved_at) VALUES (?, ?, ?) ON CONFLICT (collector) DO UPDATE SET value = excluded.value, saved_at = excluded.saved_at");
     this.#appendTx = db.transaction((events: readonly QueuedEvent[], now: number) => this.#write(events, now));
     this.#removeTx = db.transaction((events: readonly SpooledEvent[]) => this.#deleteRows(events));
     this.#removeDamagedTx = db.transaction((rows: readonly SpooledEvent[]) => this.#deleteDamagedRows(rows));
@@ -314,6 +318,26 @@ export class Spool {
       signal.addEventListener("abort", onAbort, { once: true });
       this.#waiters.add(waiter);
     });
+  }
+
+  /** What collector `collector` saved last (see CollectorState), undefined if nothing. */
+  loadState(collector: string): string | undefined {
+    this.#checkOpen();
+    try {
+      return this.#loadState.get(collector)?.value;
+    } catch (err) {
+      throw toSpoolError(this.#path, "read", err);
+    }
+  }
+
+  /** Keeps `value` for collector `collector` in place of what it saved before: one small transaction. */
+  saveState(collector: string, value: string): void {
+    this.#checkOpen();
+    try {
+      this.#saveState.run(collector, value, Date.now());
+    } catch (err) {
+      throw toSpoolError(this.#path, "write to", err);
+    }
   }
 
   /** Events in the spool: a field read, for the per-batch checks (stats() reads the disk). */

@@ -60,6 +60,8 @@ async function kernel(): Promise<CollectorEvent[]> {
   writeFileSync(join(proc, "vmstat"), vmstat);
   const run = runInBackground(new KernelCollector(kernelConfig({ kmsg_path: OOM_6_18, replay: true, proc_root: proc, vmstat_interval: "20ms" })));
   await untilSeen(run.rec, ["container.oom", "kernel.problem"]);
+  // The first vmstat round is the baseline: the counter grows only after it (the log's open is one healthy call, that round the second).
+  await waitFor(() => run.rec.healthyCalls >= 2, "the first vmstat round", 15_000);
   writeFileSync(join(proc, "vmstat"), vmstat.replace(/^oom_kill (\d+)$/m, (_, n) => `oom_kill ${Number(n) + 2}`));
   await untilSeen(run.rec, ["kernel.oom_kill"]);
   await run.stop();

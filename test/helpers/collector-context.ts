@@ -1,6 +1,7 @@
 // A CollectorContext that records what a collector does, for collector unit
 // tests: the events it emits (validated and encoded exactly as the
-// orchestrator would), its health reports and its parse errors.
+// orchestrator would), its health reports, its parse errors and what it
+// saves in ctx.state (kept in memory here, each save at once).
 import type { Collector, CollectorContext } from "../../src/orchestrator/collector.ts";
 import type { CollectorEvent, EventInput } from "../../src/event/event.ts";
 import { EventEncoder } from "../../src/event/encode.ts";
@@ -13,11 +14,13 @@ export interface Recording {
   degraded: string[];
   healthyCalls: number;
   parseErrors: Array<{ source: string; detail: string }>;
+  /** every value saved in ctx.state, in order; load() returns the last (or `saved` as given) */
+  saves: string[];
   /** stops the collector (aborts ctx.signal) */
   stop(): void;
 }
 
-export function recordingContext(opts: { name?: string; once?: boolean } = {}): Recording {
+export function recordingContext(opts: { name?: string; once?: boolean; saved?: string } = {}): Recording {
   const name = opts.name ?? "test";
   const encoder = new EventEncoder(name, `tapio.events.${name}`, 1024 * 1024);
   const controller = new AbortController();
@@ -27,6 +30,7 @@ export function recordingContext(opts: { name?: string; once?: boolean } = {}): 
     degraded: [],
     healthyCalls: 0,
     parseErrors: [],
+    saves: [],
     stop: () => controller.abort(),
     ctx: {
       name,
@@ -40,21 +44,25 @@ export function recordingContext(opts: { name?: string; once?: boolean } = {}): 
       degraded: (reason) => rec.degraded.push(reason),
       healthy: () => rec.healthyCalls++,
       parseError: (source, detail) => rec.parseErrors.push({ source, detail }),
+      state: {
+        load: () => rec.saves.at(-1) ?? opts.saved,
+        save: (value) => void rec.saves.push(value),
+      },
     },
   };
   return rec;
 }
 
 /** Runs one --once round of a collector and returns what it recorded. */
-export async function runOnce(collector: Collector, name = "test"): Promise<Recording> {
-  const rec = recordingContext({ name, once: true });
+export async function runOnce(collector: Collector, name = "test", saved?: string): Promise<Recording> {
+  const rec = recordingContext({ name, once: true, saved });
   await collector.run(rec.ctx);
   return rec;
 }
 
 /** Runs a long-lived collector until `stop`; `stop` resolves how long it took to return after being stopped. */
-export function runInBackground(collector: Collector, name = "test"): { rec: Recording; stop(): Promise<number> } {
-  const rec = recordingContext({ name, once: false });
+export function runInBackground(collector: Collector, name = "test", saved?: string): { rec: Recording; stop(): Promise<number> } {
+  const rec = recordingContext({ name, once: false, saved });
   const done = collector.run(rec.ctx);
   return {
     rec,

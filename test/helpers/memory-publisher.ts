@@ -9,6 +9,8 @@ export class MemoryPublisher implements Publisher {
   delayMs = 0;
   /** when true, publish holds every batch until the deadline signal aborts */
   stalled = false;
+  /** while set, publish holds every batch until it resolves (acknowledgements a test releases when it wants) or the signal aborts (undelivered) */
+  gate: Promise<void> | undefined;
   startError: Error | undefined;
   closed = false;
   connected = true;
@@ -47,6 +49,16 @@ export class MemoryPublisher implements Publisher {
         signal.addEventListener("abort", () => resolve(), { once: true });
       });
       return outcome(batch, []);
+    }
+    if (this.gate) {
+      const acked = await Promise.race([
+        this.gate.then(() => true),
+        new Promise<boolean>((resolve) => {
+          if (signal.aborted) resolve(false);
+          signal.addEventListener("abort", () => resolve(false), { once: true });
+        }),
+      ]);
+      if (!acked) return outcome(batch, []);
     }
     if (this.delayMs > 0) await Bun.sleep(this.delayMs);
     const rejected = batch.filter((e) => this.reject.has(e.id)).map((event) => ({ event, reason: "max_payload" as const }));

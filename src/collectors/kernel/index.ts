@@ -1,10 +1,14 @@
 // The kernel log without eBPF: /dev/kmsg records become container.oom events
 // (OOM kills, with the pod and container from the memory cgroup) and
 // kernel.problem events (node-problem-detector rules), and /proc/vmstat's
-// oom_kill counter is watched for kills the log did not show.
+// oom_kill counter is watched for kills the log did not show. Where it
+// stopped in the log (boot id and sequence number) is kept in ctx.state, so
+// after a restart it reads what was written while it was down; each event's
+// id is derived from that place, so a record read twice makes the same ids.
 import type { EventInput, EventMetadata, Priority } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { sleep } from "../../wait.ts";
+import { uuidV5, EVENT_ID_NAMESPACE } from "../../event/uuid.ts";
 import { readText, under } from "../common/paths.ts";
 import { readableFile } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
@@ -22,6 +26,37 @@ const INT32_MAX = 2 ** 31 - 1;
 
 /** Reads between two yields to the event loop when the log has a lot to say (a replay, a burst). */
 const READ_BATCH = 256;
+
+/**
+ * On resume, this many records up to the saved one are read again without
+ * being reported, so that an OOM report (79 records on 6.18, its summary
+ * right before the kill line) or a multi-line rule cut by the last save is
+ * still whole; more than an NPD rule file's bufferSize (default 10).
+ */
+export const CONTEXT_RECORDS = 256;
+
+/** Where the collector stopped, as kept in ctx.state: the last record whose events (if any) were delivered. */
+export interface KmsgPosition {
+  /** /proc/sys/kernel/random/boot_id: sequence numbers start again at every boot */
+  boot_id: string;
+  seq: number;
+}
+
+const BOOT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function parsePosition(text: string): KmsgPosition | undefined {
+  try {
+    const p = JSON.parse(text) as Partial<KmsgPosition>;
+    return typeof p.boot_id === "string" && Number.isSafeInteger(p.seq) ? { boot_id: p.boot_id, seq: p.seq! } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The event id of the `index`th event a record made: the same whenever that record is read in this boot. */
+export function kmsgEventId(collector: string, bootId: string, seq: number, index: number): string {
+  return uuidV5(EVENT_ID_NAMESPACE, `kernel/${collector}/${bootId}/${seq}/${index}`);
+}
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -61,7 +96,41 @@ export class KernelCollector implements Collector {
   async run(ctx: CollectorContext): Promise<void> {
     const health = new SourceHealth(ctx);
     const matchers = await this.#rules(health);
-    await Promise.all([this.#tail(ctx, health, matchers), this.#vmstat(ctx, health)]);
+    const bootId = await this.#bootId(ctx);
+    await Promise.all([this.#tail(ctx, health, matchers, bootId), this.#vmstat(ctx, health)]);
+  }
+
+  /** This boot's id; undefined (logged) when unreadable: then ids are random and nothing is resumed. */
+  async #bootId(ctx: CollectorContext): Promise<string | undefined> {
+    const path = under(this.config.proc_root, "sys/kernel/random/boot_id");
+    let text: string;
+    try {
+      text = (await readText(path)).trim();
+    } catch (err) {
+      ctx.log.warn({ path, err: message(err) }, `cannot read the boot id (${message(err)}): the kernel collector cannot resume where it stopped after a restart, and its event ids are random`);
+      return undefined;
+    }
+    if (BOOT_ID.test(text)) return text;
+    ctx.log.warn({ path }, `${path} holds no boot id (${JSON.stringify(text.slice(0, 40))}): the kernel collector cannot resume where it stopped after a restart, and its event ids are random`);
+    return undefined;
+  }
+
+  /** The sequence number the last run of this boot stopped after, if ctx.state has one. */
+  #resumeAfter(ctx: CollectorContext, bootId: string | undefined): number | undefined {
+    if (bootId === undefined) return undefined;
+    const text = ctx.state.load();
+    if (text === undefined) return undefined;
+    const saved = parsePosition(text);
+    if (!saved) {
+      ctx.log.warn({ saved: text.slice(0, 200) }, "the saved kernel log position is unreadable: starting as if there were none");
+      return undefined;
+    }
+    if (saved.boot_id !== bootId) {
+      ctx.log.info({ saved_boot_id: saved.boot_id, boot_id: bootId }, "the saved kernel log position is from an earlier boot: starting as if there were none");
+      return undefined;
+    }
+    ctx.log.info({ boot_id: bootId, after_seq: saved.seq }, `resuming the kernel log after sequence number ${saved.seq}, where the last run stopped`);
+    return saved.seq;
   }
 
   /** The rule sets: built-in and configured. A file that fails leaves health degraded; its good rules still apply. */
@@ -76,22 +145,44 @@ export class KernelCollector implements Collector {
     return files.flatMap((f) => (f.set ? [new RuleMatcher<KmsgRecord>(f.set)] : []));
   }
 
-  /** Follows the log: reopens it after errors, skips history only on the first open (unless `replay`). */
-  async #tail(ctx: CollectorContext, health: SourceHealth, matchers: Array<RuleMatcher<KmsgRecord>>): Promise<void> {
+  /**
+   * Follows the log: reopens it after errors. The first open resumes after
+   * the saved position of this boot; without one it skips history (unless
+   * `replay`). After each batch the position reached is saved: ctx.state
+   * writes it once the batch's events are delivered.
+   */
+  async #tail(ctx: CollectorContext, health: SourceHealth, matchers: Array<RuleMatcher<KmsgRecord>>, bootId: string | undefined): Promise<void> {
     const { kmsg_path: path, retry_interval, read_interval } = this.config;
+    const save = (seq: number): void => {
+      if (bootId !== undefined) ctx.state.save(JSON.stringify({ boot_id: bootId, seq } satisfies KmsgPosition));
+    };
+    const idOf = bootId === undefined ? undefined : (seq: number, index: number) => kmsgEventId(ctx.name, bootId, seq, index);
+    /** records up to this one were delivered by the last run: not reported again (until one after it is read) */
+    let resumeAfter = this.#resumeAfter(ctx, bootId);
+    /** the first record read after resuming tells whether records were overwritten while the collector was down */
+    let gapChecked = resumeAfter === undefined;
     let opened = false;
     /** the device's last sequence number read: after a reopen, the records up to it are not read twice */
     let lastSeq = -1;
     for (;;) {
       let source: KmsgSource;
       try {
-        source = this.open(path, !this.config.replay && !opened);
+        source = this.open(path, resumeAfter === undefined && !this.config.replay && !opened);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         const hint = code === "EACCES" || code === "EPERM" ? " (reading the kernel log needs root or CAP_SYSLOG)" : "";
         health.failed("kmsg", `cannot open ${path}: ${message(err)}${hint}`);
         if (ctx.once || !(await sleep(retry_interval.ms, ctx.signal))) return;
         continue;
+      }
+      if (!opened) {
+        const from = resumeAfter !== undefined ? "after the saved position" : this.config.replay ? "from its start (replay)" : "from its end";
+        ctx.log.info({ path, ...(source.skippedThrough !== undefined && { after_seq: source.skippedThrough }) }, `reading the kernel log ${path} ${from}`);
+      }
+      if (!opened && source.skippedThrough !== undefined) {
+        // A quiet first run still leaves where it started: a restart then reads what came after.
+        lastSeq = source.skippedThrough;
+        save(source.skippedThrough);
       }
       opened = true;
       health.ok("kmsg");
@@ -109,8 +200,18 @@ export class KernelCollector implements Collector {
           }
           if (idle && ctx.once) for (const line of lines.flush()) this.#parse(ctx, line, records);
           const fresh = source.device ? records.filter((r) => r.seq > lastSeq) : records;
-          if (source.device && fresh.length > 0) lastSeq = fresh.at(-1)!.seq;
-          await emitAll(ctx, this.#events(matchers, fresh, bootMicros));
+          if (!gapChecked && fresh.length > 0) {
+            gapChecked = true;
+            const missed = fresh[0]!.seq - resumeAfter! - 1;
+            if (missed > 0) ctx.parseError("kmsg.overrun", `${path}: ${missed} record(s) after sequence number ${resumeAfter} were overwritten while the collector was down`);
+          }
+          const last = fresh.at(-1);
+          if (source.device && last) lastSeq = last.seq;
+          const events = this.#events(matchers, fresh, bootMicros, idOf, resumeAfter);
+          // Resumed: past the saved record, records are reported again (a file's numbers may start over later).
+          if (resumeAfter !== undefined && fresh.some((r) => r.seq > resumeAfter!)) resumeAfter = undefined;
+          await emitAll(ctx, events);
+          if (last && resumeAfter === undefined) save(last.seq);
           if (!idle) {
             // More is waiting (a replay, a burst): let the event loop breathe, and stop if asked.
             await new Promise((resolve) => setImmediate(resolve));
@@ -148,18 +249,35 @@ export class KernelCollector implements Collector {
     }
   }
 
-  #events(matchers: Array<RuleMatcher<KmsgRecord>>, records: KmsgRecord[], bootMicros: number | undefined): EventInput[] {
+  /**
+   * The events of `records`. `idOf` names each event after its record (the
+   * one that completed it) and its place among that record's events. Records
+   * up to `resumeAfter` were reported by the last run: the last
+   * CONTEXT_RECORDS of them only feed the OOM tracker and the rules.
+   */
+  #events(
+    matchers: Array<RuleMatcher<KmsgRecord>>,
+    records: KmsgRecord[],
+    bootMicros: number | undefined,
+    idOf: ((seq: number, index: number) => string) | undefined,
+    resumeAfter: number | undefined,
+  ): EventInput[] {
     const events: EventInput[] = [];
     // Records of a file have no time of this boot: they are dated when emitted.
     const time = (r: KmsgRecord) => (bootMicros === undefined ? {} : { timestamp: rfc3339Micros(bootMicros + r.usec) });
     for (const record of records) {
+      const reported = resumeAfter === undefined || record.seq > resumeAfter;
+      if (!reported && record.seq <= resumeAfter! - CONTEXT_RECORDS) continue;
+      const made: EventInput[] = [];
       // Trimmed as node-problem-detector trims: its patterns expect no trailing blanks.
       const text = record.message.trim();
       const kill = this.#oom.push(text);
-      if (kill) events.push({ ...this.#oomEvent(kill, record), ...time(record) });
+      if (kill) made.push({ ...this.#oomEvent(kill, record), ...time(record) });
       for (const matcher of matchers) {
-        for (const match of matcher.push(record, text)) events.push({ ...this.#problemEvent(match), ...time(match.lines[0]!) });
+        for (const match of matcher.push(record, text)) made.push({ ...this.#problemEvent(match), ...time(match.lines[0]!) });
       }
+      if (!reported) continue;
+      for (const [index, event] of made.entries()) events.push(idOf ? { ...event, event_id: idOf(record.seq, index) } : event);
     }
     return events;
   }

@@ -80,6 +80,12 @@ export type KmsgRead = { kind: "data"; text: string } | { kind: "idle" } | { kin
 export interface KmsgSource {
   /** the live device: its sequence numbers and timestamps belong to this boot */
   readonly device: boolean;
+  /**
+   * Opened from the end: the sequence number of the last record skipped, -1
+   * when the log was empty, undefined when it could not be told (a file
+   * whose end is no record). A collector that saves it resumes after it.
+   */
+  readonly skippedThrough?: number;
   /** What is new: text, nothing yet (idle), or news that records were overwritten before they were read (overrun). */
   read(): KmsgRead;
   close(): void;
@@ -88,6 +94,8 @@ export interface KmsgSource {
 /** Larger than any record (MAX_RECORD_BYTES); /dev/kmsg fails a read into a buffer too small for the record. */
 const BUFFER_BYTES = 16 * 1024;
 const IDLE: KmsgRead = { kind: "idle" };
+/** The sequence number of a record's first line, from its header alone. */
+const SEQ = /^\d+,(\d+),/;
 
 /**
  * Opens the kernel log at `path`: the device, or a regular file to tail.
@@ -99,7 +107,7 @@ export function openKmsg(path: string, fromEnd: boolean): KmsgSource {
   try {
     const stat = fstatSync(fd);
     if (stat.isCharacterDevice()) return new DeviceSource(fd, fromEnd);
-    if (stat.isFile()) return new FileSource(path, fd, fromEnd ? stat.size : 0);
+    if (stat.isFile()) return new FileSource(path, fd, fromEnd ? stat.size : 0, fromEnd ? lastSeqBefore(fd, stat.size) : undefined);
     throw new Error(`${path} is neither a character device nor a regular file`);
   } catch (err) {
     closeSync(fd);
@@ -109,6 +117,7 @@ export function openKmsg(path: string, fromEnd: boolean): KmsgSource {
 
 class DeviceSource implements KmsgSource {
   readonly device = true;
+  readonly skippedThrough: number | undefined;
   readonly #buffer = Buffer.alloc(BUFFER_BYTES);
 
   constructor(
@@ -117,8 +126,11 @@ class DeviceSource implements KmsgSource {
   ) {
     // lseek(SEEK_END) is what skipping means on /dev/kmsg, but neither Bun nor
     // Node offers lseek: reading the records there now and dropping them lands
-    // at the same place.
-    if (fromEnd) while (this.read().kind !== "idle");
+    // at the same place, and tells the last one's sequence number.
+    if (!fromEnd) return;
+    let last: string | undefined;
+    for (let read = this.read(); read.kind !== "idle"; read = this.read()) if (read.kind === "data") last = read.text;
+    this.skippedThrough = last === undefined ? -1 : seqOf(last);
   }
 
   read(): KmsgRead {
@@ -149,6 +161,7 @@ class FileSource implements KmsgSource {
     readonly path: string,
     private fd: number,
     private position: number,
+    readonly skippedThrough: number | undefined,
   ) {}
 
   read(): KmsgRead {
@@ -184,4 +197,28 @@ class FileSource implements KmsgSource {
   close(): void {
     closeSync(this.fd);
   }
+}
+
+function seqOf(line: string): number | undefined {
+  const m = SEQ.exec(line);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * The sequence number of the last record of a file before `end`, read from
+ * its last BUFFER_BYTES (more than any record); -1 for an empty file.
+ */
+function lastSeqBefore(fd: number, end: number): number | undefined {
+  if (end === 0) return -1;
+  const from = Math.max(0, end - BUFFER_BYTES);
+  const buffer = Buffer.alloc(end - from);
+  const n = readSync(fd, buffer, 0, buffer.length, from);
+  const lines = buffer.toString("utf8", 0, n).split("\n");
+  // A window that starts inside the file starts inside a line.
+  const first = from === 0 ? 0 : 1;
+  for (let i = lines.length - 1; i >= first; i--) {
+    const seq = seqOf(lines[i]!);
+    if (seq !== undefined) return seq;
+  }
+  return undefined;
 }

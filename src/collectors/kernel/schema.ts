@@ -6,7 +6,7 @@ export const kernelConfigSchema = v.optional(
   strictObject({
     /** the kernel log: /dev/kmsg, or a regular file of kmsg records to tail */
     kmsg_path: v.optional(nonEmptyString(), "/dev/kmsg"),
-    /** read the log from its start instead of only what comes after the collector starts */
+    /** read the log from its start instead of only what comes after the collector starts (when there is no saved position of this boot to resume from) */
     replay: v.optional(bool(), false),
     /** how often the log is checked for new records when there were none */
     read_interval: v.optional(duration({ positive: true }), "1s"),

@@ -33,6 +33,7 @@ export function countingOpen(): { open: OpenKmsg; reads: Array<KmsgRead["kind"]>
     const source = openKmsg(path, fromEnd);
     return {
       device: source.device,
+      skippedThrough: source.skippedThrough,
       read: () => {
         const read = source.read();
         reads.push(read.kind);
