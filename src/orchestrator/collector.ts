@@ -59,6 +59,12 @@ export interface CollectorFactory<C = unknown> {
    * that read nothing outside the agent.
    */
   sources?(config: C): SourceCheck[];
+  /**
+   * How long a run may take to return once stopped, when it needs longer
+   * than the orchestrator's usual limit (exec: its program's grace between
+   * SIGTERM and SIGKILL); left out by collectors that stop at once.
+   */
+  stopTimeoutMs?(config: C): number;
   create(config: C): Collector;
 }
 
