@@ -32,6 +32,7 @@ export async function* readLines(reader: ByteReader, maxBytes: number): AsyncGen
 
   const take = (piece: Uint8Array): void => {
     if (skipping) {
+      if (skipping.head.length < EXCERPT_BYTES) skipping.head = headOf([skipping.head, piece]);
       skipping.bytes += piece.length;
     } else if (partBytes + piece.length > maxBytes) {
       skipping = { head: headOf([...parts, piece]), bytes: partBytes + piece.length };
@@ -48,7 +49,7 @@ export async function* readLines(reader: ByteReader, maxBytes: number): AsyncGen
   const finish = (last: Uint8Array): Line => {
     number++;
     if (skipping) {
-      const line: Line = { number, tooLong: { head: skipping.head, bytes: skipping.bytes + last.length } };
+      const line: Line = { number, tooLong: { head: headOf([skipping.head, last]), bytes: skipping.bytes + last.length } };
       skipping = undefined;
       return line;
     }

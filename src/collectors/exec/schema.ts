@@ -10,8 +10,8 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const execConfigSchema = strictObject({
   /** argv: the program and its arguments, run as given (no shell, no globbing, no $VARS) */
   command: v.pipe(
-    v.array(nonEmptyString(), (issue) => expectedGot('a list like ["/usr/local/bin/nodecheck", "--json"] (argv, no shell)', issue.input)),
-    v.minLength(1, "expected the program to run and its arguments, got an empty list"),
+    v.array(text("a string", () => true), (issue) => expectedGot('a list like ["/usr/local/bin/nodecheck", "--json"] (argv, no shell)', issue.input)),
+    v.check((argv) => argv.length > 0 && argv[0]!.trim() !== "", (issue) => expectedGot("the program to run first, then its arguments", issue.input)),
   ),
   /** stream: one long-running program; interval: one run every `interval` */
   mode: v.optional(picklist(EXEC_MODES), "interval"),
