@@ -19,9 +19,10 @@ switch (what) {
   case "cat":
     writeSync(1, readFileSync(args[0]!));
     break;
-  // its environment as one event
+  // its environment as one event, then each argument one line
   case "env":
     out(JSON.stringify({ type: "test.env", event_data: { custom: { ...process.env } } }));
+    for (const line of args) out(line);
     break;
   // its working directory as one event
   case "cwd":
