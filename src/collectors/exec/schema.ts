@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { byteSize, duration, expectedGot, nonEmptyString, picklist, strictObject, text } from "../../config/kit.ts";
+import { isPlainMapping } from "../../config/parse.ts";
 import { MAX_EVENT_BYTES } from "../../event/encode.ts";
 
 export const EXEC_MODES = ["stream", "interval"] as const;
@@ -11,7 +12,7 @@ export const execConfigSchema = strictObject({
   /** argv: the program and its arguments, run as given (no shell, no globbing, no $VARS) */
   command: v.pipe(
     v.array(text("a string", () => true), (issue) => expectedGot('a list like ["/usr/local/bin/nodecheck", "--json"] (argv, no shell)', issue.input)),
-    v.check((argv) => argv.length > 0 && argv[0]!.trim() !== "", (issue) => expectedGot("the program to run first, then its arguments", issue.input)),
+    v.check((argv) => argv.length > 0 && argv[0]!.trim() !== "", (issue) => expectedGot("the program to run (not empty) first, then its arguments", issue.input)),
   ),
   /** stream: one long-running program; interval: one run every `interval` */
   mode: v.optional(picklist(EXEC_MODES), "interval"),
@@ -21,10 +22,13 @@ export const execConfigSchema = strictObject({
   timeout: v.optional(duration({ positive: true }), "10s"),
   /** added to the program's minimal environment (PATH and HOME); the agent's own variables are never passed on */
   env: v.optional(
-    v.record(
-      v.pipe(v.string(), v.regex(ENV_NAME, (issue) => expectedGot("an environment variable name like NODECHECK_LEVEL", issue.input))),
-      text("a string (quote numbers and booleans: YAML reads 0123 as a number)", () => true),
-      (issue) => expectedGot("a mapping of NAME: value", issue.input),
+    v.pipe(
+      v.unknown(),
+      v.check(isPlainMapping, (issue) => expectedGot("a mapping of NAME: value", issue.input)),
+      v.record(
+        v.pipe(v.string(), v.regex(ENV_NAME, (issue) => expectedGot("an environment variable name like NODECHECK_LEVEL", issue.input))),
+        text("a string (quote numbers and booleans: YAML reads 0123 as a number)", () => true),
+      ),
     ),
     {},
   ),
