@@ -184,7 +184,7 @@ export function describeProblem(outcome: RunOutcome, config: ExecConfig): string
 }
 
 /** A program's stderr, line by line, as warnings: at most STDERR_LINES_PER_WINDOW per LOG_THROTTLE_MS. */
-class StderrLog {
+export class StderrLog {
   /** the last line, for the health message of a failed run */
   last: string | undefined;
   #windowStart = 0;
@@ -195,6 +195,7 @@ class StderrLog {
   constructor(
     readonly ctx: CollectorContext,
     readonly pid: number,
+    readonly now: () => number = Date.now,
   ) {}
 
   async read(reader: ByteReader): Promise<void> {
@@ -207,7 +208,7 @@ class StderrLog {
   }
 
   #log(text: string): void {
-    const now = Date.now();
+    const now = this.now();
     if (now - this.#windowStart >= LOG_THROTTLE_MS) {
       this.#windowStart = now;
       this.#logged = 0;

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { ExecCollector, execFactory } from "../../../src/collectors/exec/index.ts";
+import { ExecCollector, execFactory, StderrLog } from "../../../src/collectors/exec/index.ts";
 import { KILL_GRACE_MS } from "../../../src/collectors/exec/program.ts";
 import { makeTempDir } from "../../helpers/cleanup.ts";
 import { recordingContext, runInBackground, runOnce } from "../../helpers/collector-context.ts";
@@ -207,6 +207,24 @@ describe("exec: what the program gets", () => {
     expect(warned[0]).toMatchObject({ stderr: "complaint 0", msg: "collector exec/nodecheck stderr: complaint 0" });
     expect(warned[19]!.stderr).toBe("complaint 19");
   });
+
+  test("the next stderr line logged after a held-back burst says how many were held back", async () => {
+    let now = 0;
+    const rec = recordingContext({ name: "exec" });
+    const { log, lines } = capturingLogger();
+    const stderr = new StderrLog({ ...rec.ctx, log }, 42, () => now);
+    const enc = new TextEncoder();
+    const reader = (text: string) => {
+      let done = false;
+      return { read: async () => (done ? { done: true } : ((done = true), { done: false, value: enc.encode(text) })) };
+    };
+    await stderr.read(reader(Array.from({ length: 25 }, (_, i) => `complaint ${i}\n`).join("")));
+    expect(lines).toHaveLength(20);
+    now += 10_000;
+    await stderr.read(reader("later\n"));
+    expect(lines.at(-1)).toMatchObject({ stderr: "later", suppressed: 5, pid: 42 });
+    expect(stderr.last).toBe("later");
+  });
 });
 
 describe("exec: tapio-collectors check", () => {
@@ -220,5 +238,7 @@ describe("exec: tapio-collectors check", () => {
     await expect(probe(["/nonexistent/nodecheck"])).rejects.toThrow("cannot start /nonexistent/nodecheck: no such file or directory");
     await expect(probe([notExecutable])).rejects.toThrow(`cannot start ${notExecutable}: permission denied`);
     await expect(probe([dir])).rejects.toThrow(`cannot start ${dir}: not a regular file`);
+    const elsewhere = execFactory.sources!(execConfig({ command: program("print"), working_dir: join(dir, "gone") }))[0]!;
+    await expect(elsewhere.probe(new AbortController().signal)).rejects.toThrow(`cannot start ${BUN}: working_dir ${join(dir, "gone")}: no such file or directory`);
   });
 });
