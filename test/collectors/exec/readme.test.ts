@@ -11,7 +11,11 @@ import { runOnce } from "../../helpers/collector-context.ts";
 import { execConfig, program } from "./helpers.ts";
 
 const readme = readFileSync(join(import.meta.dir, "../../../src/collectors/exec/README.md"), "utf8");
-const blocks = (lang: string) => [...readme.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!);
+const mainReadme = readFileSync(join(import.meta.dir, "../../../README.md"), "utf8");
+const blocksOf = (text: string, lang: string) => [...text.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!);
+const blocks = (lang: string) => blocksOf(readme, lang);
+/** The main README's exec section. */
+const mainSection = mainReadme.slice(mainReadme.indexOf("#### `exec`"), mainReadme.indexOf("Example configs:"));
 
 describe("exec README", () => {
   test("the config example loads", () => {
@@ -39,5 +43,13 @@ describe("exec README", () => {
     expect(rest).toEqual(expected);
     // the same order of members as the example
     expect(Object.keys(rec.events[0]!)).toEqual(Object.keys(JSON.parse(output!)));
+  });
+
+  test("the main README's section: its config loads, its line is an event", async () => {
+    expect(configFrom(blocksOf(mainSection, "yaml")[0]!).collectors.exec!.config).toMatchObject({ mode: "interval", timeout: expect.anything(), env: { NODECHECK_LEVEL: "2" } });
+    const line = blocksOf(mainSection, "json")[0]!.trim();
+    const rec = await runOnce(new ExecCollector(execConfig({ command: program("print", line) })), "exec");
+    expect(rec.parseErrors).toEqual([]);
+    expect(rec.events[0]).toMatchObject({ type: "node.check_failed", source: "exec", severity: "warning", metadata: { node_name: "worker-1", attributes: { collector_name: "exec" } } });
   });
 });
