@@ -97,7 +97,7 @@ function describeErrno(err: unknown): string {
   return (err as Error).message;
 }
 
-export type RunningProgram = Bun.Subprocess<"ignore", "pipe", "pipe">;
+export type RunningProgram = Bun.Subprocess<"pipe", "pipe", "pipe">;
 
 /** Starts the program in its own process group; throws StartError saying why it could not. */
 export function spawnProgram(config: ExecConfig): RunningProgram {
@@ -108,7 +108,8 @@ export function spawnProgram(config: ExecConfig): RunningProgram {
     proc = Bun.spawn([path, ...config.command.slice(1)], {
       cwd: config.working_dir,
       env: programEnv(config),
-      stdin: "ignore",
+      // A pipe closed at once, not "ignore": that opens /dev/null, which a bare root may not have.
+      stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
       detached: true,
@@ -119,6 +120,7 @@ export function spawnProgram(config: ExecConfig): RunningProgram {
     throw new StartError(`cannot start ${config.command[0]}: ${describeErrno(err)}`);
   }
   liveGroups.add(proc.pid);
+  void Promise.resolve(proc.stdin.end()).catch(() => {});
   return proc;
 }
 
