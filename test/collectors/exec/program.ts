@@ -4,6 +4,8 @@
 import { appendFileSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 
 const [what, ...args] = process.argv.slice(2);
+// Before its pid is out: a test that sees the pid may count on SIGTERM being ignored.
+if (what === "hang" && args[0] === "ignore-term") process.on("SIGTERM", () => {});
 if (process.env.PID_FILE) appendFileSync(process.env.PID_FILE, `${process.pid}\n`);
 
 const out = (line: string) => writeSync(1, `${line}\n`);
@@ -51,7 +53,6 @@ switch (what) {
   }
   // an event, then nothing until killed; "ignore-term": SIGTERM is ignored
   case "hang":
-    if (args[0] === "ignore-term") process.on("SIGTERM", () => {});
     out(event("test.hang"));
     forever();
     break;
