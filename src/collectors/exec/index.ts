@@ -105,8 +105,13 @@ export class ExecCollector implements Collector {
     const stdout = proc.stdout.getReader();
     const stderr = proc.stderr.getReader();
     const stderrLog = new StderrLog(ctx, proc.pid);
-    // Settled at once, so a failure while the program still runs is not an unhandled rejection.
-    const reading = Promise.allSettled([this.#events(ctx, stdout), stderrLog.read(stderr)]);
+    // A failed reader stops the program: nobody would read its pipe, it would block for ever.
+    // Settled at once, so the failure is no unhandled rejection while the program ends.
+    const stopOnFailure = (err: unknown) => {
+      group.terminate();
+      throw err;
+    };
+    const reading = Promise.allSettled([this.#events(ctx, stdout).catch(stopOnFailure), stderrLog.read(stderr).catch(stopOnFailure)]);
     try {
       await proc.exited;
     } finally {

@@ -242,3 +242,18 @@ describe("exec: tapio-collectors check", () => {
     await expect(elsewhere.probe(new AbortController().signal)).rejects.toThrow(`cannot start ${BUN}: working_dir ${join(dir, "gone")}: no such file or directory`);
   });
 });
+
+describe("exec: a failure of its own", () => {
+  test("an emit that throws stops the program and fails the run, instead of leaving it blocked on its pipe", async () => {
+    const pidFile = join(makeTempDir("exec-throw"), "pids");
+    const rec = recordingContext({ once: false });
+    const ctx = {
+      ...rec.ctx,
+      emit: () => {
+        throw new Error("the queue broke");
+      },
+    };
+    await expect(new ExecCollector(execConfig({ command: program("tick", "0", "10"), mode: "stream", env: { PID_FILE: pidFile } })).run(ctx)).rejects.toThrow("the queue broke");
+    expect(exists(pidsIn(pidFile)[0]!)).toBe(false);
+  });
+});
