@@ -94,6 +94,12 @@ export interface CollectorFactory<C = unknown> {
    * the bare key together with a named one.
    */
   readonly publishesBelow?: boolean;
+  /**
+   * How long a run may take to return once stopped, when it needs longer
+   * than the orchestrator's usual limit (exec: its program's grace between
+   * SIGTERM and SIGKILL); left out by collectors that stop at once.
+   */
+  stopTimeoutMs?(config: C): number;
   create(config: C): Collector;
 }
 

@@ -286,6 +286,7 @@ export class CollectorRunner {
     this.#stopping.abort();
     this.#run?.abort();
     const loop = this.#loop;
+    timeoutMs = Math.max(timeoutMs, this.#o.factory.stopTimeoutMs?.(this.#o.config) ?? 0);
     if (loop) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = await Promise.race([

@@ -15,7 +15,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { startFakeKubelet, type FakeKubelet } from "../collectors/kubelet/fake-kubelet.ts";
 import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
 import { testPki } from "../helpers/tls.ts";
-import { build, REPO, run, which, type Run } from "./helpers.ts";
+import { BUN, build, REPO, run, which, type Run } from "./helpers.ts";
 
 const NONROOT = 65532;
 const isRoot = process.getuid?.() === 0;
@@ -227,4 +227,25 @@ describe.skipIf(skipReason !== undefined)("the linux-x64 binary in a distroless-
     expect(events.length).toBeGreaterThan(0);
     expect(events.every((e) => e.source === "kubelet")).toBe(true);
   });
+
+  test("the exec collector runs a program with no shell in the root: by path and looked up on PATH, with only PATH, HOME and its env", async () => {
+    // The exec tests' program, compiled: a binary like any vendor's node check. The root has no
+    // /dev/null either: the program's stdin is a pipe closed at once, not /dev/null.
+    const program = join(root, "usr/local/bin/nodecheck");
+    mkdirSync(dirname(program), { recursive: true });
+    const compiled = run([BUN, "build", "--compile", join(REPO, "test/collectors/exec/program.ts"), "--outfile", program]);
+    if (compiled.code !== 0) throw new Error(`bun build --compile: ${compiled.stderr}`);
+    chmodSync(program, 0o755);
+    for (const command of ["/usr/local/bin/nodecheck", "nodecheck"]) {
+      writeFileSync(
+        join(root, "etc/tapio/exec.yaml"),
+        `http:\n  enabled: false\ncollectors:\n  exec:\n    config:\n      command: ${JSON.stringify([command, "env", JSON.stringify({ type: "node.check_ok" })])}\n      env: { LEVEL: "2" }\n`,
+      );
+      const r = await inRoot(["--config", "/etc/tapio/exec.yaml", "--once", "--dry-run"], { NATS_PASSWORD: "not-for-programs" });
+      expect({ code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({ code: 0, stderr: "" });
+      const events = r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { type: string; source: string; event_data: { custom?: Record<string, string> } });
+      expect(events.map((e) => [e.type, e.source])).toEqual([["test.env", "exec"], ["node.check_ok", "exec"]]);
+      expect(events[0]!.event_data.custom).toEqual({ PATH: "/usr/local/bin:/usr/bin:/bin", HOME: "/home/nonroot", LEVEL: "2" });
+    }
+  }, 60_000);
 });

@@ -6,6 +6,7 @@ import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import { dnsFactory } from "../../src/collectors/dns/index.ts";
+import { execFactory } from "../../src/collectors/exec/index.ts";
 import { KernelCollector } from "../../src/collectors/kernel/index.ts";
 import { KubeapiCollector } from "../../src/collectors/kubeapi/index.ts";
 import { kubeapiConfigSchema } from "../../src/collectors/kubeapi/schema.ts";
@@ -24,6 +25,7 @@ import { kernelConfig, OOM_6_18, TESTDATA as KERNEL_TESTDATA } from "../collecto
 import { waitFor } from "../helpers/wait-for.ts";
 import { listOf, startFakeApiServer, WATCH_LINES, watchObject } from "../collectors/kubeapi/fake-apiserver.ts";
 import { PODS_JSON, startFakeKubelet, tokenFile } from "../collectors/kubelet/fake-kubelet.ts";
+import { program as execProgram } from "../collectors/exec/helpers.ts";
 import { cgroupV2, CONTAINER_A, fakeProc as memoryProc, memoryConfig } from "../collectors/memory/helpers.ts";
 
 /** The event types each collector can emit, read from its source (src/collectors/<name>/). */
@@ -45,6 +47,8 @@ export const EMITS = {
   network: ["network.tcp.retransmits", "network.listen_overflow", "network.interface.errors", "network.conntrack.near_limit", "network.conntrack.recovered"],
   dns: ["dns.query", "dns.timeout"],
   synthetic: ["synthetic.event"],
+  // whatever the program writes: here the sample node check's lines
+  exec: ["node.check_failed", "node.check_ok", "container.check_failed"],
 } as const;
 
 export type CollectorName = keyof typeof EMITS;
@@ -223,4 +227,12 @@ async function synthetic(): Promise<CollectorEvent[]> {
   return (await runOnce(syntheticFactory.create(v.parse(syntheticFactory.configSchema, { count: 2, rate: 0 })))).events;
 }
 
-export const PRODUCE: Record<CollectorName, () => Promise<CollectorEvent[]>> = { kernel, memory, kubelet, kubeapi, process: processes, network, dns, synthetic };
+/** A sample node check (test/collectors/exec/testdata/nodecheck.ndjson) run once by the test program. */
+async function exec(): Promise<CollectorEvent[]> {
+  const sample = join(import.meta.dir, "../collectors/exec/testdata/nodecheck.ndjson");
+  const rec = await runOnce(execFactory.create(v.parse(execFactory.configSchema, { command: execProgram("cat", sample) })));
+  if (rec.parseErrors.length > 0) throw new Error(`the sample's lines were refused: ${JSON.stringify(rec.parseErrors)}`);
+  return rec.events;
+}
+
+export const PRODUCE: Record<CollectorName, () => Promise<CollectorEvent[]>> = { kernel, memory, kubelet, kubeapi, process: processes, network, dns, synthetic, exec };
