@@ -67,10 +67,23 @@ export function collectorSubject(prefix: string, collector: string): string {
   return `${prefix}.${collector}`;
 }
 
+/** Where an event emitted with a subject suffix goes: `<collector's subject>.<suffix>`; without one, the collector's subject. */
+export function eventSubject(prefix: string, collector: string, suffix: string | null | undefined): string {
+  const subject = collectorSubject(prefix, collector);
+  return suffix == null ? subject : `${subject}.${suffix}`;
+}
+
 /** An encoded event waiting in the queue: bytes, not objects (serialised once). */
 export interface QueuedEvent {
-  /** NATS subject: collectorSubject(prefix, collector) */
+  /** NATS subject: eventSubject(prefix, collector, subjectSuffix) */
   readonly subject: string;
+  /**
+   * NATS tokens the collector put after its own subject (`ingest` routes by
+   * sender), kept apart so a replay from the spool can re-address the event
+   * under the nats.subject configured then; absent (or null, read back from
+   * the spool) for most events.
+   */
+  readonly subjectSuffix?: string | null;
   /** event_id, also the Nats-Msg-Id header */
   readonly id: string;
   /** the UTF-8 JSON of the event; never modified once made (usually a view of the encoder's chunk), so it is passed on, not copied */
