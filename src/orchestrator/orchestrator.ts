@@ -65,8 +65,10 @@ export class Orchestrator {
   readonly health = new HealthTracker();
   readonly ledger = new DeliveryLedger(this.health);
   readonly queue: EventQueue;
-  /** disk mode: the emits waiting for their events to be spooled */
-  readonly #commits: CommitWaiters | undefined;
+  /** waits on events' fates: every emit's in disk mode, and those senders ask for (emitAll) */
+  readonly #commits = new CommitWaiters();
+  /** disk mode: every emit resolves once its event is spooled */
+  readonly #emitsWaitForCommit: boolean;
   readonly breakers: CircuitBreakers;
   readonly delivery: Delivery;
   readonly #o: OrchestratorOptions;
@@ -85,7 +87,7 @@ export class Orchestrator {
     const { orchestrator, nats, spool } = options.config;
     this.#batchPolicy = new BatchPolicy(nats.batch);
     this.queue = new EventQueue(orchestrator.buffer.max_events, orchestrator.buffer.max_bytes);
-    this.#commits = orchestrator.buffer.type === "disk" ? new CommitWaiters() : undefined;
+    this.#emitsWaitForCommit = orchestrator.buffer.type === "disk";
     const cb = nats.circuit_breaker;
     this.breakers = new CircuitBreakers({
       failureThreshold: cb.failure_threshold,
@@ -109,6 +111,7 @@ export class Orchestrator {
       subjectPrefix: () => this.#o.config.nats.subject,
       onFatal: (err) => options.onFatal?.(err),
       onHandoff: options.onHandoff,
+      commits: this.#commits,
     });
     this.#monitor = new HealthMonitor({
       health: this.health,
@@ -129,7 +132,7 @@ export class Orchestrator {
     this.delivery.start();
     this.#monitor.start();
     const { workers, batch_size } = config.orchestrator;
-    this.#workers = startWorkers(workers, { queue: this.queue, delivery: this.delivery, batchSize: batch_size, policy: () => this.#batchPolicy, onBatchDone, commits: this.#commits, log, deadline: this.#deadline.signal });
+    this.#workers = startWorkers(workers, { queue: this.queue, delivery: this.delivery, batchSize: batch_size, policy: () => this.#batchPolicy, onBatchDone, commits: this.#commits, emitsWaitForCommit: this.#emitsWaitForCommit, log, deadline: this.#deadline.signal });
     for (const [name, section] of Object.entries(config.collectors)) {
       if (section.enabled) this.#startRunner(name, section.config);
     }
@@ -223,6 +226,7 @@ export class Orchestrator {
       backoff: cfg.orchestrator.restart_backoff,
       whenFull: cfg.orchestrator.buffer.when_full,
       commits: this.#commits,
+      emitWaitsForCommit: this.#emitsWaitForCommit,
     });
     this.#runners.set(name, runner);
     runner.start();
@@ -294,7 +298,7 @@ export class Orchestrator {
     this.#deadline.abort();
     await this.delivery.stopped();
     await this.delivery.publisher.close().catch((err: Error) => log.warn({ err: err.message }, "closing the publisher failed"));
-    await countLeftInQueue(this.queue, this.ledger);
+    await countLeftInQueue(this.queue, this.ledger, this.#commits);
     const inSpool = this.delivery.spoolDepth();
     try {
       spool?.close();
