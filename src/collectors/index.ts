@@ -9,6 +9,7 @@ import { networkFactory } from "./network/index.ts";
 import { dnsFactory } from "./dns/index.ts";
 import { kernelFactory } from "./kernel/index.ts";
 import { memoryFactory } from "./memory/index.ts";
+import { ingestFactory } from "./ingest/index.ts";
 
 export function builtinRegistry(): CollectorRegistry {
   return new CollectorRegistry()
@@ -19,5 +20,6 @@ export function builtinRegistry(): CollectorRegistry {
     .register(networkFactory)
     .register(dnsFactory)
     .register(kernelFactory)
-    .register(memoryFactory);
+    .register(memoryFactory)
+    .register(ingestFactory);
 }
