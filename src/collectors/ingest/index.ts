@@ -28,7 +28,9 @@ export class IngestCollector implements Collector {
     const token = config.token_file === undefined ? undefined : BearerToken.read(config.token_file);
     const api = new IngestApi({ ctx, maxBody: config.max_body, waitTimeoutMs: config.wait_timeout.ms, token });
     const server = await listen(config, api);
-    ctx.log.info({ listen: config.listen, token: token !== undefined }, `ingest API on ${config.listen}: POST /v1/events`);
+    // The address as bound: port 0 in listen picks a free one.
+    const address = config.listen.startsWith(UNIX_PREFIX) ? config.listen : server.url.origin;
+    ctx.log.info({ listen: address, token: token !== undefined }, `ingest API on ${address}: POST /v1/events`);
     ctx.healthy();
     await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
     await api.drain(STOP_GRACE_MS);
