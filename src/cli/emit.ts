@@ -237,7 +237,8 @@ async function post(target: Target, token: string | undefined, body: string, ndj
       answer = { error: text.trim().slice(0, 200) || response.statusText };
     }
     if (response.status === 429 && attempt < MAX_RETRIES) {
-      const seconds = Math.min(MAX_RETRY_AFTER_S, Math.max(0, Number(response.headers.get("retry-after")) || 1));
+      const after = Number(response.headers.get("retry-after") ?? Number.NaN);
+      const seconds = Number.isFinite(after) && after >= 0 ? Math.min(MAX_RETRY_AFTER_S, after) : 1;
       process.stderr.write(`tapio-collectors emit: the agent's queue is full (429); trying again in ${seconds}s (${attempt + 1} of ${MAX_RETRIES})\n`);
       await Bun.sleep(seconds * 1000);
       continue;

@@ -15,6 +15,8 @@ import { BearerToken } from "./token.ts";
 
 /** On stop, requests under way get this long to be answered (the runner abandons a collector after 5 s). */
 const STOP_GRACE_MS = 4000;
+/** How long the last answers get to be written once no request is under way. */
+const FLUSH_MS = 500;
 /** A keep-alive TCP connection idle this long is closed (Bun sets no idle timeout on unix sockets). */
 const IDLE_TIMEOUT_SECONDS = 30;
 
@@ -30,12 +32,13 @@ export class IngestCollector implements Collector {
     const server = await listen(config, api);
     // The address as bound: port 0 in listen picks a free one.
     const address = config.listen.startsWith(UNIX_PREFIX) ? config.listen : server.url.origin;
-    ctx.log.info({ listen: address, token: token !== undefined }, `ingest API on ${address}: POST /v1/events`);
+    ctx.log.info({ listen: address, auth: token === undefined ? "none" : "bearer" }, `ingest API on ${address}: POST /v1/events`);
     ctx.healthy();
     await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
     await api.drain(STOP_GRACE_MS);
-    // Bun removes the socket file as it stops.
-    server.stop(true);
+    // Graceful first: the last answers are still being written. Bun removes the socket file as it stops.
+    await Promise.race([server.stop(), Bun.sleep(FLUSH_MS)]);
+    await server.stop(true);
   }
 }
 
