@@ -39,7 +39,8 @@ export class IngestApi {
 
   async handle(req: Request, server: Server<undefined>): Promise<Response> {
     const answer = await this.#answer(req, server);
-    return Response.json(answer.body, { status: answer.status, headers: answer.headers });
+    // A newline after the JSON, so that curl's output ends its line.
+    return new Response(`${JSON.stringify(answer.body)}\n`, { status: answer.status, headers: { "content-type": "application/json", ...answer.headers } });
   }
 
   /** From now on new requests get 503; resolves once those under way are answered, or after `ms`. */
