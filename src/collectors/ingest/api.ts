@@ -30,6 +30,8 @@ export class IngestApi {
   readonly #o: IngestApiOptions;
   readonly #throttle = new LogThrottle();
   #draining = false;
+  /** token_file could not be read the last time it was looked at */
+  #tokenProblem = false;
   #inFlight = 0;
   #idle: (() => void) | undefined;
 
@@ -64,7 +66,7 @@ export class IngestApi {
     if (this.#draining) return { status: 503, body: { error: "the agent is shutting down: send again later" } };
     const token = this.#o.token;
     if (token) {
-      token.refresh((message) => this.#o.ctx.degraded(message));
+      this.#checkToken(token);
       if (!token.matches(req.headers.get("authorization"))) {
         this.#warn("unauthorized", "ingest: a request without the right bearer token was refused (401)");
         return { status: 401, body: { error: "missing or wrong bearer token: send Authorization: Bearer <the token in token_file>" }, headers: { "www-authenticate": 'Bearer realm="tapio-collectors ingest"' } };
@@ -150,6 +152,18 @@ export class IngestApi {
     };
   }
 
+  /** Reads token_file again if it changed; health says while it cannot be read. */
+  #checkToken(token: BearerToken): void {
+    const problem = token.refresh();
+    if (problem !== undefined) {
+      this.#tokenProblem = true;
+      this.#o.ctx.degraded(problem);
+    } else if (this.#tokenProblem) {
+      this.#tokenProblem = false;
+      this.#o.ctx.healthy();
+    }
+  }
+
   /** A 400, counted as a parse error (orchestrator_collector_parse_errors_total{source="request"}) and logged rate-limited. */
   #badRequest(body: { error: string } & Record<string, unknown>): Answer {
     this.#o.ctx.parseError("request", body.error);
@@ -169,9 +183,9 @@ export class IngestApi {
  * (chunked), never buffering more.
  */
 async function readBody(req: Request, max: number): Promise<Uint8Array | undefined> {
-  const length = req.headers.get("content-length");
-  if (length !== null) {
-    if (Number(length) > max) return undefined;
+  const length = Number(req.headers.get("content-length") ?? Number.NaN);
+  if (Number.isSafeInteger(length)) {
+    if (length > max) return undefined;
     return new Uint8Array(await req.arrayBuffer());
   }
   if (req.body === null) return new Uint8Array(0);

@@ -45,8 +45,8 @@ export class IngestCollector implements Collector {
 async function listen(config: IngestConfig, api: IngestApi): Promise<Server<undefined>> {
   const common = {
     fetch: (req: Request, server: Server<undefined>) => api.handle(req, server),
-    // Above max_body, so that IngestApi answers with its own message; Bun's own limit is a backstop.
-    maxRequestBodySize: config.max_body * 2 + 65536,
+    // Well above max_body, so that IngestApi answers with its own message; Bun's own limit is a backstop.
+    maxRequestBodySize: config.max_body * 4 + 1024 * 1024,
   };
   if (!config.listen.startsWith(UNIX_PREFIX)) {
     const { hostname, port } = parseListen(config.listen);

@@ -14,6 +14,7 @@ export class BearerToken {
   #digest: Buffer;
   #stamp: string;
   #checkedAt = Date.now();
+  #problem: string | undefined;
 
   private constructor(
     readonly path: string,
@@ -29,21 +30,31 @@ export class BearerToken {
   }
 
   /**
-   * Re-reads the file if it changed (looked at once a second at most). A
-   * file that can no longer be read keeps the last token: `onError` says why.
+   * Re-reads the file if it changed (looked at once a second at most).
+   * Returns why a file that can no longer be read was not (the last token
+   * stays in use), or undefined.
    */
-  refresh(onError: (message: string) => void): void {
+  refresh(): string | undefined {
     const now = Date.now();
-    if (now - this.#checkedAt < CHECK_EVERY_MS) return;
+    if (now - this.#checkedAt < CHECK_EVERY_MS) return this.#problem;
     this.#checkedAt = now;
     try {
-      if (stampOf(this.path) === this.#stamp) return;
-      const next = readToken(this.path);
-      this.#digest = next.digest;
-      this.#stamp = next.stamp;
+      let stamp: string;
+      try {
+        stamp = stampOf(this.path);
+      } catch (err) {
+        throw unreadable(this.path, err);
+      }
+      if (stamp !== this.#stamp) {
+        const next = readToken(this.path);
+        this.#digest = next.digest;
+        this.#stamp = next.stamp;
+      }
+      this.#problem = undefined;
     } catch (err) {
-      onError(`${(err as Error).message}; the last token read stays in use`);
+      this.#problem = `${(err as Error).message}; the last token read stays in use`;
     }
+    return this.#problem;
   }
 
   /** True when `authorization` is "Bearer <the token>". */
@@ -59,6 +70,12 @@ function stampOf(path: string): string {
   return `${s.ino}:${s.size}:${s.mtimeMs}`;
 }
 
+function unreadable(path: string, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === "ENOENT" ? "does not exist" : code === "EACCES" || code === "EPERM" ? "permission denied for this user" : (err as Error).message;
+  return new Error(`token_file ${path}: ${why}`);
+}
+
 function readToken(path: string): { digest: Buffer; stamp: string } {
   let text: string;
   let stamp: string;
@@ -66,9 +83,7 @@ function readToken(path: string): { digest: Buffer; stamp: string } {
     stamp = stampOf(path);
     text = readFileSync(path, "utf8").trim();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" || code === "EPERM" ? "permission denied for this user" : (err as Error).message;
-    throw new Error(`token_file ${path}: ${why}`);
+    throw unreadable(path, err);
   }
   if (text === "") throw new Error(`token_file ${path} is empty`);
   if (/\s/.test(text)) throw new Error(`token_file ${path} holds more than one word: a bearer token has no spaces`);

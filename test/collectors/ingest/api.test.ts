@@ -1,7 +1,7 @@
 // Every answer of the ingest API, from the running agent (bun src/main.ts)
 // against a real nats-server in JetStream mode.
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startNatsServer, stopAllNatsServers, type NatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -100,6 +100,15 @@ describe("ingest API: refused", () => {
     await waitFor(async () => (await api.post(input("a", 2), { token: "s3cret-two" })).status === 202, "the new token accepted", 5000, 200);
     expect((await api.post(input("a", 3), { token: "s3cret-one" })).status).toBe(401);
     await waitFor(async () => (await streamCount(nats.url, stream)) === 2, "the two events sent with the right token");
+
+    // The file gone: the last token stays in use, and health says why; back, and health recovers.
+    const ingest = async () => ((await (await fetch(`${await statusUrlOf(api.agent)}/status`)).json()) as { collectors: Array<{ name: string; state: string; last_error?: string }> }).collectors.find((c) => c.name === "ingest")!;
+    unlinkSync(tokenFile);
+    await waitFor(async () => (await api.post(input("a", 4), { token: "s3cret-two" })).status === 202 && (await ingest()).state === "degraded", "degraded, the last token still in use", 5000, 200);
+    expect((await ingest()).last_error).toBe(`token_file ${tokenFile}: does not exist; the last token read stays in use`);
+    writeFileSync(tokenFile, "s3cret-three\n");
+    await waitFor(async () => (await api.post(input("a", 5), { token: "s3cret-three" })).status === 202, "the third token accepted", 5000, 200);
+    expect((await ingest()).state).toBe("running");
   }, 30_000);
 
   test("an unreadable token_file fails the collector's start with a clear error", async () => {

@@ -108,6 +108,28 @@ describe("ingest over a unix socket", () => {
   }, 30_000);
 });
 
+describe("tapio-collectors check", () => {
+  test("probes the token_file and the socket's directory", async () => {
+    const { ingestFactory } = await import("../../../src/collectors/ingest/index.ts");
+    const v = await import("valibot");
+    const dir = makeTempDir("ingest-check");
+    const probe = async (config: Record<string, unknown>) => {
+      const results: string[] = [];
+      for (const check of ingestFactory.sources!(v.parse(ingestFactory.configSchema, config))) {
+        results.push(await check.probe(AbortSignal.timeout(1000)).then(() => `ok ${check.source}`, (err: Error) => `FAIL ${err.message}`));
+      }
+      return results;
+    };
+    expect(await probe({ listen: "unix:///nonexistent/dir/ingest.sock", token_file: "/nonexistent/token" })).toEqual([
+      "FAIL /nonexistent/token does not exist (is the host path mounted?)",
+      "FAIL /nonexistent/dir does not exist: the ingest socket is created there",
+    ]);
+    writeFileSync(join(dir, "token"), "t\n");
+    expect(await probe({ listen: `unix://${dir}/ingest.sock`, token_file: join(dir, "token") })).toEqual([`ok ${join(dir, "token")}`, `ok ${dir}`]);
+    expect(await probe({ listen: "127.0.0.1:9091" })).toEqual([]);
+  });
+});
+
 describe("ingest over TCP", () => {
   test("listens only on the address written: 127.0.0.1 is not 127.0.0.2", async () => {
     const nats = await startNatsServer({ jetstream: true });
