@@ -68,7 +68,7 @@ export class IngestApi {
     if (token) {
       this.#checkToken(token);
       if (!token.matches(req.headers.get("authorization"))) {
-        this.#warn("unauthorized", "ingest: a request without the right bearer token was refused (401)");
+        this.#warn("unauthorized", "a request without the right bearer token was refused (401)");
         return { status: 401, body: { error: "missing or wrong bearer token: send Authorization: Bearer <the token in token_file>" }, headers: { "www-authenticate": 'Bearer realm="tapio-collectors ingest"' } };
       }
     }
@@ -110,7 +110,7 @@ export class IngestApi {
         return { status: 503, body: { error: "the agent is shutting down: send again later" } };
       case "full":
         if (result.never) return { status: 413, body: { error: `${emissions.length} events are more than the agent's queue holds at once (orchestrator.buffer.max_events): send fewer per request` } };
-        this.#warn("full", "ingest: the queue is full; requests are refused with 429 until it has room");
+        this.#warn("full", "the queue is full: requests are refused with 429 until it has room");
         return {
           status: 429,
           body: { error: `the agent's queue is full: none of the ${emissions.length} event(s) was accepted; send them again after ${RETRY_AFTER_SECONDS}s` },
@@ -145,7 +145,7 @@ export class IngestApi {
     const dropped = settled.flatMap((fate, index) => (fate === undefined ? [] : [{ index, reason: fate, detail: fate === "lost" ? "the agent stopped before NATS or the spool took it" : DROP_REASONS[fate] }]));
     if (dropped.length === 0) return { status: 202, body: { accepted } };
     const first = dropped[0]!;
-    this.#warn("dropped", `ingest: ${dropped.length} accepted event(s) were dropped before they were published (${first.reason}); the sender was told (502)`);
+    this.#warn("dropped", `${dropped.length} accepted event(s) were dropped before they were published (${first.reason}); the sender was told (502)`);
     return {
       status: 502,
       body: { accepted, error: `${dropped.length} of ${accepted} accepted event(s) were dropped, not published: ${first.reason} (${first.detail})`, dropped },
@@ -170,10 +170,11 @@ export class IngestApi {
     return { status: 400, body };
   }
 
+  /** A warning, rate-limited, naming the collector (ingest, or one of its instances). */
   #warn(key: string, message: string): void {
     const suppressed = this.#throttle.take(key);
     if (suppressed === undefined) return;
-    this.#o.ctx.log.warn(suppressed > 0 ? { suppressed } : {}, message);
+    this.#o.ctx.log.warn(suppressed > 0 ? { suppressed } : {}, `${this.#o.ctx.name}: ${message}`);
   }
 }
 

@@ -53,7 +53,7 @@ async function listen(config: IngestConfig, api: IngestApi): Promise<Server<unde
     try {
       return Bun.serve({ ...common, hostname, port, idleTimeout: IDLE_TIMEOUT_SECONDS });
     } catch (err) {
-      throw new Error(`ingest: cannot listen on ${config.listen}: ${(err as Error).message}`);
+      throw new Error(`cannot listen on ${config.listen}: ${(err as Error).message}`);
     }
   }
   const path = config.listen.slice(UNIX_PREFIX.length);
@@ -63,15 +63,15 @@ async function listen(config: IngestConfig, api: IngestApi): Promise<Server<unde
     server = Bun.serve({ ...common, unix: path });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new Error(`ingest: cannot listen on ${config.listen}: the directory ${dirname(path)} does not exist (create it, or mount a volume there)`);
-    if (code === "EACCES") throw new Error(`ingest: cannot listen on ${config.listen}: permission denied to create a socket in ${dirname(path)} for this user`);
-    throw new Error(`ingest: cannot listen on ${config.listen}: ${(err as Error).message}`);
+    if (code === "ENOENT") throw new Error(`cannot listen on ${config.listen}: the directory ${dirname(path)} does not exist (create it, or mount a volume there)`);
+    if (code === "EACCES") throw new Error(`cannot listen on ${config.listen}: permission denied to create a socket in ${dirname(path)} for this user`);
+    throw new Error(`cannot listen on ${config.listen}: ${(err as Error).message}`);
   }
   try {
     chmodSync(path, Number.parseInt(config.socket_mode, 8));
   } catch (err) {
     server.stop(true);
-    throw new Error(`ingest: cannot set socket_mode ${config.socket_mode} on ${path}: ${(err as Error).message}`);
+    throw new Error(`cannot set socket_mode ${config.socket_mode} on ${path}: ${(err as Error).message}`);
   }
   return server;
 }
@@ -84,8 +84,8 @@ async function listen(config: IngestConfig, api: IngestApi): Promise<Server<unde
 async function removeStaleSocket(path: string): Promise<void> {
   const stat = lstatSync(path, { throwIfNoEntry: false });
   if (stat === undefined) return;
-  if (!stat.isSocket()) throw new Error(`ingest: cannot listen on unix://${path}: it exists and is not a socket (move it away, or choose another path)`);
-  if (await answers(path)) throw new Error(`ingest: cannot listen on unix://${path}: another process listens on it (a second agent?)`);
+  if (!stat.isSocket()) throw new Error(`cannot listen on unix://${path}: it exists and is not a socket (move it away, or choose another path)`);
+  if (await answers(path)) throw new Error(`cannot listen on unix://${path}: another process listens on it (a second agent?)`);
   unlinkSync(path);
 }
 

@@ -82,21 +82,21 @@ describe("ingest over a unix socket", () => {
 
     // a second agent on the same socket (its own spool)
     const third = startAgent(["-c", writeConfig(configText({ nats: nats.url, stream }, makeTempDir("ingest-third"), `listen: "unix://${socket}"`))]);
-    expect(await startFailure(third)).toBe(`ingest: cannot listen on unix://${socket}: another process listens on it (a second agent?)`);
+    expect(await startFailure(third)).toBe(`cannot listen on unix://${socket}: another process listens on it (a second agent?)`);
     // the first one still answers
     expect((await second.post(input("after-stale", 1), { wait: true })).status).toBe(202);
 
     const plain = join(dir, "not-a-socket");
     writeFileSync(plain, "data");
     const fourth = startAgent(["-c", writeConfig(configText({ nats: nats.url, stream }, makeTempDir("ingest-fourth"), `listen: "unix://${plain}"`))]);
-    expect(await startFailure(fourth)).toBe(`ingest: cannot listen on unix://${plain}: it exists and is not a socket (move it away, or choose another path)`);
+    expect(await startFailure(fourth)).toBe(`cannot listen on unix://${plain}: it exists and is not a socket (move it away, or choose another path)`);
   }, 40_000);
 
   test("a directory that does not exist: a clear error, the collector failed (and retried), the agent goes on", async () => {
     const nats = await startNatsServer({ jetstream: true });
     const missing = join(makeTempDir("ingest-missing"), "no", "such");
     const agent = startAgent(["-c", writeConfig(configText({ nats: nats.url, stream: streamName() }, makeTempDir("ingest-m"), `listen: "unix://${missing}/ingest.sock"`))]);
-    expect(await startFailure(agent)).toBe(`ingest: cannot listen on unix://${missing}/ingest.sock: the directory ${missing} does not exist (create it, or mount a volume there)`);
+    expect(await startFailure(agent)).toBe(`cannot listen on unix://${missing}/ingest.sock: the directory ${missing} does not exist (create it, or mount a volume there)`);
   }, 30_000);
 
   test("a config error: a relative socket path, or one too long for a unix socket", async () => {
