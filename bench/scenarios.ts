@@ -561,4 +561,71 @@ const batching: Scenario = {
   },
 };
 
-export const SCENARIOS: Scenario[] = [throughput, latency, internal, memory, startup, scaling, batching];
+// ----------------------------------------------------------------- ingest
+
+const INGEST_BATCH = 100;
+
+/** One agent with only an ingest collector on a free loopback port, fed by bench/lib/ingest-sender.ts; the subscriber's delivery rate. */
+async function ingestThroughput(ctx: Context, count: number) {
+  const id = seq++;
+  const subject = `bench.g${id}`;
+  const port = freePort();
+  const file = agentConfig(
+    ctx.work,
+    `ingest-${id}`,
+    `orchestrator: { workers: 4, shutdown_timeout: 300s, log_level: warn }
+nats: { url: "${ctx.url}", mode: core, subject: ${subject}, stream: { name: UNUSED } }
+spool: { path: "${join(ctx.work, `ingest-${id}.spool.db`)}" }
+http: { enabled: false }
+collectors:
+  ingest: { config: { listen: "127.0.0.1:${port}", max_body: 1MiB } }
+`,
+  );
+  const sub = await startSubscriber(ctx.url, `${subject}.>`, count);
+  const agent = startAgent(ctx.binary, file);
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor("the ingest API", 15_000, async () => {
+      const r = await fetch(`${url}/v1/events`, { method: "POST", headers: { "content-type": "application/x-ndjson" }, body: "" });
+      return r.status === 202 ? true : undefined;
+    });
+    const proc = Bun.spawn([process.execPath, join(import.meta.dir, "lib/ingest-sender.ts"), url, String(count), String(INGEST_BATCH)], { stdout: "pipe", stderr: "inherit" });
+    const out = await new Response(proc.stdout).text();
+    if ((await proc.exited) !== 0) throw new Error(`ingest sender failed: ${out}`);
+    const sent = JSON.parse(out.trim().split("\n").pop()!) as { seconds: number; requests: number; full: number };
+    const got = await sub.result();
+    if (got.received < count) throw new Error(`ingest: subscriber saw ${got.received} of ${count}`);
+    return { rate: got.rate, full: sent.full, requests: sent.requests };
+  } finally {
+    await agent.stop();
+    sub.kill();
+  }
+}
+
+/**
+ * Events pushed through the ingest API (NDJSON batches of 100, one
+ * keep-alive connection, each request answered before the next) against the
+ * synthetic collector's core rate, in the same run, alternating.
+ */
+const ingest: Scenario = {
+  name: "ingest",
+  async run(ctx) {
+    const pushed: number[] = [], synthetic: number[] = [], full: number[] = [];
+    await alternate(
+      ctx.runs,
+      async () => {
+        const r = await ingestThroughput(ctx, ctx.events);
+        pushed.push(r.rate);
+        full.push(r.full);
+      },
+      async () => {
+        synthetic.push((await agentThroughput(ctx, "core")).rate);
+      },
+    );
+    const row = ratioRow("ingest", "ingest throughput, NDJSON batches of 100 over one connection, vs synthetic (core, 1 KB)", "events/s", pushed, synthetic, ">= 0.5x", (r) => r >= 0.5);
+    row.detail = { ...row.detail, answered_429_runs: full, batch: INGEST_BATCH, note: "baseline: the agent's own synthetic collector in core mode, same binary, same run" };
+    return [row];
+  },
+};
+
+export const SCENARIOS: Scenario[] = [throughput, latency, internal, memory, startup, scaling, batching, ingest];

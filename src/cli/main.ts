@@ -9,6 +9,7 @@ import { statusCommand } from "./status.ts";
 import { tailCommand } from "./tail.ts";
 import { topCommand } from "./top.ts";
 import { checkCommand } from "./check.ts";
+import { emitCommand } from "./emit.ts";
 
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   status: statusCommand,
   tail: tailCommand,
   top: topCommand,
+  emit: emitCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

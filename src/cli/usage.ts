@@ -1,6 +1,8 @@
 // Help texts and argument parsing shared by the commands.
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import * as v from "valibot";
 import { DEFAULT_HTTP_LISTEN, DEFAULT_NATS_URL, DEFAULT_SUBJECT } from "../config/schema.ts";
+import { ingestConfigSchema } from "../collectors/ingest/schema.ts";
 
 /** A mistake in how the command was called: exit 2, message without a stack. */
 export class UsageError extends Error {
@@ -11,6 +13,10 @@ export class UsageError extends Error {
 }
 
 export const DEFAULT_CONFIG = "configs/collectors.yaml";
+/** The sender's name `emit` gives events without --source (the last part of their subject). */
+export const DEFAULT_EMIT_SOURCE = "cli";
+/** Where the ingest collector listens by default. */
+const DEFAULT_INGEST_LISTEN = v.parse(ingestConfigSchema, undefined).listen;
 
 /** 0 ok, 1 runtime failure (including undelivered events), 2 usage or config error. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -27,6 +33,7 @@ Usage:
   tapio-collectors status [--url URL]              a running agent's health, collectors, queue, NATS and spool
   tapio-collectors tail [--nats URL] [filters]     print events from NATS as they pass
   tapio-collectors top [--url URL]                 a live view of a running agent, refreshed every second
+  tapio-collectors emit [--socket PATH] --type T   send an event (or NDJSON from stdin) to a running agent's ingest API
   tapio-collectors COMMAND --help                  help for one command
 
 The config file defaults to $TAPIO_CONFIG, else ${DEFAULT_CONFIG}.
@@ -124,6 +131,31 @@ Flags:
 
 While the agent cannot be reached each frame says so and top keeps trying.
 Exit 0 at Ctrl-C or after N refreshes; 1 if the agent never answered.`,
+  emit: `Usage: tapio-collectors emit [--socket PATH | --url URL | --config FILE] [--token-file FILE]
+                             [--source NAME] [--type TYPE [--severity S] [--data JSON]] [--wait]
+
+Sends events to a running agent's ingest collector (POST /v1/events). With --type,
+one event; without, NDJSON from stdin, one event per line (sent in batches), each
+line a JSON object with type and optionally severity, event_data, metadata,
+k8s_context, correlation_hints, timestamp and source.
+
+Flags:
+  -s, --socket PATH       the API's unix socket (default: the ingest collector's default,
+                          ${DEFAULT_INGEST_LISTEN})
+  -u, --url URL           the API's TCP address instead, like http://127.0.0.1:9091
+  -c, --config FILE       take the address and token_file from this config's ingest collector
+      --token-file FILE   send the bearer token in FILE
+      --source NAME       the sender's name, the last part of the subject (default ${DEFAULT_EMIT_SOURCE});
+                          stdin lines that name their own source keep it
+  -t, --type TYPE         the event type, dotted words like node.check_failed
+      --severity S        debug, info (default), low, medium, warning, high, error, critical
+  -d, --data JSON         event_data, like '{"custom":{"disk":"92%"}}'
+      --wait              answer only once every event is published or spooled (?wait=published)
+  -h, --help              this help
+
+A full queue (429) is waited out as the agent asks (Retry-After), up to 5 times.
+Exit 0 when every event was accepted; 1 when the API refused them (the problems
+are printed, each with its stdin line) or cannot be reached; 2 on a usage error.`,
 };
 
 /** Parses flags for one command; unknown flags and stray arguments are usage errors. */

@@ -10,6 +10,7 @@ import { dnsFactory } from "./dns/index.ts";
 import { kernelFactory } from "./kernel/index.ts";
 import { memoryFactory } from "./memory/index.ts";
 import { execFactory } from "./exec/index.ts";
+import { ingestFactory } from "./ingest/index.ts";
 
 export function builtinRegistry(): CollectorRegistry {
   return new CollectorRegistry()
@@ -21,5 +22,6 @@ export function builtinRegistry(): CollectorRegistry {
     .register(dnsFactory)
     .register(kernelFactory)
     .register(memoryFactory)
-    .register(execFactory);
+    .register(execFactory)
+    .register(ingestFactory);
 }

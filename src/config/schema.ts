@@ -103,7 +103,7 @@ const orchestratorSchema = v.pipe(
 export const DEFAULT_HTTP_LISTEN = "127.0.0.1:9090";
 
 /** "host:port" or "[v6]:port"; port 0 picks a free one. An empty host means all interfaces: only when written so. */
-const LISTEN = /^(?:\[[0-9a-fA-F:.]+\]|[^\s:\[\]]*):\d{1,5}$/;
+export const LISTEN = /^(?:\[[0-9a-fA-F:.]+\]|[^\s:\[\]]*):\d{1,5}$/;
 
 const httpSchema = strictObject({
   enabled: v.optional(bool(), true),

@@ -11,6 +11,7 @@ import type { Config } from "../config/schema.ts";
 import type { QueuedEvent } from "../event/event.ts";
 import type { Publisher, PublishOutcome } from "../publish/publisher.ts";
 import type { DeliveryLedger } from "../orchestrator/ledger.ts";
+import type { CommitWaiters } from "../orchestrator/commit-waiters.ts";
 import type { Spool } from "../spool/spool.ts";
 import { asSpoolError, diagnoseLocation, SPOOL_ERROR_REASONS, type SpoolError, type SpoolErrorReason } from "../spool/errors.ts";
 import { LogThrottle } from "../log.ts";
@@ -58,6 +59,8 @@ export interface DeliveryOptions {
   onHandoff?: (seconds: number) => void;
   /** events that are durable now (acknowledged, spooled) or gone for good by policy: collectors' saves after them may be written */
   settled?: (events: readonly QueuedEvent[]) => void;
+  /** waits on events' fates: those of events a batch drops end here, with the reason (the workers end the rest) */
+  commits?: CommitWaiters;
 }
 
 export class Delivery {
@@ -129,6 +132,7 @@ export class Delivery {
       if (rest.length === 0) return true;
       if (deadline.aborted) {
         this.#accounting.lost(rest);
+        this.#o.commits?.drop(rest, "lost");
         log.error({ events: rest.length, err: this.#spoolFault?.error.message }, `shutdown deadline passed with the spool failing: ${rest.length} event(s) lost`);
         return true;
       }
@@ -156,6 +160,7 @@ export class Delivery {
     this.#handoff(live);
     const outcome = await this.#slot.publish(publisher, live, AbortSignal.any([deadline, AbortSignal.timeout(this.#o.spillAfterMs)]));
     this.#settle(live, outcome);
+    this.#rejected(outcome);
     if (outcome.undelivered.length === 0) return unwritten;
     return unwritten.concat(await this.#toSpool(spool, outcome.undelivered));
   }
@@ -205,8 +210,10 @@ export class Delivery {
     this.#handoff(batch);
     const outcome = await this.#slot.publish(this.#slot.current, batch, this.#o.deadline);
     this.#settle(batch, outcome);
+    this.#rejected(outcome);
     if (outcome.undelivered.length === 0) return true;
     this.#accounting.lost(outcome.undelivered);
+    this.#o.commits?.drop(outcome.undelivered, "lost");
     if (!this.#o.deadline.aborted) this.#gaveUp();
     return false;
   }
@@ -216,6 +223,13 @@ export class Delivery {
     this.#accounting.settle(batch, outcome);
     if (batch.length === 0 || (outcome.undelivered.length === 0 && outcome.rejected.length === 0)) return;
     if (!this.#fatal && this.#slot.current.status().closed && !this.#o.deadline.aborted && !this.#slot.swapping) this.#gaveUp();
+  }
+
+  /** Events of a worker's batch NATS can never take: whoever waits on them learns why. */
+  #rejected({ rejected }: PublishOutcome): void {
+    const commits = this.#o.commits;
+    if (!commits || rejected.length === 0) return;
+    for (const { event, reason } of rejected) commits.drop([event], reason);
   }
 
   #gaveUp(): void {
@@ -248,6 +262,8 @@ export class Delivery {
       let gone: Set<QueuedEvent> | undefined;
       if (dropped.length > 0) {
         gone = this.#accounting.spoolDropped(dropped);
+        // (rows drop_oldest deleted were settled when they were written)
+        for (const d of dropped) if (!("seq" in d.event)) this.#o.commits?.drop([d.event], d.reason);
         this.#warn(`spool:${dropped[0]!.reason}`, { reason: dropped[0]!.reason, events: dropped.length }, "spool full: events dropped (spool.when_full)");
       }
       this.#accounting.spooled(rest.slice(0, appended), gone);
@@ -257,6 +273,7 @@ export class Delivery {
       this.#warn("spool:block", { waiting: rest.length }, "spool full: waiting for the drainer to make room (spool.when_full: block)");
       if (!(await spool.waitForSpace(rest[0]!.bytes.byteLength, deadline))) {
         this.#accounting.discarded(rest, "spool_full_at_shutdown");
+        this.#o.commits?.drop(rest, "spool_full_at_shutdown");
         log.error({ events: rest.length }, `shutdown deadline passed with the spool full: ${rest.length} event(s) lost`);
         return [];
       }

@@ -2,14 +2,15 @@
 // removes each row only after the server confirmed it. One per agent; it
 // runs until the shutdown deadline, whatever the spool throws (a full disk
 // can fail even a delete): it backs off and tries again. Rows go to the
-// subject their collector has under the nats.subject configured now, not the
-// one they were spooled with: a changed prefix (or a collector since removed)
-// strands nothing.
+// subject their collector has under the nats.subject configured now (with
+// the subject suffix the collector gave the event, if any), not the one they
+// were spooled with: a changed prefix (or a collector since removed) strands
+// nothing.
 import type { Logger } from "pino";
 import type { PublishOutcome } from "../publish/publisher.ts";
 import type { Spool, SpooledEvent } from "../spool/spool.ts";
 import type { QueuedEvent } from "../event/event.ts";
-import { collectorOfSubject, collectorSubject } from "../orchestrator/instance.ts";
+import { eventSubject, routesOfSubject } from "../orchestrator/instance.ts";
 import { sleep } from "../wait.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import type { CircuitBreakers } from "./circuit.ts";
@@ -109,7 +110,7 @@ export class SpoolDrainer {
       const prefix = this.#o.subjectPrefix();
       let rows: SpooledEvent[] = [];
       try {
-        rows = spool.depth > 0 && publisher.status().connected ? readdress(spool.peek(batch, blockedCollectors(breakers.blocked(), prefix)), prefix) : [];
+        rows = spool.depth > 0 && publisher.status().connected ? readdress(spool.peek(batch, blockedRoutes(breakers.blocked(), prefix)), prefix) : [];
       } catch (err) {
         spoolFailed(err, "read", "replay paused");
         await sleep(backoffDelay(failures++, DRAIN_BACKOFF), deadline);
@@ -171,25 +172,21 @@ export class SpoolDrainer {
   }
 }
 
-/** The breakers are per subject, the spool skips per collector: the collectors whose current subject is blocked. */
-function blockedCollectors(blocked: ReadonlySet<string>, prefix: string): Set<string> {
-  const collectors = new Set<string>();
-  for (const subject of blocked) {
-    const collector = collectorOfSubject(prefix, subject);
-    if (collector !== undefined) collectors.add(collector);
-  }
-  return collectors;
+/**
+ * The breakers are per subject, the spool skips per route (a collector, or a
+ * collector and its subject suffix): the routes whose current subject is blocked.
+ */
+function blockedRoutes(blocked: ReadonlySet<string>, prefix: string): Set<string> {
+  const routes = new Set<string>();
+  for (const subject of blocked) for (const route of routesOfSubject(prefix, subject)) routes.add(route);
+  return routes;
 }
 
-/**
- * The rows with the subject of their collector under `prefix`; rows already
- * there are kept as they are. The collector column holds the instance key,
- * so a named instance's rows go to `<prefix>.<type>.<name>`.
- */
+/** The rows with the subject of their collector (and suffix) under `prefix`; rows already there are kept as they are. */
 function readdress(rows: SpooledEvent[], prefix: string): SpooledEvent[] {
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
-    const subject = collectorSubject(prefix, row.collector);
+    const subject = eventSubject(prefix, row.collector, row.subjectSuffix);
     if (row.subject !== subject) rows[i] = { ...row, subject };
   }
   return rows;

@@ -2,11 +2,21 @@
 import { SEVERITIES, type EventInput, type EventMetadata, type QueuedEvent } from "./event.ts";
 import { ByteArena } from "./arena.ts";
 import type { RefusedReason } from "./drop-reasons.ts";
+import { SUBJECT_PREFIX } from "../config/schema.ts";
 
 const SEVERITY_SET: ReadonlySet<string> = new Set(SEVERITIES);
 
 /** NATS's default max_payload: a larger event could never be published. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
+
+/**
+ * Distinct subject suffixes one encoder routes to, for its whole life. The
+ * queue keeps one entry per subject it has seen, for good, so suffixes that
+ * come from outside (ingest's senders) must be bounded.
+ */
+export const MAX_SUBJECT_SUFFIXES = 1000;
+/** NATS allows longer subjects, but a suffix is a name, not a payload. */
+export const MAX_SUBJECT_SUFFIX_LENGTH = 128;
 
 /** Every encoded event starts with this: its id is the first member. */
 const ID_KEY = '{"event_id":';
@@ -76,6 +86,9 @@ export class EventEncoder {
   readonly #sourceJson: string;
   readonly #bareMetadataJson: string;
 
+  /** `<subject>.<suffix>` by suffix, built once each (at most MAX_SUBJECT_SUFFIXES) */
+  readonly #suffixed = new Map<string, string>();
+
   // Bytes go straight into the arena's shared chunks: the queue and the
   // publisher keep views of them, with no copy and no per-event buffer.
   readonly #arena: ByteArena;
@@ -91,8 +104,12 @@ export class EventEncoder {
     this.#bareMetadataJson = JSON.stringify({ attributes: { collector_name: collector } } satisfies EventMetadata);
   }
 
-  /** The event as queue-ready bytes, which stay valid as long as they are held. */
-  encode(input: EventInput): QueuedEvent {
+  /**
+   * The event as queue-ready bytes, which stay valid as long as they are
+   * held; with `subjectSuffix` (NATS tokens) it goes to `<subject>.<suffix>`.
+   */
+  encode(input: EventInput, subjectSuffix?: string): QueuedEvent {
+    const subject = subjectSuffix === undefined ? this.subject : this.#subjectFor(subjectSuffix);
     if (typeof input?.type !== "string" || input.type === "") {
       throw new InvalidEventError("invalid_event", "event has no type");
     }
@@ -135,7 +152,21 @@ export class EventEncoder {
       arena.discard(bytes);
       throw this.#tooLarge(input.type, String(bytes.byteLength));
     }
-    return { subject: this.subject, id, bytes, collector: this.collector, emittedAt: performance.now() };
+    return { subject, id, bytes, collector: this.collector, emittedAt: performance.now(), subjectSuffix };
+  }
+
+  #subjectFor(suffix: string): string {
+    const known = this.#suffixed.get(suffix);
+    if (known !== undefined) return known;
+    if (suffix.length > MAX_SUBJECT_SUFFIX_LENGTH || !SUBJECT_PREFIX.test(suffix)) {
+      throw new InvalidEventError("invalid_event", `subject suffix ${JSON.stringify(suffix.slice(0, MAX_SUBJECT_SUFFIX_LENGTH))} is not NATS tokens (up to ${MAX_SUBJECT_SUFFIX_LENGTH} characters, dot-separated, no spaces, * or >)`);
+    }
+    if (this.#suffixed.size >= MAX_SUBJECT_SUFFIXES) {
+      throw new InvalidEventError("invalid_event", `collector ${this.collector} already routes to ${MAX_SUBJECT_SUFFIXES} subject suffixes; "${suffix}" would be one more`);
+    }
+    const subject = `${this.subject}.${suffix}`;
+    this.#suffixed.set(suffix, subject);
+    return subject;
   }
 
   /** The size of the arena's next chunks. */

@@ -64,8 +64,15 @@ export interface EventInput {
 
 /** An encoded event waiting in the queue: bytes, not objects (serialised once). */
 export interface QueuedEvent {
-  /** NATS subject: collectorSubject(prefix, collector) (src/orchestrator/instance.ts) */
+  /** NATS subject: eventSubject(prefix, collector, subjectSuffix) (src/orchestrator/instance.ts) */
   readonly subject: string;
+  /**
+   * NATS tokens the collector put after its own subject (`ingest` routes by
+   * sender), kept apart so a replay from the spool can re-address the event
+   * under the nats.subject configured then; absent (or null, read back from
+   * the spool) for most events.
+   */
+  readonly subjectSuffix?: string | null;
   /** event_id, also the Nats-Msg-Id header */
   readonly id: string;
   /** the UTF-8 JSON of the event; never modified once made (usually a view of the encoder's chunk), so it is passed on, not copied */

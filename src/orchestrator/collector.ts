@@ -3,6 +3,34 @@
 import type * as v from "valibot";
 import type { Logger } from "pino";
 import type { EventInput } from "../event/event.ts";
+import type { DropReason } from "../event/drop-reasons.ts";
+
+export interface EmitOptions {
+  /**
+   * NATS tokens put after the collector's subject: the event goes to
+   * `<subject>.<suffix>` (ingest routes by sender). A collector may use at
+   * most MAX_SUBJECT_SUFFIXES (src/event/encode.ts) distinct ones.
+   */
+  readonly subjectSuffix?: string;
+}
+
+/** One event of an all-or-nothing batch (emitAll). */
+export interface Emission extends EmitOptions {
+  readonly event: EventInput;
+}
+
+/** What became of an accepted event: undefined once published or spooled, else why it was dropped ("lost": the agent stopped with it in memory). */
+export type EventFate = DropReason | "lost" | undefined;
+
+export type EmitAllResult =
+  /** every event is queued; with `fates` asked for, resolves once each is published, spooled or dropped (never rejects) */
+  | { readonly status: "queued"; readonly fates?: Promise<EventFate[]> }
+  /** event `index` can never be sent (too large, a bad subject suffix): nothing was queued */
+  | { readonly status: "invalid"; readonly index: number; readonly message: string }
+  /** the queue has no room for them all now (`never`: they outnumber its max_events): nothing was queued */
+  | { readonly status: "full"; readonly never: boolean }
+  /** the collector is stopping, or the queue closed: nothing was queued */
+  | { readonly status: "stopped" };
 
 export interface CollectorContext {
   /**
@@ -22,7 +50,16 @@ export interface CollectorContext {
    * emitting more (backpressure). Events emitted without awaiting past the
    * collector's overflow allowance are dropped and counted, never silently.
    */
-  emit(event: EventInput): void | Promise<void>;
+  emit(event: EventInput, options?: EmitOptions): void | Promise<void>;
+  /**
+   * Queues every event of `batch` at once, or none, and never waits: for a
+   * collector that answers a sender (ingest), which must refuse a request
+   * whole rather than block on a full queue. With buffer.when_full
+   * drop_oldest the oldest queued events make room, as for emit. `fates`:
+   * also tell what became of each event (published or spooled, or dropped
+   * and why), in either buffer mode.
+   */
+  emitAll(batch: readonly Emission[], options?: { fates?: boolean }): EmitAllResult;
   /** Reports a problem that did not stop the collector (bad input, source missing): health becomes degraded. */
   degraded(reason: string): void;
   /** Clears a degraded state once the source works again. */

@@ -44,11 +44,23 @@ export function collectorSubject(prefix: string, key: string): string {
   return `${prefix}.${key.replace("/", ".")}`;
 }
 
-/** The key whose subject under `prefix` is `subject`, or undefined when it is not one (another prefix, more tokens). */
-export function collectorOfSubject(prefix: string, subject: string): string | undefined {
+/** Where an event emitted with a subject suffix goes: `<its collector's subject>.<suffix>`; without one, the collector's subject. */
+export function eventSubject(prefix: string, key: string, suffix: string | null | undefined): string {
+  const subject = collectorSubject(prefix, key);
+  return suffix == null ? subject : `${subject}.${suffix}`;
+}
+
+/**
+ * The spool routes (a key, or `<key>.<suffix>`) whose events go to `subject`
+ * under `prefix`: tokens after the prefix read as TYPE[.SUFFIX] or as
+ * TYPE.NAME[.SUFFIX]. Both readings give that same subject, so skipping both
+ * skips exactly the rows bound for it.
+ */
+export function routesOfSubject(prefix: string, subject: string): string[] {
   const head = `${prefix}.`;
-  if (!subject.startsWith(head)) return undefined;
+  if (!subject.startsWith(head)) return [];
   const tokens = subject.slice(head.length).split(".");
-  if (tokens.length > 2 || tokens.some((t) => !NAME_PATTERN.test(t))) return undefined;
-  return tokens.join("/");
+  const routes = [tokens.join(".")];
+  if (tokens.length >= 2) routes.push([`${tokens[0]}/${tokens[1]}`, ...tokens.slice(2)].join("."));
+  return routes;
 }

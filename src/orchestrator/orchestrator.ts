@@ -66,8 +66,10 @@ export class Orchestrator {
   readonly health = new HealthTracker();
   readonly ledger = new DeliveryLedger(this.health);
   readonly queue: EventQueue;
-  /** disk mode: the emits waiting for their events to be spooled */
-  readonly #commits: CommitWaiters | undefined;
+  /** waits on events' fates: every emit's in disk mode, and those senders ask for (emitAll) */
+  readonly #commits = new CommitWaiters();
+  /** disk mode: every emit resolves once its event is spooled */
+  readonly #emitsWaitForCommit: boolean;
   /** each collector's ctx.state, saved once the events before each save are delivered */
   readonly #states: CollectorStates;
   readonly breakers: CircuitBreakers;
@@ -88,8 +90,8 @@ export class Orchestrator {
     const { orchestrator, nats, spool } = options.config;
     this.#batchPolicy = new BatchPolicy(nats.batch);
     this.queue = new EventQueue(orchestrator.buffer.max_events, orchestrator.buffer.max_bytes);
-    this.#commits = orchestrator.buffer.type === "disk" ? new CommitWaiters() : undefined;
     this.#states = new CollectorStates({ spool: options.spool, spoolUnavailable: options.spoolUnavailable, spoolEnabled: spool.enabled });
+    this.#emitsWaitForCommit = orchestrator.buffer.type === "disk";
     const cb = nats.circuit_breaker;
     this.breakers = new CircuitBreakers({
       failureThreshold: cb.failure_threshold,
@@ -114,6 +116,7 @@ export class Orchestrator {
       onFatal: (err) => options.onFatal?.(err),
       onHandoff: options.onHandoff,
       settled: (events) => this.#states.settled(events),
+      commits: this.#commits,
     });
     this.#monitor = new HealthMonitor({
       health: this.health,
@@ -134,7 +137,7 @@ export class Orchestrator {
     this.delivery.start();
     this.#monitor.start();
     const { workers, batch_size } = config.orchestrator;
-    this.#workers = startWorkers(workers, { queue: this.queue, delivery: this.delivery, batchSize: batch_size, policy: () => this.#batchPolicy, onBatchDone, commits: this.#commits, log, deadline: this.#deadline.signal });
+    this.#workers = startWorkers(workers, { queue: this.queue, delivery: this.delivery, batchSize: batch_size, policy: () => this.#batchPolicy, onBatchDone, commits: this.#commits, emitsWaitForCommit: this.#emitsWaitForCommit, log, deadline: this.#deadline.signal });
     for (const [name, section] of Object.entries(config.collectors)) {
       if (section.enabled) this.#startRunner(name, section.config);
     }
@@ -232,6 +235,7 @@ export class Orchestrator {
       whenFull: cfg.orchestrator.buffer.when_full,
       commits: this.#commits,
       states: this.#states,
+      emitWaitsForCommit: this.#emitsWaitForCommit,
     });
     this.#runners.set(name, runner);
     runner.start();
@@ -303,7 +307,7 @@ export class Orchestrator {
     this.#deadline.abort();
     await this.delivery.stopped();
     await this.delivery.publisher.close().catch((err: Error) => log.warn({ err: err.message }, "closing the publisher failed"));
-    await countLeftInQueue(this.queue, this.ledger);
+    await countLeftInQueue(this.queue, this.ledger, this.#commits);
     const inSpool = this.delivery.spoolDepth();
     try {
       spool?.close();

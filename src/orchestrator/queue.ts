@@ -39,7 +39,7 @@ export class EventQueue {
   #emitted = new Float64Array(0);
   /** index into #sources: collectors are few, events many */
   #source = new Uint16Array(0);
-  readonly #sources: Array<{ subject: string; collector: string }> = [];
+  readonly #sources: Array<{ subject: string; collector: string; subjectSuffix: string | undefined }> = [];
   readonly #sourceIndex = new Map<string, number>();
   #lastSource = -1;
   /** ids that cannot be read back from the bytes (a collector's own ids), by slot */
@@ -93,6 +93,22 @@ export class EventQueue {
     return true;
   }
 
+  /**
+   * Queues all of `events` if they fit now together and nobody waits before
+   * them, or none: for a sender that is answered (ingest), so a request is
+   * taken whole or refused. As with one event, a batch larger than the byte
+   * bound passes alone into an empty queue.
+   */
+  tryPushAll(events: readonly QueuedEvent[]): boolean {
+    if (this.#closed) throw new QueueClosedError();
+    if (this.#spaceWaiters.length > 0 || this.#length + events.length > this.maxEvents) return false;
+    let size = 0;
+    for (const e of events) size += e.bytes.byteLength;
+    if (this.#bytes + size > this.maxBytes && this.#length > 0) return false;
+    for (const e of events) this.#append(e);
+    return true;
+  }
+
   /** Queues the event, waiting for space in arrival order. */
   push(event: QueuedEvent): Promise<void> {
     if (this.tryPush(event)) return Promise.resolve();
@@ -123,7 +139,7 @@ export class EventQueue {
     let index = this.#sourceIndex.get(key);
     if (index === undefined) {
       index = this.#sources.length;
-      this.#sources.push({ subject: event.subject, collector: event.collector });
+      this.#sources.push({ subject: event.subject, collector: event.collector, subjectSuffix: event.subjectSuffix ?? undefined });
       this.#sourceIndex.set(key, index);
     }
     this.#lastSource = index;
@@ -194,8 +210,8 @@ export class EventQueue {
   #materialize(slot: number): QueuedEvent {
     const bytes = new Uint8Array(this.#bufferOf[slot]!, this.#offset[slot]!, this.#size[slot]!);
     const emitted = this.#emitted[slot]!;
-    const { subject, collector } = this.#sources[this.#source[slot]!]!;
-    return new TakenEvent(subject, bytes, collector, Number.isNaN(emitted) ? undefined : emitted, this.#ids.size > 0 ? this.#ids.get(slot) : undefined);
+    const { subject, collector, subjectSuffix } = this.#sources[this.#source[slot]!]!;
+    return new TakenEvent(subject, bytes, collector, Number.isNaN(emitted) ? undefined : emitted, this.#ids.size > 0 ? this.#ids.get(slot) : undefined, subjectSuffix);
   }
 
   #release(slot: number): void {
@@ -266,6 +282,7 @@ class TakenEvent implements QueuedEvent {
     readonly collector: string,
     readonly emittedAt: number | undefined,
     id: string | undefined,
+    readonly subjectSuffix: string | undefined,
   ) {
     this.#id = id;
   }

@@ -6,7 +6,7 @@ import type { EventInput, QueuedEvent } from "../event/event.ts";
 import { EventEncoder, InvalidEventError } from "../event/encode.ts";
 import type { Duration } from "../config/duration.ts";
 import type { WhenFull } from "../config/schema.ts";
-import type { Collector, CollectorContext, CollectorFactory } from "./collector.ts";
+import type { Collector, CollectorContext, CollectorFactory, EmitAllResult, EmitOptions, Emission, EventFate } from "./collector.ts";
 import type { CollectorHealth } from "./health.ts";
 import type { DeliveryLedger } from "./ledger.ts";
 import type { RefusedReason } from "../event/drop-reasons.ts";
@@ -42,8 +42,10 @@ export interface RunnerOptions {
   whenFull: WhenFull;
   /** where accepted and dropped events are counted (for any collector: drop_oldest evicts others' events) */
   ledger: DeliveryLedger;
-  /** disk mode: emit resolves once its event is committed to the spool (undefined in memory mode) */
-  commits?: CommitWaiters;
+  /** the waits on events' fates (emitAll's `fates`, and disk mode's emits) */
+  commits: CommitWaiters;
+  /** disk mode: emit resolves once its event is committed to the spool */
+  emitWaitsForCommit: boolean;
   /** where the collector's ctx.state is kept, and told which events settled */
   states: CollectorStates;
 }
@@ -113,7 +115,7 @@ export class CollectorRunner {
     return this.#loop ?? Promise.resolve();
   }
 
-  readonly #emit = (input: EventInput): void | Promise<void> => {
+  readonly #emit = (input: EventInput, options?: EmitOptions): void | Promise<void> => {
     const h = this.#health;
     if (!this.#intakeOpen) {
       this.#dropped("stopped", `collector ${this.name} emitted after it was stopped`);
@@ -121,7 +123,7 @@ export class CollectorRunner {
     }
     let event;
     try {
-      event = this.#encoder.encode(input);
+      event = this.#encoder.encode(input, options?.subjectSuffix);
     } catch (err) {
       if (!(err instanceof InvalidEventError)) throw err;
       this.#dropped(err.reason, err.message);
@@ -132,7 +134,7 @@ export class CollectorRunner {
       if (this.#pending === 0 && this.#o.queue.tryPush(event)) {
         this.#o.ledger.accepted(this.name);
         this.#state.emitted(event.id);
-        return this.#o.commits?.wait(event.id);
+        return this.#o.emitWaitsForCommit ? this.#o.commits.wait(event.id) : undefined;
       }
     } catch (err) {
       if (!(err instanceof QueueClosedError)) throw err;
@@ -156,9 +158,57 @@ export class CollectorRunner {
     this.#state.emitted(event.id);
     this.#pending++;
     const queued = admitted.then(this.#admitted);
-    const committed = this.#o.commits?.wait(event.id);
-    return committed ? queued.then(() => committed) : queued;
+    if (!this.#o.emitWaitsForCommit) return queued;
+    const committed = this.#o.commits.wait(event.id);
+    return queued.then(() => committed);
   };
+
+  readonly #emitAll = (batch: readonly Emission[], options?: { fates?: boolean }): EmitAllResult => {
+    const queue = this.#o.queue;
+    if (!this.#intakeOpen || queue.closed) return { status: "stopped" };
+    if (batch.length > queue.maxEvents) return { status: "full", never: true };
+    const events: QueuedEvent[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const { event, subjectSuffix } = batch[i]!;
+      try {
+        events.push(this.#encoder.encode(event, subjectSuffix));
+      } catch (err) {
+        if (!(err instanceof InvalidEventError)) throw err;
+        this.#discardAll(events);
+        return { status: "invalid", index: i, message: err.message };
+      }
+    }
+    if (!this.#pushAll(events)) {
+      this.#discardAll(events);
+      return { status: "full", never: false };
+    }
+    if (events.length === 0) return { status: "queued" };
+    this.#o.ledger.accepted(this.name, events.length);
+    for (const event of events) this.#state.emitted(event.id);
+    this.#health.lastEventAt = Date.now();
+    // Registered before any worker can take them: workers run after this returns.
+    const fates = options?.fates ? Promise.all(events.map((e): Promise<EventFate> => this.#o.commits.fate(e.id))) : undefined;
+    return { status: "queued", fates };
+  };
+
+  /** All or none into the queue; drop_oldest makes room by evicting the oldest events, as for one. */
+  #pushAll(events: readonly QueuedEvent[]): boolean {
+    const queue = this.#o.queue;
+    if (this.#pending > 0) return false;
+    while (!queue.tryPushAll(events)) {
+      if (this.#o.whenFull !== "drop_oldest") return false;
+      const evicted = queue.evictOldest();
+      if (!evicted) return false;
+      this.#o.ledger.discarded(evicted.collector, "queue_full_oldest");
+      this.#o.commits.drop([evicted], "queue_full_oldest");
+    }
+    return true;
+  }
+
+  /** Takes back encoded events never queued, newest first, so their bytes hold no memory. */
+  #discardAll(events: readonly QueuedEvent[]): void {
+    for (let i = events.length - 1; i >= 0; i--) this.#encoder.discard(events[i]!);
+  }
 
   /** The queue is full and the policy says drop rather than wait. */
   #dropForRoom(event: QueuedEvent): void | Promise<void> {
@@ -174,7 +224,7 @@ export class CollectorRunner {
         return;
       }
       this.#o.ledger.discarded(evicted.collector, "queue_full_oldest");
-      this.#o.commits?.settle([evicted]);
+      this.#o.commits.drop([evicted], "queue_full_oldest");
       this.#o.states.settled([evicted]);
     }
     this.#o.ledger.accepted(this.name);
@@ -183,7 +233,7 @@ export class CollectorRunner {
     if (suppressed !== undefined) {
       this.#log.warn(suppressed > 0 ? { suppressed } : {}, "queue full: dropping the oldest events (buffer.when_full: drop_oldest)");
     }
-    return this.#o.commits?.wait(event.id);
+    return this.#o.emitWaitsForCommit ? this.#o.commits.wait(event.id) : undefined;
   }
 
   readonly #admitted = (): void => {
@@ -208,6 +258,7 @@ export class CollectorRunner {
       log: this.#log,
       emit: this.#emit,
       state: this.#state.state,
+      emitAll: this.#emitAll,
       degraded: (reason: string) => {
         if (h.state !== "degraded") this.#log.warn({ reason }, `collector ${this.name} degraded: ${reason}`);
         h.state = "degraded";

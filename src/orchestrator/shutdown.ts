@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { DISCARDED, type DiscardedReason } from "../event/drop-reasons.ts";
 import type { DeliveryLedger, DeliveryTotals } from "./ledger.ts";
 import type { EventQueue } from "./queue.ts";
+import type { CommitWaiters } from "./commit-waiters.ts";
 
 export interface ShutdownReport extends DeliveryTotals {
   /** events found in the spool at start (a previous run's) */
@@ -20,10 +21,12 @@ export interface ShutdownReport extends DeliveryTotals {
   discardedByReason: Partial<Record<DiscardedReason, number>>;
 }
 
-/** Workers gave up (no spool, publisher gone): what is still queued is lost, and counted. */
-export async function countLeftInQueue(queue: EventQueue, ledger: DeliveryLedger): Promise<void> {
+/** Workers gave up (no spool, publisher gone): what is still queued is lost, and counted; whoever waits on it learns so. */
+export async function countLeftInQueue(queue: EventQueue, ledger: DeliveryLedger, commits: CommitWaiters): Promise<void> {
   for (let rest = queue.length; rest > 0; rest = queue.length) {
-    for (const e of await queue.take(rest)) ledger.lost(e.collector);
+    const left = await queue.take(rest);
+    for (const e of left) ledger.lost(e.collector);
+    commits.drop(left, "lost");
   }
 }
 

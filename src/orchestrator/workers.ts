@@ -20,8 +20,10 @@ export interface WorkerOptions {
   policy: () => BatchPolicy;
   /** called once per batch with the seconds a worker spent on it (metrics) */
   onBatchDone?: (seconds: number) => void;
-  /** disk mode: the batch is durable (spooled or confirmed), its emits resolve; no linger then, emits wait on it */
-  commits?: CommitWaiters;
+  /** the waits on events' fates: a batch delivered (spooled or confirmed) ends those of its events */
+  commits: CommitWaiters;
+  /** disk mode: every emit waits on its event's commit; no linger then */
+  emitsWaitForCommit: boolean;
   log: Logger;
   /** the shutdown deadline: a worker whose delivery still throws then gives up its batch (counted as unaccounted) */
   deadline: AbortSignal;
@@ -36,14 +38,14 @@ export function startWorkers(count: number, options: WorkerOptions): Promise<voi
   return Array.from({ length: count }, () => work(options, throttle));
 }
 
-async function work({ queue, delivery, batchSize, policy, onBatchDone, commits, log, deadline }: WorkerOptions, throttle: LogThrottle): Promise<void> {
+async function work({ queue, delivery, batchSize, policy, onBatchDone, commits, emitsWaitForCommit, log, deadline }: WorkerOptions, throttle: LogThrottle): Promise<void> {
   for (;;) {
     const packing = policy();
     const take = packing.take(batchSize);
     let batch = await queue.take(take);
     if (batch.length === 0) return;
     // Packing events into messages: wait a little for a fuller batch.
-    if (packing.lingerMs > 0 && !commits && batch.length < take && !queue.closed) {
+    if (packing.lingerMs > 0 && !emitsWaitForCommit && batch.length < take && !queue.closed) {
       await Bun.sleep(packing.lingerMs);
       batch = batch.concat(queue.takeNow(take - batch.length));
     }
@@ -61,12 +63,13 @@ async function work({ queue, delivery, batchSize, policy, onBatchDone, commits, 
         if (!(await sleep(backoffDelay(attempt, RETRY_AFTER_THROW), deadline))) return;
       }
     }
-    if (commits) {
+    if (emitsWaitForCommit) {
       // Emits resolve through promises alone: a collector awaiting each one
       // would keep the event loop in microtasks, starving NATS I/O, the drainer and timers.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      commits.settle(batch);
     }
+    // (costs a map size check when nothing waits)
+    commits.settle(batch);
     onBatchDone?.((performance.now() - t0) / 1000);
     if (!goOn) return;
   }

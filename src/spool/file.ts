@@ -9,15 +9,19 @@ import { lockHolderPid } from "./lock-holder.ts";
 
 /** Marks the file as ours ("tapi"), so another program's SQLite file is refused, not adopted. */
 const APPLICATION_ID = 0x74617069;
-/** PRAGMA user_version of the layout below; a file with another version is refused, except the one before (migrated). */
-const SCHEMA_VERSION = 2;
+/** PRAGMA user_version of the layout below; a file with another version is refused, except the ones before (migrated). */
+const SCHEMA_VERSION = 3;
 /** Layout 1 had no crc column; its file is migrated on open and its rows replay unchecked (crc NULL). */
 const SCHEMA_VERSION_WITHOUT_CRC = 1;
+/** Layout 2 had no subject_suffix column; its rows have none (NULL), so migrating it is one ADD COLUMN. */
+const SCHEMA_VERSION_WITHOUT_SUFFIX = 2;
 
 // seq is AUTOINCREMENT so a number is never reused, even after the table
 // emptied: a caller still holding a peeked row must not delete a newer one.
 // crc is the row's checksum (see rowChecksum in spool.ts); NULL only in rows
-// migrated from layout 1, last so that migration is one ADD COLUMN.
+// migrated from layout 1. subject_suffix is what a collector put after its
+// subject (QueuedEvent.subjectSuffix), NULL for most rows. Columns added by
+// a layout come last, so that each migration is an ADD COLUMN.
 const SCHEMA = `CREATE TABLE spool (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   subject TEXT NOT NULL,
@@ -25,7 +29,8 @@ const SCHEMA = `CREATE TABLE spool (
   collector TEXT NOT NULL,
   data BLOB NOT NULL,
   spooled_at INTEGER NOT NULL,
-  crc INTEGER
+  crc INTEGER,
+  subject_suffix TEXT
 )`;
 /**
  * Where each collector keeps where it stopped in its source (see
@@ -39,7 +44,15 @@ const STATE_SCHEMA = `CREATE TABLE IF NOT EXISTS collector_state (
   saved_at INTEGER NOT NULL
 )`;
 const COLUMNS_WITHOUT_CRC = "seq,subject,id,collector,data,spooled_at";
-const COLUMNS = `${COLUMNS_WITHOUT_CRC},crc`;
+const COLUMNS_WITHOUT_SUFFIX = `${COLUMNS_WITHOUT_CRC},crc`;
+const COLUMNS = `${COLUMNS_WITHOUT_SUFFIX},subject_suffix`;
+const COLUMNS_OF: Record<number, string> = {
+  [SCHEMA_VERSION]: COLUMNS,
+  [SCHEMA_VERSION_WITHOUT_SUFFIX]: COLUMNS_WITHOUT_SUFFIX,
+  [SCHEMA_VERSION_WITHOUT_CRC]: COLUMNS_WITHOUT_CRC,
+};
+
+type Layout = "fresh" | "current" | "without_crc" | "without_suffix";
 
 /**
  * 32 KiB pages: a row never spans pages, so a page wastes what is left after
@@ -115,6 +128,7 @@ function setUp(db: Database, path: string): boolean {
   // not on the first append, if another process holds the file.
   db.transaction(() => {
     if (layout === "without_crc") db.run("ALTER TABLE spool ADD COLUMN crc INTEGER");
+    if (layout === "without_crc" || layout === "without_suffix") db.run("ALTER TABLE spool ADD COLUMN subject_suffix TEXT");
     if (fresh) {
       db.run(SCHEMA);
       db.run(`PRAGMA application_id = ${APPLICATION_ID}`);
@@ -125,21 +139,21 @@ function setUp(db: Database, path: string): boolean {
   return layout === "without_crc";
 }
 
-/** "fresh" for an empty file (a new spool); throws if the file holds anything but a spool of our version or the one before. */
-function checkIdentity(db: Database, path: string): "fresh" | "current" | "without_crc" {
+/** "fresh" for an empty file (a new spool); throws if the file holds anything but a spool of our version or one before. */
+function checkIdentity(db: Database, path: string): Layout {
   const appId = db.query<{ application_id: number }, []>("PRAGMA application_id").get()?.application_id ?? 0;
   const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
   const tables = db.query<{ n: number }, []>("SELECT count(*) AS n FROM sqlite_schema").get()?.n ?? 0;
   if (appId === 0 && version === 0 && tables === 0) return "fresh";
   const notOurs = `${path} is not a tapio-collectors spool`;
   if (appId !== APPLICATION_ID) throw new SpoolError(path, `${notOurs} (an SQLite database of another program): move it aside or choose another spool path`, { reason: "incompatible" });
-  if (version !== SCHEMA_VERSION && version !== SCHEMA_VERSION_WITHOUT_CRC) {
+  const expected = COLUMNS_OF[version];
+  if (expected === undefined) {
     throw new SpoolError(path, `spool ${path} has layout version ${version}, this tapio-collectors reads version ${SCHEMA_VERSION} (written by another release?): move it aside or use that release to drain it`, { reason: "incompatible" });
   }
   const columns = db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('spool')").all().map((c) => c.name).join(",");
-  const expected = version === SCHEMA_VERSION ? COLUMNS : COLUMNS_WITHOUT_CRC;
   if (columns !== expected) throw new SpoolError(path, `${notOurs} (table "spool" has columns ${columns || "none"}): move it aside`, { reason: "incompatible" });
-  return version === SCHEMA_VERSION ? "current" : "without_crc";
+  return version === SCHEMA_VERSION ? "current" : version === SCHEMA_VERSION_WITHOUT_SUFFIX ? "without_suffix" : "without_crc";
 }
 
 /**

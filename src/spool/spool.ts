@@ -73,7 +73,9 @@ const RECLAIM_INTERVAL_MS = 1000;
 /** drop_oldest reads the rows it deletes (to report them) in chunks of this many. */
 const EVICT_CHUNK = 256;
 
-const PEEK_COLUMNS = "seq, subject, id, collector, data AS bytes, spooled_at AS spooledAt, crc";
+const PEEK_COLUMNS = "seq, subject, id, collector, data AS bytes, spooled_at AS spooledAt, crc, subject_suffix AS subjectSuffix";
+/** What the drainer's skip list names: a collector, or a collector and its subject suffix ("ingest.app"). */
+const ROUTE = "CASE WHEN subject_suffix IS NULL THEN collector ELSE collector || '.' || subject_suffix END";
 /** quick_check problems logged at open; SQLite stops at 100 by default. */
 const QUICK_CHECK_LOGGED = 10;
 
@@ -85,22 +87,26 @@ interface StoredRow extends SpooledEvent {
 /**
  * The row's checksum, written with it and checked before it is replayed: a
  * CRC-32 over the collector, the id and the payload, the fields a replay
- * sends (the subject is derived from the collector on replay). Bun's crc32
+ * sends (the subject is derived from the collector on replay), and the
+ * subject suffix when there is one (rows without keep the sum they had
+ * before suffixes existed). Bun's crc32
  * is hardware-assisted: ~0.1-0.2 us per event, against ~2.5-4 us of CPU per
  * spooled event (see the README's spool section for the measured cost).
  */
-export function rowChecksum(collector: string, id: string, bytes: Uint8Array): number {
+export function rowChecksum(collector: string, id: string, bytes: Uint8Array, subjectSuffix?: string | null): number {
   // Chained, not concatenated: no string to allocate on the insert path. Not
   // in row order (id, collector, data): damage that shifts bytes between
   // adjacent columns still changes the sum.
-  return Bun.hash.crc32(bytes, Bun.hash.crc32(id, Bun.hash.crc32(collector)));
+  const head = subjectSuffix == null ? Bun.hash.crc32(collector) : Bun.hash.crc32(subjectSuffix, Bun.hash.crc32(collector));
+  return Bun.hash.crc32(bytes, Bun.hash.crc32(id, head));
 }
 
 function intact(row: StoredRow): boolean {
   // A damaged record header can turn any column into text, a number or NULL:
   // checked even in rows without a checksum (from a layout-1 spool).
   if (!(row.bytes instanceof Uint8Array) || typeof row.collector !== "string" || typeof row.id !== "string") return false;
-  return row.crc === null || rowChecksum(row.collector, row.id, row.bytes) === row.crc;
+  if (row.subjectSuffix != null && typeof row.subjectSuffix !== "string") return false;
+  return row.crc === null || rowChecksum(row.collector, row.id, row.bytes, row.subjectSuffix) === row.crc;
 }
 
 interface Change {
@@ -123,7 +129,7 @@ export class Spool {
   // only counted once, on open.
   #depth: number;
   #bytes: number;
-  readonly #insert: Statement<unknown, [string, string, string, Uint8Array, number, number]>;
+  readonly #insert: Statement<unknown, [string, string, string, Uint8Array, number, number, string | null]>;
   readonly #peek: Statement<StoredRow, [number]>;
   readonly #peekSkipping: Statement<StoredRow, [string, number]>;
   readonly #delete: Statement<unknown, [number]>;
@@ -180,10 +186,10 @@ export class Spool {
     this.#maxBytes = o.maxBytes;
     this.#whenFull = o.whenFull;
     this.#log = o.log;
-    this.#insert = db.prepare("INSERT INTO spool (subject, id, collector, data, spooled_at, crc) VALUES (?, ?, ?, ?, ?, ?)");
+    this.#insert = db.prepare("INSERT INTO spool (subject, id, collector, data, spooled_at, crc, subject_suffix) VALUES (?, ?, ?, ?, ?, ?, ?)");
     this.#peek = db.prepare(`SELECT ${PEEK_COLUMNS} FROM spool ORDER BY seq LIMIT ?`);
-    // One statement for any set of collectors: they come in as a JSON array.
-    this.#peekSkipping = db.prepare(`SELECT ${PEEK_COLUMNS} FROM spool WHERE collector NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`);
+    // One statement for any set of routes: they come in as a JSON array.
+    this.#peekSkipping = db.prepare(`SELECT ${PEEK_COLUMNS} FROM spool WHERE ${ROUTE} NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`);
     this.#delete = db.prepare("DELETE FROM spool WHERE seq = ?");
     // A damaged row's payload may read as text or NULL: its size as counted on open, from SQLite.
     this.#deleteDamaged = db.prepare("DELETE FROM spool WHERE seq = ? RETURNING length(data) AS size");
@@ -241,16 +247,17 @@ export class Spool {
 
   /**
    * Up to `limit` of the oldest intact rows, in spool order, leaving out those
-   * of the collectors in `skipCollectors`. Rows that fail their checksum are
-   * never returned: they are deleted and kept for takeDamaged().
+   * of the routes in `skipRoutes` (a collector, or "<collector>.<subject
+   * suffix>"). Rows that fail their checksum are never returned: they are
+   * deleted and kept for takeDamaged().
    */
-  peek(limit: number, skipCollectors?: ReadonlySet<string>): SpooledEvent[] {
+  peek(limit: number, skipRoutes?: ReadonlySet<string>): SpooledEvent[] {
     this.#checkOpen();
     // SQLite reads a negative LIMIT as "no limit"
     if (limit <= 0) return [];
     let rows: StoredRow[];
     try {
-      rows = skipCollectors && skipCollectors.size > 0 ? this.#peekSkipping.all(JSON.stringify([...skipCollectors]), limit) : this.#peek.all(limit);
+      rows = skipRoutes && skipRoutes.size > 0 ? this.#peekSkipping.all(JSON.stringify([...skipRoutes]), limit) : this.#peek.all(limit);
     } catch (err) {
       throw toSpoolError(this.#path, "read", err);
     }
@@ -416,7 +423,8 @@ export class Spool {
         dropped.push({ event, reason: "spool_full" });
         continue;
       }
-      this.#insert.run(event.subject, event.id, event.collector, event.bytes, now, rowChecksum(event.collector, event.id, event.bytes));
+      const suffix = event.subjectSuffix ?? null;
+      this.#insert.run(event.subject, event.id, event.collector, event.bytes, now, rowChecksum(event.collector, event.id, event.bytes, suffix), suffix);
       depth++;
       bytes += size;
     }

@@ -9,7 +9,7 @@ import { builtinRegistry } from "../../src/collectors/index.ts";
 import { Duration } from "../../src/config/duration.ts";
 import { loadConfigText } from "../../src/config/load.ts";
 import { printConfig } from "../../src/config/print.ts";
-import { collectorOfSubject, collectorSubject, NAME_PATTERN } from "../../src/orchestrator/instance.ts";
+import { collectorSubject, eventSubject, NAME_PATTERN, routesOfSubject } from "../../src/orchestrator/instance.ts";
 import { CollectorRegistry } from "../../src/orchestrator/registry.ts";
 import { errors, issuesOf, load, testRegistry } from "./helpers.ts";
 
@@ -115,10 +115,12 @@ describe("subjects", () => {
   test("a bare type keeps its subject; a named instance gets <prefix>.<type>.<name>; the way back finds the key", () => {
     expect(collectorSubject("tapio.events", "dns")).toBe("tapio.events.dns");
     expect(collectorSubject("tapio.events", "dns/external")).toBe("tapio.events.dns.external");
-    expect(collectorOfSubject("tapio.events", "tapio.events.dns")).toBe("dns");
-    expect(collectorOfSubject("tapio.events", "tapio.events.dns.external")).toBe("dns/external");
-    expect(collectorOfSubject("tapio.events", "other.dns")).toBeUndefined();
-    expect(collectorOfSubject("tapio.events", "tapio.events.a.b.c")).toBeUndefined();
+    expect(routesOfSubject("tapio.events", "tapio.events.dns")).toEqual(["dns"]);
+    // a named instance, or a bare type's events with a subject suffix: both readings give the subject
+    expect(routesOfSubject("tapio.events", "tapio.events.dns.external")).toEqual(["dns.external", "dns/external"]);
+    expect(routesOfSubject("tapio.events", "other.dns")).toEqual([]);
+    expect(routesOfSubject("tapio.events", "tapio.events.ingest.x.app")).toEqual(["ingest.x.app", "ingest/x.app"]);
+    expect(eventSubject("tapio.events", "ingest/x", "app")).toBe("tapio.events.ingest.x.app");
   });
 
   test("distinct valid keys never share a subject (types and names are single tokens without '/'), so a subject names one instance", () => {
@@ -126,7 +128,7 @@ describe("subjects", () => {
     const keys = [...token, ...token.flatMap((t) => token.map((n) => `${t}/${n}`))];
     const subjects = keys.map((k) => collectorSubject("p.q", k));
     expect(new Set(subjects).size).toBe(keys.length);
-    for (const key of keys) expect(collectorOfSubject("p.q", collectorSubject("p.q", key))).toBe(key);
+    for (const key of keys) expect(routesOfSubject("p.q", collectorSubject("p.q", key))).toContain(key);
     for (const subject of subjects) for (const t of subject.split(".")) expect(t).toMatch(/^[^\s.*>/]+$/);
   });
 

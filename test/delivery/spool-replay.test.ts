@@ -16,9 +16,9 @@ import { readStream } from "../publish/fixtures.ts";
 afterAll(stopAllNatsServers);
 
 /** Rows as a previous run leaves them: JSON payloads that name their id. */
-function spoolRows(path: string, subject: string, collector: string, ids: string[]): void {
+function spoolRows(path: string, subject: string, collector: string, ids: string[], subjectSuffix?: string): void {
   const spool = Spool.open({ path, maxBytes: 1 << 30, whenFull: "block", log: silentLogger() });
-  spool.append(ids.map((id) => ({ subject, id, collector, bytes: new TextEncoder().encode(JSON.stringify({ event_id: id, note: `payload of ${id}` })) })));
+  spool.append(ids.map((id) => ({ subject, id, collector, subjectSuffix, bytes: new TextEncoder().encode(JSON.stringify({ event_id: id, note: `payload of ${id}` })) })));
   spool.close();
 }
 
@@ -67,7 +67,7 @@ collectors:
 });
 
 describe("replay follows the config", () => {
-  test("events spooled under one nats.subject are replayed to the new one, the collector part kept, including a collector that no longer runs", async () => {
+  test("events spooled under one nats.subject are replayed to the new one, the collector part (and a subject suffix) kept, including a collector that no longer runs", async () => {
     const dir = makeTempDir("spool-resubject");
     const spoolFile = join(dir, "spool.db");
     // First run: NATS away, every event stays in the spool under the old prefix.
@@ -82,6 +82,8 @@ collectors:
     expect(report(first.stdout)).toMatchObject({ accepted: 5, published: 0, in_spool: 5 });
     // and one from a collector this release does not have
     spoolRows(spoolFile, "old.prefix.retired", "retired", ["retired-0"]);
+    // and one routed to a sub-subject (ingest's `<subject>.ingest.<source>`), the suffix a repeat of the collector's name
+    spoolRows(spoolFile, "old.prefix.ingest.ingest", "ingest", ["routed-0"], "ingest");
 
     // Second run: another prefix, a stream for it alone, the synthetic collector off.
     const server = await startNatsServer({ jetstream: true });
@@ -93,10 +95,10 @@ collectors:
   synthetic: { enabled: false }
 `);
     const second = await runAgent(["--once", "-c", config]);
-    expect(report(second.stdout)).toMatchObject({ inherited: 6, published: 6, discarded: 0, in_spool: 0, unaccounted: 0 });
+    expect(report(second.stdout)).toMatchObject({ inherited: 7, published: 7, discarded: 0, in_spool: 0, unaccounted: 0 });
     const stored = await readStream(server.url, "RESUBJECT");
-    expect(stored.map((m) => m.subject)).toEqual([...Array(5).fill("new.prefix.synthetic"), "new.prefix.retired"]);
-    expect(stored.at(-1)!.msgId).toBe("retired-0");
+    expect(stored.map((m) => m.subject)).toEqual([...Array(5).fill("new.prefix.synthetic"), "new.prefix.retired", "new.prefix.ingest.ingest"]);
+    expect(stored.slice(-2).map((m) => m.msgId)).toEqual(["retired-0", "routed-0"]);
   });
 
   test("a named instance's spooled events replay to <prefix>.<type>.<name> under the new prefix, the bare type's to <prefix>.<type>", async () => {

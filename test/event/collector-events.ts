@@ -16,6 +16,8 @@ import { MemoryCollector } from "../../src/collectors/memory/index.ts";
 import { networkFactory } from "../../src/collectors/network/index.ts";
 import { processFactory } from "../../src/collectors/process/index.ts";
 import { syntheticFactory } from "../../src/collectors/synthetic/index.ts";
+import { ingestFactory } from "../../src/collectors/ingest/index.ts";
+import { freePort } from "../helpers/nats-server.ts";
 import type { CollectorEvent } from "../../src/event/event.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 import { recordingContext, runInBackground, runOnce, type Recording } from "../helpers/collector-context.ts";
@@ -49,6 +51,8 @@ export const EMITS = {
   synthetic: ["synthetic.event"],
   // whatever the program writes: here the sample node check's lines
   exec: ["node.check_failed", "node.check_ok", "container.check_failed"],
+  // whatever its senders send: these are the ones sent below
+  ingest: ["node.check_failed", "cni.setup"],
 } as const;
 
 export type CollectorName = keyof typeof EMITS;
@@ -235,4 +239,32 @@ async function exec(): Promise<CollectorEvent[]> {
   return rec.events;
 }
 
-export const PRODUCE: Record<CollectorName, () => Promise<CollectorEvent[]>> = { kernel, memory, kubelet, kubeapi, process: processes, network, dns, synthetic, exec };
+/** Two events POSTed to the API, with every kind of member a sender may set. */
+async function ingest(): Promise<CollectorEvent[]> {
+  const listen = `127.0.0.1:${await freePort()}`;
+  const run = runInBackground(ingestFactory.create(v.parse(ingestFactory.configSchema, { listen })));
+  try {
+    const body = [
+      {
+        source: "node-check",
+        type: "node.check_failed",
+        severity: "warning",
+        timestamp: "2026-11-25T12:00:00.123456789Z",
+        event_data: { custom: { check: "disk", detail: "92% used" } },
+        metadata: { node_name: "n1", pid: 42, priority: "high", tags: ["disk"], labels: { team: "infra" }, attributes: { script: "check.sh" } },
+        k8s_context: { node_name: "n1", namespace: "kube-system", labels: { app: "x" } },
+        correlation_hints: { node_name: "n1" },
+      },
+      { source: "cni.calico", type: "cni.setup", event_data: { network: { protocol: "tcp", src_ip: "10.0.0.1", dst_ip: "10.0.0.2", src_port: 1, dst_port: 2 } } },
+    ];
+    // (a refused connection sent nothing: trying again until it listens sends each event once)
+    let response: Response | undefined;
+    await waitFor(async () => (response = await fetch(`http://${listen}/v1/events`, { method: "POST", body: JSON.stringify(body) }).catch(() => undefined)) !== undefined, "the ingest API answering");
+    if (response!.status !== 202) throw new Error(`ingest answered ${response!.status} ${await response!.text()}`);
+  } finally {
+    await run.stop();
+  }
+  return run.rec.events;
+}
+
+export const PRODUCE: Record<CollectorName, () => Promise<CollectorEvent[]>> = { kernel, memory, kubelet, kubeapi, process: processes, network, dns, synthetic, exec, ingest };

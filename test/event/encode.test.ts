@@ -1,11 +1,29 @@
 import { describe, expect, test } from "bun:test";
-import { EVENT_ID_OFFSET, EventEncoder, InvalidEventError, rfc3339Nano } from "../../src/event/encode.ts";
+import { EVENT_ID_OFFSET, EventEncoder, InvalidEventError, MAX_SUBJECT_SUFFIXES, rfc3339Nano } from "../../src/event/encode.ts";
 
 const dec = new TextDecoder();
 const enc = new EventEncoder("kubelet", "tapio.events.kubelet", 1024 * 1024);
 const decode = (input: Parameters<EventEncoder["encode"]>[0]) => JSON.parse(dec.decode(enc.encode(input).bytes));
 
 describe("EventEncoder", () => {
+  test("a subject suffix routes the event to `<subject>.<suffix>` and is kept apart (for replays); without one, the collector's subject", () => {
+    const router = new EventEncoder("ingest", "tapio.events.ingest", 1024);
+    const input = { type: "a.b", severity: "info", event_data: {} } as const;
+    expect(router.encode(input, "app.v1")).toMatchObject({ subject: "tapio.events.ingest.app.v1", subjectSuffix: "app.v1", collector: "ingest" });
+    expect(router.encode(input)).toMatchObject({ subject: "tapio.events.ingest", subjectSuffix: undefined });
+    for (const bad of ["", "a..b", ".a", "a.", "a b", "a.*", ">", "x".repeat(129)]) {
+      expect(() => router.encode(input, bad)).toThrow(/is not NATS tokens/);
+    }
+  });
+
+  test("the suffixes one encoder routes to are bounded: the queue keeps an entry per subject for good", () => {
+    const router = new EventEncoder("ingest", "s.ingest", 1024);
+    const input = { type: "a.b", severity: "info", event_data: {} } as const;
+    for (let i = 0; i < MAX_SUBJECT_SUFFIXES; i++) router.encode(input, `s${i}`);
+    expect(router.encode(input, "s0").subject).toBe("s.ingest.s0");
+    expect(() => router.encode(input, "one-more")).toThrow(new InvalidEventError("invalid_event", `collector ingest already routes to ${MAX_SUBJECT_SUFFIXES} subject suffixes; "one-more" would be one more`));
+  });
+
   test("the event id is at EVENT_ID_OFFSET, verbatim and followed by its closing quote (what the queue reads)", () => {
     for (const event_id of [undefined, "own-id-42"]) {
       const { id, bytes } = enc.encode({ type: "x", severity: "info", event_data: {}, event_id });

@@ -4,13 +4,15 @@
 // saves in ctx.state (kept in memory here, each save at once).
 import type { Collector, CollectorContext } from "../../src/orchestrator/collector.ts";
 import type { CollectorEvent, EventInput } from "../../src/event/event.ts";
-import { EventEncoder } from "../../src/event/encode.ts";
+import { EventEncoder, InvalidEventError } from "../../src/event/encode.ts";
 import { silentLogger } from "./silent-logger.ts";
 
 export interface Recording {
   ctx: CollectorContext;
   /** the events as they would go on the wire */
   events: CollectorEvent[];
+  /** the subject of each event, in the same order */
+  subjects: string[];
   degraded: string[];
   healthyCalls: number;
   parseErrors: Array<{ source: string; detail: string }>;
@@ -27,6 +29,7 @@ export function recordingContext(opts: { name?: string; once?: boolean; saved?: 
   const decoder = new TextDecoder();
   const rec: Recording = {
     events: [],
+    subjects: [],
     degraded: [],
     healthyCalls: 0,
     parseErrors: [],
@@ -38,8 +41,27 @@ export function recordingContext(opts: { name?: string; once?: boolean; saved?: 
       once: opts.once ?? true,
       log: silentLogger(),
       // Encoding throws on an invalid event, so a test fails where a real run would drop it.
-      emit: (input: EventInput) => {
-        rec.events.push(JSON.parse(decoder.decode(encoder.encode(input).bytes)));
+      emit: (input: EventInput, options) => {
+        const event = encoder.encode(input, options?.subjectSuffix);
+        rec.events.push(JSON.parse(decoder.decode(event.bytes)));
+        rec.subjects.push(event.subject);
+      },
+      // All or none, as the runner does; every event counts as published at once.
+      emitAll: (batch, options) => {
+        const encoded = [];
+        for (let i = 0; i < batch.length; i++) {
+          try {
+            encoded.push(encoder.encode(batch[i]!.event, batch[i]!.subjectSuffix));
+          } catch (err) {
+            if (err instanceof InvalidEventError) return { status: "invalid", index: i, message: err.message };
+            throw err;
+          }
+        }
+        for (const event of encoded) {
+          rec.events.push(JSON.parse(decoder.decode(event.bytes)));
+          rec.subjects.push(event.subject);
+        }
+        return { status: "queued", fates: options?.fates ? Promise.resolve(encoded.map(() => undefined)) : undefined };
       },
       degraded: (reason) => rec.degraded.push(reason),
       healthy: () => rec.healthyCalls++,

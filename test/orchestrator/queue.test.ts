@@ -17,6 +17,27 @@ describe("EventQueue", () => {
     expect(q.length).toBe(1);
   });
 
+  test("tryPushAll takes a whole batch or none of it, by count and by bytes", async () => {
+    const q = new EventQueue(5, 100);
+    expect(q.tryPushAll([ev("a"), ev("b"), ev("c")])).toBe(true);
+    expect(q.tryPushAll([ev("d"), ev("e"), ev("f")])).toBe(false);
+    expect(q.length).toBe(3);
+    expect(q.tryPushAll([ev("d", 40), ev("e", 40)])).toBe(false);
+    expect(q.tryPushAll([ev("d", 30), ev("e", 30)])).toBe(true);
+    expect((await q.take(10)).map((e) => e.id)).toEqual(["a", "b", "c", "d", "e"]);
+    // into an empty queue a batch over the byte bound passes, as one large event does
+    expect(q.tryPushAll([ev("big", 80), ev("big2", 80)])).toBe(true);
+    q.close();
+    expect(() => q.tryPushAll([ev("late")])).toThrow(QueueClosedError);
+  });
+
+  test("an event's subject suffix comes out of the queue with it", async () => {
+    const q = new EventQueue(10, 1000);
+    q.tryPush({ ...ev("a"), subject: "s.app", subjectSuffix: "app" });
+    q.tryPush(ev("b"));
+    expect((await q.take(2)).map((e) => [e.subject, e.subjectSuffix])).toEqual([["s.app", "app"], ["s", undefined]]);
+  });
+
   test("bounds by bytes, but an oversized event passes alone", async () => {
     const q = new EventQueue(100, 25);
     expect(q.tryPush(ev("a", 10))).toBe(true);

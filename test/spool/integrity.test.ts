@@ -87,7 +87,7 @@ describe("a spool of the previous layout (no crc column)", () => {
     spool.close();
 
     const db = new Database(path, { readonly: true });
-    expect(db.query("PRAGMA user_version").get()).toEqual({ user_version: 2 });
+    expect(db.query("PRAGMA user_version").get()).toEqual({ user_version: 3 });
     expect(db.query("SELECT id, crc IS NULL AS unchecked FROM spool ORDER BY seq").all()).toEqual([
       { id: "old-0", unchecked: 1 },
       { id: "old-1", unchecked: 1 },
@@ -103,6 +103,48 @@ describe("a spool of the previous layout (no crc column)", () => {
     expect(second.lines.some((l) => l.msg.includes("migrated"))).toBe(false);
     expect(reopened.peek(10).map((r) => r.id)).toEqual(["old-0", "old-1", "old-2", "new-0"]);
     expect(reopened.takeDamaged().map((r) => r.id)).toEqual(["new-1"]);
+  });
+});
+
+describe("subject suffixes (a collector that routes by sub-subject, like ingest)", () => {
+  test("are kept with the row and covered by its checksum", () => {
+    const path = spoolPath();
+    const writer = openSpool(path);
+    const routed = events("s", 3, 120).map((e, i) => ({ ...e, subject: `tapio.events.ingest.app${i}`, collector: "ingest", subjectSuffix: `app${i}` }));
+    writer.append([...routed, ...events("plain", 1, 120)]);
+    writer.close();
+    tamper(path, "UPDATE spool SET subject_suffix = 'other' WHERE id = 's-1'");
+    const spool = openSpool(path);
+    expect(spool.peek(10).map((r) => [r.id, r.subjectSuffix])).toEqual([["s-0", "app0"], ["s-2", "app2"], ["plain-0", null]]);
+    expect(spool.takeDamaged().map((r) => r.id)).toEqual(["s-1"]);
+  });
+
+  test("the drainer's skip list names a collector, or a collector and its suffix", () => {
+    const spool = openSpool(spoolPath());
+    const routed = (id: string, suffix: string) => ({ ...events(id, 1, 50)[0]!, collector: "ingest", subjectSuffix: suffix });
+    spool.append([routed("a", "app"), routed("b", "web"), ...events("k", 1, 50)]);
+    expect(spool.peek(10, new Set(["ingest.app"])).map((r) => r.id)).toEqual(["b-0", "k-0"]);
+    expect(spool.peek(10, new Set(["kubelet", "ingest.web"])).map((r) => r.id)).toEqual(["a-0"]);
+  });
+
+  test("a spool of layout 2 (no subject_suffix column) is migrated on open; its rows keep their checksums", () => {
+    const path = spoolPath();
+    openSpool(path).close();
+    const legacy = events("old", 3, 150);
+    // Layout 2 as it was: the same table without the last column.
+    const db = new Database(path);
+    db.run("ALTER TABLE spool DROP COLUMN subject_suffix");
+    db.run("PRAGMA user_version = 2");
+    const insert = db.query("INSERT INTO spool (subject, id, collector, data, spooled_at, crc) VALUES (?, ?, ?, ?, ?, ?)");
+    for (const e of legacy) insert.run(e.subject, e.id, e.collector, e.bytes, Date.now(), Bun.hash.crc32(e.bytes, Bun.hash.crc32(e.id, Bun.hash.crc32(e.collector))));
+    db.close();
+    const spool = openSpool(path);
+    expect(spool.peek(10).map(queued)).toEqual(legacy);
+    expect(spool.takeDamaged()).toEqual([]);
+    spool.close();
+    const after = new Database(path, { readonly: true });
+    expect(after.query("PRAGMA user_version").get()).toEqual({ user_version: 3 });
+    after.close();
   });
 });
 

@@ -79,7 +79,7 @@ test("a new spool is a WAL file with incremental auto-vacuum, marked as ours", (
   openSpool(path).close();
   const db = new Database(path, { readonly: true });
   const pragma = (name: string) => Object.values(db.query(`PRAGMA ${name}`).get() as object)[0];
-  expect([pragma("journal_mode"), pragma("auto_vacuum"), pragma("application_id"), pragma("user_version")]).toEqual(["wal", 2, 0x74617069, 2]);
+  expect([pragma("journal_mode"), pragma("auto_vacuum"), pragma("application_id"), pragma("user_version")]).toEqual(["wal", 2, 0x74617069, 3]);
   db.close();
 });
 
@@ -136,9 +136,9 @@ describe("not a usable spool", () => {
     const path = spoolPath();
     openSpool(path).close();
     const db = new Database(path);
-    db.run("PRAGMA user_version = 3");
+    db.run("PRAGMA user_version = 4");
     db.close();
-    expect(openError(path).message).toMatch(/has layout version 3, this tapio-collectors reads version 2/);
+    expect(openError(path).message).toMatch(/has layout version 4, this tapio-collectors reads version 3/);
   });
 
   test("a spool whose table has other columns", () => {
@@ -147,7 +147,7 @@ describe("not a usable spool", () => {
     const db = new Database(path);
     db.run("ALTER TABLE spool DROP COLUMN spooled_at");
     db.close();
-    expect(openError(path).message).toMatch(/table "spool" has columns seq,subject,id,collector,data,crc\)/);
+    expect(openError(path).message).toMatch(/table "spool" has columns seq,subject,id,collector,data,crc,subject_suffix\)/);
   });
 
   test("a truncated spool: corrupt, moved aside", () => {
