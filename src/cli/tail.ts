@@ -2,7 +2,7 @@
 // as they pass, like `vector tap`. It only listens: with JetStream the
 // stream keeps every event whether tail runs or not.
 import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
-import type { NatsConnection, Msg } from "@nats-io/nats-core";
+import type { NatsConnection, Msg, Subscription } from "@nats-io/nats-core";
 import { loadConfigFile } from "../config/load.ts";
 import { DEFAULT_NATS_URL, SUBJECT_PREFIX, SUBJECT_PREFIX_EXPECTED, defaultConfig } from "../config/schema.ts";
 import { redactUrlCredentials } from "../config/redact.ts";
@@ -51,7 +51,12 @@ export async function tailCommand(args: string[]): Promise<number> {
   const prefix = flags.subject ?? config.nats.subject;
   if (servers) options.servers = servers;
   const shown = (servers ?? config.nats.url).map(redactUrlCredentials).join(",");
-  const subject = collectorSubject(prefix, flags.collector ?? ">");
+  // A collector's own subject and those below it: the named instances of a
+  // type (dns.external below dns) and sub-subjects (ingest.<source>).
+  const subjects =
+    flags.collector === undefined
+      ? [`${prefix}.>`]
+      : [collectorSubject(prefix, flags.collector), `${collectorSubject(prefix, flags.collector)}.>`];
 
   // Ctrl-C (or SIGTERM) ends tail with exit 0, also while it connects
   let stopped = false;
@@ -75,19 +80,22 @@ export async function tailCommand(args: string[]): Promise<number> {
   const tty = process.stdout.isTTY === true;
   const summaryWidth = tty ? Math.max(20, (process.stdout.columns ?? 120) - 60) : SUMMARY_WIDTH;
   let matched = 0;
-  const sub = nc.subscribe(subject);
+  const subs = subjects.map((subject) => nc.subscribe(subject));
+  const unsubscribe = () => {
+    for (const sub of subs) if (!sub.isClosed()) sub.unsubscribe();
+  };
   stop = () => {
     stopped = true;
-    sub.unsubscribe();
+    unsubscribe();
   };
-  if (stopped) sub.unsubscribe();
+  if (stopped) unsubscribe();
   out.onClosed(stop); // `tail | head`: the reader went away
   void watchConnection(nc);
 
   try {
     await nc.flush();
-    process.stderr.write(`tailing ${subject} on ${shown}${flags.type ? ` (type ${flags.type})` : ""}; Ctrl-C to stop\n`);
-    read: for await (const msg of sub) {
+    process.stderr.write(`tailing ${subjects.join(" and ")} on ${shown}${flags.type ? ` (type ${flags.type})` : ""}; Ctrl-C to stop\n`);
+    read: for await (const msg of merged(subs)) {
       if (stopped) break;
       // A batch message (nats.batch) holds several events, one JSON line each.
       const texts = msg.headers?.get(BATCH_HEADER) ? msg.string().split("\n").filter((l) => l !== "") : [msg.string()];
@@ -105,7 +113,7 @@ export async function tailCommand(args: string[]): Promise<number> {
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    if (!sub.isClosed()) sub.unsubscribe();
+    unsubscribe();
   }
   const closedForGood = nc.isClosed();
   if (!closedForGood) await nc.close().catch(() => {});
@@ -260,5 +268,21 @@ class LineWriter {
     if (this.#closed) return;
     this.#closed = true;
     this.#onClosed?.();
+  }
+}
+
+/** The messages of several subscriptions as they come; ends when all have ended. */
+async function* merged(subs: readonly Subscription[]): AsyncGenerator<Msg> {
+  const iterators = subs.map((sub) => sub[Symbol.asyncIterator]());
+  const pull = (i: number) => iterators[i]!.next().then((result) => ({ result, i }));
+  const pending = new Map(iterators.map((_, i) => [i, pull(i)] as const));
+  while (pending.size > 0) {
+    const { result, i } = await Promise.race(pending.values());
+    if (result.done) {
+      pending.delete(i);
+      continue;
+    }
+    pending.set(i, pull(i));
+    yield result.value;
   }
 }

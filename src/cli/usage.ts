@@ -106,7 +106,7 @@ Flags:
                           or nats.url of --config)
   -c, --config FILE       take the servers, subject prefix, credentials and TLS from this config
   -s, --subject PREFIX    subject prefix (default ${DEFAULT_SUBJECT}, or nats.subject of --config)
-      --collector NAME    only this collector's events (an instance: dns/external)
+      --collector NAME    only this collector's events and those below its subject (dns: every dns instance; ingest: every sender)
   -t, --type TYPE         only events of this type; a prefix ending in * matches many (kubelet.*)
       --json              print each event's JSON as received, one per line
       --count N           exit after N matching events

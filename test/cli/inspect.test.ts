@@ -173,7 +173,7 @@ describe("tail", () => {
       return Number(LINE.exec(l)![1]);
     });
     expect(new Set(seqs).size).toBe(5);
-    expect(r.stderr).toContain(`tailing inspect.live.synthetic on ${server.url}`);
+    expect(r.stderr).toContain(`tailing inspect.live.synthetic and inspect.live.synthetic.> on ${server.url}`);
     expect(r.ms).toBeLessThan(10_000);
   });
 
@@ -241,6 +241,29 @@ describe("tail", () => {
     expect(stderr).toMatch(/warning: undecodable message on inspect\.garbage\.probe \(10 bytes\): not JSON/);
     expect(stderr).toContain("warning: undecodable message on inspect.garbage.array (5 bytes): JSON but not an event object");
     noStack(stderr);
+  });
+
+  test("--collector shows the collector's subject and those below it (named instances, ingest's senders), no other", async () => {
+    const proc = spawnAgent(["tail", "--nats", server.url, "--subject", "inspect.below", "--collector", "ingest", "--json", "--count", "3"]);
+    const stdoutText = new Response(proc.stdout).text();
+    const err = collectLines(proc.stderr);
+    await waitFor(() => err.lines.some((l) => l.startsWith("tailing ")), "tail to subscribe", 10_000);
+    const event = (type: string) =>
+      JSON.stringify({ event_id: type, timestamp: "2026-01-02T03:04:05.123456789Z", type, source: "ingest", severity: "info", event_data: {} });
+    const nc = await connect({ servers: server.url });
+    nc.publish("inspect.below.ingestx", event("other.collector"));
+    nc.publish("inspect.below.dns", event("other.dns"));
+    nc.publish("inspect.below.ingest", event("bare.ingest"));
+    nc.publish("inspect.below.ingest.cni", event("sender.cni"));
+    nc.publish("inspect.below.ingest.x.app", event("named.app"));
+    await nc.flush();
+    await nc.close();
+    const [stdout, code] = await Promise.all([stdoutText, proc.exited]);
+    await err.ended;
+    expect(code).toBe(0);
+    expect(err.lines[0]).toStartWith("tailing inspect.below.ingest and inspect.below.ingest.> on");
+    const types = stdout.trimEnd().split("\n").map((l) => JSON.parse(l).type);
+    expect(types.sort()).toEqual(["bare.ingest", "named.app", "sender.cni"]);
   });
 
   test("unreachable NATS: exit 1 with a message naming the URL", async () => {

@@ -68,7 +68,7 @@ test("status and top: a row per instance", async () => {
 test("tail --collector synthetic/a: only that instance's events", async () => {
   const r = await runAgent(["tail", "--nats", server.url, "--subject", "e2e.inst", "--collector", "synthetic/a", "--json", "--count", "5"], { timeoutMs: 15_000 });
   expect(r.code).toBe(0);
-  expect(r.stderr).toContain("tailing e2e.inst.synthetic.a on");
+  expect(r.stderr).toContain("tailing e2e.inst.synthetic.a and e2e.inst.synthetic.a.> on");
   const events = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
   expect(events).toHaveLength(5);
   for (const e of events) expect(e).toMatchObject({ type: "a.event", source: "synthetic/a" });
