@@ -4,7 +4,8 @@
 export function parseKeyed(text: string): Map<string, number> {
   const values = new Map<string, number>();
   for (const line of nonEmptyLines(text)) {
-    const m = /^(\w+) (\d+)$/.exec(line);
+    // Keys may hold dots: cpu.stat has `core_sched.force_idle_usec` on kernels built with CONFIG_SCHED_CORE.
+    const m = /^([\w.]+) (\d+)$/.exec(line);
     if (!m) throw new Error(`not a "key value" line: ${quote(line)}`);
     values.set(m[1]!, Number(m[2]));
   }

@@ -66,6 +66,10 @@ describe("cgroup files", () => {
     expect(parseKeyed(recorded("cgroup-v2-root/cpu.stat")).get("usage_usec")).toBe(454318554);
     expect(parseKeyed(recorded("cgroup-v2-root/cgroup.stat")).get("nr_descendants")).toBe(0);
     expect(() => parseKeyed(recorded("cgroup-v2-root/cpu.stat.local"))).toThrow("empty");
+    // a kernel with CONFIG_SCHED_CORE (Ubuntu's) adds a dotted key to every cpu.stat
+    const coreSched = "usage_usec 100\nuser_usec 60\nsystem_usec 40\ncore_sched.force_idle_usec 0\nnr_periods 10\nnr_throttled 2\nthrottled_usec 500\n";
+    expect(parseKeyed(coreSched).get("core_sched.force_idle_usec")).toBe(0);
+    expect(parseKeyed(coreSched).get("nr_throttled")).toBe(2);
   });
 
   test("single values: usage, the v1 'no limit', v2 max", () => {
