@@ -310,10 +310,11 @@ export class NodeFiles {
     return this.#startWorker(app, Math.floor(this.uptime() * HZ));
   }
 
-  /** The oldest worker exits; returns it. */
+  /** The oldest worker exits (or `victim`); returns it. */
   exitProcess(victim = this.#workers[0]): FakeProcess {
     if (!victim) throw new Error("fake node: no worker left to exit");
-    this.#workers.splice(this.#workers.indexOf(victim), 1);
+    const worker = this.#workers.indexOf(victim);
+    if (worker >= 0) this.#workers.splice(worker, 1);
     this.processes.delete(victim.pid);
     const gone = join(this.#staging, `gone-${victim.pid}`);
     renameSync(join(this.procRoot, String(victim.pid)), gone);
@@ -374,9 +375,19 @@ export class NodeFiles {
     this.#write(join(this.procRoot, "vmstat"), this.#vmstatText());
   }
 
-  /** A worker to kill: the youngest, so it is not also about to exit by age. */
+  /** The container of a killed main process starts again: a new main process; returns it. */
+  restart(killed: FakeProcess): FakeProcess {
+    const app = this.#apps.find((a) => a.pid === killed.pid)!;
+    const p: FakeProcess = { ...killed, pid: (this.#nextPid += 1 + Math.floor(this.#random() * 20)), startTicks: Math.floor(this.uptime() * HZ) };
+    this.#add(p);
+    app.pid = p.pid;
+    return p;
+  }
+
+  /** A container's main process to kill: it has run long enough for every poll to know it (a young worker may not have been seen yet). */
   oomVictim(): FakeProcess {
-    return this.#workers.at(-1)!;
+    const app = this.#apps[Math.floor(this.#random() * this.#apps.length)]!;
+    return this.processes.get(app.pid)!;
   }
 
   #vmstatText(): string {

@@ -4,7 +4,7 @@
 // (utime + stime of /proc/<pid>/stat) and RSS (VmRSS sampled, VmHWM at the
 // end) are read; for the agent with every collector, then a wait until every
 // expected event has arrived at the subscriber.
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { killAtExit, spare } from "../../test/helpers/cleanup.ts";
@@ -144,6 +144,8 @@ export async function measure(ctx: RunContext, variant: Variant, timing: Timing)
       counter = await startEventCounter(ctx.natsUrl, stream, subject);
       stops.unshift(() => counter!.stop());
       const config = writeNodeConfig({ node, natsUrl: ctx.natsUrl, subject, stream, dir, collectors: variant.collectors, synthetic: variant.synthetic, oneSecond: variant.oneSecond });
+      // Each agent numbers its writes of the rounds file from 1.
+      if (typeof ctx.rounds === "object") rmSync(ctx.rounds.file, { force: true });
       const agent = startAgent(ctx.agent, config);
       stops.unshift(() => agent.stop());
       pid = agent.pid;
@@ -159,7 +161,7 @@ export async function measure(ctx: RunContext, variant: Variant, timing: Timing)
         rounds = async () => Object.fromEntries([...(await metrics())].map(([k, v]) => [k, v.count]));
       } else if (typeof ctx.rounds === "object") {
         const file = ctx.rounds.file;
-        const last = { seq: existsSync(file) ? (JSON.parse(readFileSync(file, "utf8") || "{}").seq ?? 0) : 0 };
+        const last = { seq: 0 };
         rounds = () => roundsFromFile(pid, file, last);
       }
     } else {
