@@ -204,20 +204,20 @@ if (only.has("main")) {
   synthetic.pass = synthetic.diff <= SYNTHETIC_CPU_TARGET;
   synthetic.detail = { ...synthetic.detail, events_at_the_subscriber: of("agent-synthetic").map((s) => s.byCollector?.synthetic ?? 0) };
   rows.push(synthetic);
-  const node = cpuRow("busy node, every collector: CPU (baseline: read loop)", "agent-node", "read-loop");
+  const node = cpuRow("busy node, all collectors: CPU (vs read loop)", "agent-node", "read-loop");
   node.target = `<= ${NODE_CPU_TARGET} (0.5% of a core)`;
   node.pass = node.agent <= NODE_CPU_TARGET;
   rows.push(node);
-  rows.push(rssRow("busy node, every collector: steady RSS", "agent-node", "idle", "rssSteady", 30));
-  rows.push(rssRow("busy node, every collector: peak RSS (VmHWM)", "agent-node", "idle", "rssPeak"));
-  rows.push(rssRow("read loop (the busy node's polls): steady RSS", "read-loop", "idle", "rssSteady"));
+  rows.push(rssRow("busy node, all collectors: steady RSS", "agent-node", "idle", "rssSteady", 30));
+  rows.push(rssRow("busy node, all collectors: peak RSS (VmHWM)", "agent-node", "idle", "rssPeak"));
+  rows.push(rssRow("read loop of the node's polls: steady RSS", "read-loop", "idle", "rssSteady"));
   const events = of("agent-node").map((s) => s.events!);
   const missingTotal = (e: (typeof events)[number]) => Object.values(e.missing).reduce((n, x) => n + (x ?? 0), 0);
   const expectedTotal = (e: (typeof events)[number]) => Object.values(e.expected).reduce((n, x) => n + x, 0);
   const worst = Math.max(...events.map(missingTotal));
   rows.push({
     group: "node",
-    measure: "busy node: expected events missing at the subscriber (worst run)",
+    measure: "busy node: expected events missing (worst run)",
     unit: "events",
     agent: worst,
     baseline: median(events.map(expectedTotal)),
@@ -238,8 +238,8 @@ if (only.has("polls")) {
     process: "process: CPU per poll (interval 1 s)",
     memory: "memory: CPU per poll (interval 1 s)",
     network: "network: CPU per poll (interval 1 s)",
-    kernel: "kernel: CPU per vmstat poll + kmsg read (1 s)",
-    kubelet: "kubelet: CPU per poll (/pods and /stats/summary, 1 s)",
+    kernel: "kernel: CPU per 1 s (vmstat + kmsg read)",
+    kubelet: "kubelet: CPU per poll (pods + stats, 1 s)",
     dns: "dns: CPU per probe round (interval 1 s)",
     kubeapi: "kubeapi: CPU per watch change",
   };
@@ -257,14 +257,18 @@ if (only.has("polls")) {
     if (wallRuns.every((w) => w !== undefined)) detail.poll_histogram_wall_ms_per_round_runs = of(name).map((s) => (s.pollWallSeconds![c]! / s.rounds![c]!) * 1000);
     const row: Row = { group: "node", measure: roundNames[c], unit: "ms", agent: median(agent), detail };
     if ((PROC_COLLECTORS as readonly string[]).includes(c)) {
-      const base = perRound(`read-loop-${c}`, bareRef, c);
+      // Inside the loop's rounds (process.cpuUsage): a round of six small reads is far below what
+      // /proc's 10 ms ticks resolve over the window; the figure from ticks above bare Bun is in detail.
+      const loop = of(`read-loop-${c}`);
+      const base = loop.map((s) => (s.roundCpuSeconds![c]! / s.rounds![c]!) * 1000);
       row.baseline = median(base);
       row.ratio = row.agent / row.baseline;
       row.target = "<= 1.5x read loop";
       row.pass = row.ratio <= 1.5;
       detail.baseline_runs = base;
-      detail.baseline_rounds_runs = of(`read-loop-${c}`).map((s) => s.rounds?.[c]);
-      detail.baseline_reference = `${bareRef}: ${(rate(bareRef) * 3600).toFixed(2)} CPU s/h subtracted`;
+      detail.baseline_rounds_runs = loop.map((s) => s.rounds?.[c]);
+      detail.baseline_from_ticks_above_bare_bun_runs = perRound(`read-loop-${c}`, bareRef, c);
+      detail.baseline_reference = `${bareRef}: ${(rate(bareRef) * 3600).toFixed(2)} CPU s/h`;
     }
     rows.push(row);
   }
@@ -274,7 +278,7 @@ if (only.has("polls")) {
 
 const took = Math.round((performance.now() - started) / 1000);
 console.log(
-  `\ntapio-collectors on a simulated busy node at ${commit}, median of ${runs} run(s) (${warmup} s warm-up + ${seconds} s; per poll ${pollWarmup} + ${pollSeconds} s), ` +
+  `\ntapio-collectors on a simulated busy node at ${commit}, median of ${runs} run(s) (${[only.has("main") ? `${warmup} s warm-up + ${seconds} s` : "", only.has("polls") ? `per poll ${pollWarmup} + ${pollSeconds} s` : ""].filter(Boolean).join("; ")}), ` +
     `${new Date().toISOString()}, ${took} s, Bun ${Bun.version}, agent ${args.source ? "from source" : "compiled"}, load ${load.start.map((x) => x.toFixed(1)).join(" ")} -> ${load.end!.map((x) => x.toFixed(1)).join(" ")}`,
 );
 for (const r of rows) console.log(formatRow(r, "FAIL"));

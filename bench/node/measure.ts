@@ -79,6 +79,8 @@ export interface Sample {
   rssPeak: number;
   /** rounds per collector (or read loop) in the window */
   rounds?: Record<string, number>;
+  /** CPU seconds inside the rounds per loop in the window, where the process measures it (the read loop) */
+  roundCpuSeconds?: Record<string, number>;
   /** the poll histogram's wall time per collector in the window (seconds), when the agent has it */
   pollWallSeconds?: Record<string, number>;
   /** watch changes sent in the window */
@@ -102,16 +104,22 @@ function histogramTotals(text: string, name: string): Map<string, { count: numbe
   return out;
 }
 
+interface Rounds {
+  rounds: Record<string, number>;
+  /** CPU µs spent inside the rounds, where the process measures it (the read loop) */
+  cpuUs?: Record<string, number>;
+}
+
 /** Asks a process for its round counts (SIGUSR2) and reads them once the file shows the new sequence number. */
-async function roundsFromFile(pid: number, file: string, last: { seq: number }): Promise<Record<string, number>> {
+async function roundsFromFile(pid: number, file: string, last: { seq: number }): Promise<Rounds> {
   process.kill(pid, "SIGUSR2");
   const until = performance.now() + 5000;
   for (;;) {
     if (existsSync(file)) {
-      const doc = JSON.parse(readFileSync(file, "utf8") || "{}") as { seq?: number; rounds?: Record<string, number> };
+      const doc = JSON.parse(readFileSync(file, "utf8") || "{}") as { seq?: number; rounds?: Record<string, number>; cpu_us?: Record<string, number> };
       if ((doc.seq ?? 0) > last.seq) {
         last.seq = doc.seq!;
-        return doc.rounds ?? {};
+        return { rounds: doc.rounds ?? {}, cpuUs: doc.cpu_us };
       }
     }
     if (performance.now() > until) throw new Error(`pid ${pid} did not write its rounds to ${file}`);
@@ -135,7 +143,7 @@ export async function measure(ctx: RunContext, variant: Variant, timing: Timing)
   const stops: Array<() => Promise<unknown> | void> = [() => node.stop()];
   try {
     let pid: number;
-    let rounds: () => Promise<Record<string, number> | undefined> = async () => undefined;
+    let rounds: () => Promise<Rounds | undefined> = async () => undefined;
     let wall: () => Promise<Map<string, { count: number; sum: number }> | undefined> = async () => undefined;
     let counter: Awaited<ReturnType<typeof startEventCounter>> | undefined;
     if (variant.kind === "agent") {
@@ -158,7 +166,7 @@ export async function measure(ctx: RunContext, variant: Variant, timing: Timing)
       const metrics = async () => histogramTotals(await (await fetch(`${base}/metrics`)).text(), POLL_HISTOGRAM);
       if (ctx.rounds === "histogram") {
         wall = metrics;
-        rounds = async () => Object.fromEntries([...(await metrics())].map(([k, v]) => [k, v.count]));
+        rounds = async () => ({ rounds: Object.fromEntries([...(await metrics())].map(([k, v]) => [k, v.count])) });
       } else if (typeof ctx.rounds === "object") {
         const file = ctx.rounds.file;
         const last = { seq: 0 };
@@ -208,7 +216,9 @@ export async function measure(ctx: RunContext, variant: Variant, timing: Timing)
     node.stopActivity();
 
     const sample: Sample = { cpu: cpu1 - cpu0, seconds, rssSteady: median(rss), rssPeak: peak, watchChanges: changes() - changes0 };
-    if (rounds0 && rounds1) sample.rounds = Object.fromEntries(Object.entries(rounds1).map(([k, n]) => [k, n - (rounds0[k] ?? 0)]));
+    const delta = (later: Record<string, number>, earlier: Record<string, number>) => Object.fromEntries(Object.entries(later).map(([k, n]) => [k, n - (earlier[k] ?? 0)]));
+    if (rounds0 && rounds1) sample.rounds = delta(rounds1.rounds, rounds0.rounds);
+    if (rounds0?.cpuUs && rounds1?.cpuUs) sample.roundCpuSeconds = Object.fromEntries(Object.entries(delta(rounds1.cpuUs, rounds0.cpuUs)).map(([k, us]) => [k, us / 1e6]));
     if (wall0 && wall1) sample.pollWallSeconds = Object.fromEntries([...wall1].map(([k, v]) => [k, v.sum - (wall0.get(k)?.sum ?? 0)]));
     if (counter && variant.kind === "agent" && variant.checkEvents) {
       // The slowest path is a vmstat or memory poll (10 s) after the last kill; give it three.

@@ -11,8 +11,10 @@
 //            read interval), vmstat (every vmstat interval)
 // Sync reads: the cheapest way Bun has.
 //   bun bench/node/read-loop.ts '<json of ReadLoopOptions>'
-// SIGUSR2 writes the rounds so far to `roundsFile` ({"seq": n, "rounds": {...}});
-// with `once`, each loop runs one round and the script prints the rounds and exits.
+// SIGUSR2 writes the rounds so far to `roundsFile` ({"seq": n, "rounds": {...},
+// "cpu_us": {...}}: rounds per loop, and the CPU time spent inside them,
+// process.cpuUsage() around each round); with `once`, each loop runs one
+// round and the script prints the rounds and exits.
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -87,10 +89,11 @@ function vmstatRound(): void {
 
 const ROUNDS = { process: processRound, memory: memoryRound, network: networkRound, kernel: kernelRound, vmstat: vmstatRound };
 const rounds: Record<string, number> = {};
+const cpuUs: Record<string, number> = {};
 let seq = 0;
 
 process.on("SIGUSR2", () => {
-  if (opts.roundsFile) writeFileSync(opts.roundsFile, JSON.stringify({ seq: ++seq, rounds }));
+  if (opts.roundsFile) writeFileSync(opts.roundsFile, JSON.stringify({ seq: ++seq, rounds, cpu_us: cpuUs }));
 });
 process.on("SIGTERM", () => {
   closeSync(kmsg);
@@ -101,8 +104,12 @@ await Promise.all(
   Object.entries(opts.loops).map(async ([name, ms]) => {
     const round = ROUNDS[name as keyof typeof ROUNDS];
     rounds[name] = 0;
+    cpuUs[name] = 0;
     for (;;) {
+      const before = process.cpuUsage();
       round();
+      const used = process.cpuUsage(before);
+      cpuUs[name] += used.user + used.system;
       rounds[name]++;
       if (opts.once) return;
       await Bun.sleep(ms!);
