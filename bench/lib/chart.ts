@@ -41,20 +41,25 @@ export function renderSvg(rows: readonly Row[], meta: { runs: number; date: stri
   };
 
   const paired = rows.filter((r) => !r.group.endsWith("-diagnostic") && r.baseline !== undefined && Number.isFinite(r.agent) && Number.isFinite(r.baseline!));
-  /** Two bars, agent and baseline, scaled to the larger. */
-  const bars = (r: Row) => {
+  /** Two bars, agent and baseline, scaled to the larger; `split`: the target on a line of its own (long units and targets). */
+  const bars = (r: Row, split = false) => {
     const max = Math.max(r.agent, r.baseline!) || 1;
     const a = (Math.max(0, r.agent) / max) * BAR_W;
     const b = (Math.max(0, r.baseline!) / max) * BAR_W;
     const cmp = r.diff !== undefined ? `diff ${r.diff >= 0 ? "+" : ""}${r.diff.toFixed(3)} ${r.unit}` : `ratio ${r.ratio?.toFixed(2) ?? "-"}`;
     const colour = r.pass === false ? "#c0392b" : "#555";
     parts.push(`<text x="10" y="${y + 16}">${esc(r.measure)}</text>`);
-    parts.push(`<text x="10" y="${y + 32}" fill="${colour}">${esc(`${r.unit}; ${cmp}${verdict(r)}`)}</text>`);
+    if (split) {
+      parts.push(`<text x="10" y="${y + 32}" fill="${colour}">${esc(`${r.unit}; ${cmp}`)}</text>`);
+      parts.push(`<text x="10" y="${y + 47}" fill="${colour}">${esc(verdict(r).replace(/^, /, ""))}</text>`);
+    } else {
+      parts.push(`<text x="10" y="${y + 32}" fill="${colour}">${esc(`${r.unit}; ${cmp}${verdict(r)}`)}</text>`);
+    }
     parts.push(`<rect x="${LABEL_W}" y="${y + 4}" width="${a.toFixed(1)}" height="14" fill="${AGENT}"/>`);
     parts.push(`<text x="${LABEL_W + a + 6}" y="${y + 15}">agent ${fmt(r.agent)}</text>`);
     parts.push(`<rect x="${LABEL_W}" y="${y + 22}" width="${b.toFixed(1)}" height="14" fill="${BASE}"/>`);
     parts.push(`<text x="${LABEL_W + b + 6}" y="${y + 33}">baseline ${fmt(r.baseline!)}</text>`);
-    y += 46;
+    y += split && r.target ? 58 : 46;
   };
   const pairedSection = (title: string, shown: Row[]) => {
     if (shown.length === 0) return;
@@ -112,7 +117,7 @@ export function renderSvg(rows: readonly Row[], meta: { runs: number; date: stri
   if (node && node.rows.length > 0) {
     heading("On a simulated busy node (npm run bench:node): the agent (blue) against bare Bun or a bare read loop (grey)");
     for (const r of node.rows) {
-      if (r.baseline !== undefined && Number.isFinite(r.agent) && Number.isFinite(r.baseline)) bars(r);
+      if (r.baseline !== undefined && Number.isFinite(r.agent) && Number.isFinite(r.baseline)) bars(r, true);
       else figure(r);
     }
     y += 16;
