@@ -87,8 +87,9 @@ export interface Found {
 export interface EventCounter {
   /** events per collector (the last token of the subject) */
   readonly byCollector: Map<string, number>;
+  /** how many of the expected events arrived, by kind */
   found(expected: Expected): Found;
-  /** expected count per kind; with `found`, what is missing */
+  /** stops reading and deletes the stream */
   stop(): Promise<void>;
 }
 

@@ -147,7 +147,10 @@ export class NodeFiles {
   readonly #apps: Array<{ c: FakeContainer; pid: number }> = [];
   #nextPid = 100_000;
   #kmsgSeq = 1000;
+  /** seconds ticked */
   #tick = 0;
+  /** kernel records of chatter written */
+  #chatter = 0;
   readonly #snmp = new CounterTable(recorded("network/testdata/local/proc/net/snmp"));
   readonly #netstat = new CounterTable(recorded("network/testdata/local/proc/net/netstat"));
   readonly #vmstat = new Map(recorded("kernel/testdata/proc/vmstat").trimEnd().split("\n").map((l) => l.split(" ") as [string, string]).map(([k, v]) => [k, Number(v)]));
@@ -343,7 +346,7 @@ export class NodeFiles {
       `cni0: port ${port}(${veth}) entered forwarding state`,
       `IPv6: ADDRCONF(NETDEV_CHANGE): ${veth}: link becomes ready`,
     ];
-    this.kmsg([[6, lines[this.#tick++ % lines.length]!]]);
+    this.kmsg([[6, lines[this.#chatter++ % lines.length]!]]);
   }
 
   /**
