@@ -13,7 +13,8 @@ import { startNatsServer, stopAllNatsServers } from "../test/helpers/nats-server
 import { killAllAgents } from "./lib/procs.ts";
 import { buildAgent } from "./lib/build.ts";
 import { SCENARIOS, type Context, type Row } from "./scenarios.ts";
-import { renderSvg } from "./lib/chart.ts";
+import { renderSvg, type NodeRun } from "./lib/chart.ts";
+import { formatRow } from "./lib/table.ts";
 
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const events = Number(process.env.BENCH_EVENTS ?? 300_000);
@@ -52,18 +53,6 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
-function formatRow(r: Row): string {
-  const base = r.baseline === undefined ? "".padEnd(28) : `baseline ${fmt(r.baseline)}`.padEnd(28);
-  const cmp = r.diff !== undefined ? `diff ${r.diff >= 0 ? "+" : ""}${r.diff.toFixed(3)}` : r.ratio !== undefined ? `ratio ${r.ratio.toFixed(2)}` : "";
-  const target = r.target ? `target ${r.target} ${r.pass === undefined ? "" : r.pass ? "PASS" : "MISS"}` : "";
-  return `${r.measure.padEnd(58)} agent ${fmt(r.agent)} ${r.unit.padEnd(9)}${base}${cmp.padEnd(14)}${target}`;
-}
-
-function fmt(n: number | undefined): string {
-  if (n === undefined || Number.isNaN(n)) return "-".padStart(10);
-  return (Math.abs(n) >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(3)).padStart(10);
-}
-
 const seconds = Math.round((performance.now() - started) / 1000);
 console.log(`\ntapio-collectors benchmarks at ${commit}, median of ${runs} run(s), ${new Date().toISOString()}, ${seconds} s, Bun ${Bun.version}`);
 for (const r of rows) console.log(formatRow(r));
@@ -92,4 +81,7 @@ const stamp = {
   rows: all,
 };
 await Bun.write(file, `${JSON.stringify(stamp, null, 2)}\n`);
-await Bun.write(join(import.meta.dir, "results", "bench.svg"), renderSvg(all, { runs, date: stamp.date, commit }));
+// The chart also shows the last `npm run bench:node` (bench/results/node.json).
+const nodeFile = join(import.meta.dir, "results", "node.json");
+const node = existsSync(nodeFile) ? (JSON.parse(readFileSync(nodeFile, "utf8")) as NodeRun) : undefined;
+await Bun.write(join(import.meta.dir, "results", "bench.svg"), renderSvg(all, { runs, date: stamp.date, commit }, node));

@@ -23,7 +23,15 @@ function verdict(r: Row): string {
   return `, target ${r.target}${r.pass === undefined ? "" : r.pass ? " ✓" : " ✗ MISS"}`;
 }
 
-export function renderSvg(rows: readonly Row[], meta: { runs: number; date: string; commit?: string }): string {
+/** The rows of `npm run bench:node` (bench/results/node.json) and the run they come from. */
+export interface NodeRun {
+  rows: readonly Row[];
+  runs: number;
+  date: string;
+  commit: string;
+}
+
+export function renderSvg(rows: readonly Row[], meta: { runs: number; date: string; commit?: string }, node?: NodeRun): string {
   const parts: string[] = [];
   let y = 24;
   const heading = (text: string) => {
@@ -33,37 +41,45 @@ export function renderSvg(rows: readonly Row[], meta: { runs: number; date: stri
   };
 
   const paired = rows.filter((r) => !r.group.endsWith("-diagnostic") && r.baseline !== undefined && Number.isFinite(r.agent) && Number.isFinite(r.baseline!));
+  /** Two bars, agent and baseline, scaled to the larger; `split`: the target on a line of its own (long units and targets). */
+  const bars = (r: Row, split = false) => {
+    const max = Math.max(r.agent, r.baseline!) || 1;
+    const a = (Math.max(0, r.agent) / max) * BAR_W;
+    const b = (Math.max(0, r.baseline!) / max) * BAR_W;
+    const cmp = r.diff !== undefined ? `diff ${r.diff >= 0 ? "+" : ""}${r.diff.toFixed(3)} ${r.unit}` : `ratio ${r.ratio?.toFixed(2) ?? "-"}`;
+    const colour = r.pass === false ? "#c0392b" : "#555";
+    parts.push(`<text x="10" y="${y + 16}">${esc(r.measure)}</text>`);
+    if (split) {
+      parts.push(`<text x="10" y="${y + 32}" fill="${colour}">${esc(`${r.unit}; ${cmp}`)}</text>`);
+      parts.push(`<text x="10" y="${y + 47}" fill="${colour}">${esc(verdict(r).replace(/^, /, ""))}</text>`);
+    } else {
+      parts.push(`<text x="10" y="${y + 32}" fill="${colour}">${esc(`${r.unit}; ${cmp}${verdict(r)}`)}</text>`);
+    }
+    parts.push(`<rect x="${LABEL_W}" y="${y + 4}" width="${a.toFixed(1)}" height="14" fill="${AGENT}"/>`);
+    parts.push(`<text x="${LABEL_W + a + 6}" y="${y + 15}">agent ${fmt(r.agent)}</text>`);
+    parts.push(`<rect x="${LABEL_W}" y="${y + 22}" width="${b.toFixed(1)}" height="14" fill="${BASE}"/>`);
+    parts.push(`<text x="${LABEL_W + b + 6}" y="${y + 33}">baseline ${fmt(r.baseline!)}</text>`);
+    y += split && r.target ? 58 : 46;
+  };
   const pairedSection = (title: string, shown: Row[]) => {
     if (shown.length === 0) return;
     heading(title);
-    for (const r of shown) {
-      const max = Math.max(r.agent, r.baseline!) || 1;
-      const a = (r.agent / max) * BAR_W;
-      const b = (r.baseline! / max) * BAR_W;
-      const cmp = r.diff !== undefined ? `diff ${r.diff >= 0 ? "+" : ""}${r.diff.toFixed(3)} ${r.unit}` : `ratio ${r.ratio?.toFixed(2) ?? "-"}`;
-      const colour = r.pass === false ? "#c0392b" : "#555";
-      parts.push(`<text x="10" y="${y + 16}">${esc(r.measure)}</text>`);
-      parts.push(`<text x="10" y="${y + 32}" fill="${colour}">${esc(`${r.unit}; ${cmp}${verdict(r)}`)}</text>`);
-      parts.push(`<rect x="${LABEL_W}" y="${y + 4}" width="${a.toFixed(1)}" height="14" fill="${AGENT}"/>`);
-      parts.push(`<text x="${LABEL_W + a + 6}" y="${y + 15}">agent ${fmt(r.agent)}</text>`);
-      parts.push(`<rect x="${LABEL_W}" y="${y + 22}" width="${b.toFixed(1)}" height="14" fill="${BASE}"/>`);
-      parts.push(`<text x="${LABEL_W + b + 6}" y="${y + 33}">baseline ${fmt(r.baseline!)}</text>`);
-      y += 46;
-    }
+    for (const r of shown) bars(r);
   };
   pairedSection("Throughput and CPU: agent (blue) against bare nats.js (grey)", paired.filter((r) => r.group === "throughput"));
   pairedSection("End-to-end latency, emit to subscriber (lower is better)", paired.filter((r) => r.group === "latency"));
 
   // Diagnostic rows (variant builds) stay in bench.json and the table, not in the chart.
   const single = rows.filter((r) => r.baseline === undefined && r.group !== "scaling" && !r.group.endsWith("-diagnostic"));
+  const figure = (r: Row) => {
+    const colour = r.pass === false ? "#c0392b" : r.pass ? "#1e8449" : "#333";
+    parts.push(`<text x="10" y="${y + 16}">${esc(r.measure)}</text>`);
+    parts.push(`<text x="${LABEL_W}" y="${y + 16}" fill="${colour}">${esc(`${fmt(r.agent)} ${r.unit}${verdict(r)}`)}</text>`);
+    y += 22;
+  };
   if (single.length > 0) {
     heading("Without a baseline");
-    for (const r of single) {
-      const colour = r.pass === false ? "#c0392b" : r.pass ? "#1e8449" : "#333";
-      parts.push(`<text x="10" y="${y + 16}">${esc(r.measure)}</text>`);
-      parts.push(`<text x="${LABEL_W}" y="${y + 16}" fill="${colour}">${esc(`${fmt(r.agent)} ${r.unit}${verdict(r)}`)}</text>`);
-      y += 22;
-    }
+    for (const r of single) figure(r);
   }
 
   const scaling = rows.filter((r) => r.group === "scaling" && r.detail);
@@ -97,6 +113,16 @@ export function renderSvg(rows: readonly Row[], meta: { runs: number; date: stri
 
   y += 16;
   parts.push(`<text x="10" y="${y}" fill="#555">${esc(`median of ${meta.runs} run(s), ${meta.date.slice(0, 10)}${meta.commit ? `, commit ${meta.commit}` : ""}; 1 KB JSON events; nats-server, subscriber and publisher share one 2-core machine`)}</text>`);
+
+  if (node && node.rows.length > 0) {
+    heading("On a simulated busy node (npm run bench:node): the agent (blue) against bare Bun or a bare read loop (grey)");
+    for (const r of node.rows) {
+      if (r.baseline !== undefined && Number.isFinite(r.agent) && Number.isFinite(r.baseline)) bars(r, true);
+      else figure(r);
+    }
+    y += 16;
+    parts.push(`<text x="10" y="${y}" fill="#555">${esc(`median of ${node.runs} run(s), ${node.date.slice(0, 10)}, commit ${node.commit}; CPU s/h: CPU seconds per hour (36 = 1% of a core); per poll: above the idle agent / bare Bun`)}</text>`);
+  }
   const height = y + 14;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,

@@ -130,9 +130,9 @@ export interface LiveAgent {
 
 const live = new Set<LiveAgent>();
 
-/** A long-running agent (no --once), logging at info so that it names its HTTP address. */
-export function startAgent(binary: string, config: string): LiveAgent {
-  const proc = Bun.spawn([binary, "-c", config, "--log-level", "info"], { stdout: "pipe", stderr: "pipe" });
+/** A long-running agent (no --once), logging at info so that it names its HTTP address; `binary` may be a command (bun src/main.ts). */
+export function startAgent(binary: string | string[], config: string): LiveAgent {
+  const proc = Bun.spawn([...[binary].flat(), "-c", config, "--log-level", "info"], { stdout: "pipe", stderr: "pipe" });
   killAtExit(proc.pid);
   const { promise: http, resolve, reject } = Promise.withResolvers<string>();
   http.catch(() => {});

@@ -13,9 +13,11 @@ export const WATCH_LINES = readFileSync(join(TESTDATA, "pods-node-watch.ndjson")
 
 export type Json = Record<string, any>;
 
-/** One watch request's answer: lines streamed then closed (or held open), or a plain HTTP status. */
+/** One watch request's answer: lines streamed then closed (or held open), a live feed, or a plain HTTP status. */
 export type WatchScript =
   | { readonly lines: readonly string[]; readonly then: "close" | "hold" }
+  /** each line the feed yields (for the watch's query) is written whole as it comes; the watch ends when the feed does */
+  | { readonly follow: (query: URLSearchParams, signal: AbortSignal) => AsyncIterable<string> }
   | { readonly status: number; readonly body?: string };
 
 export interface SeenRequest {
@@ -104,6 +106,23 @@ export function startFakeApiServer(opts: { token: string; tls?: boolean; seed?: 
     );
   }
 
+  function follow(feed: AsyncIterable<string>): Response {
+    const lines = feed[Symbol.asyncIterator]();
+    return new Response(
+      new ReadableStream({
+        async pull(controller) {
+          const next = await lines.next();
+          if (next.done) return controller.close();
+          controller.enqueue(utf8.encode(`${next.value}\n`));
+        },
+        async cancel() {
+          await lines.return?.();
+        },
+      }),
+      { headers: { "content-type": "application/json" } },
+    );
+  }
+
   const server: Server<undefined> = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -127,6 +146,7 @@ export function startFakeApiServer(opts: { token: string; tls?: boolean; seed?: 
       const script = scripts[Math.min(counts.watch[resource]++, scripts.length - 1)];
       if (script === undefined) return status(500, "no watch scripted");
       if ("status" in script) return new Response(script.body ?? "", { status: script.status });
+      if ("follow" in script) return follow(script.follow(url.searchParams, req.signal));
       return stream(script.lines, script.then, req.signal);
     },
   });
