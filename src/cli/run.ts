@@ -135,6 +135,7 @@ function startAgent(config: Config, registry: CollectorRegistry, log: Logger, { 
     onFatal: (err) => stops.failed(err),
     onBatchDone: (seconds) => metrics.batchDone(seconds),
     onHandoff: (seconds) => metrics.handoff(seconds),
+    onPollRound: (collector, wall, cpu) => metrics.pollRound(collector, wall, cpu),
   });
   const metrics = new AgentMetrics(orchestrator, build);
   // --dry-run is a look at the events, not a running agent: no endpoints.

@@ -29,6 +29,11 @@ export interface CollectorContext {
    * logs it rate-limited, and lets the collector go on with the next input.
    */
   parseError(source: string, detail: string): void;
+  /**
+   * One poll round is done (src/collectors/common/poll.ts calls it): its wall
+   * time and the process CPU time spent meanwhile, for the poll metrics.
+   */
+  pollRound(wallSeconds: number, cpuSeconds: number): void;
 }
 
 /**

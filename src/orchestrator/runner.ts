@@ -43,6 +43,8 @@ export interface RunnerOptions {
   ledger: DeliveryLedger;
   /** disk mode: emit resolves once its event is committed to the spool (undefined in memory mode) */
   commits?: CommitWaiters;
+  /** a poll round is done: wall and CPU seconds (metrics) */
+  onPollRound?: (collector: string, wallSeconds: number, cpuSeconds: number) => void;
 }
 
 export class CollectorRunner {
@@ -215,6 +217,7 @@ export class CollectorRunner {
           this.#log.info(`collector ${this.name} recovered`);
         }
       },
+      pollRound: (wallSeconds: number, cpuSeconds: number) => this.#o.onPollRound?.(this.name, wallSeconds, cpuSeconds),
     };
   }
 

@@ -13,6 +13,8 @@ export interface Recording {
   degraded: string[];
   healthyCalls: number;
   parseErrors: Array<{ source: string; detail: string }>;
+  /** the poll rounds done, as the orchestrator's poll metrics would see them */
+  pollRounds: Array<{ wallSeconds: number; cpuSeconds: number }>;
   /** stops the collector (aborts ctx.signal) */
   stop(): void;
 }
@@ -27,6 +29,7 @@ export function recordingContext(opts: { name?: string; once?: boolean } = {}): 
     degraded: [],
     healthyCalls: 0,
     parseErrors: [],
+    pollRounds: [],
     stop: () => controller.abort(),
     ctx: {
       name,
@@ -40,6 +43,7 @@ export function recordingContext(opts: { name?: string; once?: boolean } = {}): 
       degraded: (reason) => rec.degraded.push(reason),
       healthy: () => rec.healthyCalls++,
       parseError: (source, detail) => rec.parseErrors.push({ source, detail }),
+      pollRound: (wallSeconds, cpuSeconds) => rec.pollRounds.push({ wallSeconds, cpuSeconds }),
     },
   };
   return rec;

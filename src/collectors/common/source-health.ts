@@ -39,6 +39,7 @@ export class SourceHealth {
       parseError: (where, detail) => ctx.parseError(where, detail),
       degraded: (reason) => this.failed(source, reason),
       healthy: () => this.ok(source),
+      pollRound: (wall, cpu) => ctx.pollRound(wall, cpu),
     };
   }
 }
