@@ -7,8 +7,11 @@
 //   bun bench/idle.ts                         every case, 60 s window after 10 s warm-up
 //   bun bench/idle.ts --only bare,none,busy   some cases
 //   bun bench/idle.ts --seconds 30 --binary dist/tapio-collectors
+//   bun bench/idle.ts --base OLD_BINARY       each agent case also with OLD_BINARY (as <case>@base): before/after in one run
 //   bun bench/idle.ts --source                run the agent from src/ (bun src/main.ts) instead of a binary
-//   bun bench/idle.ts --prof DIR              with --source: bun --cpu-prof-md, profiles written to DIR
+//   bun bench/idle.ts --prof DIR              with --source: bun --cpu-prof, <case>.cpuprofile written to DIR
+//   bun bench/idle.ts --summarize FILE        a .cpuprofile's samples by function (self and total), and by
+//                                             file, from --from seconds on (default 5: start-up left out)
 //
 // The simulated node (a temporary folder): a proc_root with 400 processes,
 // 290 of them in 110 pods (cgroup v2 paths), 2 starting and 2 exiting each
@@ -37,9 +40,12 @@ const { values: flags } = parseArgs({
     warmup: { type: "string", default: "10" },
     only: { type: "string" },
     binary: { type: "string" },
+    base: { type: "string" },
     source: { type: "boolean", default: false },
     prof: { type: "string" },
     keep: { type: "boolean", default: false },
+    summarize: { type: "string" },
+    from: { type: "string", default: "5" },
   },
 });
 const SECONDS = Number(flags.seconds);
@@ -205,6 +211,8 @@ function compileScript(name: string, source: string): string {
 interface Case {
   name: string;
   what: string;
+  /** the agent binary, when not the one measured */
+  binary?: string;
   /** agent config (collectors and more), or a command */
   config?: string;
   command?: string[];
@@ -246,7 +254,7 @@ function agentConfigFile(c: Case, natsUrl: string): string {
     text = readFileSync(join(REPO, "configs/collectors.yaml"), "utf8");
   } else {
     text =
-      `nats: { url: "${natsUrl}", mode: jetstream, subject: idle.${c.name}, stream: { name: IDLE_${c.name.replace(/\W/g, "_").toUpperCase()} } }\n` +
+      `nats: { url: "${natsUrl}", mode: jetstream, subject: idle.${c.name.replace(/\W/g, "_")}, stream: { name: IDLE_${c.name.replace(/\W/g, "_").toUpperCase()} } }\n` +
       `spool: { path: ${spool} }\n` +
       c.config!;
   }
@@ -263,8 +271,8 @@ interface Running {
 }
 
 function agentCommand(config: string, c: Case): string[] {
-  if (!flags.source) return [flags.binary ?? join(work, "tapio-collectors"), "run", "-c", config, "--log-level", "warn"];
-  const prof = flags.prof ? ["--cpu-prof-md", `--cpu-prof-dir=${flags.prof}`, `--cpu-prof-name=${c.name}.md`] : [];
+  if (c.binary || !flags.source) return [c.binary ?? flags.binary ?? join(work, "tapio-collectors"), "run", "-c", config, "--log-level", "warn"];
+  const prof = flags.prof ? ["--cpu-prof", `--cpu-prof-dir=${flags.prof}`, `--cpu-prof-name=${c.name}.cpuprofile`] : [];
   return [process.execPath, ...prof, join(REPO, "src/main.ts"), "run", "-c", config, "--log-level", "warn"];
 }
 
@@ -306,6 +314,9 @@ async function pollMetrics(url: string | undefined): Promise<Map<string, [number
 async function main(): Promise<void> {
   const only = flags.only?.split(",");
   const chosen = cases().filter((c) => !only || only.includes(c.name));
+  if (flags.base) {
+    for (const c of [...chosen]) if (!c.command) chosen.push({ ...c, name: `${c.name}@base`, binary: flags.base, config: c.config });
+  }
   buildNode();
   if (!flags.source && !flags.binary) buildAgent(join(work, "tapio-collectors"));
   if (flags.prof) mkdirSync(flags.prof, { recursive: true });
@@ -386,4 +397,55 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+/**
+ * Samples, not the profile's time deltas: the sampler only samples while JS
+ * runs, so in an idle process the gap before a sample is mostly sleep.
+ */
+function summarize(file: string): void {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+  const fromUs = Number(flags.from) * 1e6;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const name = (n: ProfileNode) => `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.replace(REPO + "/", "")}${n.callFrame.lineNumber >= 0 ? `:${n.callFrame.lineNumber + 1}` : ""}`;
+  const self = new Map<string, number>();
+  const total = new Map<string, number>();
+  const files = new Map<string, number>();
+  let counted = 0;
+  let at = 0;
+  for (const [i, id] of profile.samples.entries()) {
+    at += profile.timeDeltas[i]!;
+    if (at < fromUs) continue;
+    const leaf = byId.get(id)!;
+    if (/^\((idle|program|root|garbage collector)\)$/.test(leaf.callFrame.functionName)) continue;
+    counted++;
+    self.set(name(leaf), (self.get(name(leaf)) ?? 0) + 1);
+    const seen = new Set<string>();
+    const seenFiles = new Set<string>();
+    for (let n: ProfileNode | undefined = leaf; n; n = byId.get(parent.get(n.id) ?? -1)) {
+      const key = name(n);
+      if (!seen.has(key)) total.set(key, (total.get(key) ?? 0) + 1);
+      seen.add(key);
+      const f = n.callFrame.url.replace(REPO + "/", "") || "(native)";
+      if (!seenFiles.has(f)) files.set(f, (files.get(f) ?? 0) + 1);
+      seenFiles.add(f);
+    }
+  }
+  const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
+  console.log(`${file}: ${counted} samples from ${flags.from} s on (of ${profile.samples.length}), ${(at / 1e6).toFixed(1)} s profiled`);
+  console.log("\nself:");
+  for (const [k, v] of top(self, 25)) console.log(`  ${String(v).padStart(6)}  ${k}`);
+  console.log("\ntotal (inclusive):");
+  for (const [k, v] of top(total, 40)) console.log(`  ${String(v).padStart(6)}  ${k}`);
+  console.log("\nfiles on the stack:");
+  for (const [k, v] of top(files, 25)) console.log(`  ${String(v).padStart(6)}  ${k}`);
+}
+
+if (flags.summarize) summarize(flags.summarize);
+else await main();
