@@ -8,6 +8,7 @@
 //   bun bench/idle.ts --only bare,none,busy   some cases
 //   bun bench/idle.ts --seconds 30 --binary dist/tapio-collectors
 //   bun bench/idle.ts --base OLD_BINARY       each agent case also with OLD_BINARY (as <case>@base): before/after in one run
+//   bun bench/idle.ts --env K=V[,K=V]         environment for the measured agent cases (not @base): runtime settings
 //   bun bench/idle.ts --source                run the agent from src/ (bun src/main.ts) instead of a binary
 //   bun bench/idle.ts --prof DIR              with --source: bun --cpu-prof, <case>.cpuprofile written to DIR
 //   bun bench/idle.ts --summarize FILE        a .cpuprofile's samples by function (self and total), and by
@@ -41,6 +42,7 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
     binary: { type: "string" },
     base: { type: "string" },
+    env: { type: "string" },
     source: { type: "boolean", default: false },
     prof: { type: "string" },
     keep: { type: "boolean", default: false },
@@ -327,7 +329,8 @@ async function main(): Promise<void> {
   try {
     for (const c of chosen) {
       const command = c.command ?? agentCommand(agentConfigFile(c, nats.url), c);
-      const env = { ...process.env, NATS_URL: nats.url, TAPIO_SPOOL_PATH: join(work, `${c.name}-spool.db`) };
+      const extra = !c.command && !c.binary && flags.env ? Object.fromEntries(flags.env.split(",").map((kv) => kv.split("=") as [string, string])) : {};
+      const env = { ...process.env, NATS_URL: nats.url, TAPIO_SPOOL_PATH: join(work, `${c.name}-spool.db`), ...extra };
       const p = Bun.spawn(command, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env, cwd: work });
       const r: Running = { c, proc: p, stdout: new Response(p.stdout).text() };
       running.push(r);
