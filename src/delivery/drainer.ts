@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { PublishOutcome } from "../publish/publisher.ts";
 import type { Spool, SpooledEvent } from "../spool/spool.ts";
 import { collectorSubject, type QueuedEvent } from "../event/event.ts";
-import { sleep } from "../wait.ts";
+import { sleep, withTimeLimit } from "../wait.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import type { CircuitBreakers } from "./circuit.ts";
 import type { DeliveryAccounting } from "./accounting.ts";
@@ -124,7 +124,7 @@ export class SpoolDrainer {
         continue;
       }
       accounting.replaying(rows);
-      const outcome = await slot.publish(publisher, rows, AbortSignal.any([deadline, AbortSignal.timeout(spillAfterMs)]));
+      const outcome = await withTimeLimit(deadline, spillAfterMs, (signal) => slot.publish(publisher, rows, signal));
       const undelivered = outcome.undelivered as readonly SpooledEvent[];
       this.#o.settle(rows, outcome);
       accounting.replayed(undelivered);
