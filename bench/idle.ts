@@ -9,6 +9,7 @@
 //   bun bench/idle.ts --seconds 30 --binary dist/tapio-collectors
 //   bun bench/idle.ts --base OLD_BINARY       each agent case also with OLD_BINARY (as <case>@base): before/after in one run
 //   bun bench/idle.ts --env K=V[,K=V]         environment for the measured agent cases (not @base): runtime settings
+//   bun bench/idle.ts --extra 'YAML'          merged into the measured agent cases' configs (not @base)
 //   bun bench/idle.ts --source                run the agent from src/ (bun src/main.ts) instead of a binary
 //   bun bench/idle.ts --prof DIR              with --source: bun --cpu-prof, <case>.cpuprofile written to DIR
 //   bun bench/idle.ts --summarize FILE        a .cpuprofile's samples by function (self and total), and by
@@ -21,6 +22,11 @@
 // tree with the 110 pods and their containers; a kmsg file appended at 5
 // records/s with an OOM kill every 30 s.
 //
+// "natsloop" is the baseline of the synthetic collector at 10 events/s: a
+// bare Bun process with nats.js publishing the same ~600-byte JSON events to
+// JetStream (js.publish, awaiting each ack) at the same pace (8 events every
+// 0.8 s, the synthetic collector's tick at that rate).
+//
 // "readloop" is the baseline of the /proc collectors: a bare Bun process
 // doing the minimum reads of their polls on the same node at the same
 // intervals (readdir of proc_root, then stat + cgroup of each pid, every 5 s;
@@ -30,6 +36,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFile
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { startNatsServer, stopAllNatsServers } from "../test/helpers/nats-server.ts";
 import { buildAgent } from "./lib/build.ts";
 import { freePort, REPO } from "./lib/procs.ts";
@@ -43,6 +50,7 @@ const { values: flags } = parseArgs({
     binary: { type: "string" },
     base: { type: "string" },
     env: { type: "string" },
+    extra: { type: "string" },
     source: { type: "boolean", default: false },
     prof: { type: "string" },
     keep: { type: "boolean", default: false },
@@ -201,11 +209,33 @@ process.on("SIGUSR1", () => console.log(JSON.stringify(usage)));
 process.on("SIGUSR2", () => { for (const k in usage) usage[k] = [0, 0]; });
 `;
 
+const NATSLOOP = `
+import { connect } from "${REPO}/node_modules/@nats-io/transport-node/index.js";
+import { jetstream, jetstreamManager } from "${REPO}/node_modules/@nats-io/jetstream/lib/mod.js";
+const nc = await connect({ servers: process.env.NATS_URL });
+const jsm = await jetstreamManager(nc);
+await jsm.streams.add({ name: "IDLE_NATSLOOP", subjects: ["idle.natsloop.>"] }).catch(() => {});
+const js = jetstream(nc);
+const padding = "x".repeat(300);
+let seq = 0;
+const t0 = performance.now();
+for (;;) {
+  const due = Math.floor(((performance.now() - t0) / 1000) * 10);
+  const acks = [];
+  while (seq < due) {
+    const e = { event_id: crypto.randomUUID(), timestamp: new Date().toISOString(), type: "synthetic.event", source: "natsloop", severity: "info", event_data: { custom: { seq: String(seq++), padding } } };
+    acks.push(js.publish("idle.natsloop.synthetic", JSON.stringify(e), { msgID: e.event_id }));
+  }
+  await Promise.all(acks);
+  await Bun.sleep(800);
+}
+`;
+
 function compileScript(name: string, source: string): string {
   const file = join(work, `${name}.js`);
   writeFileSync(file, source);
   const out = join(work, name);
-  const r = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "--bytecode", file, "--outfile", out], { stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", file, "--outfile", out], { stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`compiling ${name}: ${r.stderr}`);
   return out;
 }
@@ -227,6 +257,7 @@ function cases(): Case[] {
   return [
     { name: "bare", what: "bare Bun, setInterval(() => {}, 1000)", command: [compileScript("bare", "setInterval(() => {}, 1000);\n")] },
     { name: "readloop", what: "bare Bun reading the /proc collectors' files at their intervals", command: [compileScript("readloop", READLOOP), proc, join(sys, "fs/cgroup")] },
+    { name: "natsloop", what: "bare Bun + nats.js: 10 events/s to JetStream, 8 every 0.8 s, acks awaited", command: [compileScript("natsloop", NATSLOOP)] },
     { name: "none", what: "agent, connected, no collector", config: "collectors: {}\n" },
     { name: "synthetic10", what: "agent, only synthetic at 10 events/s", config: collectorsYaml("  synthetic: { config: { rate: 10, payload_bytes: 512 } }\n") },
     { name: "process-host", what: "agent, only process, this machine's /proc, 5 s", config: collectorsYaml("  process: { config: { interval: 5s, containers_only: true } }\n") },
@@ -261,8 +292,16 @@ function agentConfigFile(c: Case, natsUrl: string): string {
       c.config!;
   }
   text += `\nhttp: { listen: "127.0.0.1:${port}" }\n`;
+  if (flags.extra && !c.binary) text = stringifyYaml(merge(parseYaml(text), parseYaml(flags.extra)));
   writeFileSync(file, text);
   return file;
+}
+
+function merge(a: any, b: any): any {
+  if (typeof a !== "object" || a === null || typeof b !== "object" || b === null) return b;
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = merge(a[k], v);
+  return out;
 }
 
 interface Running {
