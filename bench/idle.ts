@@ -264,6 +264,7 @@ function cases(): Case[] {
     { name: "process", what: "agent, only process, the node (400 procs), 5 s", config: collectorsYaml(`  process: { config: { ${NODE_PROC}, interval: 5s, containers_only: true } }\n`) },
     { name: "memory", what: "agent, only memory, the node (110 pods), 10 s", config: collectorsYaml(`  memory: { config: { ${NODE_PROC}, sys_root: ${sys}, interval: 10s } }\n`) },
     { name: "network", what: "agent, only network, the node, 15 s", config: collectorsYaml(`  network: { config: { ${NODE_PROC}, interval: 15s } }\n`) },
+    { name: "kernel", what: "agent, only kernel: the node's kmsg file (5 records/s, an OOM kill every 30 s), vmstat", config: collectorsYaml(`  kernel: { config: { ${NODE_PROC}, kmsg_path: ${kmsg} } }\n`) },
     {
       name: "busy",
       what: "agent, process + memory + network + kernel on the node",
