@@ -32,7 +32,7 @@
 // intervals (readdir of proc_root, then stat + cgroup of each pid, every 5 s;
 // meminfo, pressure and each pod cgroup's memory and cpu files every 10 s;
 // the net files every 15 s), timing each poll with process.cpuUsage().
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -357,7 +357,12 @@ async function main(): Promise<void> {
   const only = flags.only?.split(",");
   const chosen = cases().filter((c) => !only || only.includes(c.name));
   if (flags.base) {
-    for (const c of [...chosen]) if (!c.command) chosen.push({ ...c, name: `${c.name}@base`, binary: flags.base, config: c.config });
+    // A copy written now, like the binary built now: the file-backed part of RSS depends on how
+    // much of the executable the page cache holds (fault-around maps only cached pages).
+    const base = join(work, "base-binary");
+    copyFileSync(flags.base, base);
+    chmodSync(base, 0o755);
+    for (const c of [...chosen]) if (!c.command) chosen.push({ ...c, name: `${c.name}@base`, binary: base, config: c.config });
   }
   buildNode();
   if (!flags.source && !flags.binary) buildAgent(join(work, "tapio-collectors"));
