@@ -1,8 +1,8 @@
 // Logging: pino JSON lines, written synchronously to a file descriptor (no
 // transports: worker-thread transports break inside a compiled binary), or
-// pino-pretty as an in-process stream for people at a terminal.
+// pino-pretty as an in-process stream for people at a terminal, loaded only
+// then (it costs the JSON-logging agent memory for nothing).
 import pino, { type Logger } from "pino";
-import pretty from "pino-pretty";
 import { redactText } from "./config/redact.ts";
 
 export type LogFormat = "json" | "pretty";
@@ -19,7 +19,7 @@ export interface LogOptions {
   fd: 1 | 2;
 }
 
-export function createLogger(o: LogOptions): Logger {
+export async function createLogger(o: LogOptions): Promise<Logger> {
   const options: pino.LoggerOptions = {
     level: o.level,
     base: { agent: "tapio-collectors" },
@@ -31,7 +31,7 @@ export function createLogger(o: LogOptions): Logger {
   };
   const stream =
     o.format === "pretty"
-      ? pretty({ destination: o.fd, sync: true, colorize: process.env.NO_COLOR === undefined && Boolean(o.fd === 1 ? process.stdout.isTTY : process.stderr.isTTY) })
+      ? (await import("pino-pretty")).default({ destination: o.fd, sync: true, colorize: process.env.NO_COLOR === undefined && Boolean(o.fd === 1 ? process.stdout.isTTY : process.stderr.isTTY) })
       : pino.destination({ fd: o.fd, sync: true });
   return pino(options, stream);
 }

@@ -35,6 +35,27 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
 }
 
+/**
+ * Runs `fn` with a signal that aborts after `ms`, or when `parent` aborts,
+ * whichever comes first; the timer is cleared as soon as `fn` settles.
+ * AbortSignal.any([parent, AbortSignal.timeout(ms)]) would leave its timer
+ * armed: it fires (and dispatches an abort nobody waits for) `ms` after
+ * every call, a wakeup per batch for nothing.
+ */
+export async function withTimeLimit<T>(parent: AbortSignal, ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(parent.reason);
+  if (parent.aborted) onAbort();
+  else parent.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(() => controller.abort(new DOMException(`no outcome within ${ms} ms`, "TimeoutError")), ms);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    clearTimeout(timer);
+    parent.removeEventListener("abort", onAbort);
+  }
+}
+
 export const ABORTED = Symbol("aborted");
 
 /**

@@ -11,7 +11,6 @@ import { Orchestrator, type ShutdownReport } from "../orchestrator/orchestrator.
 import { countsText } from "../orchestrator/shutdown.ts";
 import { Spool, SpoolError } from "../spool/spool.ts";
 import { redactUrlCredentials, rememberSecrets } from "../config/redact.ts";
-import { AgentMetrics } from "../metrics/metrics.ts";
 import { HttpServer, type HttpServerOptions } from "../http/server.ts";
 import { ConfigReloader } from "../reload/reloader.ts";
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
@@ -45,11 +44,11 @@ export async function runCommand(args: string[]): Promise<number> {
   const registry = builtinRegistry();
   const config = await loadConfigFile(options.file, registry);
   rememberSecrets(config);
-  const log = createLogger({ level: options.level ?? config.orchestrator.log_level, format: options.format, fd: options.dryRun ? 2 : 1 });
+  const log = await createLogger({ level: options.level ?? config.orchestrator.log_level, format: options.format, fd: options.dryRun ? 2 : 1 });
   logStarting(log, config, options);
 
   const stops = new StopRequests();
-  const agent = startAgent(config, registry, log, options, stops);
+  const agent = await startAgent(config, registry, log, options, stops);
   const unwatch = watchProcess(log, stops, agent.orchestrator);
   await agent.reloader?.start();
   if (options.once) await untilRoundDone(agent.orchestrator, config, log, stops);
@@ -117,9 +116,16 @@ interface Agent {
   stop(): Promise<ShutdownReport>;
 }
 
-/** Opens the spool, starts the publisher, the orchestrator and the endpoints. */
-function startAgent(config: Config, registry: CollectorRegistry, log: Logger, { file, level, dryRun, once }: RunOptions, stops: StopRequests): Agent {
+/**
+ * Opens the spool, starts the publisher, the orchestrator and the endpoints.
+ * Metrics are only kept where /metrics serves them: without the endpoints the
+ * Prometheus exporter is not even loaded (a few MiB of memory).
+ */
+async function startAgent(config: Config, registry: CollectorRegistry, log: Logger, { file, level, dryRun, once }: RunOptions, stops: StopRequests): Promise<Agent> {
   const build = { version: AGENT_VERSION, bun: Bun.version };
+  // --dry-run is a look at the events, not a running agent: no endpoints.
+  const endpoints = config.http.enabled && !dryRun;
+  const Metrics = endpoints ? (await import("../metrics/metrics.ts")).AgentMetrics : undefined;
   const publisherFor = (nats: Config["nats"]) =>
     createPublisher(nats, { log, dryRun, onError: (reason, _err, events) => orchestrator.ledger.publishFailed(reason, events) });
   // --dry-run prints events and must neither write nor replay a real spool.
@@ -133,12 +139,14 @@ function startAgent(config: Config, registry: CollectorRegistry, log: Logger, { 
     log,
     once,
     onFatal: (err) => stops.failed(err),
-    onBatchDone: (seconds) => metrics.batchDone(seconds),
-    onHandoff: (seconds) => metrics.handoff(seconds),
+    ...(Metrics && {
+      onBatchDone: (seconds: number) => metrics!.batchDone(seconds),
+      onHandoff: (seconds: number) => metrics!.handoff(seconds),
+      onPollRound: (collector: string, wall: number, cpu: number) => metrics!.pollRound(collector, wall, cpu),
+    }),
   });
-  const metrics = new AgentMetrics(orchestrator, build);
-  // --dry-run is a look at the events, not a running agent: no endpoints.
-  const http = config.http.enabled && !dryRun ? startHttp({ config: config.http, orchestrator, metrics, log, build }) : undefined;
+  const metrics = Metrics && new Metrics(orchestrator, build);
+  const http = metrics ? startHttp({ config: config.http, orchestrator, metrics, log, build }) : undefined;
   orchestrator.start();
   const reloader = once
     ? undefined
@@ -146,7 +154,9 @@ function startAgent(config: Config, registry: CollectorRegistry, log: Logger, { 
         file,
         registry,
         log,
-        onResult: (result) => metrics.reloads[result]++,
+        onResult: (result) => {
+          if (metrics) metrics.reloads[result]++;
+        },
         apply: async (next) => {
           await orchestrator.reconfigure(next, publisherFor);
           if (level === undefined) log.level = next.orchestrator.log_level;
@@ -159,7 +169,7 @@ function startAgent(config: Config, registry: CollectorRegistry, log: Logger, { 
       reloader?.stop();
       const report = await orchestrator.stop();
       http?.stop();
-      await metrics.shutdown();
+      await metrics?.shutdown();
       return report;
     },
   };

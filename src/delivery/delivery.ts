@@ -15,7 +15,7 @@ import type { CommitWaiters } from "../orchestrator/commit-waiters.ts";
 import type { Spool } from "../spool/spool.ts";
 import { asSpoolError, diagnoseLocation, SPOOL_ERROR_REASONS, type SpoolError, type SpoolErrorReason } from "../spool/errors.ts";
 import { LogThrottle } from "../log.ts";
-import { sleep } from "../wait.ts";
+import { sleep, withTimeLimit } from "../wait.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import type { CircuitBreakers } from "./circuit.ts";
 import { DeliveryAccounting } from "./accounting.ts";
@@ -158,7 +158,7 @@ export class Delivery {
       if (live.length === 0) return unwritten;
     }
     this.#handoff(live);
-    const outcome = await this.#slot.publish(publisher, live, AbortSignal.any([deadline, AbortSignal.timeout(this.#o.spillAfterMs)]));
+    const outcome = await withTimeLimit(deadline, this.#o.spillAfterMs, (signal) => this.#slot.publish(publisher, live, signal));
     this.#settle(live, outcome);
     this.#rejected(outcome);
     if (outcome.undelivered.length === 0) return unwritten;

@@ -11,7 +11,7 @@ import type { PublishOutcome } from "../publish/publisher.ts";
 import type { Spool, SpooledEvent } from "../spool/spool.ts";
 import type { QueuedEvent } from "../event/event.ts";
 import { eventSubject, routesOfSubject } from "../orchestrator/instance.ts";
-import { sleep } from "../wait.ts";
+import { sleep, withTimeLimit } from "../wait.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import type { CircuitBreakers } from "./circuit.ts";
 import type { DeliveryAccounting } from "./accounting.ts";
@@ -19,7 +19,11 @@ import type { PublisherSlot } from "./publisher-slot.ts";
 
 /** Retry delays after a failed replay. */
 const DRAIN_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 5000 };
-/** How often an idle drainer looks again when nothing wakes it. */
+/**
+ * How often a drainer with rows it cannot send now (NATS away, circuits
+ * open) looks again when nothing wakes it. With an empty spool it sleeps
+ * until something is spooled: an idle agent has no timer here.
+ */
 const DRAIN_IDLE_MS = 250;
 
 export interface DrainerOptions {
@@ -118,11 +122,11 @@ export class SpoolDrainer {
       }
       this.#discardDamaged();
       if (rows.length === 0) {
-        await this.#idle();
+        await this.#idle(spool.depth > 0);
         continue;
       }
       accounting.replaying(rows);
-      const outcome = await slot.publish(publisher, rows, AbortSignal.any([deadline, AbortSignal.timeout(spillAfterMs)]));
+      const outcome = await withTimeLimit(deadline, spillAfterMs, (signal) => slot.publish(publisher, rows, signal));
       const undelivered = outcome.undelivered as readonly SpooledEvent[];
       this.#o.settle(rows, outcome);
       accounting.replayed(undelivered);
@@ -155,8 +159,11 @@ export class SpoolDrainer {
     this.#o.warn("drain:spool_corrupt", { reason: "spool_corrupt", events: damaged.length, seq: first.seq, collector: first.collector }, "damaged spool rows (checksum mismatch) discarded, not published");
   }
 
-  /** Waits until something is spooled, or a short while (NATS may have come back). */
-  #idle(): Promise<void> {
+  /**
+   * Waits until something is spooled; with rows waiting (`retry`), at most a
+   * short while (NATS may have come back, a circuit closed).
+   */
+  #idle(retry: boolean): Promise<void> {
     const { deadline } = this.#o;
     return new Promise<void>((resolve) => {
       const done = () => {
@@ -165,7 +172,7 @@ export class SpoolDrainer {
         this.#wake = undefined;
         resolve();
       };
-      const timer = setTimeout(done, DRAIN_IDLE_MS);
+      const timer = retry ? setTimeout(done, DRAIN_IDLE_MS) : undefined;
       this.#wake = done;
       deadline.addEventListener("abort", done, { once: true });
     });

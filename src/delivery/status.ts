@@ -54,7 +54,8 @@ export function deliveryProblems(parts: DeliveryParts): string[] {
   }
   const problem = spoolProblem(parts);
   if (problem) out.push(problem);
-  const stats = spoolStats(parts);
+  // Checked every second by the health monitor: the depth is a field; the rest (a query, the file sizes) only when it counts.
+  const stats = (parts.spool?.depth ?? 0) > 0 ? spoolStats(parts) : undefined;
   if (stats && stats.depth > 0) {
     const age = stats.oldestAt === undefined ? 0 : Math.round((Date.now() - stats.oldestAt) / 1000);
     out.push(`${stats.depth} event(s) waiting in the spool, oldest ${age}s`);

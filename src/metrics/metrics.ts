@@ -5,7 +5,7 @@
 // /metrics is served by our own Bun.serve (src/http/server.ts).
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
-import type { Histogram } from "@opentelemetry/api";
+import type { Counter, Histogram } from "@opentelemetry/api";
 import type { Orchestrator } from "../orchestrator/orchestrator.ts";
 import type { CollectorState } from "../orchestrator/health.ts";
 import type { CircuitState } from "../delivery/circuit.ts";
@@ -17,6 +17,8 @@ const COLLECTOR_STATES: readonly CollectorState[] = ["starting", "running", "deg
 const CIRCUIT_VALUE: Record<CircuitState, number> = { closed: 0, half_open: 1, open: 2 };
 /** Batch processing times: 100 µs to 10 s. */
 const PROCESSING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Poll rounds: a read of a few files to HTTP requests that time out (30 s). */
+const POLL_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export type ReloadResult = "success" | "failure";
 
@@ -26,6 +28,10 @@ export class AgentMetrics {
   readonly #provider = new MeterProvider({ readers: [this.#exporter] });
   readonly #processing: Histogram;
   readonly #handoff: Histogram;
+  readonly #pollSeconds: Histogram;
+  readonly #pollCpu: Counter;
+  /** one attribute object per collector, so that a round allocates none */
+  readonly #pollAttributes = new Map<string, { collector: string }>();
   /** config reloads by result; counted by the reloader */
   readonly reloads: Record<ReloadResult, number> = { success: 0, failure: 0 };
 
@@ -97,7 +103,22 @@ export class AgentMetrics {
       description: "Agent-internal latency: from a collector's emit to the hand-off of the event to the NATS client (first and last event of each batch)",
       advice: { explicitBucketBoundaries: PROCESSING_BUCKETS },
     });
+    this.#pollSeconds = meter.createHistogram("orchestrator_collector_poll_seconds", {
+      description: "Wall time of one poll round of a polling collector (reading its sources, emitting what changed)",
+      advice: { explicitBucketBoundaries: POLL_BUCKETS },
+    });
+    this.#pollCpu = meter.createCounter("orchestrator_collector_poll_cpu_seconds", {
+      description: "CPU time (user + system) of the agent process during poll rounds, by collector; divided by orchestrator_collector_poll_seconds_count: CPU per round",
+    });
   }
+
+  /** A collector's poll round is done (see OrchestratorOptions.onPollRound). */
+  readonly pollRound = (collector: string, wallSeconds: number, cpuSeconds: number): void => {
+    let attributes = this.#pollAttributes.get(collector);
+    if (!attributes) this.#pollAttributes.set(collector, (attributes = { collector }));
+    this.#pollSeconds.record(wallSeconds, attributes);
+    this.#pollCpu.add(cpuSeconds, attributes);
+  };
 
   /** Emit to hand-off to the NATS client, sampled per batch (see OrchestratorOptions.onHandoff). */
   readonly handoff = (seconds: number): void => {

@@ -71,6 +71,11 @@ export interface CollectorContext {
   parseError(source: string, detail: string): void;
   /** Where the collector stopped in its source, kept across restarts (see CollectorState). */
   readonly state: CollectorState;
+  /**
+   * One poll round is done (src/collectors/common/poll.ts calls it): its wall
+   * time and the process CPU time spent meanwhile, for the poll metrics.
+   */
+  pollRound(wallSeconds: number, cpuSeconds: number): void;
 }
 
 /**

@@ -51,6 +51,8 @@ export interface OrchestratorOptions {
   onBatchDone?: (seconds: number) => void;
   /** called with seconds from emit to the hand-off to the NATS client, for the first and last event of each batch published at once (metrics) */
   onHandoff?: (seconds: number) => void;
+  /** called after each poll round of a collector with its wall and CPU seconds (metrics) */
+  onPollRound?: (collector: string, wallSeconds: number, cpuSeconds: number) => void;
 }
 
 export interface ReconfigureResult {
@@ -236,6 +238,7 @@ export class Orchestrator {
       commits: this.#commits,
       states: this.#states,
       emitWaitsForCommit: this.#emitsWaitForCommit,
+      onPollRound: this.#o.onPollRound,
     });
     this.#runners.set(name, runner);
     runner.start();

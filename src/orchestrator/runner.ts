@@ -48,6 +48,8 @@ export interface RunnerOptions {
   emitWaitsForCommit: boolean;
   /** where the collector's ctx.state is kept, and told which events settled */
   states: CollectorStates;
+  /** a poll round is done: wall and CPU seconds (metrics) */
+  onPollRound?: (collector: string, wallSeconds: number, cpuSeconds: number) => void;
 }
 
 export class CollectorRunner {
@@ -276,6 +278,7 @@ export class CollectorRunner {
           this.#log.info(`collector ${this.name} recovered`);
         }
       },
+      pollRound: (wallSeconds: number, cpuSeconds: number) => this.#o.onPollRound?.(this.name, wallSeconds, cpuSeconds),
     };
   }
 

@@ -3,7 +3,8 @@
 // subscription, and acks are matched to events by the reply token. The
 // client's js.publish() makes a request (a promise, a timer and a
 // subscription entry) per message; here one batch costs one promise, and one
-// sweep timer fails the acks that never came.
+// sweep timer fails the acks that never came. The sweep runs only while acks
+// are awaited: an idle agent has no timer here.
 import {
   createInbox,
   NoRespondersError,
@@ -58,7 +59,9 @@ export class AckWindow {
   readonly #pending = new Map<number, Pending>();
   #next = 0;
   readonly #spaceWaiters: Array<() => void> = [];
-  readonly #sweep: ReturnType<typeof setInterval>;
+  readonly #sweepMs: number;
+  /** set while acks are pending */
+  #sweep: ReturnType<typeof setInterval> | undefined;
   readonly #msgId = new MsgIdHeader();
   readonly #options: PublishOptions = { headers: this.#msgId.headers, reply: "" };
 
@@ -69,8 +72,7 @@ export class AckWindow {
     // the connection's inbox prefix (nats.inbox_prefix), which the account lets us subscribe to
     this.#prefix = `${createInbox(options.inboxPrefix)}.`;
     this.#sub = this.#subscribe();
-    this.#sweep = setInterval(() => this.#expire(), Math.max(50, Math.min(1000, this.#timeoutMs / 4)));
-    this.#sweep.unref?.();
+    this.#sweepMs = Math.max(50, Math.min(1000, this.#timeoutMs / 4));
   }
 
   #subscribe(): Subscription {
@@ -144,6 +146,10 @@ export class AckWindow {
     }
     batch.open++;
     this.#pending.set(token, { batch, index, sentAt: performance.now() });
+    if (this.#sweep === undefined) {
+      this.#sweep = setInterval(this.#expire, this.#sweepMs);
+      this.#sweep.unref?.();
+    }
   }
 
   #onAck(msg: Msg): void {
@@ -167,8 +173,8 @@ export class AckWindow {
     return new Promise((resolve) => this.#spaceWaiters.push(resolve));
   }
 
-  /** Fails what waited longer than the timeout for its ack. */
-  #expire(): void {
+  /** Fails what waited longer than the timeout for its ack; stops sweeping once nothing is pending. */
+  readonly #expire = (): void => {
     const oldest = performance.now() - this.#timeoutMs;
     for (const [token, p] of this.#pending) {
       if (p.sentAt > oldest) break;
@@ -176,6 +182,12 @@ export class AckWindow {
       p.batch.failed.push({ event: p.batch.events[p.index]!, error: new TimeoutError() });
       this.#settle(p.batch);
     }
+    if (this.#pending.size === 0) this.#stopSweep();
+  };
+
+  #stopSweep(): void {
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
   }
 
   /** Fails everything in flight at once (the connection dropped: those acks will not come). */
@@ -198,7 +210,7 @@ export class AckWindow {
   }
 
   close(): void {
-    clearInterval(this.#sweep);
+    this.#stopSweep();
     this.failAll(new Error("publisher closed"));
     this.#sub.unsubscribe();
   }

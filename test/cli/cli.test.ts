@@ -1,9 +1,12 @@
 // The command line as a user meets it: exit codes, messages, no stack traces.
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { logLines, runAgent, spawnAgent, writeConfig, endpointsUrl } from "../helpers/agent.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { collectLines } from "../helpers/lines.ts";
 import { waitFor } from "../helpers/wait-for.ts";
+import { startNatsServer, stopAllNatsServers } from "../helpers/nats-server.ts";
+
+afterAll(stopAllNatsServers);
 
 const noStack = (text: string) => expect(text).not.toMatch(/^\s+at .+:\d+/m);
 
@@ -164,6 +167,23 @@ describe("the default config", () => {
 });
 
 describe("README promises", () => {
+  test("with http.enabled: false (no endpoints, no metrics kept) the agent publishes as ever", async () => {
+    const server = await startNatsServer({ jetstream: false });
+    const file = writeConfig(`
+nats: { url: "${server.url}", mode: core }
+http: { enabled: false }
+collectors:
+  synthetic: { config: { count: 5, rate: 0 } }
+  network: { config: { interval: 1s } }
+`);
+    const r = await runAgent(["--once", "-c", file]);
+    expect(r.code).toBe(0);
+    const lines = logLines(r.stdout);
+    expect(lines.some((l) => String(l.msg).startsWith("HTTP endpoints on"))).toBe(false);
+    const summary = lines.find((l) => l.published !== undefined && l.accepted !== undefined);
+    expect(summary).toMatchObject({ accepted: 5, published: 5 });
+  });
+
   test("$TAPIO_CONFIG names the config when --config is not given", async () => {
     const file = writeConfig("orchestrator:\n  workers: zero\n");
     const r = await runAgent(["validate"], { env: { TAPIO_CONFIG: file } });

@@ -18,6 +18,8 @@ export interface Recording {
   parseErrors: Array<{ source: string; detail: string }>;
   /** every value saved in ctx.state, in order; load() returns the last (or `saved` as given) */
   saves: string[];
+  /** the poll rounds done, as the orchestrator's poll metrics would see them */
+  pollRounds: Array<{ wallSeconds: number; cpuSeconds: number }>;
   /** stops the collector (aborts ctx.signal) */
   stop(): void;
 }
@@ -34,6 +36,7 @@ export function recordingContext(opts: { name?: string; once?: boolean; saved?: 
     healthyCalls: 0,
     parseErrors: [],
     saves: [],
+    pollRounds: [],
     stop: () => controller.abort(),
     ctx: {
       name,
@@ -70,6 +73,7 @@ export function recordingContext(opts: { name?: string; once?: boolean; saved?: 
         load: () => rec.saves.at(-1) ?? opts.saved,
         save: (value) => void rec.saves.push(value),
       },
+      pollRound: (wallSeconds, cpuSeconds) => rec.pollRounds.push({ wallSeconds, cpuSeconds }),
     },
   };
   return rec;

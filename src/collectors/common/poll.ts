@@ -7,6 +7,10 @@ import { sleep } from "../../wait.ts";
 
 export async function poll(ctx: CollectorContext, intervalMs: number, round: () => Promise<void>): Promise<void> {
   for (;;) {
+    // CPU is the whole process's while the round runs: exact for a round that
+    // does not wait, and an upper bound for one that awaits I/O meanwhile.
+    const wall = performance.now();
+    const cpu = process.cpuUsage();
     try {
       await round();
       ctx.healthy();
@@ -14,6 +18,8 @@ export async function poll(ctx: CollectorContext, intervalMs: number, round: () 
       if (ctx.signal.aborted) return;
       ctx.degraded(err instanceof Error ? err.message : String(err));
     }
+    const used = process.cpuUsage(cpu);
+    ctx.pollRound((performance.now() - wall) / 1000, (used.user + used.system) / 1e6);
     if (ctx.once || !(await sleep(intervalMs, ctx.signal))) return;
   }
 }

@@ -41,6 +41,7 @@ export class SourceHealth {
       degraded: (reason) => this.failed(source, reason),
       healthy: () => this.ok(source),
       state: ctx.state,
+      pollRound: (wall, cpu) => ctx.pollRound(wall, cpu),
     };
   }
 }

@@ -9,7 +9,7 @@ import type { EventInput, EventMetadata, Priority } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { sleep } from "../../wait.ts";
 import { uuidV5, EVENT_ID_NAMESPACE } from "../../event/uuid.ts";
-import { readText, under } from "../common/paths.ts";
+import { readText, readTextSync, under } from "../common/paths.ts";
 import { readableFile } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { ownerOf } from "../common/kubepods.ts";
@@ -340,7 +340,7 @@ export class KernelCollector implements Collector {
     const path = under(this.config.proc_root, "vmstat");
     let last: number | undefined;
     return poll(health.contextFor("vmstat"), this.config.vmstat_interval.ms, async () => {
-      const text = await readText(path);
+      const text = readTextSync(path);
       let total: number | undefined;
       try {
         total = parseKeyed(text).get("oom_kill");

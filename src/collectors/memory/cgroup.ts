@@ -1,9 +1,10 @@
 // The cgroup side: where the memory and cpu controllers are mounted (v1, v2
 // or hybrid), the pod and container cgroups kubelet created under them, and
-// what their memory and cpu files say.
-import { existsSync, statSync } from "node:fs";
-import { readdir } from "node:fs/promises";
-import { readText, under } from "../common/paths.ts";
+// what their memory and cpu files say. Reads are synchronous: cgroupfs
+// files are built in memory, and a node's hundreds of them are read each
+// poll (the collector lets the event loop run between pods).
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { under } from "../common/paths.ts";
 import { containerOf, podUidOf } from "../common/kubepods.ts";
 import { parseValue } from "./parse.ts";
 import { parseKeyed } from "../common/keyed.ts";
@@ -57,9 +58,9 @@ export interface PodCgroup {
 /** kubelet's top cgroup: `kubepods.slice` with the systemd driver, `kubepods` with cgroupfs. */
 const KUBEPODS = ["kubepods.slice", "kubepods"];
 
-async function subdirs(dir: string): Promise<string[]> {
+function subdirs(dir: string): string[] {
   try {
-    const entries = await readdir(dir, { withFileTypes: true });
+    const entries = readdirSync(dir, { withFileTypes: true });
     return entries.filter((e) => e.isDirectory()).map((e) => e.name);
   } catch (err) {
     // A pod or container removed while we walk: it is simply gone.
@@ -74,25 +75,25 @@ async function subdirs(dir: string): Promise<string[]> {
  * (burstable, besteffort). Undefined when the hierarchy has no kubepods
  * cgroup at all (not a Kubernetes node, or the host path is not mounted).
  */
-export async function findPods(hierarchy: string): Promise<PodCgroup[] | undefined> {
+export function findPods(hierarchy: string): PodCgroup[] | undefined {
   const roots = KUBEPODS.filter((name) => isDir(under(hierarchy, name)));
   if (roots.length === 0) return undefined;
   const pods: PodCgroup[] = [];
-  const visit = async (path: string, depth: number): Promise<void> => {
-    for (const name of await subdirs(under(hierarchy, path))) {
+  const visit = (path: string, depth: number): void => {
+    for (const name of subdirs(under(hierarchy, path))) {
       const child = `${path}/${name}`;
       const podUid = podUidOf(name);
-      if (podUid) pods.push(await pod(hierarchy, child, podUid));
-      else if (depth === 0) await visit(child, 1);
+      if (podUid) pods.push(pod(hierarchy, child, podUid));
+      else if (depth === 0) visit(child, 1);
     }
   };
-  for (const root of roots) await visit(root, 0);
+  for (const root of roots) visit(root, 0);
   return pods;
 }
 
-async function pod(hierarchy: string, path: string, podUid: string): Promise<PodCgroup> {
+function pod(hierarchy: string, path: string, podUid: string): PodCgroup {
   const dir = under(hierarchy, path);
-  const containers = (await subdirs(dir)).map((name): ContainerCgroup => {
+  const containers = subdirs(dir).map((name): ContainerCgroup => {
     const container = containerOf(name);
     const c: ContainerCgroup = { path: `${path}/${name}`, dir: under(dir, name), id: container?.id ?? name };
     if (container?.runtime) c.runtime = container.runtime;
@@ -105,12 +106,12 @@ async function pod(hierarchy: string, path: string, podUid: string): Promise<Pod
  * Reads a cgroup file; undefined when it does not exist (the cgroup went
  * away, or this kernel does not have the file). Other errors are thrown.
  */
-async function readOptional(path: string): Promise<string | undefined> {
+function readOptional(path: string): string | undefined {
   try {
-    return await readText(path);
+    return readFileSync(path, "utf8");
   } catch (err) {
-    if (!existsSync(path)) return undefined;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" || !existsSync(path)) return undefined;
+    throw new Error(`cannot read ${path}: ${(err as Error).message}`);
   }
 }
 
@@ -137,9 +138,9 @@ const UNLIMITED = 2 ** 60;
 export type ParseErrorSink = (file: string, detail: string) => void;
 
 /** Reads and parses one cgroup file; a missing file, or one that does not parse (reported), reads as undefined. */
-async function parsed<T>(dir: string, file: string, parse: (text: string) => T, onError: ParseErrorSink): Promise<T | undefined> {
-  const path = under(dir, file);
-  const text = await readOptional(path);
+function parsed<T>(dir: string, file: string, parse: (text: string) => T, onError: ParseErrorSink): T | undefined {
+  const path = `${dir}/${file}`;
+  const text = readOptional(path);
   if (text === undefined) return undefined;
   try {
     return parse(text);
@@ -150,22 +151,20 @@ async function parsed<T>(dir: string, file: string, parse: (text: string) => T, 
 }
 
 /** The memory files of one cgroup; undefined when the cgroup is gone. */
-export async function readMemory(dir: string, version: 1 | 2, onError: ParseErrorSink): Promise<MemoryReading | undefined> {
-  if (!existsSync(dir)) return undefined;
+export function readMemory(dir: string, version: 1 | 2, onError: ParseErrorSink): MemoryReading | undefined {
   if (version === 2) {
-    const [usage, limit, events] = await Promise.all([
-      parsed(dir, "memory.current", parseValue, onError),
-      parsed(dir, "memory.max", parseValue, onError),
-      parsed(dir, "memory.events", parseKeyed, onError),
-    ]);
+    const usage = parsed(dir, "memory.current", parseValue, onError);
+    const limit = parsed(dir, "memory.max", parseValue, onError);
+    const events = parsed(dir, "memory.events", parseKeyed, onError);
+    // Nothing read: the cgroup may be gone (checked only then: one stat less per cgroup and poll).
+    if (usage === undefined && limit === undefined && events === undefined && !existsSync(dir)) return undefined;
     return { usage, limit, counters: events ?? new Map() };
   }
-  const [usage, limit, failcnt, oomControl] = await Promise.all([
-    parsed(dir, "memory.usage_in_bytes", parseValue, onError),
-    parsed(dir, "memory.limit_in_bytes", parseValue, onError),
-    parsed(dir, "memory.failcnt", parseValue, onError),
-    parsed(dir, "memory.oom_control", parseKeyed, onError),
-  ]);
+  const usage = parsed(dir, "memory.usage_in_bytes", parseValue, onError);
+  const limit = parsed(dir, "memory.limit_in_bytes", parseValue, onError);
+  const failcnt = parsed(dir, "memory.failcnt", parseValue, onError);
+  const oomControl = parsed(dir, "memory.oom_control", parseKeyed, onError);
+  if (usage === undefined && limit === undefined && failcnt === undefined && oomControl === undefined && !existsSync(dir)) return undefined;
   const counters = new Map<string, number>();
   if (failcnt !== undefined) counters.set("failcnt", failcnt);
   // oom_kill is in memory.oom_control since Linux 4.13
@@ -186,8 +185,8 @@ export interface CpuReading {
 }
 
 /** cpu.stat of one cgroup (v1 throttled_time in ns, v2 throttled_usec); undefined when it has none. */
-export async function readCpu(dir: string, onError: ParseErrorSink): Promise<CpuReading | undefined> {
-  const stat = await parsed(dir, "cpu.stat", parseKeyed, onError);
+export function readCpu(dir: string, onError: ParseErrorSink): CpuReading | undefined {
+  const stat = parsed(dir, "cpu.stat", parseKeyed, onError);
   if (!stat) return undefined;
   const periods = stat.get("nr_periods");
   const throttled = stat.get("nr_throttled");

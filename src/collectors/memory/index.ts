@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import type { EventInput, EventMetadata, Severity } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
-import { readText, under } from "../common/paths.ts";
+import { readTextSync, under, yieldToEventLoop } from "../common/paths.ts";
 import { readableDirectory, readableFile } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { detectLayout, findPods, readCpu, readMemory, type ContainerCgroup, type CpuReading, type ParseErrorSink, type PodCgroup } from "./cgroup.ts";
@@ -14,6 +14,8 @@ import { memoryConfigSchema, type MemoryConfig } from "./schema.ts";
 import { Counters, Levels } from "./state.ts";
 
 const PSI_RESOURCES = ["memory", "cpu", "io"] as const;
+/** Pods read between two turns of the event loop (each pod: a few files per cgroup, read synchronously). */
+const PODS_PER_CHUNK = 32;
 /**
  * Node-wide pressure is about the node, read from the kernel: `node.*`, not
  * `kubelet.*` (which is for what the kubelet's API reports). Memory PSI and
@@ -82,10 +84,10 @@ export class MemoryCollector implements Collector {
     if (psi.length > 0 && !existsSync(pressureDir) && existsSync(under(this.config.proc_root, "meminfo"))) {
       problems.push(`no PSI on this kernel (${pressureDir} is missing: CONFIG_PSI off, or booted with psi=0)`);
     } else {
-      for (const resource of psi) await this.#pressure(ctx, resource, events, problems);
+      for (const resource of psi) this.#pressure(ctx, resource, events, problems);
     }
     const { percent: minPercent, bytes: minBytes } = this.config.memory_available;
-    if (minPercent > 0 || minBytes > 0) await this.#meminfo(ctx, events, problems);
+    if (minPercent > 0 || minBytes > 0) this.#meminfo(ctx, events, problems);
     const walked = await this.#cgroups(ctx, events, problems);
     // Forget cgroups that are gone; after a failed walk, keep everything (they may well be there).
     const keep = (scope: string) => scope === NODE || walked === undefined || walked.has(scope);
@@ -95,9 +97,9 @@ export class MemoryCollector implements Collector {
     if (problems.length > 0) throw new Error(problems.join("; "));
   }
 
-  async #pressure(ctx: CollectorContext, resource: (typeof PSI_RESOURCES)[number], events: EventInput[], problems: string[]): Promise<void> {
+  #pressure(ctx: CollectorContext, resource: (typeof PSI_RESOURCES)[number], events: EventInput[], problems: string[]): void {
     const thresholds = this.config.psi[resource];
-    const psi = await readParsed(ctx, under(this.config.proc_root, "pressure", resource), `pressure/${resource}`, parsePsi, problems);
+    const psi = readParsed(ctx, under(this.config.proc_root, "pressure", resource), `pressure/${resource}`, parsePsi, problems);
     if (!psi) return;
     for (const kind of ["some", "full"] as const) {
       const threshold = kind === "some" ? thresholds.some_avg10 : thresholds.full_avg10;
@@ -126,9 +128,9 @@ export class MemoryCollector implements Collector {
     }
   }
 
-  async #meminfo(ctx: CollectorContext, events: EventInput[], problems: string[]): Promise<void> {
+  #meminfo(ctx: CollectorContext, events: EventInput[], problems: string[]): void {
     const { percent: minPercent, bytes: minBytes } = this.config.memory_available;
-    const values = await readParsed(ctx, under(this.config.proc_root, "meminfo"), "meminfo", parseMeminfo, problems);
+    const values = readParsed(ctx, under(this.config.proc_root, "meminfo"), "meminfo", parseMeminfo, problems);
     if (!values) return;
     const total = values.get("MemTotal")!;
     // MemAvailable is there since Linux 3.14; before, free plus page cache is the usual estimate.
@@ -167,19 +169,29 @@ export class MemoryCollector implements Collector {
       return undefined;
     }
     try {
-      const memoryPods = layout.memory ? await findPods(layout.memory) : undefined;
-      const cpuPods = layout.cpu ? await findPods(layout.cpu) : undefined;
+      const memoryPods = layout.memory ? findPods(layout.memory) : undefined;
+      // On v2 both controllers are in the one hierarchy: walked once.
+      const cpuPods = layout.cpu === layout.memory ? memoryPods : layout.cpu ? findPods(layout.cpu) : undefined;
       if (!memoryPods && !cpuPods) {
         problems.push(`no kubepods cgroup under ${root} (not a Kubernetes node?)`);
         return undefined;
       }
       const walked = new Set<string>();
-      for (const pod of [...(memoryPods ?? []), ...(cpuPods ?? [])]) {
-        walked.add(pod.path);
-        for (const c of pod.containers) walked.add(c.path);
+      for (const pods of [memoryPods, cpuPods]) {
+        for (const pod of pods ?? []) {
+          walked.add(pod.path);
+          for (const c of pod.containers) walked.add(c.path);
+        }
       }
-      for (const pod of memoryPods ?? []) await this.#podMemory(ctx, pod, layout.version, events);
-      for (const pod of cpuPods ?? []) await this.#podCpu(ctx, pod, events);
+      let read = 0;
+      for (const pod of memoryPods ?? []) {
+        if (++read % PODS_PER_CHUNK === 0) await yieldToEventLoop();
+        this.#podMemory(ctx, pod, layout.version, events);
+      }
+      for (const pod of cpuPods ?? []) {
+        if (++read % PODS_PER_CHUNK === 0) await yieldToEventLoop();
+        this.#podCpu(ctx, pod, events);
+      }
       this.#baselined = true;
       return walked;
     } catch (err) {
@@ -188,9 +200,9 @@ export class MemoryCollector implements Collector {
     }
   }
 
-  async #podMemory(ctx: CollectorContext, pod: PodCgroup, version: 1 | 2, events: EventInput[]): Promise<void> {
+  #podMemory(ctx: CollectorContext, pod: PodCgroup, version: 1 | 2, events: EventInput[]): void {
     const onError: ParseErrorSink = (file, detail) => ctx.parseError(file, detail);
-    const readings = await Promise.all(pod.containers.map((c) => readMemory(c.dir, version, onError)));
+    const readings = pod.containers.map((c) => readMemory(c.dir, version, onError));
     const explained = new Map<string, number>();
     pod.containers.forEach((container, i) => {
       const reading = readings[i];
@@ -200,7 +212,7 @@ export class MemoryCollector implements Collector {
       for (const [name, delta] of grown) explained.set(name, (explained.get(name) ?? 0) + delta);
       this.#memoryEvents(subject, reading.usage, reading.limit, reading.underOom, grown, events);
     });
-    const reading = await readMemory(pod.dir, version, onError);
+    const reading = readMemory(pod.dir, version, onError);
     if (!reading) return;
     const grown = this.#grown(pod.path, reading.counters);
     for (const [name, delta] of grown) {
@@ -269,11 +281,12 @@ export class MemoryCollector implements Collector {
     };
   }
 
-  async #podCpu(ctx: CollectorContext, pod: PodCgroup, events: EventInput[]): Promise<void> {
+  #podCpu(ctx: CollectorContext, pod: PodCgroup, events: EventInput[]): void {
     // Throttling is per cgroup, each against its own quota: the containers' and the pod's.
     const subjects: Subject[] = [{ path: pod.path, podUid: pod.podUid }, ...pod.containers.map((container) => ({ path: container.path, podUid: pod.podUid, container }))];
     const dirs = [pod.dir, ...pod.containers.map((c) => c.dir)];
-    const readings = await Promise.all(dirs.map((dir) => readCpu(dir, (file, detail) => ctx.parseError(file, detail))));
+    const onError: ParseErrorSink = (file, detail) => ctx.parseError(file, detail);
+    const readings = dirs.map((dir) => readCpu(dir, onError));
     subjects.forEach((subject, i) => {
       const reading = readings[i];
       if (reading) this.#throttling(subject, reading, events);
@@ -337,10 +350,10 @@ export const memoryFactory: CollectorFactory<MemoryConfig> = {
  * Reads and parses one file: a file that cannot be read is a problem (the
  * collector turns degraded); one that cannot be parsed is a parse error.
  */
-async function readParsed<T>(ctx: CollectorContext, path: string, source: string, parse: (text: string) => T, problems: string[]): Promise<T | undefined> {
+function readParsed<T>(ctx: CollectorContext, path: string, source: string, parse: (text: string) => T, problems: string[]): T | undefined {
   let text: string;
   try {
-    text = await readText(path);
+    text = readTextSync(path);
   } catch (err) {
     problems.push(message(err));
     return undefined;

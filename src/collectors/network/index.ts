@@ -5,7 +5,7 @@
 // or a counter went backwards) only sets the baseline.
 import type { EventInput } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
-import { readText, under } from "../common/paths.ts";
+import { readTextSync, under } from "../common/paths.ts";
 import { readableDirectory } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { parseCounterPairs, parseGauge, parseNetDev, parseSockstat } from "./parse.ts";
@@ -154,7 +154,7 @@ export class NetworkCollector implements Collector {
 
   /** One poll: read every source, emit what changed, then report the sources that were missing. */
   async #round(ctx: CollectorContext): Promise<void> {
-    const { sample, missing } = await this.#read(ctx);
+    const { sample, missing } = this.#read(ctx);
     const events = this.#last ? counterEvents(this.#last, sample, this.#config) : [];
     // A gauge needs no baseline: conntrack is judged from the first poll on.
     const conntrack = this.#conntrackEvent(sample.conntrack);
@@ -164,27 +164,28 @@ export class NetworkCollector implements Collector {
     if (missing.length > 0) throw new Error(missing.join("; "));
   }
 
-  async #read(ctx: CollectorContext): Promise<{ sample: Sample; missing: string[] }> {
+  /** Reads every source, synchronously: six small procfs files the kernel builds in memory. */
+  #read(ctx: CollectorContext): { sample: Sample; missing: string[] } {
     const net = (file: string) => under(this.#config.proc_root, this.#config.net_dir, file);
     const netfilter = (file: string) => under(this.#config.proc_root, "sys/net/netfilter", file);
-    const read = async <T>(path: string, source: string, parse: (text: string, fail: (d: string) => void) => T): Promise<{ value?: T; missing?: string }> => {
+    const read = <T>(path: string, source: string, parse: (text: string, fail: (d: string) => void) => T): { value?: T; missing?: string } => {
       let text: string;
       try {
-        text = await readText(path);
+        text = readTextSync(path);
       } catch (err) {
         return { missing: (err as Error).message };
       }
       return { value: parse(text, (detail) => ctx.parseError(source, detail)) };
     };
     const skipped: { value?: number; missing?: string } = {};
-    const [snmp, netstat, dev, sockstat, count, max] = await Promise.all([
+    const [snmp, netstat, dev, sockstat, count, max] = [
       read(net("snmp"), "net/snmp", parseCounterPairs),
       read(net("netstat"), "net/netstat", parseCounterPairs),
       read(net("dev"), "net/dev", parseNetDev),
       read(net("sockstat"), "net/sockstat", parseSockstat),
       this.#config.conntrack ? read(netfilter("nf_conntrack_count"), "nf_conntrack_count", parseGauge) : skipped,
       this.#config.conntrack ? read(netfilter("nf_conntrack_max"), "nf_conntrack_max", parseGauge) : skipped,
-    ]);
+    ];
     const sample: Sample = {
       at: performance.now(),
       counters: new Map([...(snmp.value ?? []), ...(netstat.value ?? [])]),

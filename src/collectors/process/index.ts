@@ -2,10 +2,15 @@
 // eBPF-free stand-in for exec/exit tracepoints. A process is its pid plus
 // its start time (stat field 22), so a pid reused between two polls reads as
 // one exit and one start.
-import { readdir, readlink } from "node:fs/promises";
+//
+// A poll reads each pid's stat, and nothing else of a process it knows:
+// cgroup only for a new process, cmdline and exe only for a start it emits.
+// Reads are synchronous (procfs files are built in memory), in chunks with
+// the event loop let through between them.
+import { readdirSync, readlinkSync } from "node:fs";
 import type { EventInput, EventMetadata } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
-import { under, readText } from "../common/paths.ts";
+import { readTextIfThere, readTextSync, under, yieldToEventLoop } from "../common/paths.ts";
 import { readableDirectory, readableFile } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { isKernelThread, parseBootTime, parseCgroup, parseCmdline, parseStat, type CgroupInfo, type PidStat } from "./procfs.ts";
@@ -15,8 +20,8 @@ import { processConfigSchema, type ProcessConfig } from "./schema.ts";
 const TICKS_PER_SECOND = 100;
 /** Command lines can run to megabytes; events (and what is kept until the exit) hold the first 4 KiB. */
 const MAX_ARGUMENT_CHARS = 4096;
-/** Files read at once while listing; bounds open descriptors on nodes with many processes. */
-const READ_BATCH = 128;
+/** Files read between two turns of the event loop: a few milliseconds of reading at most. */
+const READ_CHUNK = 256;
 /**
  * Unfiltered, a live node starts something every few minutes (timers, exec
  * probes, kubelet's mounts); silence that long means /proc is not the host's.
@@ -31,18 +36,11 @@ interface Tracked {
   startTicks: number;
   /** passes the filters (kernel threads, containers_only): only these produce events */
   reported: boolean;
+  /** the last poll that saw it */
+  seen: number;
   cgroup?: CgroupInfo;
   executable?: string;
   args?: string[];
-}
-
-/** Reads a per-process file; undefined when the process is gone (or hides it): a race, not an error. */
-async function readPidFile(path: string): Promise<string | undefined> {
-  try {
-    return await readText(path);
-  } catch {
-    return undefined;
-  }
 }
 
 export class ProcessCollector implements Collector {
@@ -50,6 +48,7 @@ export class ProcessCollector implements Collector {
   readonly #pattern: RegExp;
   /** by pid: what the last poll saw */
   #known = new Map<number, Tracked>();
+  #polls = 0;
   #baselined = false;
   #bootTime: number | undefined;
   #skippedTotal = 0;
@@ -65,36 +64,47 @@ export class ProcessCollector implements Collector {
 
   /** One poll: list /proc, diff against the last poll, emit starts and exits. */
   async #round(ctx: CollectorContext): Promise<void> {
-    const current = await this.#list(ctx);
+    const poll = ++this.#polls;
+    const exits: Tracked[] = [];
+    const fresh: PidStat[] = [];
+    await this.#list(ctx, (stat) => {
+      const known = this.#known.get(stat.pid);
+      if (known && known.startTicks === stat.startTicks) {
+        // Reparenting (to init or a subreaper) and exec (comm) change these while the process lives.
+        known.ppid = stat.ppid;
+        known.comm = stat.comm;
+        known.seen = poll;
+        return;
+      }
+      // A pid reused since the last poll: that process exited.
+      if (known) {
+        this.#known.delete(stat.pid);
+        if (known.reported) exits.push(known);
+      }
+      fresh.push(stat);
+    });
     // Boot time only dates the starts: without it events go out without start_time, and health says why.
     let bootTimeProblem: string | undefined;
     if (this.#bootTime === undefined) {
       try {
-        this.#bootTime = parseBootTime(await readText(under(this.#config.proc_root, "stat")), (d) => ctx.parseError("stat", d));
+        this.#bootTime = parseBootTime(readTextSync(under(this.#config.proc_root, "stat")), (d) => ctx.parseError("stat", d));
       } catch (err) {
         bootTimeProblem = (err as Error).message;
       }
     }
 
-    const exits: Tracked[] = [];
     for (const [pid, known] of this.#known) {
-      const now = current.get(pid);
-      if (now && now.startTicks === known.startTicks) {
-        // Reparenting (to init or a subreaper) and exec (comm) change these while the process lives.
-        known.ppid = now.ppid;
-        known.comm = now.comm;
-        continue;
-      }
+      if (known.seen === poll) continue;
       this.#known.delete(pid);
       if (known.reported) exits.push(known);
     }
     const starts: Tracked[] = [];
-    const fresh = [...current].filter(([pid]) => !this.#known.has(pid));
-    await inBatches(fresh, async ([pid, stat]) => {
-      const tracked = await this.#track(ctx, pid, stat);
-      this.#known.set(pid, tracked);
+    for (let i = 0; i < fresh.length; i++) {
+      if (i > 0 && i % READ_CHUNK === 0) await yieldToEventLoop();
+      const tracked = this.#track(ctx, fresh[i]!, poll);
+      this.#known.set(tracked.pid, tracked);
       if (tracked.reported && this.#baselined) starts.push(tracked);
-    });
+    }
     // In the order they started, as far as a poll can tell.
     const byStart = (a: Tracked, b: Tracked) => a.startTicks - b.startTicks || a.pid - b.pid;
     exits.sort(byStart);
@@ -104,7 +114,7 @@ export class ProcessCollector implements Collector {
 
     const cap = this.#config.max_events_per_poll;
     const emitted = [...exits.map((p) => ["exit", p] as const), ...starts.map((p) => ["start", p] as const)].slice(0, cap);
-    await inBatches(emitted.filter(([kind]) => kind === "start"), ([, p]) => this.#details(p));
+    for (const [kind, p] of emitted) if (kind === "start") this.#details(p);
     const events = emitted.map(([kind, p]) => processEvent(kind, p, this.#bootTime));
     const skipped = exits.length + starts.length - emitted.length;
     if (skipped > 0) {
@@ -115,34 +125,36 @@ export class ProcessCollector implements Collector {
     if (bootTimeProblem) throw new Error(bootTimeProblem);
   }
 
-  /** pid -> stat of every process in /proc now; a missing /proc throws (degraded, retried). */
-  async #list(ctx: CollectorContext): Promise<Map<number, PidStat>> {
+  /** Reads the stat of every process in /proc now into `each`; a missing /proc throws (degraded, retried). */
+  async #list(ctx: CollectorContext, each: (stat: PidStat) => void): Promise<void> {
     const root = this.#config.proc_root;
     let names: string[];
     try {
-      names = await readdir(root);
+      names = readdirSync(root);
     } catch (err) {
       throw new Error(`cannot list ${root}: ${(err as Error).message}`);
     }
-    const pids = names.filter((n) => /^\d+$/.test(n));
-    const current = new Map<number, PidStat>();
-    await inBatches(pids, async (name) => {
-      const text = await readPidFile(under(root, name, "stat"));
-      if (text === undefined) return;
-      const fail = (detail: string) => ctx.parseError("pid stat", detail);
+    const fail = (detail: string) => ctx.parseError("pid stat", detail);
+    let read = 0;
+    for (const name of names) {
+      if (!isPid(name)) continue;
+      if (++read % READ_CHUNK === 0) await yieldToEventLoop();
+      // Gone since the listing (or hidden): a race, not an error.
+      const text = readTextIfThere(`${root}/${name}/stat`);
+      if (text === undefined) continue;
       const stat = parseStat(text, fail);
       // procfs never shows another pid's stat: a file that does is not what it claims to be.
       if (stat && stat.pid !== Number(name)) fail(`${under(root, name, "stat")} names pid ${stat.pid}`);
-      else if (stat) current.set(stat.pid, stat);
-    });
-    return current;
+      else if (stat) each(stat);
+    }
   }
 
   /** A process seen for the first time: its cgroup decides whether it is reported. */
-  async #track(ctx: CollectorContext, pid: number, stat: PidStat): Promise<Tracked> {
-    const tracked: Tracked = { pid, ppid: stat.ppid, comm: stat.comm, startTicks: stat.startTicks, reported: false };
+  #track(ctx: CollectorContext, stat: PidStat, poll: number): Tracked {
+    const pid = stat.pid;
+    const tracked: Tracked = { pid, ppid: stat.ppid, comm: stat.comm, startTicks: stat.startTicks, reported: false, seen: poll };
     if (!this.#config.kernel_threads && isKernelThread(stat)) return tracked;
-    const text = await readPidFile(under(this.#config.proc_root, String(pid), "cgroup"));
+    const text = readTextIfThere(under(this.#config.proc_root, String(pid), "cgroup"));
     const cgroup = text === undefined ? undefined : parseCgroup(text, this.#pattern, (d) => ctx.parseError("pid cgroup", d));
     if (cgroup) tracked.cgroup = cgroup;
     // With containers_only, a process whose cgroup cannot be read is not known to be in a container.
@@ -151,12 +163,12 @@ export class ProcessCollector implements Collector {
   }
 
   /** cmdline and exe, read only for starts that are emitted (a fork storm reads no more than the cap). */
-  async #details(p: Tracked): Promise<void> {
+  #details(p: Tracked): void {
     const dir = under(this.#config.proc_root, String(p.pid));
-    const cmdline = await readPidFile(under(dir, "cmdline"));
+    const cmdline = readTextIfThere(under(dir, "cmdline"));
     if (cmdline) p.args = capArguments(parseCmdline(cmdline));
     try {
-      p.executable = await readlink(under(dir, "exe"));
+      p.executable = readlinkSync(under(dir, "exe"));
     } catch {
       // Kernel threads have no exe; other users' processes hide it unless the agent runs as root.
     }
@@ -178,9 +190,14 @@ function capArguments(args: string[]): string[] {
   return kept;
 }
 
-/** Runs `fn` over `items`, READ_BATCH at a time. */
-async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += READ_BATCH) await Promise.all(items.slice(i, i + READ_BATCH).map(fn));
+/** A /proc entry that is a process: all digits (the other entries are the kernel's files). */
+function isPid(name: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 function processEvent(kind: "start" | "exit", p: Tracked, bootTime: number | undefined): EventInput {

@@ -34,6 +34,31 @@ export function isKernelThread(stat: PidStat): boolean {
   return Math.floor(stat.flags / PF_KTHREAD) % 2 === 1;
 }
 
+/** The fields of stat read after the comm, as indexes after it: state (3), ppid (4), flags (9), start time (22). */
+const STAT_FIELDS = [0, 1, 6, 19];
+
+/** The whitespace-separated fields of `text` from `start` at the (ascending) `indexes`; "" for those past its end. */
+function fieldsAfter(text: string, start: number, indexes: readonly number[]): string[] {
+  const out: string[] = [];
+  let field = 0;
+  let i = start;
+  const end = text.length;
+  const blank = (c: number) => c === 32 || c === 10 || c === 9 || c === 13 || c === 11 || c === 12;
+  for (const want of indexes) {
+    for (;;) {
+      while (i < end && blank(text.charCodeAt(i))) i++;
+      const from = i;
+      while (i < end && !blank(text.charCodeAt(i))) i++;
+      if (from === i) return out; // no more fields
+      if (field++ === want) {
+        out.push(text.slice(from, i));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * /proc/<pid>/stat: `pid (comm) state ppid ...`. comm may hold spaces and
  * parentheses ("(sd-pam)", "a) b (c"), so the fields after it are counted from
@@ -53,10 +78,10 @@ export function parseStat(text: string, fail: OnError): PidStat | undefined {
     return undefined;
   }
   // After the comm come fields 3, 4, ...: field n is rest[n - 3]. The state (3) is only checked, as a sign of the layout.
-  const rest = text.slice(close + 1).trim().split(/\s+/);
-  const [state = "", ppid = "", flags = "", startTicks = ""] = [rest[0], rest[1], rest[6], rest[19]];
+  // Read by scanning, not split: a poll parses every process's stat, and only these four of its 50 fields matter.
+  const [state = "", ppid = "", flags = "", startTicks = ""] = fieldsAfter(text, close + 1, STAT_FIELDS);
   if (!/^[A-Za-z]$/.test(state) || !isCount(ppid) || !isCount(flags) || !isCount(startTicks)) {
-    fail(`truncated or malformed after the comm (${rest.length} fields)`);
+    fail(`truncated or malformed after the comm (${text.slice(close + 1).trim().split(/\s+/).length} fields)`);
     return undefined;
   }
   return {

@@ -6,11 +6,13 @@ import { syntheticConfigSchema, type SyntheticConfig } from "./schema.ts";
 
 /**
  * Emitting is paced in ticks rather than per event (no per-event timers),
- * about 8 events a tick, between 1 ms and 100 ms: bursts stay small, so an
- * event does not wait long behind the rest of its tick.
+ * about 8 events a tick, between 1 ms and 1 s: bursts stay small, so an
+ * event does not wait long behind the rest of its tick, and at a low rate
+ * the agent wakes once for several events, not once for each (every wakeup
+ * costs a core about as much as the work of an event).
  */
 function tickMs(rate: number): number {
-  return Math.min(100, Math.max(1, (8 * 1000) / rate));
+  return Math.min(1000, Math.max(1, (8 * 1000) / rate));
 }
 /** At rate 0, yield to the event loop this often so I/O keeps flowing. */
 const YIELD_EVERY = 512;
@@ -55,7 +57,8 @@ export class SyntheticCollector implements Collector {
         const wait = ctx.emit(next());
         if (wait) await wait;
       }
-      if (seq < total) await Bun.sleep(tick);
+      // Below one event a tick, sleep until the next one is due rather than wake for nothing.
+      if (seq < total) await Bun.sleep(Math.max(tick, startedAt + ((seq + 1) / rate) * 1000 - performance.now()));
     }
     return this.#idle(ctx);
   }

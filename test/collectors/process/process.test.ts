@@ -128,6 +128,30 @@ describe("process collector on a fake /proc", () => {
     expect(events[1]!.event_data.kernel).toEqual({ event_type: "start", pid: 100, ppid: 1, command: "cron" });
   });
 
+  test("a known process costs one read of its stat a poll: its cgroup and cmdline are read once, when it is new", async () => {
+    const proc = fakeProc();
+    const c = collector({ proc_root: proc.root, containers_only: true });
+    const rec = recordingContext();
+    await rounds(c, rec);
+    proc.add(10, { start: 500, cgroup: testdata("cgroup-v2-containerd"), cmdline: ["app"] });
+    expect(summary(await rounds(c, rec))).toEqual(["start 10"]);
+    // Were these read again, the garbage would be a parse error (cgroup), and the missing file an event without arguments.
+    writeFileSync(join(proc.root, "10", "cgroup"), "garbage");
+    rmSync(join(proc.root, "10", "cmdline"));
+    proc.add(10, { comm: "renamed", ppid: 7, start: 500 }); // the same process: exec'd, reparented
+    expect(await rounds(c, rec, 3)).toEqual([]);
+    expect(rec.parseErrors).toEqual([]);
+    // Its stat is still read each poll: the exit carries the name and parent of the last poll.
+    proc.remove(10);
+    const [exit] = await rounds(c, rec);
+    expect(exit!.event_data.kernel).toEqual({ event_type: "exit", pid: 10, ppid: 7, command: "renamed" });
+
+    // A new process under a reused pid is read whole again.
+    proc.add(10, { start: 900, cgroup: "garbage" });
+    await rounds(c, rec);
+    expect(rec.parseErrors).toEqual([{ source: "pid cgroup", detail: "truncated: no newline at the end" }]);
+  });
+
   test("containers_only reports only processes in kubepods cgroups; kernel threads only when asked", async () => {
     const proc = fakeProc();
     const c = collector({ proc_root: proc.root, containers_only: true });
