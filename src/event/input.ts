@@ -5,24 +5,9 @@
 // are built from the Go field table (go-domain.ts): one source of truth.
 import * as v from "valibot";
 import type { EventInput } from "./event.ts";
-import { GO_COLLECTOR_EVENT, type GoKind, type GoStruct } from "./go-domain.ts";
+import { BASE64, GO_COLLECTOR_EVENT, INT_RANGES, RFC3339, type GoKind, type GoStruct } from "./go-domain.ts";
 
 type Schema = v.GenericSchema<unknown, unknown>;
-
-const INT_RANGES: Record<string, readonly [number, number]> = {
-  int: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  int32: [-(2 ** 31), 2 ** 31 - 1],
-  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  duration: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  uint8: [0, 255],
-  uint16: [0, 65535],
-  uint32: [0, 2 ** 32 - 1],
-  uint64: [0, Number.MAX_SAFE_INTEGER],
-};
-
-/** What Go's time.Time.UnmarshalJSON takes (Go 1.20+ parses RFC 3339 strictly): upper-case T and Z, two-digit fields. */
-export const RFC3339 = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** The valibot schema of one Go kind. Structs are strict: an unknown key is a typo Go would silently drop. */
 export function goKindSchema(kind: GoKind): Schema {

@@ -1,25 +1,10 @@
 // Would Go's encoding/json decode this JSON into that Go type? Walks a parsed
-// event against the kinds in go-domain-fields.ts and says where it would not.
+// event against the kinds in src/event/go-domain.ts and says where it would not.
 // Stricter than Go in three places, on purpose: enum strings must be known
 // values (Go takes any string, but its code compares them), null is refused
 // (the schema leaves absent fields out), and integers stop at 2^53 (past it a
 // JavaScript number is no longer the exact integer it meant to be).
-import type { GoKind, GoStruct } from "../../src/event/go-domain.ts";
-
-const INT_RANGES: Record<string, readonly [number, number]> = {
-  int: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  int32: [-(2 ** 31), 2 ** 31 - 1],
-  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  duration: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  uint8: [0, 255],
-  uint16: [0, 65535],
-  uint32: [0, 2 ** 32 - 1],
-  uint64: [0, Number.MAX_SAFE_INTEGER],
-};
-
-// What Go's time.Time.UnmarshalJSON takes (Go 1.20+ parses RFC 3339 strictly): upper-case T and Z, two-digit fields.
-const RFC3339 = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+import { BASE64, INT_RANGES, RFC3339, type GoKind, type GoStruct } from "../../src/event/go-domain.ts";
 
 export interface GoDecodeCheck {
   /** fields Go would refuse (the whole event fails to decode) or that break the schema's rules */
