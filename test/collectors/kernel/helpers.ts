@@ -1,5 +1,6 @@
 // Shared by the kernel collector tests: test data, kmsg records from plain
 // kernel messages, configs, waiting.
+import { accessSync } from "node:fs";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
@@ -43,4 +44,14 @@ export function countingOpen(): { open: OpenKmsg; reads: Array<KmsgRead["kind"]>
     };
   };
   return { open, reads };
+}
+
+/** Whether this process may access `path` with `mode` (tests that need /dev/kmsg skip otherwise). */
+export function can(path: string, mode: number): boolean {
+  try {
+    accessSync(path, mode);
+    return true;
+  } catch {
+    return false;
+  }
 }

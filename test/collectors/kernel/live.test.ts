@@ -3,24 +3,16 @@
 // out as kubelet lays out a pod's. Each test is skipped where the machine
 // does not allow it (no root, no v1 memory controller).
 import { afterAll, describe, expect, test } from "bun:test";
-import { accessSync, constants, existsSync, mkdirSync, rmdirSync, writeFileSync } from "node:fs";
+import { constants, existsSync, mkdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { KernelCollector } from "../../../src/collectors/kernel/index.ts";
 import { openKmsg } from "../../../src/collectors/kernel/kmsg.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
 import { runInBackground, runOnce } from "../../helpers/collector-context.ts";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "../../helpers/cleanup.ts";
-import { countingOpen, kernelConfig } from "./helpers.ts";
+import { can, countingOpen, kernelConfig } from "./helpers.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
-function can(path: string, mode: number): boolean {
-  try {
-    accessSync(path, mode);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const KMSG = "/dev/kmsg";
 const readable = can(KMSG, constants.R_OK);

@@ -3,14 +3,14 @@
 // records just before it read again only as context, event ids derived from
 // boot id and sequence number; another boot, or no boot id, starts as before.
 import { afterAll, describe, expect, test } from "bun:test";
-import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { constants, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CONTEXT_RECORDS, KernelCollector, kmsgEventId } from "../../../src/collectors/kernel/index.ts";
 import type { KmsgRead, KmsgSource } from "../../../src/collectors/kernel/kmsg.ts";
 import { runInBackground, runOnce, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
-import { asKmsg, countingOpen, kernelConfig, OOM_6_18, TESTDATA } from "./helpers.ts";
+import { asKmsg, can, countingOpen, kernelConfig, OOM_6_18, TESTDATA } from "./helpers.ts";
 
 const dir = makeTempDir("kernel-resume");
 afterAll(() => removeTempDir(dir));
@@ -153,14 +153,6 @@ describe("kernel collector: resuming where the last run stopped", () => {
   });
 });
 
-function can(path: string, mode: number): boolean {
-  try {
-    accessSync(path, mode);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("kernel collector: resuming on this machine's /dev/kmsg", () => {
   const writable = can("/dev/kmsg", constants.W_OK) && can("/proc/sys/kernel/random/boot_id", constants.R_OK);
