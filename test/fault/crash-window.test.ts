@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 import { writeConfig } from "../helpers/agent.ts";
-import { exitCode, expectNoDuplicates, killAllAgents, msgStartsWith, readStream, sleepUntil, spoolRows, startAgent, streamCount } from "./harness.ts";
+import { exitCode, expectNoDuplicates, endFaultTest, msgStartsWith, readStream, sleepUntil, spoolRows, startAgent, streamCount } from "./harness.ts";
 
 const WRAPPER = join(import.meta.dir, "agent-recording-resolved.ts");
 const MAX_EVENTS = 2000;
@@ -17,13 +17,7 @@ const WORKERS = 4;
 const BATCH_SIZE = 256;
 
 const servers: NatsServer[] = [];
-afterEach(async () => {
-  await killAllAgents();
-  for (const server of servers.splice(0)) {
-    await server.kill("SIGCONT").catch(() => {});
-    await server.stop();
-  }
-});
+afterEach(() => endFaultTest(servers));
 afterAll(stopAllNatsServers);
 
 function config(server: NatsServer, stream: string, spoolPath: string, bufferType: "memory" | "disk", synthetic: boolean): string {

@@ -12,6 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { spawnAgent } from "../helpers/agent.ts";
 import { killAtExit, makeTempDir, spare } from "../helpers/cleanup.ts";
+import type { NatsServer } from "../helpers/nats-server.ts";
 
 // ---------------------------------------------------------------- the agent
 
@@ -97,6 +98,15 @@ export function startAgent(args: string[], command?: string[]): AgentProcess {
 }
 
 /** SIGKILLs every agent still running; use in afterEach/afterAll. */
+/** After a fault test, even a failed one: its agents killed, its servers thawed (SIGSTOP) and stopped. */
+export async function endFaultTest(servers: NatsServer[]): Promise<void> {
+  await killAllAgents();
+  for (const server of servers.splice(0)) {
+    await server.kill("SIGCONT").catch(() => {});
+    await server.stop();
+  }
+}
+
 export async function killAllAgents(): Promise<void> {
   const running = [...agents];
   for (const a of running) a.kill("SIGKILL");

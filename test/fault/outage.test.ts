@@ -14,7 +14,7 @@ import {
   expectAccounting,
   expectNoDuplicates,
   expectSeqs,
-  killAllAgents,
+  endFaultTest,
   msgStartsWith,
   readStream,
   sampleAt,
@@ -50,13 +50,7 @@ async function newServer(): Promise<NatsServer> {
   servers.push(server);
   return server;
 }
-afterEach(async () => {
-  await killAllAgents();
-  for (const server of servers.splice(0)) {
-    await server.kill("SIGCONT").catch(() => {});
-    await server.stop();
-  }
-});
+afterEach(() => endFaultTest(servers));
 afterAll(stopAllNatsServers);
 
 interface AgentConfig {

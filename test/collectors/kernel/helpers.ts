@@ -1,7 +1,6 @@
 // Shared by the kernel collector tests: test data, kmsg records from plain
 // kernel messages, configs, waiting.
-import { accessSync } from "node:fs";
-import { readFileSync } from "node:fs";
+import { accessSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import type { OpenKmsg } from "../../../src/collectors/kernel/index.ts";
