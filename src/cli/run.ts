@@ -10,6 +10,9 @@ import { createPublisher } from "../publish/index.ts";
 import { Orchestrator, type ShutdownReport } from "../orchestrator/orchestrator.ts";
 import { countsText } from "../orchestrator/shutdown.ts";
 import { Spool, SpoolError } from "../spool/spool.ts";
+import { DEFAULT_DESTINATION, destinationOfSpoolFile, spoolPathOf } from "../orchestrator/destination.ts";
+import { readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { redactUrlCredentials, rememberSecrets } from "../config/redact.ts";
 import { HttpServer, type HttpServerOptions } from "../http/server.ts";
 import { ConfigReloader } from "../reload/reloader.ts";
@@ -126,16 +129,26 @@ async function startAgent(config: Config, registry: CollectorRegistry, log: Logg
   // --dry-run is a look at the events, not a running agent: no endpoints.
   const endpoints = config.http.enabled && !dryRun;
   const Metrics = endpoints ? (await import("../metrics/metrics.ts")).AgentMetrics : undefined;
-  const publisherFor = (nats: Config["nats"]) =>
-    createPublisher(nats, { log, dryRun, onError: (reason, _err, events) => orchestrator.ledger.publishFailed(reason, events) });
+  const publisherFor = (nats: Config["nats"], destination: string) =>
+    createPublisher(nats, {
+      log: destination === DEFAULT_DESTINATION ? log : log.child({ destination }),
+      dryRun,
+      onError: (reason, _err, events) => orchestrator.destination(destination)?.ledger.publishFailed(reason, events),
+    });
   // --dry-run prints events and must neither write nor replay a real spool.
-  const { spool, unavailable } = config.spool.enabled && !dryRun ? openSpool(config, log) : {};
+  const spools = config.spool.enabled && !dryRun;
+  const { spool, unavailable } = spools ? openSpool(config, DEFAULT_DESTINATION, log) : {};
+  if (spools) reportLeftoverSpools(config, log);
   const orchestrator: Orchestrator = new Orchestrator({
     config,
     registry,
-    publisher: publisherFor(config.nats),
+    publisher: publisherFor(config.nats, DEFAULT_DESTINATION),
     spool,
     spoolUnavailable: unavailable,
+    openDestination: (name, nats) => {
+      const opened = spools ? openSpool(config, name, log) : {};
+      return { publisher: publisherFor(nats, name), spool: opened.spool, spoolUnavailable: opened.unavailable };
+    },
     log,
     once,
     onFatal: (err) => stops.failed(err),
@@ -176,21 +189,60 @@ async function startAgent(config: Config, registry: CollectorRegistry, log: Logg
 }
 
 /**
- * Opens the spool. One that cannot be opened (disk full, read-only,
- * permission, a file of another program) does not keep the agent from
- * running: it runs without one, loudly. Only a spool locked by another agent
- * stops it: two agents on one node would send every event twice.
+ * Opens a destination's spool (spoolPathOf). One that cannot be opened (disk
+ * full, read-only, permission, a file of another program) does not keep the
+ * agent from running: it runs without one, loudly. Only a spool locked by
+ * another agent stops it: two agents on one node would send every event twice.
  */
-function openSpool(config: Config, log: Logger): { spool?: Spool; unavailable?: SpoolError } {
+function openSpool(config: Config, destination: string, log: Logger): { spool?: Spool; unavailable?: SpoolError } {
+  const path = spoolPathOf(config.spool.path, destination);
   try {
-    return { spool: Spool.open({ path: config.spool.path, maxBytes: config.spool.max_bytes, whenFull: config.spool.when_full, log }) };
+    return { spool: Spool.open({ path, maxBytes: config.spool.max_bytes, whenFull: config.spool.when_full, log }) };
   } catch (err) {
     if (!(err instanceof SpoolError) || err.reason === "locked") throw err;
+    const which = destination === DEFAULT_DESTINATION ? "" : ` for destination ${destination}`;
     log.error(
-      { path: config.spool.path, reason: err.reason, err: err.message },
-      `running WITHOUT a spool: ${err.message}; events wait in memory only, and are lost if the agent stops while NATS is away`,
+      { path, reason: err.reason, err: err.message, ...(destination !== DEFAULT_DESTINATION && { destination }) },
+      `running WITHOUT a spool${which}: ${err.message}; events wait in memory only, and are lost if the agent stops while NATS is away`,
     );
     return { unavailable: err };
+  }
+}
+
+/**
+ * Spools of destinations no longer configured (a reload or an edit removed
+ * them): their events stay on disk and are replayed when a destination of
+ * that name comes back. Said at start, so they are not forgotten.
+ */
+function reportLeftoverSpools(config: Config, log: Logger): void {
+  const dir = dirname(config.spool.path);
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return; // no folder yet: nothing left over
+  }
+  for (const file of files) {
+    const name = destinationOfSpoolFile(config.spool.path, file);
+    if (name === undefined || Object.hasOwn(config.destinations, name)) continue;
+    const path = join(dir, file);
+    const events = countSpooled(config, path, log);
+    log.warn(
+      { destination: name, path, events },
+      `the spool of destination ${name}, which is not configured, holds ${events ?? "an unknown number of"} event(s) at ${path}; they are replayed when a destination named ${name} is configured again`,
+    );
+  }
+}
+
+/** Events in a spool file (undefined when it cannot be opened: locked, damaged, unreadable). */
+function countSpooled(config: Config, path: string, log: Logger): number | undefined {
+  try {
+    const spool = Spool.open({ path, maxBytes: config.spool.max_bytes, whenFull: config.spool.when_full, log });
+    const depth = spool.depth;
+    spool.close();
+    return depth;
+  } catch {
+    return undefined;
   }
 }
 

@@ -390,6 +390,30 @@ function collectorsSchema(registry: CollectorRegistry): Schema<Record<string, Co
   ) as Schema<Record<string, CollectorSection>>;
 }
 
+/** Names of `destinations:` entries: a metric label, a spool file name part, a word in routes. */
+const DESTINATION_NAME = /^[a-z0-9_-]+$/;
+
+/**
+ * `destinations:`: NATS clusters besides the default one (`nats:`), each with
+ * every key `nats` has; routes (src/routing/) say which events go where.
+ */
+const destinationsSchema = v.nullish(
+  v.pipe(
+    v.lazy((input) => {
+      const entries: Record<string, Schema<unknown>> = {};
+      if (isPlainMapping(input)) for (const key of Object.keys(input)) entries[key] = v.nullish(natsSchema, {});
+      return strictObject(entries);
+    }),
+    rule((destinations, report) => {
+      for (const name of Object.keys(destinations)) {
+        if (name === "default") report(name, 'the destination "default" is the nats section: configure it there');
+        else if (!DESTINATION_NAME.test(name)) report(name, `destination name "${name}" may hold only lowercase letters, digits, "_" and "-"`);
+      }
+    }),
+  ),
+  {},
+) as Schema<Record<string, v.InferOutput<typeof natsSchema>>>;
+
 /** The whole file; collector configs are validated by their factories' schemas. */
 export function configSchema(registry: CollectorRegistry) {
   return strictObject({
@@ -397,6 +421,8 @@ export function configSchema(registry: CollectorRegistry) {
     profile: v.optional(profileSchema()),
     orchestrator: v.nullish(orchestratorSchema, {}),
     nats: v.nullish(natsSchema, {}),
+    destinations: destinationsSchema,
+    routes: v.optional(v.array(v.any())),
     spool: v.nullish(spoolSchema, {}),
     http: v.nullish(httpSchema, {}),
     collectors: collectorsSchema(registry),

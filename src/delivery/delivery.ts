@@ -342,6 +342,11 @@ export class Delivery {
     return deliveryProblems(this.#parts());
   }
 
+  /** a spool is open (it may still fail: spoolProblem says) */
+  get hasSpool(): boolean {
+    return this.#spool !== undefined;
+  }
+
   spoolDepth(): number {
     return this.#spool?.depth ?? 0;
   }

@@ -9,6 +9,7 @@ import type { Counter, Histogram } from "@opentelemetry/api";
 import type { Orchestrator } from "../orchestrator/orchestrator.ts";
 import type { CollectorState } from "../orchestrator/health.ts";
 import type { CircuitState } from "../delivery/circuit.ts";
+import type { Destination } from "../orchestrator/destination.ts";
 import { DROP_REASONS } from "../event/drop-reasons.ts";
 import { PUBLISH_ERROR_REASONS } from "../publish/classify.ts";
 import { SPOOL_ERROR_REASONS } from "../spool/errors.ts";
@@ -54,39 +55,70 @@ export class AgentMetrics {
     meter.createObservableCounter("orchestrator_collector_parse_errors", { description: "Input a collector could not parse, by source" }).addCallback((r) => {
       for (const h of o.health.all()) for (const [source, n] of h.parseErrors) r.observe(n, { collector: h.name, source });
     });
-    meter.createObservableCounter("orchestrator_publish_errors", { description: `Failed publish attempts, in events, by reason (${PUBLISH_ERROR_REASONS.join(", ")})` }).addCallback((r) => {
-      for (const [reason, n] of o.ledger.publishErrors) r.observe(n, { reason });
+    meter.createObservableCounter("orchestrator_publish_errors", { description: `Failed publish attempts, in events, by destination and reason (${PUBLISH_ERROR_REASONS.join(", ")})` }).addCallback((r) => {
+      for (const d of o.destinations()) for (const [reason, n] of d.ledger.publishErrors) r.observe(n, { destination: d.name, reason });
     });
     meter.createObservableGauge("orchestrator_collector_state", { description: "1 for the collector's current state (starting, running, degraded, failed, stopped)" }).addCallback((r) => {
       for (const h of o.health.all()) for (const state of COLLECTOR_STATES) r.observe(h.state === state ? 1 : 0, { collector: h.name, state });
     });
 
-    meter.createObservableGauge("orchestrator_buffer_utilization", { description: "Fill of the in-memory queue, 0 to 1 (the fuller of its event and byte bounds)" }).addCallback((r) => r.observe(o.queue.utilization));
-    meter.createObservableGauge("orchestrator_buffer_events", { description: "Events in the in-memory queue" }).addCallback((r) => r.observe(o.queue.length));
-    meter.createObservableGauge("orchestrator_buffer_bytes", { description: "Bytes in the in-memory queue" }).addCallback((r) => r.observe(o.queue.bytes));
+    // Per destination (issue 15): `default` is the nats section; each of `destinations:` has its own queue, spool, circuits and connection.
+    const perDestination = (observe: (d: Destination, attributes: { destination: string }) => void) => {
+      for (const d of o.destinations()) observe(d, { destination: d.name });
+    };
+    meter.createObservableGauge("orchestrator_buffer_utilization", { description: "Fill of a destination's in-memory queue, 0 to 1 (the fuller of its event and byte bounds)" }).addCallback((r) =>
+      perDestination((d, a) => r.observe(d.queue.utilization, a)),
+    );
+    meter.createObservableGauge("orchestrator_buffer_events", { description: "Events in a destination's in-memory queue" }).addCallback((r) => perDestination((d, a) => r.observe(d.queue.length, a)));
+    meter.createObservableGauge("orchestrator_buffer_bytes", { description: "Bytes in a destination's in-memory queue" }).addCallback((r) => perDestination((d, a) => r.observe(d.queue.bytes, a)));
 
-    meter.createObservableGauge("orchestrator_spool_events", { description: "Events waiting in the disk spool" }).addCallback((r) => {
-      const s = o.delivery.status().spool;
-      if (s) r.observe(s.depth);
-    });
-    meter.createObservableGauge("orchestrator_spool_bytes", { description: "Bytes the disk spool holds (events plus row overhead)" }).addCallback((r) => {
-      const s = o.delivery.status().spool;
-      if (s) r.observe(s.bytes);
-    });
-    meter.createObservableGauge("orchestrator_spool_oldest_age_seconds", { description: "Age of the oldest event in the spool; 0 when empty" }).addCallback((r) => {
-      const s = o.delivery.status().spool;
-      if (s) r.observe(s.oldest_age_seconds ?? 0);
-    });
+    const spoolOf = (d: Destination) => d.delivery.status().spool;
+    meter.createObservableGauge("orchestrator_spool_events", { description: "Events waiting in a destination's disk spool" }).addCallback((r) =>
+      perDestination((d, a) => {
+        const s = spoolOf(d);
+        if (s) r.observe(s.depth, a);
+      }),
+    );
+    meter.createObservableGauge("orchestrator_spool_bytes", { description: "Bytes a destination's disk spool holds (events plus row overhead)" }).addCallback((r) =>
+      perDestination((d, a) => {
+        const s = spoolOf(d);
+        if (s) r.observe(s.bytes, a);
+      }),
+    );
+    meter.createObservableGauge("orchestrator_spool_oldest_age_seconds", { description: "Age of the oldest event in a destination's spool; 0 when empty" }).addCallback((r) =>
+      perDestination((d, a) => {
+        const s = spoolOf(d);
+        if (s) r.observe(s.oldest_age_seconds ?? 0, a);
+      }),
+    );
 
-    meter.createObservableCounter("orchestrator_spool_errors", { description: `Spool operations that failed, and spools that could not be opened, by reason (${SPOOL_ERROR_REASONS.join(", ")})` }).addCallback((r) => {
-      for (const [reason, n] of o.delivery.spoolErrors) r.observe(n, { reason });
-    });
+    meter.createObservableCounter("orchestrator_spool_errors", { description: `Spool operations that failed, and spools that could not be opened, by destination and reason (${SPOOL_ERROR_REASONS.join(", ")})` }).addCallback((r) =>
+      perDestination((d, { destination }) => {
+        for (const [reason, n] of d.delivery.spoolErrors) r.observe(n, { destination, reason });
+      }),
+    );
 
-    meter.createObservableGauge("orchestrator_circuit_state", { description: "Circuit per destination subject: 0 closed, 1 half-open, 2 open" }).addCallback((r) => {
-      for (const b of o.breakers.all()) r.observe(CIRCUIT_VALUE[b.state], { subject: b.subject });
-    });
-    meter.createObservableGauge("orchestrator_nats_connected", { description: "1 while connected to a NATS server" }).addCallback((r) => r.observe(o.delivery.status().nats.connected ? 1 : 0));
-    meter.createObservableCounter("orchestrator_nats_reconnects", { description: "Reconnects to NATS since start" }).addCallback((r) => r.observe(o.delivery.status().nats.reconnects));
+    meter.createObservableGauge("orchestrator_circuit_state", { description: "Circuit per destination and subject: 0 closed, 1 half-open, 2 open" }).addCallback((r) =>
+      perDestination((d, { destination }) => {
+        for (const b of d.breakers.all()) r.observe(CIRCUIT_VALUE[b.state], { destination, subject: b.subject });
+      }),
+    );
+    meter.createObservableGauge("orchestrator_nats_connected", { description: "1 while the destination is connected to a NATS server" }).addCallback((r) =>
+      perDestination((d, a) => r.observe(d.delivery.publisher.status().connected ? 1 : 0, a)),
+    );
+    meter.createObservableCounter("orchestrator_nats_reconnects", { description: "Reconnects to a destination's NATS since start" }).addCallback((r) =>
+      perDestination((d, a) => r.observe(d.delivery.publisher.status().reconnects, a)),
+    );
+    meter.createObservableCounter("orchestrator_destination_events", { description: "Events per destination by outcome: accepted (routed to it and queued), published, spooled, discarded, lost" }).addCallback((r) =>
+      perDestination((d, { destination }) => {
+        const t = d.ledger.totals();
+        r.observe(t.accepted, { destination, outcome: "accepted" });
+        r.observe(t.published, { destination, outcome: "published" });
+        r.observe(t.spooled, { destination, outcome: "spooled" });
+        r.observe(t.discarded, { destination, outcome: "discarded" });
+        r.observe(t.lost, { destination, outcome: "lost" });
+      }),
+    );
 
     meter.createObservableCounter("orchestrator_config_reloads", { description: "Configuration reloads, by result" }).addCallback((r) => {
       for (const result of Object.keys(this.reloads) as ReloadResult[]) r.observe(this.reloads[result], { result });

@@ -2,9 +2,8 @@
 // happens, warns about collectors silent past their quiet period, and logs a
 // periodic summary with rates.
 import type { Logger } from "pino";
-import type { Delivery } from "../delivery/delivery.ts";
 import type { HealthTracker } from "./health.ts";
-import type { EventQueue } from "./queue.ts";
+import { DEFAULT_DESTINATION, type Destination } from "./destination.ts";
 import type { CollectorRunner } from "./runner.ts";
 
 /** How often the agent's health is re-evaluated (and changes logged). */
@@ -17,8 +16,8 @@ export interface AgentHealth {
 
 export interface HealthMonitorOptions {
   health: HealthTracker;
-  delivery: Delivery;
-  queue: EventQueue;
+  /** every destination, default first */
+  destinations: () => Iterable<Destination>;
   log: Logger;
   /** the collectors running now */
   runners: () => Iterable<CollectorRunner>;
@@ -50,7 +49,10 @@ export class HealthMonitor {
 
   /** The agent as a whole: degraded while delivery has problems or a collector is not running. */
   agentHealth(): AgentHealth {
-    const problems = this.#o.delivery.problems();
+    const problems: string[] = [];
+    for (const d of this.#o.destinations()) {
+      for (const p of d.delivery.problems()) problems.push(d.name === DEFAULT_DESTINATION ? p : `destination ${d.name}: ${p}`);
+    }
     for (const h of this.#o.health.all()) {
       if (h.state === "degraded" || h.state === "failed") problems.push(`collector ${h.name} ${h.state}: ${h.lastError ?? ""}`);
     }
@@ -73,7 +75,7 @@ export class HealthMonitor {
 
   /** The periodic health line, as the Go original logged every 30 s, with rates since the last one. */
   #logSummary(now: number): void {
-    const { health, delivery, queue, log } = this.#o;
+    const { health, log } = this.#o;
     const seconds = (now - this.#lastSummaryAt) / 1000;
     this.#lastSummaryAt = now;
     const collectors: Record<string, unknown> = {};
@@ -83,10 +85,27 @@ export class HealthMonitor {
       collectors[h.name] = { state: h.state, accepted: h.accepted, published: h.published, dropped: h.droppedTotal, rate: Math.round((h.published - before) / seconds) };
     }
     const { state, problems } = this.agentHealth();
-    const nats = delivery.publisher.status();
+    const destinations = [...this.#o.destinations()];
+    const [first] = destinations;
+    const nats = first!.delivery.publisher.status();
+    let queue = 0;
+    let spool = 0;
+    for (const d of destinations) {
+      queue += d.queue.length;
+      spool += d.delivery.spoolDepth();
+    }
+    const others = destinations.slice(1).map((d) => `${d.name} ${d.delivery.publisher.status().connected ? "connected" : "disconnected"}`);
     log.info(
-      { health: state, problems, collectors, queue: queue.length, spool: delivery.spoolDepth(), nats: { connected: nats.connected, server: nats.server } },
-      `health: ${state}, ${Object.keys(collectors).length} collector(s), queue ${queue.length}, spool ${delivery.spoolDepth()}, NATS ${nats.connected ? "connected" : "disconnected"}`,
+      {
+        health: state,
+        problems,
+        collectors,
+        queue,
+        spool,
+        nats: { connected: nats.connected, server: nats.server },
+        ...(others.length > 0 && { destinations: Object.fromEntries(destinations.map((d) => [d.name, { connected: d.delivery.publisher.status().connected, queue: d.queue.length, spool: d.delivery.spoolDepth() }])) }),
+      },
+      `health: ${state}, ${Object.keys(collectors).length} collector(s), queue ${queue}, spool ${spool}, NATS ${nats.connected ? "connected" : "disconnected"}${others.length > 0 ? `, ${others.join(", ")}` : ""}`,
     );
   }
 }

@@ -4,30 +4,30 @@
 // collector), workers.ts, reload-plan.ts, health-monitor.ts, readiness.ts,
 // ledger.ts (counting) and shutdown.ts (the final accounts).
 import type { Logger } from "pino";
-import type { Config } from "../config/schema.ts";
+import type { Config, NatsConfig } from "../config/schema.ts";
 import type { Duration } from "../config/duration.ts";
 import type { Publisher } from "../publish/publisher.ts";
 import { PublisherClosedError } from "../publish/errors.ts";
-import { BatchPolicy } from "../publish/batch-policy.ts";
 import type { Spool } from "../spool/spool.ts";
 import type { SpoolError } from "../spool/errors.ts";
-import { CircuitBreakers } from "../delivery/circuit.ts";
-import { Delivery } from "../delivery/delivery.ts";
+import type { CircuitBreakers } from "../delivery/circuit.ts";
+import type { Delivery } from "../delivery/delivery.ts";
 import type { AnyCollectorFactory } from "./collector.ts";
 import type { CollectorRegistry } from "./registry.ts";
 import { HealthTracker } from "./health.ts";
-import { DeliveryLedger } from "./ledger.ts";
-import { EventQueue } from "./queue.ts";
+import type { DeliveryLedger } from "./ledger.ts";
+import type { EventQueue } from "./queue.ts";
 import { MAX_EVENT_BYTES } from "../event/encode.ts";
 import { collectorSubject } from "./instance.ts";
 import { CollectorRunner } from "./runner.ts";
-import { startWorkers } from "./workers.ts";
+import { DEFAULT_DESTINATION, Destination, type DestinationParts } from "./destination.ts";
+import { RouteTable } from "../routing/routes.ts";
 import { CommitWaiters } from "./commit-waiters.ts";
 import { CollectorStates } from "./collector-state.ts";
 import { planReload } from "./reload-plan.ts";
 import { HealthMonitor, type AgentHealth } from "./health-monitor.ts";
 import { readiness, type Readiness } from "./readiness.ts";
-import { closeBooks, countLeftInQueue, type ShutdownReport } from "./shutdown.ts";
+import { closeBooks, type DestinationClosing, type ShutdownReport } from "./shutdown.ts";
 
 export type { ShutdownReport } from "./shutdown.ts";
 
@@ -37,11 +37,14 @@ const COLLECTOR_STOP_TIMEOUT_MS = 5000;
 export interface OrchestratorOptions {
   config: Config;
   registry: CollectorRegistry;
+  /** the default destination's publisher (the nats section) */
   publisher: Publisher;
-  /** the opened spool, when spool.enabled (see src/spool/) */
+  /** the default destination's opened spool, when spool.enabled (see src/spool/) */
   spool?: Spool;
   /** spool.enabled, but it could not be opened: the agent runs without one */
   spoolUnavailable?: SpoolError;
+  /** makes the publisher and opens the spool of a destination of `destinations:` (at start, and when a reload adds one) */
+  openDestination?: (name: string, nats: NatsConfig) => DestinationParts;
   log: Logger;
   /** --once: each collector does one round */
   once?: boolean;
@@ -62,98 +65,142 @@ export interface ReconfigureResult {
   reconnected: boolean;
   /** changed settings that are read once at start */
   needRestart: string[];
+  /** destinations added, removed, or reconnected with new settings */
+  destinations: { added: string[]; removed: string[]; reconnected: string[] };
 }
 
 export class Orchestrator {
   readonly health = new HealthTracker();
-  readonly ledger = new DeliveryLedger(this.health);
-  readonly queue: EventQueue;
   /** waits on events' fates: every emit's in disk mode, and those senders ask for (emitAll) */
   readonly #commits = new CommitWaiters();
   /** disk mode: every emit resolves once its event is spooled */
   readonly #emitsWaitForCommit: boolean;
   /** each collector's ctx.state, saved once the events before each save are delivered */
   readonly #states: CollectorStates;
-  readonly breakers: CircuitBreakers;
-  readonly delivery: Delivery;
   readonly #o: OrchestratorOptions;
   readonly #runners = new Map<string, CollectorRunner>();
+  /** by name; default first */
+  readonly #destinations = new Map<string, Destination>();
+  /** the books of destinations a reload removed, for the final accounts */
+  readonly #removedBooks: DestinationClosing[] = [];
+  #routes: RouteTable<Destination>;
   readonly #monitor: HealthMonitor;
-  #workers: Promise<void>[] = [];
-  /** nats.batch as configured now */
-  #batchPolicy: BatchPolicy;
-  /** aborted when shutdown_timeout passes (or the drain is done): publishers give up, the drainer stops */
+  /** aborted when shutdown_timeout passes (or the drain is done): publishers give up, the drainers stop */
   readonly #deadline = new AbortController();
   #started = false;
   #stopping: Promise<ShutdownReport> | undefined;
 
   constructor(options: OrchestratorOptions) {
     this.#o = options;
-    const { orchestrator, nats, spool } = options.config;
-    this.#batchPolicy = new BatchPolicy(nats.batch);
-    this.queue = new EventQueue(orchestrator.buffer.max_events, orchestrator.buffer.max_bytes);
+    const { orchestrator, spool } = options.config;
     this.#states = new CollectorStates({ spool: options.spool, spoolUnavailable: options.spoolUnavailable, spoolEnabled: spool.enabled });
     this.#emitsWaitForCommit = orchestrator.buffer.type === "disk";
-    const cb = nats.circuit_breaker;
-    this.breakers = new CircuitBreakers({
-      failureThreshold: cb.failure_threshold,
-      openForMs: cb.open_for.ms,
-      probeTimeoutMs: cb.probe_timeout.ms,
-      onChange: (subject, from, to, reason) =>
-        (to === "open" ? options.log.warn : options.log.info).call(options.log, { subject, from, to, reason }, `circuit for ${subject} ${to.replace("_", "-")}: ${reason}`),
-    });
-    this.delivery = new Delivery({
-      publisher: options.publisher,
-      spool: options.spool,
-      spoolUnavailable: options.spoolUnavailable,
-      spoolPath: spool.path,
-      bufferType: orchestrator.buffer.type,
-      spillAfterMs: spool.spill_after.ms,
-      breakers: this.breakers,
-      ledger: this.ledger,
-      log: options.log,
-      deadline: this.#deadline.signal,
-      drainBatch: orchestrator.batch_size,
-      subjectPrefix: () => this.#o.config.nats.subject,
-      onFatal: (err) => options.onFatal?.(err),
-      onHandoff: options.onHandoff,
-      settled: (events) => this.#states.settled(events),
-      commits: this.#commits,
-    });
+    this.#addDestination(DEFAULT_DESTINATION, options.config.nats, { publisher: options.publisher, spool: options.spool, spoolUnavailable: options.spoolUnavailable });
+    for (const [name, nats] of Object.entries(options.config.destinations)) this.#addDestination(name, nats, this.#open(name, nats));
+    this.#routes = this.#routeTable(options.config);
     this.#monitor = new HealthMonitor({
       health: this.health,
-      delivery: this.delivery,
-      queue: this.queue,
+      destinations: () => this.#destinations.values(),
       log: options.log,
       runners: () => this.#runners.values(),
       summaryEveryMs: () => this.#o.config.orchestrator.health_interval.ms,
     });
   }
 
-  /** Starts the publisher, the workers, the spool drainer and every enabled collector in the config. */
+  #open(name: string, nats: NatsConfig): DestinationParts {
+    const open = this.#o.openDestination;
+    if (!open) throw new Error(`destination ${name}: this agent cannot open destinations besides default (no openDestination)`);
+    return open(name, nats);
+  }
+
+  #addDestination(name: string, nats: NatsConfig, parts: DestinationParts): Destination {
+    const { config, log, onFatal, onHandoff, onBatchDone } = this.#o;
+    const destination = new Destination({
+      name,
+      nats,
+      ...parts,
+      config,
+      health: this.health,
+      commits: this.#commits,
+      states: this.#states,
+      emitsWaitForCommit: this.#emitsWaitForCommit,
+      log: name === DEFAULT_DESTINATION ? log : log.child({ destination: name }),
+      deadline: this.#deadline.signal,
+      onFatal,
+      onHandoff,
+      onBatchDone,
+    });
+    this.#destinations.set(name, destination);
+    return destination;
+  }
+
+  #routeTable(config: Config): RouteTable<Destination> {
+    return new RouteTable(config.routes as never, (name) => {
+      const d = this.#destinations.get(name);
+      // The config loader checked every name a route uses.
+      if (!d) throw new Error(`routes name the destination "${name}", which is not configured`);
+      return d;
+    });
+  }
+
+  /** The default destination (the nats section): its queue, delivery and ledger are the agent's when there is only one. */
+  get #default(): Destination {
+    return this.#destinations.get(DEFAULT_DESTINATION)!;
+  }
+
+  get queue(): EventQueue {
+    return this.#default.queue;
+  }
+
+  get delivery(): Delivery {
+    return this.#default.delivery;
+  }
+
+  get breakers(): CircuitBreakers {
+    return this.#default.breakers;
+  }
+
+  /** The default destination's ledger; each destination has its own (destination(name).ledger). */
+  get ledger(): DeliveryLedger {
+    return this.#default.ledger;
+  }
+
+  /** A destination by name (default: the nats section), while configured. */
+  destination(name: string): Destination | undefined {
+    return this.#destinations.get(name);
+  }
+
+  destinations(): Destination[] {
+    return [...this.#destinations.values()];
+  }
+
+  /** Starts each destination (publisher, workers, spool drainer) and every enabled collector in the config. */
   start(): void {
     if (this.#started) return;
     this.#started = true;
-    const { config, publisher, log, onBatchDone } = this.#o;
-    this.#startPublisher(publisher);
-    this.delivery.start();
+    const { config, log } = this.#o;
+    for (const d of this.#destinations.values()) this.#startDestination(d);
     this.#monitor.start();
-    const { workers, batch_size } = config.orchestrator;
-    this.#workers = startWorkers(workers, { queue: this.queue, delivery: this.delivery, batchSize: batch_size, policy: () => this.#batchPolicy, onBatchDone, commits: this.#commits, emitsWaitForCommit: this.#emitsWaitForCommit, log, deadline: this.#deadline.signal });
     for (const [name, section] of Object.entries(config.collectors)) {
       if (section.enabled) this.#startRunner(name, section.config);
     }
+    const destinations = [...this.#destinations.keys()];
     log.info(
-      { workers, buffer: config.orchestrator.buffer, spool: this.#o.spool ? config.spool.path : false, collectors: this.collectorNames() },
-      `orchestrator started with ${this.#runners.size} collector(s) and ${workers} worker(s)`,
+      { workers: config.orchestrator.workers, buffer: config.orchestrator.buffer, spool: this.#o.spool ? config.spool.path : false, collectors: this.collectorNames(), destinations },
+      `orchestrator started with ${this.#runners.size} collector(s) and ${config.orchestrator.workers} worker(s)${destinations.length > 1 ? ` per destination (${destinations.join(", ")})` : ""}`,
     );
   }
 
+  #startDestination(d: Destination): void {
+    this.#startPublisher(d.delivery.publisher, d.name);
+    d.start();
+  }
+
   /** Starts a publisher in the background; a problem no retry can fix is fatal. */
-  #startPublisher(publisher: Publisher): void {
+  #startPublisher(publisher: Publisher, destination: string): void {
     const { log, onFatal } = this.#o;
     publisher.start().then(
-      () => log.info({ publisher: publisher.status() }, "publisher ready"),
+      () => log.info({ publisher: publisher.status(), ...(destination !== DEFAULT_DESTINATION && { destination }) }, destination === DEFAULT_DESTINATION ? "publisher ready" : `publisher ready (destination ${destination})`),
       (err: Error) => {
         // Closing the publisher (shutdown, reload) ends a start() still waiting for NATS: not a failure.
         if (err instanceof PublisherClosedError) return;
@@ -166,46 +213,103 @@ export class Orchestrator {
   /**
    * Applies a reloaded configuration (see reload-plan.ts): collectors newly
    * enabled start, those disabled or removed stop, those whose config
-   * changed restart; when the NATS settings changed, a new publisher takes
-   * over once the old one has finished what it was publishing. A new
-   * publisher not ready within the new nats.timeout (unreachable, rejected
-   * credentials, a stream it cannot use) rejects the whole reload, which is
-   * then not applied at all: the old publisher never stopped. Queued and
-   * spooled events stay where they are and go out as before. Settings read
-   * once at start are reported in `needRestart`.
+   * changed restart; a destination whose NATS settings changed gets a new
+   * publisher, which takes over once the old one has finished what it was
+   * publishing; destinations added start, those removed stop taking events,
+   * deliver what they had queued (or spool it) and close, their spool left
+   * on disk. A new publisher not ready within its nats.timeout (unreachable,
+   * rejected credentials, a stream it cannot use) rejects the whole reload,
+   * which is then not applied at all: the old publishers never stopped.
+   * Queued and spooled events stay where they are and go out as before.
+   * Settings read once at start are reported in `needRestart`.
    */
-  async reconfigure(next: Config, createPublisher: (nats: Config["nats"]) => Publisher): Promise<ReconfigureResult> {
+  async reconfigure(next: Config, createPublisher: (nats: NatsConfig, destination: string) => Publisher): Promise<ReconfigureResult> {
     const { log } = this.#o;
-    const result: ReconfigureResult = { started: [], stopped: [], restarted: [], reconnected: false, needRestart: [] };
+    const result: ReconfigureResult = { started: [], stopped: [], restarted: [], reconnected: false, needRestart: [], destinations: { added: [], removed: [], reconnected: [] } };
     if (this.#stopping) return result;
     const plan = planReload(this.#o.config, next, new Set(this.#runners.keys()));
-    if (plan.reconnect) {
-      // Nothing changes until the new publisher is ready: a throw here leaves the old config whole.
-      const publisher = await readyWithin(createPublisher(next.nats), next.nats.timeout);
-      if (this.#stopping) {
-        await publisher.close();
-        return result;
-      }
-      log.info({ publisher: publisher.status() }, "publisher ready");
-      const old = await this.delivery.swapPublisher(publisher);
-      await old.close().catch((err: Error) => log.warn({ err: err.message }, "closing the previous publisher failed"));
-      result.reconnected = true;
+    // Nothing changes until every new publisher is ready: a throw here leaves the old config whole.
+    const swaps = new Map<string, Publisher>();
+    const added = new Map<string, DestinationParts>();
+    try {
+      await Promise.all([
+        ...plan.destinations.reconnect.map(async (name) => {
+          const nats = natsOf(next, name);
+          swaps.set(name, await readyWithin(createPublisher(nats, name), nats.timeout, name));
+        }),
+        ...plan.destinations.add.map(async (name) => {
+          const nats = natsOf(next, name);
+          const parts = this.#open(name, nats);
+          added.set(name, parts);
+          await readyWithin(parts.publisher, nats.timeout, name);
+        }),
+      ]);
+    } catch (err) {
+      await Promise.all([...swaps.values()].map((p) => p.close().catch(() => {})));
+      for (const parts of added.values()) closeParts(parts);
+      throw err;
+    }
+    if (this.#stopping) {
+      await Promise.all([...swaps.values()].map((p) => p.close().catch(() => {})));
+      for (const parts of added.values()) closeParts(parts);
+      return result;
+    }
+    for (const [name, publisher] of swaps) {
+      const d = this.#destinations.get(name)!;
+      log.info({ publisher: publisher.status(), destination: name }, name === DEFAULT_DESTINATION ? "publisher ready" : `publisher ready (destination ${name})`);
+      const old = await d.delivery.swapPublisher(publisher);
+      d.nats = natsOf(next, name);
+      await old.close().catch((err: Error) => log.warn({ err: err.message, destination: name }, "closing the previous publisher failed"));
+      if (name === DEFAULT_DESTINATION) result.reconnected = true;
+      else result.destinations.reconnected.push(name);
+    }
+    for (const [name, parts] of added) {
+      const d = this.#addDestination(name, natsOf(next, name), parts);
+      d.start();
+      result.destinations.added.push(name);
     }
     this.#o.config = next;
-    this.#batchPolicy = new BatchPolicy(next.nats.batch);
-    for (const runner of this.#runners.values()) runner.arenaChunkBytes = this.#batchPolicy.arenaChunkBytes;
+    // Events take the new routes from here on; a removed destination gets no more.
+    this.#routes = this.#routeTable(next);
+    for (const runner of this.#runners.values()) {
+      runner.arenaChunkBytes = this.#default.batchPolicy.arenaChunkBytes;
+      runner.routes = this.#routes.forCollector(runner.name);
+    }
+    await Promise.all(plan.destinations.remove.map((name) => this.#removeDestination(name)));
+    result.destinations.removed.push(...plan.destinations.remove);
     for (const { name, change } of plan.collectors) {
       if (change !== "start") await this.#stopRunner(name);
       if (change !== "stop") this.#startRunner(name, next.collectors[name]!.config);
       ({ start: result.started, stop: result.stopped, restart: result.restarted })[change].push(name);
     }
     result.needRestart = plan.needRestart;
+    const { added: dAdded, removed: dRemoved, reconnected: dReconnected } = result.destinations;
+    const destinationsText = [
+      dAdded.length ? `, destinations added [${dAdded.join(", ")}]` : "",
+      dRemoved.length ? `, destinations removed [${dRemoved.join(", ")}]` : "",
+      dReconnected.length ? `, destinations reconnected [${dReconnected.join(", ")}]` : "",
+    ].join("");
     log.info(
       result,
-      `config reloaded: started [${result.started.join(", ")}], stopped [${result.stopped.join(", ")}], restarted [${result.restarted.join(", ")}]${result.reconnected ? ", NATS reconnected" : ""}`,
+      `config reloaded: started [${result.started.join(", ")}], stopped [${result.stopped.join(", ")}], restarted [${result.restarted.join(", ")}]${result.reconnected ? ", NATS reconnected" : ""}${destinationsText}`,
     );
     if (result.needRestart.length) log.warn({ keys: result.needRestart }, `config reload: ${result.needRestart.join(", ")} changed; these take effect on the next start`);
     return result;
+  }
+
+  /**
+   * A reload removed destination `name` (routes no longer send to it): what
+   * its queue holds is published or spooled, then it closes. Its spool stays
+   * on disk and is replayed when a destination of that name comes back.
+   */
+  async #removeDestination(name: string): Promise<void> {
+    const d = this.#destinations.get(name);
+    if (!d) return;
+    this.#destinations.delete(name);
+    await d.finishQueue(false);
+    const books = await d.close();
+    this.#removedBooks.push({ name, ledger: d.ledger, books, spoolPath: d.spoolPath });
+    this.#o.log.info({ destination: name, ...books }, `destination ${name} removed: ${books.published} event(s) published, ${books.in_spool} left in its spool ${d.spoolPath} (replayed if it comes back)`);
   }
 
   /** The agent as a whole: degraded while delivery has problems or a collector is not running. */
@@ -225,10 +329,10 @@ export class Orchestrator {
       name,
       factory,
       config,
-      queue: this.queue,
+      routes: this.#routes.forCollector(name),
       subject: collectorSubject(cfg.nats.subject, name),
       maxEventBytes: MAX_EVENT_BYTES,
-      arenaChunkBytes: this.#batchPolicy.arenaChunkBytes,
+      arenaChunkBytes: this.#default.batchPolicy.arenaChunkBytes,
       health: this.health.collector(name),
       ledger: this.ledger,
       log: log.child({ collector: name }),
@@ -271,9 +375,12 @@ export class Orchestrator {
       started: this.#started,
       draining: this.draining,
       starting: [...this.#runners.keys()].filter((name) => this.health.collector(name).state === "starting"),
-      nats: this.delivery.publisher.status(),
-      spool: this.#o.spool !== undefined,
-      spoolProblem: this.delivery.spoolProblem(),
+      destinations: [...this.#destinations.values()].map((d) => ({
+        name: d.name,
+        nats: d.delivery.publisher.status(),
+        spool: d.delivery.hasSpool,
+        spoolProblem: d.delivery.spoolProblem(),
+      })),
     });
   }
 
@@ -291,52 +398,50 @@ export class Orchestrator {
   }
 
   async #shutdown(): Promise<ShutdownReport> {
-    const { config, spool, log } = this.#o;
+    const { config, log } = this.#o;
     const timeoutMs = config.orchestrator.shutdown_timeout.ms;
     const timer = setTimeout(() => this.#deadline.abort(), timeoutMs);
     const runners = [...this.#runners.values()];
+    const destinations = [...this.#destinations.values()];
     log.info(
-      { queued: this.queue.length, spool_depth: this.delivery.spoolDepth() },
+      { queued: sum(destinations, (d) => d.queue.length), spool_depth: sum(destinations, (d) => d.delivery.spoolDepth()) },
       `stopping ${runners.length} collector(s), then delivering what is queued and spooled (up to ${config.orchestrator.shutdown_timeout})`,
     );
     await Promise.all(runners.map((r) => r.stop(Math.min(COLLECTOR_STOP_TIMEOUT_MS, timeoutMs))));
-    this.queue.close();
-    // Workers end when the queue is empty: each batch is published or spooled
+    // Workers end when their queue is empty: each batch is published or spooled
     // (past the deadline, straight to the spool). Without a spool they give up at the deadline.
-    await Promise.all(this.#workers);
-    await this.delivery.drained();
+    // Destinations finish side by side: one that is down holds up only its own drain.
+    await Promise.all(destinations.map((d) => d.finishQueue(true)));
     this.#monitor.stop();
     clearTimeout(timer);
     this.#deadline.abort();
-    await this.delivery.stopped();
-    await this.delivery.publisher.close().catch((err: Error) => log.warn({ err: err.message }, "closing the publisher failed"));
-    await countLeftInQueue(this.queue, this.ledger, this.#commits);
-    const inSpool = this.delivery.spoolDepth();
-    try {
-      spool?.close();
-    } catch (err) {
-      // What the spool holds is committed; a failed close must not cost the final accounts.
-      log.error({ err: (err as Error).message }, `closing the spool failed: ${(err as Error).message}`);
-    }
+    const closed = await Promise.all(destinations.map(async (d) => ({ name: d.name, ledger: d.ledger, books: await d.close(), spoolPath: d.spoolPath })));
     return closeBooks({
-      ledger: this.ledger,
-      inherited: this.delivery.inherited,
-      inSpool,
+      destinations: [...closed, ...this.#removedBooks],
       failedCollectors: runners.filter((r) => r.failedRound).map((r) => r.name),
-      spoolPath: config.spool.path,
       log,
     });
   }
 
   status() {
+    const destinations: Record<string, ReturnType<Destination["status"]>> = {};
+    for (const d of this.#destinations.values()) destinations[d.name] = d.status();
+    const q = this.queue;
     return {
       collectors: this.health.all().map((h) => h.snapshot()),
-      queue: { length: this.queue.length, bytes: this.queue.bytes, utilization: this.queue.utilization, waiting: this.queue.waiting },
+      queue: { length: q.length, bytes: q.bytes, utilization: q.utilization, waiting: q.waiting },
       delivery: this.delivery.status(),
+      destinations,
       health: this.agentHealth(),
       publish_errors: Object.fromEntries(this.ledger.publishErrors),
     };
   }
+}
+
+function sum<T>(items: readonly T[], of: (item: T) => number): number {
+  let n = 0;
+  for (const item of items) n += of(item);
+  return n;
 }
 
 /**
@@ -344,12 +449,13 @@ export class Orchestrator {
  * authenticated, its stream checked); closes it and rejects with the reason
  * when it fails or is not ready within `timeout`.
  */
-async function readyWithin(publisher: Publisher, timeout: Duration): Promise<Publisher> {
+async function readyWithin(publisher: Publisher, timeout: Duration, destination: string): Promise<Publisher> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const notReady = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const { lastError } = publisher.status();
-      reject(new Error(`the new NATS settings were not ready within nats.timeout (${timeout})${lastError ? `: ${lastError}` : ""}`));
+      const which = destination === DEFAULT_DESTINATION ? "the new NATS settings were" : `destination ${destination}: its new NATS settings were`;
+      reject(new Error(`${which} not ready within nats.timeout (${timeout})${lastError ? `: ${lastError}` : ""}`));
     }, timeout.ms);
   });
   try {
@@ -360,5 +466,20 @@ async function readyWithin(publisher: Publisher, timeout: Duration): Promise<Pub
     throw err;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** The NATS settings of destination `name` in `config`. */
+function natsOf(config: Config, name: string): NatsConfig {
+  return name === DEFAULT_DESTINATION ? config.nats : config.destinations[name]!;
+}
+
+/** Closes what openDestination made for a destination that never started (a reload rolled back). */
+function closeParts({ publisher, spool }: DestinationParts): void {
+  void publisher.close().catch(() => {});
+  try {
+    spool?.close();
+  } catch {
+    // nothing was written to it
   }
 }

@@ -100,13 +100,18 @@ export class EventQueue {
    * bound passes alone into an empty queue.
    */
   tryPushAll(events: readonly QueuedEvent[]): boolean {
+    if (!this.fitsAll(events)) return false;
+    for (const e of events) this.#append(e);
+    return true;
+  }
+
+  /** Whether tryPushAll(events) would take them now (so several queues can be checked before any is pushed). */
+  fitsAll(events: readonly QueuedEvent[]): boolean {
     if (this.#closed) throw new QueueClosedError();
     if (this.#spaceWaiters.length > 0 || this.#length + events.length > this.maxEvents) return false;
     let size = 0;
     for (const e of events) size += e.bytes.byteLength;
-    if (this.#bytes + size > this.maxBytes && this.#length > 0) return false;
-    for (const e of events) this.#append(e);
-    return true;
+    return this.#bytes + size <= this.maxBytes || this.#length === 0;
   }
 
   /** Queues the event, waiting for space in arrival order. */

@@ -21,8 +21,10 @@ const RESTART_KEYS = [
 export type CollectorChange = "start" | "stop" | "restart";
 
 export interface ReloadPlan {
-  /** the NATS settings changed: a new publisher takes over */
+  /** the default destination's NATS settings changed: a new publisher takes over */
   reconnect: boolean;
+  /** destinations (default among them) to add, remove, or give a new publisher */
+  destinations: { add: string[]; remove: string[]; reconnect: string[] };
   /** by collector name */
   collectors: Array<{ name: string; change: CollectorChange }>;
   /** changed settings that are read once at start */
@@ -46,7 +48,20 @@ export function planReload(before: Config, next: Config, running: ReadonlySet<st
   const needRestart = RESTART_KEYS.filter(([section, key]) => !same((before[section] as Record<string, unknown>)[key], (next[section] as Record<string, unknown>)[key])).map(
     ([section, key]) => `${section}.${key}`,
   );
-  return { reconnect: !same(publisherSettings(before.nats), publisherSettings(next.nats)), collectors, needRestart };
+  const destinations: ReloadPlan["destinations"] = { add: [], remove: [], reconnect: [] };
+  const reconnect = !same(publisherSettings(before.nats), publisherSettings(next.nats));
+  if (reconnect) destinations.reconnect.push("default");
+  for (const name of new Set([...Object.keys(before.destinations), ...Object.keys(next.destinations)])) {
+    const was = before.destinations[name];
+    const wanted = next.destinations[name];
+    if (!wanted) destinations.remove.push(name);
+    else if (!was) destinations.add.push(name);
+    else {
+      if (!same(publisherSettings(was), publisherSettings(wanted))) destinations.reconnect.push(name);
+      if (!same(was.circuit_breaker, wanted.circuit_breaker)) needRestart.push(`destinations.${name}.circuit_breaker`);
+    }
+  }
+  return { reconnect, destinations, collectors, needRestart };
 }
 
 /** The nats settings a publisher is built from: the circuit breakers are the orchestrator's, read once at start. */

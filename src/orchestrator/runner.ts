@@ -10,7 +10,9 @@ import type { Collector, CollectorContext, CollectorFactory, EmitAllResult, Emit
 import type { CollectorHealth } from "./health.ts";
 import type { DeliveryLedger } from "./ledger.ts";
 import type { RefusedReason } from "../event/drop-reasons.ts";
-import { QueueClosedError, type EventQueue } from "./queue.ts";
+import { QueueClosedError } from "./queue.ts";
+import { DEFAULT_DESTINATION, type Destination } from "./destination.ts";
+import type { CollectorRoutes, RouteDecision } from "../routing/routes.ts";
 import type { CommitWaiters } from "./commit-waiters.ts";
 import type { CollectorStates, StateHandle } from "./collector-state.ts";
 import { LogThrottle } from "../log.ts";
@@ -28,7 +30,9 @@ export interface RunnerOptions {
   name: string;
   factory: CollectorFactory<unknown>;
   config: unknown;
-  queue: EventQueue;
+  /** where its events go (routes: over the destinations); a reload may replace it */
+  routes: CollectorRoutes<Destination>;
+  /** the subject of its events at the default destination, for the encoder */
   subject: string;
   maxEventBytes: number;
   /** the size of the encoder's byte chunks (ByteArena) */
@@ -40,7 +44,7 @@ export interface RunnerOptions {
   backoff: { initial: Duration; max: Duration };
   /** when the queue is full: wait (backpressure), or drop the new or the oldest event */
   whenFull: WhenFull;
-  /** where accepted and dropped events are counted (for any collector: drop_oldest evicts others' events) */
+  /** where events refused before any destination took them are counted (the default destination's ledger) */
   ledger: DeliveryLedger;
   /** the waits on events' fates (emitAll's `fates`, and disk mode's emits) */
   commits: CommitWaiters;
@@ -62,6 +66,7 @@ export class CollectorRunner {
   readonly #state: StateHandle;
   readonly #stopping = new AbortController();
   #run: AbortController | undefined;
+  #routes: CollectorRoutes<Destination>;
   #pending = 0;
   #intakeOpen = true;
   #loop: Promise<void> | undefined;
@@ -81,6 +86,12 @@ export class CollectorRunner {
     this.#encoder = new EventEncoder(options.name, options.subject, options.maxEventBytes, options.arenaChunkBytes);
     this.#quietMs = options.factory.quietPeriodMs?.(options.config);
     this.#state = options.states.for(options.name, options.log);
+    this.#routes = options.routes;
+  }
+
+  /** Routes or destinations changed on reload: the next event goes by these. */
+  set routes(routes: CollectorRoutes<Destination>) {
+    this.#routes = routes;
   }
 
   /** Starts the supervision loop; `finished` resolves when it ends. */
@@ -118,91 +129,168 @@ export class CollectorRunner {
   }
 
   readonly #emit = (input: EventInput, options?: EmitOptions): void | Promise<void> => {
-    const h = this.#health;
     if (!this.#intakeOpen) {
-      this.#dropped("stopped", `collector ${this.name} emitted after it was stopped`);
+      this.#dropped(this.#o.ledger, "stopped", `collector ${this.name} emitted after it was stopped`);
       return;
     }
+    // Routed before it is encoded: an event that goes nowhere costs no bytes.
+    const decision = this.#routes.decide(input?.type, input?.severity);
+    if (decision.kind !== "to") return this.#unrouted(decision, input?.type);
     let event;
     try {
       event = this.#encoder.encode(input, options?.subjectSuffix);
     } catch (err) {
       if (!(err instanceof InvalidEventError)) throw err;
-      this.#dropped(err.reason, err.message);
+      this.#dropped(this.#o.ledger, err.reason, err.message);
       return;
     }
-    h.lastEventAt = Date.now();
+    this.#health.lastEventAt = Date.now();
+    const to = decision.to;
+    if (to.length === 1) return this.#admit(to[0]!, this.#addressed(to[0]!, event), event);
+    // One encoding, one copy per destination (its own subject, the same bytes):
+    // the bytes are shared, so none may be taken back once any copy is queued.
+    let waits: Promise<void>[] | undefined;
+    for (const d of to) {
+      const wait = this.#admit(d, this.#addressed(d, event), undefined);
+      if (wait) (waits ??= []).push(wait);
+    }
+    if (!waits) return;
+    return waits.length === 1 ? waits[0] : Promise.all(waits).then(nothing);
+  };
+
+  /** The event as `d` takes it: the encoder addressed it to default; another destination gets a copy under its subject. */
+  #addressed(d: Destination, event: QueuedEvent): QueuedEvent {
+    return d.name === DEFAULT_DESTINATION ? event : { ...event, subject: d.subjectOf(this.name, event.subjectSuffix) };
+  }
+
+  /** Counts an event no route sends anywhere (a drop rule, or no rule matched). */
+  #unrouted(decision: RouteDecision<Destination>, type: unknown): void {
+    if (decision.kind === "drop") this.#dropped(this.#o.ledger, "route_drop", `events of ${this.name} dropped by route "${decision.rule}" (drop: true), e.g. ${String(type)}`);
+    else this.#dropped(this.#o.ledger, "unrouted", `events of ${this.name} match no rule of routes and go nowhere, e.g. ${String(type)}`);
+  }
+
+  /**
+   * Puts one event into destination `d`'s queue, with backpressure per
+   * buffer.when_full. `own`: the encoded event whose bytes may be taken back
+   * if it is refused (only when no other destination holds them).
+   */
+  #admit(d: Destination, event: QueuedEvent, own: QueuedEvent | undefined): void | Promise<void> {
+    const queue = d.queue;
     try {
-      if (this.#pending === 0 && this.#o.queue.tryPush(event)) {
-        this.#o.ledger.accepted(this.name);
+      if (this.#pending === 0 && queue.tryPush(event)) {
+        d.ledger.accepted(this.name);
         this.#state.emitted(event.id);
         return this.#o.emitWaitsForCommit ? this.#o.commits.wait(event.id) : undefined;
       }
     } catch (err) {
       if (!(err instanceof QueueClosedError)) throw err;
-      this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`, event);
+      this.#dropped(d.ledger, "stopped", `collector ${this.name} emitted after the queue closed`, own);
       return;
     }
-    if (this.#o.whenFull !== "block") return this.#dropForRoom(event);
+    if (this.#o.whenFull !== "block") return this.#dropForRoom(d, event, own);
     if (this.#pending >= OVERFLOW_ALLOWANCE) {
-      this.#dropped("queue_full", `collector ${this.name} ignores backpressure: queue full and ${OVERFLOW_ALLOWANCE} events already waiting`, event);
+      this.#dropped(d.ledger, "queue_full", `collector ${this.name} ignores backpressure: queue full and ${OVERFLOW_ALLOWANCE} events already waiting`, own);
       return;
     }
     let admitted: Promise<void>;
     try {
-      admitted = this.#o.queue.push(event);
+      admitted = queue.push(event);
     } catch (err) {
       if (!(err instanceof QueueClosedError)) throw err;
-      this.#dropped("stopped", `collector ${this.name} emitted after the queue closed`, event);
+      this.#dropped(d.ledger, "stopped", `collector ${this.name} emitted after the queue closed`, own);
       return;
     }
-    this.#o.ledger.accepted(this.name);
+    d.ledger.accepted(this.name);
     this.#state.emitted(event.id);
     this.#pending++;
     const queued = admitted.then(this.#admitted);
     if (!this.#o.emitWaitsForCommit) return queued;
     const committed = this.#o.commits.wait(event.id);
     return queued.then(() => committed);
-  };
+  }
 
   readonly #emitAll = (batch: readonly Emission[], options?: { fates?: boolean }): EmitAllResult => {
-    const queue = this.#o.queue;
-    if (!this.#intakeOpen || queue.closed) return { status: "stopped" };
-    if (batch.length > queue.maxEvents) return { status: "full", never: true };
-    const events: QueuedEvent[] = [];
+    if (!this.#intakeOpen) return { status: "stopped" };
+    // Routed and encoded first; then taken whole into every queue involved, or not at all.
+    const groups = new Map<Destination, QueuedEvent[]>();
+    const encoded: QueuedEvent[] = [];
+    /** per emission: its copies, for its fate */
+    const copies: Array<QueuedEvent[] | "unrouted" | "route_drop"> = [];
+    /** counted once the batch is taken: a refused batch is sent again */
+    let unrouted: Array<[RouteDecision<Destination>, unknown]> | undefined;
     for (let i = 0; i < batch.length; i++) {
-      const { event, subjectSuffix } = batch[i]!;
+      const { event: input, subjectSuffix } = batch[i]!;
+      const decision = this.#routes.decide(input?.type, input?.severity);
+      if (decision.kind !== "to") {
+        (unrouted ??= []).push([decision, input?.type]);
+        copies.push(decision.kind === "drop" ? "route_drop" : "unrouted");
+        continue;
+      }
+      let event: QueuedEvent;
       try {
-        events.push(this.#encoder.encode(event, subjectSuffix));
+        event = this.#encoder.encode(input, subjectSuffix);
       } catch (err) {
         if (!(err instanceof InvalidEventError)) throw err;
-        this.#discardAll(events);
+        this.#discardAll(encoded);
         return { status: "invalid", index: i, message: err.message };
       }
+      encoded.push(event);
+      const mine: QueuedEvent[] = [];
+      for (const d of decision.to) {
+        const copy = this.#addressed(d, event);
+        mine.push(copy);
+        let group = groups.get(d);
+        if (!group) groups.set(d, (group = []));
+        group.push(copy);
+      }
+      copies.push(mine);
     }
-    if (!this.#pushAll(events)) {
-      this.#discardAll(events);
+    for (const [d, events] of groups) {
+      if (d.queue.closed) {
+        this.#discardAll(encoded);
+        return { status: "stopped" };
+      }
+      if (events.length > d.queue.maxEvents) {
+        this.#discardAll(encoded);
+        return { status: "full", never: true };
+      }
+    }
+    if (!this.#makeRoom(groups)) {
+      this.#discardAll(encoded);
       return { status: "full", never: false };
     }
-    if (events.length === 0) return { status: "queued" };
-    this.#o.ledger.accepted(this.name, events.length);
-    for (const event of events) this.#state.emitted(event.id);
+    for (const [d, events] of groups) {
+      d.queue.tryPushAll(events);
+      d.ledger.accepted(this.name, events.length);
+      for (const event of events) this.#state.emitted(event.id);
+    }
+    for (const [decision, type] of unrouted ?? []) this.#unrouted(decision, type);
+    if (encoded.length === 0) return { status: "queued" };
     this.#health.lastEventAt = Date.now();
     // Registered before any worker can take them: workers run after this returns.
-    const fates = options?.fates ? Promise.all(events.map((e): Promise<EventFate> => this.#o.commits.fate(e.id))) : undefined;
+    const fates = options?.fates ? Promise.all(copies.map((mine) => this.#fateOf(mine))) : undefined;
     return { status: "queued", fates };
   };
 
-  /** All or none into the queue; drop_oldest makes room by evicting the oldest events, as for one. */
-  #pushAll(events: readonly QueuedEvent[]): boolean {
-    const queue = this.#o.queue;
+  /** An emission's fate: durable once every copy is; else the first reason a copy was dropped, or why it was not routed. */
+  #fateOf(copies: readonly QueuedEvent[] | "unrouted" | "route_drop"): Promise<EventFate> {
+    if (typeof copies === "string") return Promise.resolve(copies);
+    if (copies.length === 1) return this.#o.commits.fate(copies[0]!.id);
+    return Promise.all(copies.map((c) => this.#o.commits.fate(c.id))).then((fates) => fates.find((f) => f !== undefined));
+  }
+
+  /** Whether every group fits its queue now; drop_oldest makes room by evicting the oldest events, as for one. */
+  #makeRoom(groups: ReadonlyMap<Destination, readonly QueuedEvent[]>): boolean {
     if (this.#pending > 0) return false;
-    while (!queue.tryPushAll(events)) {
-      if (this.#o.whenFull !== "drop_oldest") return false;
-      const evicted = queue.evictOldest();
-      if (!evicted) return false;
-      this.#o.ledger.discarded(evicted.collector, "queue_full_oldest");
-      this.#o.commits.drop([evicted], "queue_full_oldest");
+    for (const [d, events] of groups) {
+      while (!d.queue.fitsAll(events)) {
+        if (this.#o.whenFull !== "drop_oldest") return false;
+        const evicted = d.queue.evictOldest();
+        if (!evicted) return false;
+        d.ledger.discarded(evicted.collector, "queue_full_oldest");
+        this.#o.commits.drop([evicted], "queue_full_oldest");
+        this.#o.states.settled([evicted]);
+      }
     }
     return true;
   }
@@ -212,24 +300,24 @@ export class CollectorRunner {
     for (let i = events.length - 1; i >= 0; i--) this.#encoder.discard(events[i]!);
   }
 
-  /** The queue is full and the policy says drop rather than wait. */
-  #dropForRoom(event: QueuedEvent): void | Promise<void> {
-    const queue = this.#o.queue;
+  /** The queue of `d` is full and the policy says drop rather than wait. */
+  #dropForRoom(d: Destination, event: QueuedEvent, own: QueuedEvent | undefined): void | Promise<void> {
+    const queue = d.queue;
     if (this.#o.whenFull === "drop_newest") {
-      this.#dropped("queue_full", `queue full: dropping new events of ${this.name} (buffer.when_full: drop_newest)`, event);
+      this.#dropped(d.ledger, "queue_full", `queue full: dropping new events of ${this.name} (buffer.when_full: drop_newest)`, own);
       return;
     }
     while (!queue.tryPush(event)) {
       const evicted = queue.evictOldest();
       if (!evicted) {
-        this.#dropped("queue_full", `queue full: dropping new events of ${this.name}`, event);
+        this.#dropped(d.ledger, "queue_full", `queue full: dropping new events of ${this.name}`, own);
         return;
       }
-      this.#o.ledger.discarded(evicted.collector, "queue_full_oldest");
+      d.ledger.discarded(evicted.collector, "queue_full_oldest");
       this.#o.commits.drop([evicted], "queue_full_oldest");
       this.#o.states.settled([evicted]);
     }
-    this.#o.ledger.accepted(this.name);
+    d.ledger.accepted(this.name);
     this.#state.emitted(event.id);
     const suppressed = this.#dropLog.take("queue_full_oldest");
     if (suppressed !== undefined) {
@@ -242,10 +330,10 @@ export class CollectorRunner {
     this.#pending--;
   };
 
-  /** Counts and logs a drop; an event already encoded is taken back from the encoder's chunk. */
-  #dropped(reason: RefusedReason, message: string, encoded?: QueuedEvent): void {
+  /** Counts and logs a drop in `ledger`; an event already encoded is taken back from the encoder's chunk. */
+  #dropped(ledger: DeliveryLedger, reason: RefusedReason, message: string, encoded?: QueuedEvent): void {
     if (encoded) this.#encoder.discard(encoded);
-    this.#o.ledger.dropped(this.name, reason);
+    ledger.dropped(this.name, reason);
     const suppressed = this.#dropLog.take(reason);
     if (suppressed === undefined) return;
     this.#log.warn({ reason, dropped_total: this.#health.droppedTotal, ...(suppressed > 0 ? { suppressed } : {}) }, message);
@@ -356,3 +444,5 @@ export class CollectorRunner {
     this.#intakeOpen = false;
   }
 }
+
+function nothing(): void {}
