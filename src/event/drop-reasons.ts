@@ -10,6 +10,8 @@ export const REFUSED = {
   too_large: `the encoded event is larger than ${MAX_EVENT_BYTES / 1024 / 1024} MiB, NATS's default max_payload`,
   queue_full: "the queue was full: buffer.when_full is drop_newest, or the collector ignored backpressure",
   stopped: "emitted after the collector was stopped",
+  unrouted: "matched no rule of routes",
+  route_drop: "matched a routes rule with drop: true",
 } as const;
 
 /** Accepted, then dropped: counted as discarded. */
