@@ -43,11 +43,14 @@ const matchSchema = v.pipe(
     const match = dataset.value;
     if (!isPlainMapping(match)) return;
     const { severity_at_least: least, severity_below: below } = match;
-    if (rank(least) === -1 || rank(below) === -1 || rank(least) < rank(below)) return;
-    addIssue({
-      message: `no severity is at least ${String(least)} and below ${String(below)}: severity_below must come after severity_at_least in ${SEVERITIES.join(", ")}`,
-      path: [keyItem(match, "severity_below")],
-    });
+    // A value outside SEVERITIES is reported by its own key.
+    if (rank(below) === -1 || (least !== undefined && rank(least) === -1)) return;
+    if ((least === undefined ? 0 : rank(least)) < rank(below)) return;
+    const message =
+      least === undefined
+        ? `no severity is below ${String(below)}, the lowest of ${SEVERITIES.join(", ")}`
+        : `no severity is at least ${String(least)} and below ${String(below)}: severity_below must come after severity_at_least in ${SEVERITIES.join(", ")}`;
+    addIssue({ message, path: [keyItem(match, "severity_below")] });
   }),
 );
 
@@ -65,9 +68,9 @@ const ruleSchema = v.pipe(
     const rule = dataset.value;
     if (!isPlainMapping(rule)) return;
     if (rule.to !== undefined && rule.drop !== undefined) {
-      addIssue({ message: "a rule has either to (destinations) or drop: true, not both", path: [keyItem(rule, "drop")] });
+      addIssue({ message: "a rule has either to: [destinations] or drop: true, not both", path: [keyItem(rule, "drop")] });
     } else if (rule.to === undefined && rule.drop === undefined) {
-      addIssue({ message: "a rule needs to (a list of destinations) or drop: true" });
+      addIssue({ message: "a rule needs either to: [destinations] or drop: true" });
     }
   }),
 );

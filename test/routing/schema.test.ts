@@ -52,7 +52,11 @@ describe("routes: each mistake located", () => {
         `test.yaml:3:${51 + least!.length} routes.0.match.severity_below: no severity is at least ${least} and below ${below}: severity_below must come after severity_at_least in debug, info, low, medium, warning, high, error, critical`,
       ]);
     }
+    expect(errors("routes:\n  - name: a\n    match: { severity_below: debug }\n    to: default\n")).toEqual([
+      "test.yaml:3:30 routes.0.match.severity_below: no severity is below debug, the lowest of debug, info, low, medium, warning, high, error, critical",
+    ]);
     expect(load("routes:\n  - name: a\n    match: { severity_at_least: info, severity_below: low }\n    to: default\n").routes).toHaveLength(1);
+    expect(load("routes:\n  - name: a\n    match: { severity_below: info }\n    to: default\n").routes).toHaveLength(1);
   });
 
   test("both to and drop, or neither", () => {
