@@ -76,7 +76,6 @@ const ruleSchema = v.pipe(
 );
 
 export type RouteRule = v.InferOutput<typeof ruleSchema>;
-export type RouteMatch = NonNullable<RouteRule["match"]>;
 
 /**
  * `routes:`, a list of rules. Absent, empty (`routes:`) or `[]`: no routing,
