@@ -4,7 +4,7 @@
 // compiles the agent, runs each scenario RUNS times (median), prints a
 // table of ratios, writes bench/results/bench.json and bench/results/bench.svg.
 //   BENCH_RUNS=5 (default)  BENCH_EVENTS=300000 (per throughput run)
-//   BENCH_ONLY=throughput,latency,internal,memory,startup,scaling,batching,ingest
+//   BENCH_ONLY=throughput,latency,internal,memory,startup,scaling,batching,ingest,routing
 // With BENCH_ONLY the results files keep the rows of the scenarios not run.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

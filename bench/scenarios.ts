@@ -86,6 +86,8 @@ interface AgentOptions {
   enabled?: boolean;
   /** more nats keys, as YAML flow-mapping entries */
   nats?: string;
+  /** a top-level `routes:` list, as YAML block lines */
+  routes?: string;
 }
 
 function collectorName(i: number): string {
@@ -108,7 +110,7 @@ spool: ${spool}
 http: ${opts.http ?? "{ enabled: false }"}
 collectors:
 ${collectors}
-`,
+${opts.routes ? `routes:\n${opts.routes}` : ""}`,
   );
 }
 
@@ -132,14 +134,14 @@ async function alternate(runs: number, agent: (i: number) => Promise<void>, base
 }
 
 /** One agent run counted by the subscriber: its delivery rate and CPU seconds. */
-export async function agentThroughput(ctx: Context, mode: Mode, opts: { workers?: number; collectors?: number; count?: number; binary?: string; nats?: string; orchestrator?: string } = {}) {
+export async function agentThroughput(ctx: Context, mode: Mode, opts: { workers?: number; collectors?: number; count?: number; binary?: string; nats?: string; orchestrator?: string; routes?: string } = {}) {
   const n = opts.collectors ?? 1;
   const count = Math.floor((opts.count ?? ctx.events) / n) * n;
   const id = seq++;
   const subject = `bench.a${id}`;
   const stream = `BENCH_A${id}`;
   const sub = await startSubscriber(ctx.url, `${subject}.>`, count);
-  const run = await runAgent(opts.binary ?? ctx.binary, config(ctx, { mode, subject, stream, count, workers: opts.workers, collectors: n, nats: opts.nats, orchestrator: opts.orchestrator }));
+  const run = await runAgent(opts.binary ?? ctx.binary, config(ctx, { mode, subject, stream, count, workers: opts.workers, collectors: n, nats: opts.nats, orchestrator: opts.orchestrator, routes: opts.routes }));
   const got = await sub.result();
   if (mode === "jetstream") await dropStream(ctx, stream);
   if (got.received < count) throw new Error(`agent ${mode}: subscriber saw ${got.received} of ${count}`);
@@ -628,4 +630,47 @@ const ingest: Scenario = {
   },
 };
 
-export const SCENARIOS: Scenario[] = [throughput, latency, internal, memory, startup, scaling, batching, ingest];
+// ---------------------------------------------------------------- routing
+
+/**
+ * 50 rules of which only the last, `to: [default]`, takes the synthetic
+ * collector's events (`synthetic`, `synthetic.event`, info): 16 name other
+ * collectors, 17 other types, 16 other severities. Every other rule drops, so
+ * an event routed wrongly goes missing at the subscriber and fails the run.
+ */
+export const FIFTY_ROUTES = [
+  ...Array.from({ length: 16 }, (_, i) => `  - { name: other-collector-${i}, match: { collector: [kernel, "dns/*", "synthetic/r${i}"] }, drop: true }`),
+  ...Array.from({ length: 17 }, (_, i) => `  - { name: other-type-${i}, match: { type: ["kernel.r${i}.*", "synthetic.event.${i}", "container.oom"] }, drop: true }`),
+  ...Array.from({ length: 16 }, (_, i) =>
+    i % 2 === 0
+      ? `  - { name: other-severity-${i}, match: { type: "synthetic.*", severity_at_least: ${["warning", "high", "error", "critical"][(i / 2) % 4]} }, drop: true }`
+      : `  - { name: other-severity-${i}, match: { collector: "synth*", severity_below: info }, drop: true }`,
+  ),
+  "  - { name: rest, to: [default] }",
+].join("\n");
+
+/** What 50 routes cost per event: core throughput with them against the same agent without routes, same run, alternating. */
+const routing: Scenario = {
+  name: "routing",
+  async run(ctx) {
+    const routed: number[] = [], plain: number[] = [], routedCpu: number[] = [], plainCpu: number[] = [];
+    await alternate(
+      ctx.runs,
+      async () => {
+        const r = await agentThroughput(ctx, "core", { routes: FIFTY_ROUTES });
+        routed.push(r.rate);
+        routedCpu.push(r.cpuPerMillion);
+      },
+      async () => {
+        const r = await agentThroughput(ctx, "core");
+        plain.push(r.rate);
+        plainCpu.push(r.cpuPerMillion);
+      },
+    );
+    const row = ratioRow("routing", "core throughput, 50 routes (the last matches) vs no routes", "events/s", routed, plain, ">= 0.9x", (r) => r >= 0.9);
+    row.detail = { ...row.detail, cpu_s_per_million_routed_runs: routedCpu, cpu_s_per_million_plain_runs: plainCpu, note: "baseline: the same binary without routes, same run" };
+    return [row];
+  },
+};
+
+export const SCENARIOS: Scenario[] = [throughput, latency, internal, memory, startup, scaling, batching, ingest, routing];

@@ -2,6 +2,7 @@
 import { loadConfigFile } from "../config/load.ts";
 import { printConfig } from "../config/print.ts";
 import { builtinRegistry } from "../collectors/index.ts";
+import { routeWarnings } from "../routing/warnings.ts";
 import { CONFIG_FLAG, EXIT, HELP, configPath, parseFlags } from "./usage.ts";
 
 export async function validateCommand(args: string[]): Promise<number> {
@@ -12,6 +13,8 @@ export async function validateCommand(args: string[]): Promise<number> {
   }
   const file = configPath(flags.config);
   const config = await loadConfigFile(file, builtinRegistry());
+  // Warnings go where problems go (stderr), before the verdict; they leave the exit code alone.
+  for (const warning of routeWarnings(config)) process.stderr.write(`${file}: warning: ${warning}\n`);
   const enabled = Object.entries(config.collectors).filter(([, c]) => c.enabled).map(([n]) => n);
   process.stderr.write(`${file}: valid (${enabled.length} collector(s) enabled${enabled.length ? `: ${enabled.join(", ")}` : ""})\n`);
   return EXIT.ok;

@@ -187,7 +187,43 @@ export function renderStatus(doc: StatusDocument, now = Date.now()): string {
     const rows = delivery.circuits.map((c) => [c.subject, c.state.replace("_", "-"), String(c.consecutive_failures), String(c.opens)]);
     out.push(indent(renderTable([{ header: "SUBJECT" }, { header: "STATE" }, { header: "FAILURES", align: "right" }, { header: "OPENS", align: "right" }], rows)));
   }
+  const destinations = Object.entries(doc.destinations ?? {});
+  if (destinations.length > 1) {
+    out.push("", "Destinations");
+    out.push(indent(destinationsTable(destinations)));
+  }
   return out.join("\n");
+}
+
+/** One row per destination: connection, queue, spool, and its books. */
+export function destinationsTable(destinations: Array<[string, NonNullable<StatusDocument["destinations"]>[string]]>): string {
+  const rows = destinations.map(([name, d]) => {
+    const open = d.circuits.filter((c) => c.state !== "closed").length;
+    const nats = d.nats.closed ? "closed" : d.nats.connected ? "connected" : "DISCONNECTED";
+    return [
+      name,
+      `${nats}${open > 0 ? `, ${open} circuit(s) open` : ""}`,
+      formatCount(d.queue.length),
+      d.spool ? formatCount(d.spool.depth) : "disabled",
+      formatCount(d.ledger.accepted),
+      formatCount(d.ledger.published),
+      formatCount(d.ledger.discarded),
+      formatCount(d.ledger.lost),
+    ];
+  });
+  return renderTable(
+    [
+      { header: "DESTINATION" },
+      { header: "NATS" },
+      { header: "QUEUED", align: "right" },
+      { header: "SPOOLED", align: "right" },
+      { header: "ACCEPTED", align: "right" },
+      { header: "PUBLISHED", align: "right" },
+      { header: "DISCARDED", align: "right" },
+      { header: "LOST", align: "right" },
+    ],
+    rows,
+  );
 }
 
 function indent(text: string): string {

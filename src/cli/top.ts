@@ -3,7 +3,7 @@
 import type { StatusDocument } from "../http/server.ts";
 import { Duration } from "../config/duration.ts";
 import { EXIT, HELP, UsageError, parseFlags } from "./usage.ts";
-import { AgentUnreachableError, droppedTotal, fetchStatus, resolveAgentUrl, STATUS_TIMEOUT_MS } from "./status.ts";
+import { AgentUnreachableError, destinationsTable, droppedTotal, fetchStatus, resolveAgentUrl, STATUS_TIMEOUT_MS } from "./status.ts";
 import { clockTime, formatAge, formatBytes, formatCount, formatDuration, formatPercent, formatRate, renderTable, truncate } from "./table.ts";
 
 const TOP_FLAGS = {
@@ -147,6 +147,8 @@ export function renderTopFrame(base: string, current: Sample, previous: Sample |
   );
   out.push(`NATS ${nats.mode} ${natsState}, ${nats.reconnects} reconnect(s)${openCircuits ? `, ${openCircuits} circuit(s) open` : ""}${nats.lastError ? `, last error: ${truncate(nats.lastError, 60)}` : ""}`);
   for (const p of health.problems) out.push(`  ! ${truncate(p, 120)}`);
+  const destinations = Object.entries(doc.destinations ?? {});
+  if (destinations.length > 1) out.push("", destinationsTable(destinations));
   out.push("");
   out.push(
     rows.length === 0

@@ -54,7 +54,9 @@ Flags:
   validate: `Usage: tapio-collectors validate [--config FILE]
 
 Loads, expands and validates the config. Prints every problem as
-file:line:column path: message on stderr. Exit 0 valid, 2 invalid.`,
+file:line:column path: message on stderr, and warnings about routes that
+probably do not do what was meant (FILE: warning: ...). Exit 0 valid (with
+or without warnings), 2 invalid.`,
   "print-config": `Usage: tapio-collectors print-config [--config FILE]
 
 Prints the effective config as YAML: defaults filled, environment variables

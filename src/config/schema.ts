@@ -9,6 +9,7 @@ import { bool, byteSize, duration, integer, nonEmptyString, picklist, secret, st
 import { redactUrl } from "./redact.ts";
 import { isPlainMapping } from "./parse.ts";
 import { profileSchema } from "./profiles.ts";
+import { routeDestinationsCheck, routesSchema } from "../routing/schema.ts";
 
 /**
  * A rule across keys of one mapping. It sees the mapping even when some of its
@@ -416,17 +417,23 @@ const destinationsSchema = v.nullish(
 
 /** The whole file; collector configs are validated by their factories' schemas. */
 export function configSchema(registry: CollectorRegistry) {
-  return strictObject({
-    /** low, medium or high: defaults for intervals, thresholds, workers and buffers (profiles.ts); keys in the file win */
-    profile: v.optional(profileSchema()),
-    orchestrator: v.nullish(orchestratorSchema, {}),
-    nats: v.nullish(natsSchema, {}),
-    destinations: destinationsSchema,
-    routes: v.optional(v.array(v.any())),
-    spool: v.nullish(spoolSchema, {}),
-    http: v.nullish(httpSchema, {}),
-    collectors: collectorsSchema(registry),
-  });
+  return v.pipe(
+    strictObject({
+      /** low, medium or high: defaults for intervals, thresholds, workers and buffers (profiles.ts); keys in the file win */
+      profile: v.optional(profileSchema()),
+      orchestrator: v.nullish(orchestratorSchema, {}),
+      nats: v.nullish(natsSchema, {}),
+      /** more NATS clusters, each with every key nats has (src/orchestrator/destination.ts) */
+      destinations: destinationsSchema,
+      spool: v.nullish(spoolSchema, {}),
+      http: v.nullish(httpSchema, {}),
+      collectors: collectorsSchema(registry),
+      /** which destinations each event goes to (src/routing/); absent or [] sends everything to `nats` */
+      routes: routesSchema,
+    }),
+    // every `to` names `default` or a key of `destinations`
+    routeDestinationsCheck(),
+  );
 }
 
 export type Config = v.InferOutput<ReturnType<typeof configSchema>>;

@@ -14,6 +14,8 @@ export interface StatusDocument {
   collectors: ReturnType<Orchestrator["status"]>["collectors"];
   queue: ReturnType<Orchestrator["status"]>["queue"];
   delivery: ReturnType<Orchestrator["status"]>["delivery"];
+  /** every destination by name (default: the nats section, also in `delivery`); absent from agents before issue 15 */
+  destinations?: ReturnType<Orchestrator["status"]>["destinations"];
   publish_errors: Record<string, number>;
 }
 
@@ -80,6 +82,7 @@ export class HttpServer {
       collectors: s.collectors,
       queue: s.queue,
       delivery: s.delivery,
+      destinations: s.destinations,
       publish_errors: s.publish_errors,
     };
   }

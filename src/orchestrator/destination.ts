@@ -22,8 +22,9 @@ import { startWorkers } from "./workers.ts";
 import { eventSubject } from "./instance.ts";
 import { countLeftInQueue } from "./shutdown.ts";
 
-/** The destination the `nats:` section describes; routes name it so. */
-export const DEFAULT_DESTINATION = "default";
+import { DEFAULT_DESTINATION } from "../routing/schema.ts";
+
+export { DEFAULT_DESTINATION };
 
 /**
  * Where a destination's spool lives: `spool.path` for default; for the

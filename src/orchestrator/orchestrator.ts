@@ -135,7 +135,7 @@ export class Orchestrator {
   }
 
   #routeTable(config: Config): RouteTable<Destination> {
-    return new RouteTable(config.routes as never, (name) => {
+    return new RouteTable(config.routes, (name) => {
       const d = this.#destinations.get(name);
       // The config loader checked every name a route uses.
       if (!d) throw new Error(`routes name the destination "${name}", which is not configured`);

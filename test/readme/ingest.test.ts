@@ -19,7 +19,7 @@ afterEach(killAllAgents);
 afterAll(stopAllNatsServers);
 
 const readme = readFileSync(join(REPO, "README.md"), "utf8");
-const section = readme.slice(readme.indexOf("### The ingest API"), readme.indexOf("## Operating it"));
+const section = readme.slice(readme.indexOf("### The ingest API"), readme.indexOf("### Routing"));
 const blocks = (lang: string) => [...section.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!);
 const SOCKET = "/run/tapio-collectors/ingest.sock";
 const TOKEN = "/etc/tapio/ingest-token";
