@@ -75,7 +75,7 @@ async function baseUrl(agent: AgentProcess): Promise<string> {
 /** orchestrator_spool_errors_total{reason=...} from /metrics; 0 when absent. */
 async function spoolErrors(base: string, reason: string): Promise<number> {
   const { text } = await get(`${base}/metrics`);
-  const m = new RegExp(`^orchestrator_spool_errors_total\\{reason="${reason}"\\} (\\d+)`, "m").exec(text);
+  const m = new RegExp(`^orchestrator_spool_errors_total\\{destination="default",reason="${reason}"\\} (\\d+)`, "m").exec(text);
   return m ? Number(m[1]) : 0;
 }
 

@@ -115,12 +115,12 @@ describe("HTTP endpoints", () => {
     expect(value('orchestrator_events_received_total{collector="synthetic"}')).toBe(1234);
     expect(value('orchestrator_events_published_total{collector="synthetic"}')).toBe(1234);
     expect(value('orchestrator_events_spooled_total{collector="synthetic"}')).toBe(0);
-    expect(value('orchestrator_publish_errors_total{reason="timeout"}')).toBe(3);
+    expect(value('orchestrator_publish_errors_total{destination="default",reason="timeout"}')).toBe(3);
     expect(value('orchestrator_collector_state{collector="synthetic",state="running"}')).toBe(1);
     expect(value('orchestrator_collector_state{collector="synthetic",state="failed"}')).toBe(0);
-    expect(value("orchestrator_buffer_utilization")).toBe(0);
-    expect(value("orchestrator_spool_events")).toBe(0);
-    expect(value("orchestrator_nats_connected")).toBe(1);
+    expect(value(`orchestrator_buffer_utilization{destination="default"}`)).toBe(0);
+    expect(value(`orchestrator_spool_events{destination="default"}`)).toBe(0);
+    expect(value(`orchestrator_nats_connected{destination="default"}`)).toBe(1);
     expect(value('orchestrator_config_reloads_total{result="failure"}')).toBe(0);
     expect(value(`orchestrator_build_info{version="0.0.0-test",bun="${Bun.version}"}`)).toBe(1);
     const batches = value("orchestrator_worker_processing_time_seconds_count")!;
@@ -185,8 +185,8 @@ describe("HTTP endpoints", () => {
     a.orchestrator.start();
     await waitFor(() => a.orchestrator.delivery.spoolDepth() === 300);
     const text = await (await a.get("/metrics")).text();
-    expect(text).toContain('orchestrator_circuit_state{subject="tapio.events.synthetic"} 2');
-    expect(text).toContain("orchestrator_spool_events 300");
+    expect(text).toContain('orchestrator_circuit_state{destination="default",subject="tapio.events.synthetic"} 2');
+    expect(text).toContain(`orchestrator_spool_events{destination="default"} 300`);
     expect(text).toContain('orchestrator_events_spooled_total{collector="synthetic"} 300');
   });
 });

@@ -95,7 +95,7 @@ collectors:
         "every oversized event counted as dropped",
       );
       text = await (await fetch(`${url}/metrics`)).text();
-      expect(text).toContain(`orchestrator_publish_errors_total{reason="max_payload"} ${OVERSIZED}`);
+      expect(text).toContain(`orchestrator_publish_errors_total{destination="default",reason="max_payload"} ${OVERSIZED}`);
       expect(text).toContain(`orchestrator_events_received_total{collector="synthetic"} ${OVERSIZED}`);
       expect(text).toContain('orchestrator_events_published_total{collector="synthetic"} 0');
     } finally {

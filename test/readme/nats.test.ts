@@ -51,7 +51,7 @@ collectors:
       await server.restart();
       await waitFor(async () => (await status()).delivery.nats.connected, "reconnected to NATS", 20_000);
       const metrics = await (await fetch(`${url}/metrics`)).text();
-      expect(Number(/^orchestrator_nats_reconnects_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+      expect(Number(/^orchestrator_nats_reconnects_total{destination="default"} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     } finally {
       agent.kill("SIGKILL");
       await agent.exited;
