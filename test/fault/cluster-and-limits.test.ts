@@ -6,7 +6,8 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { DiscardPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { freePort, startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
+import { startNatsServer, stopAllNatsServers, type NatsServer } from "../helpers/nats-server.ts";
+import { portOf, startNatsCluster, waitForJetStreamCluster } from "../helpers/nats-cluster.ts";
 import { spawnAgent, writeConfig } from "../helpers/agent.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 
@@ -304,63 +305,10 @@ function pick(final: LogLine) {
 
 // ---------------------------------------------------------------- c. cluster
 
-interface Cluster {
-  nodes: NatsServer[];
-  names: string[];
-}
-
-async function startCluster(): Promise<Cluster> {
-  const routePorts = [await freePort(), await freePort(), await freePort()];
-  const names = ["n1", "n2", "n3"];
-  const nodes = await Promise.all(
-    names.map((name, i) =>
-      startNatsServer({
-        config: `
-server_name: ${name}
-cluster {
-  name: tapio
-  listen: 127.0.0.1:${routePorts[i]}
-  routes: [${routePorts
-    .filter((_, j) => j !== i)
-    .map((p) => `nats-route://127.0.0.1:${p}`)
-    .join(", ")}]
-}
-`,
-      }),
-    ),
-  );
-  return { nodes, names };
-}
-
-/**
- * Waits until the cluster has a JetStream meta leader that sees all three
- * peers: an R3 probe stream can be created (then deleted).
- */
-async function waitForJetStreamCluster(nc: NatsConnection, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < until) {
-    try {
-      // no account info check: without a meta leader it times out
-      const jsm = await jetstreamManager(nc, { timeout: 2000, checkAPI: false });
-      await jsm.streams.add({ name: "PROBE", subjects: ["probe.>"], num_replicas: 3 });
-      await jsm.streams.delete("PROBE");
-      return;
-    } catch (err) {
-      last = err;
-      await Bun.sleep(250);
-    }
-  }
-  throw new Error(`JetStream cluster not ready within ${timeoutMs} ms: ${(last as Error)?.message}`);
-}
-
-/** "127.0.0.1:1234" or "nats://127.0.0.1:1234" -> 1234 */
-const portOf = (server: string): number => Number(/:(\d+)$/.exec(server)?.[1]);
-
 describe("fault: cluster and limits", () => {
   test("c. 3-node cluster, R3 stream: SIGKILL the node the agent is connected to mid-run; no loss, no duplicates", async () => {
     const t0 = Date.now();
-    const { nodes, names } = await startCluster();
+    const { nodes, names } = await startNatsCluster();
     const urls = nodes.map((n) => n.url);
     await withConnection(urls, {}, (nc) => waitForJetStreamCluster(nc));
     const tReady = Date.now();
