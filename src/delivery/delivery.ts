@@ -148,7 +148,14 @@ export class Delivery {
     // In order: while older events wait in the spool, new ones queue behind them;
     // but while the spool fails, NATS is the only way out, order or not.
     const spoolFirst = !this.#spoolFault?.failing && (this.#o.bufferType === "disk" || spool.depth > 0);
-    if (spoolFirst || this.#awayLongerThanSpill(publisher) || deadline.aborted) return this.#toSpool(spool, batch);
+    if (spoolFirst || this.#awayLongerThanSpill(publisher) || deadline.aborted) {
+      const unwritten = await this.#toSpool(spool, batch);
+      // Spool writes are synchronous and chain through promises alone: a
+      // backlog spooled batch after batch would keep the event loop from I/O,
+      // stalling every other destination's publishes (disk mode's workers yield already).
+      if (this.#o.bufferType !== "disk") await new Promise<void>((resolve) => setImmediate(resolve));
+      return unwritten;
+    }
     const blocked = this.#o.breakers.blocked();
     let live = batch;
     let unwritten: readonly QueuedEvent[] = [];
