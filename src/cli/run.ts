@@ -167,9 +167,7 @@ async function startAgent(config: Config, registry: CollectorRegistry, log: Logg
         file,
         registry,
         log,
-        onResult: (result) => {
-          if (metrics) metrics.reloads[result]++;
-        },
+        onResult: (result) => metrics?.reloaded(result),
         apply: async (next) => {
           await orchestrator.reconfigure(next, publisherFor);
           if (level === undefined) log.level = next.orchestrator.log_level;

@@ -358,6 +358,11 @@ export class Delivery {
     return this.#spool?.depth ?? 0;
   }
 
+  /** spool.max_bytes of the open spool; undefined without one */
+  get spoolMaxBytes(): number | undefined {
+    return this.#spool?.maxBytes;
+  }
+
   status(): DeliveryStatus {
     return deliveryStatus(this.#parts());
   }

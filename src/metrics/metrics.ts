@@ -33,8 +33,10 @@ export class AgentMetrics {
   readonly #pollCpu: Counter;
   /** one attribute object per collector, so that a round allocates none */
   readonly #pollAttributes = new Map<string, { collector: string }>();
-  /** config reloads by result; counted by the reloader */
-  readonly reloads: Record<ReloadResult, number> = { success: 0, failure: 0 };
+  /** config reloads by result; counted by reloaded() */
+  readonly #reloads: Record<ReloadResult, number> = { success: 0, failure: 0 };
+  /** the last reload's result: a failed one leaves the agent on the previous config until one succeeds */
+  #lastReload: ReloadResult = "success";
 
   constructor(orchestrator: Orchestrator, build: { version: string; bun: string }) {
     const meter = this.#provider.getMeter("tapio-collectors");
@@ -58,6 +60,14 @@ export class AgentMetrics {
     meter.createObservableCounter("orchestrator_publish_errors", { description: `Failed publish attempts, in events, by destination and reason (${PUBLISH_ERROR_REASONS.join(", ")})` }).addCallback((r) => {
       for (const d of o.destinations()) for (const [reason, n] of d.ledger.publishErrors) r.observe(n, { destination: d.name, reason });
     });
+    // For the quiet-collector alert (deploy/monitoring): the same test as the runner's warning, in PromQL.
+    meter.createObservableGauge("orchestrator_collector_last_event_timestamp_seconds", { description: "Unix time of a running collector's last event, or of its (re)start when it has emitted none since" }).addCallback((r) => {
+      for (const c of o.runners()) r.observe(c.silentSince / 1000, { collector: c.name });
+    });
+    meter.createObservableGauge("orchestrator_collector_quiet_period_seconds", { description: "How long a running collector may emit nothing before it is suspect; only collectors that declare a quiet period" }).addCallback((r) => {
+      for (const c of o.runners()) if (c.quietPeriodMs !== undefined) r.observe(c.quietPeriodMs / 1000, { collector: c.name });
+    });
+    meter.createObservableGauge("orchestrator_ready", { description: "1 while the agent is ready (GET /readyz answers 200), 0 otherwise" }).addCallback((r) => r.observe(o.readiness().ready ? 1 : 0));
     meter.createObservableGauge("orchestrator_collector_state", { description: "1 for the collector's current state (starting, running, degraded, failed, stopped)" }).addCallback((r) => {
       for (const h of o.health.all()) for (const state of COLLECTOR_STATES) r.observe(h.state === state ? 1 : 0, { collector: h.name, state });
     });
@@ -83,6 +93,12 @@ export class AgentMetrics {
       perDestination((d, a) => {
         const s = spoolOf(d);
         if (s) r.observe(s.bytes, a);
+      }),
+    );
+    meter.createObservableGauge("orchestrator_spool_max_bytes", { description: "spool.max_bytes: the bound of orchestrator_spool_bytes" }).addCallback((r) =>
+      perDestination((d, a) => {
+        const max = d.delivery.spoolMaxBytes;
+        if (max !== undefined) r.observe(max, a);
       }),
     );
     meter.createObservableGauge("orchestrator_spool_oldest_age_seconds", { description: "Age of the oldest event in a destination's spool; 0 when empty" }).addCallback((r) =>
@@ -121,8 +137,11 @@ export class AgentMetrics {
     );
 
     meter.createObservableCounter("orchestrator_config_reloads", { description: "Configuration reloads, by result" }).addCallback((r) => {
-      for (const result of Object.keys(this.reloads) as ReloadResult[]) r.observe(this.reloads[result], { result });
+      for (const result of Object.keys(this.#reloads) as ReloadResult[]) r.observe(this.#reloads[result], { result });
     });
+    meter.createObservableGauge("orchestrator_config_last_reload_successful", { description: "0 while the last config reload failed (the agent runs on the previous config), 1 otherwise" }).addCallback((r) =>
+      r.observe(this.#lastReload === "success" ? 1 : 0),
+    );
     meter.createObservableGauge("orchestrator_build_info", { description: "Always 1; the labels say which agent build runs" }).addCallback((r) =>
       r.observe(1, { version: build.version, bun: build.bun }),
     );
@@ -143,6 +162,12 @@ export class AgentMetrics {
       description: "CPU time (user + system) of the agent process during poll rounds, by collector; divided by orchestrator_collector_poll_seconds_count: CPU per round",
     });
   }
+
+  /** A config reload ended (see ConfigReloader's onResult). */
+  readonly reloaded = (result: ReloadResult): void => {
+    this.#reloads[result]++;
+    this.#lastReload = result;
+  };
 
   /** A collector's poll round is done (see OrchestratorOptions.onPollRound). */
   readonly pollRound = (collector: string, wallSeconds: number, cpuSeconds: number): void => {

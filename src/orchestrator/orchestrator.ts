@@ -102,7 +102,7 @@ export class Orchestrator {
       health: this.health,
       destinations: () => this.#destinations.values(),
       log: options.log,
-      runners: () => this.#runners.values(),
+      runners: () => this.runners(),
       summaryEveryMs: () => this.#o.config.orchestrator.health_interval.ms,
     });
   }
@@ -358,6 +358,11 @@ export class Orchestrator {
 
   collectorNames(): string[] {
     return [...this.#runners.keys()];
+  }
+
+  /** The collectors running now (not those removed by a reload). */
+  runners(): Iterable<CollectorRunner> {
+    return this.#runners.values();
   }
 
   /** Resolves when every collector has finished (in --once mode: done its round). */

@@ -102,10 +102,20 @@ export class CollectorRunner {
     });
   }
 
+  /** How long the collector may be silent (its declared quiet period, ms); undefined: quiet by nature. */
+  get quietPeriodMs(): number | undefined {
+    return this.#quietMs;
+  }
+
+  /** ms since epoch from which silence counts: its last event, or its start when it has emitted none since. */
+  get silentSince(): number {
+    return Math.max(this.#health.lastEventAt, this.#startedAt);
+  }
+
   /** Warns once when a running collector has been silent longer than its declared quiet period. */
   checkQuiet(now: number): void {
     if (this.#quietMs === undefined || this.#health.state !== "running") return;
-    const silentMs = now - Math.max(this.#health.lastEventAt, this.#startedAt);
+    const silentMs = now - this.silentSince;
     if (silentMs <= this.#quietMs) {
       this.#quietWarned = false;
       return;

@@ -347,6 +347,11 @@ export class Spool {
     }
   }
 
+  /** spool.max_bytes: the bound of `bytes` */
+  get maxBytes(): number {
+    return this.#maxBytes;
+  }
+
   /** Events in the spool: a field read, for the per-batch checks (stats() reads the disk). */
   get depth(): number {
     return this.#depth;

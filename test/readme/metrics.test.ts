@@ -2,7 +2,8 @@
 // metric it names is on /metrics with the type and label names the table
 // says, and every orchestrator_* metric served is in the table. The run is
 // made to produce a series of each: publish errors and drops (events over
-// the server's max_payload, counted exactly), a parse error (a bad resolv.conf line).
+// the server's max_payload, counted exactly), a parse error (a bad resolv.conf line),
+// a quiet period (dns with emit_ok declares one).
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -54,7 +55,7 @@ describe("README metrics table", () => {
 nats: { url: "${server.url}", mode: core }
 collectors:
   synthetic: { config: { count: ${OVERSIZED}, rate: 0, payload_bytes: 8192 } }
-  dns: { config: { names: [tapio-probe.invalid], resolv_conf: RESOLV, timeout: 200ms, interval: 1s } }
+  dns: { config: { names: [tapio-probe.invalid], resolv_conf: RESOLV, timeout: 200ms, interval: 1s, emit_ok: true } }
 `);
     const resolv = join(dirname(file), "resolv.conf");
     writeFileSync(resolv, "nameserver not-an-address\nnameserver 127.0.0.1\n");
