@@ -10,6 +10,7 @@ import { tailCommand } from "./tail.ts";
 import { topCommand } from "./top.ts";
 import { checkCommand } from "./check.ts";
 import { emitCommand } from "./emit.ts";
+import { schemaCommand } from "./schema.ts";
 
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   tail: tailCommand,
   top: topCommand,
   emit: emitCommand,
+  schema: schemaCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -34,6 +34,7 @@ Usage:
   tapio-collectors tail [--nats URL] [filters]     print events from NATS as they pass
   tapio-collectors top [--url URL]                 a live view of a running agent, refreshed every second
   tapio-collectors emit [--socket PATH] --type T   send an event (or NDJSON from stdin) to a running agent's ingest API
+  tapio-collectors schema                          print the JSON Schema of the events it publishes
   tapio-collectors COMMAND --help                  help for one command
 
 The config file defaults to $TAPIO_CONFIG, else ${DEFAULT_CONFIG}.
@@ -77,6 +78,11 @@ Tries what \`run\` needs, without running, and prints one line per check,
 
 Run it as the agent's user, in the agent's container, to see what the agent would see.
 Exit 0 when every check passed, 1 when any failed, 2 when the config is invalid.`,
+  schema: `Usage: tapio-collectors schema
+
+Prints the JSON Schema (2020-12) of the events the agent publishes, the same
+as schema/collector-event.schema.json: Tapio's Go CollectorEvent fields, and
+for each collector's event types what event_data carries.`,
   version: `Usage: tapio-collectors version
 
 Prints the agent version, the Bun version and the platform.`,

@@ -4,6 +4,7 @@ import type * as v from "valibot";
 import type { Logger } from "pino";
 import type { EventInput } from "../event/event.ts";
 import type { DropReason } from "../event/drop-reasons.ts";
+import type { CollectorEvents } from "../event/declare.ts";
 
 export interface EmitOptions {
   /**
@@ -117,6 +118,12 @@ export interface CollectorFactory<C = unknown> {
   readonly description: string;
   /** validates and fills defaults of `collectors.<type>.config`, and of each `collectors.<type>/<name>.config` */
   readonly configSchema: v.GenericSchema<unknown, C>;
+  /**
+   * The event types it emits and what each carries (its events.ts): the
+   * published event schema is built from them. Every built-in collector
+   * declares them; a factory made for a test need not.
+   */
+  readonly events?: CollectorEvents;
   /**
    * How long this collector may stay silent before health warns (issue: a
    * collector that stopped seeing its source); undefined for sources that

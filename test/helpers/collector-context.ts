@@ -1,11 +1,13 @@
 // A CollectorContext that records what a collector does, for collector unit
 // tests: the events it emits (validated and encoded exactly as the
-// orchestrator would), its health reports, its parse errors and what it
-// saves in ctx.state (kept in memory here, each save at once).
+// orchestrator would, then checked against the published event schema), its
+// health reports, its parse errors and what it saves in ctx.state (kept in
+// memory here, each save at once).
 import type { Collector, CollectorContext } from "../../src/orchestrator/collector.ts";
 import type { CollectorEvent, EventInput } from "../../src/event/event.ts";
 import { EventEncoder, InvalidEventError } from "../../src/event/encode.ts";
 import { silentLogger } from "./silent-logger.ts";
+import { expectPublishedSchema } from "./event-schema.ts";
 
 export interface Recording {
   ctx: CollectorContext;
@@ -29,6 +31,13 @@ export function recordingContext(opts: { name?: string; once?: boolean; saved?: 
   const encoder = new EventEncoder(name, `tapio.events.${name}`, 1024 * 1024);
   const controller = new AbortController();
   const decoder = new TextDecoder();
+  // Every event a collector test makes is one a consumer could receive: it must hold to the published schema.
+  const record = (bytes: Uint8Array, subject: string) => {
+    const event = JSON.parse(decoder.decode(bytes));
+    expectPublishedSchema(event);
+    rec.events.push(event);
+    rec.subjects.push(subject);
+  };
   const rec: Recording = {
     events: [],
     subjects: [],
@@ -46,8 +55,7 @@ export function recordingContext(opts: { name?: string; once?: boolean; saved?: 
       // Encoding throws on an invalid event, so a test fails where a real run would drop it.
       emit: (input: EventInput, options) => {
         const event = encoder.encode(input, options?.subjectSuffix);
-        rec.events.push(JSON.parse(decoder.decode(event.bytes)));
-        rec.subjects.push(event.subject);
+        record(event.bytes, event.subject);
       },
       // All or none, as the runner does; every event counts as published at once.
       emitAll: (batch, options) => {
@@ -60,10 +68,7 @@ export function recordingContext(opts: { name?: string; once?: boolean; saved?: 
             throw err;
           }
         }
-        for (const event of encoded) {
-          rec.events.push(JSON.parse(decoder.decode(event.bytes)));
-          rec.subjects.push(event.subject);
-        }
+        for (const event of encoded) record(event.bytes, event.subject);
         return { status: "queued", fates: options?.fates ? Promise.resolve(encoded.map(() => undefined)) : undefined };
       },
       degraded: (reason) => rec.degraded.push(reason),

@@ -11,6 +11,7 @@ import { canonicalName, rcodeName, type QueryType } from "./message.ts";
 import { probe, type ProbeResult } from "./probe.ts";
 import { parseResolvConf, parseServer, type Server } from "./resolv.ts";
 import { dnsConfigSchema, type DnsConfig } from "./schema.ts";
+import { dnsEvents } from "./events.ts";
 
 /** response_code when no DNS response was read (timeout, socket error): RCODE 0 would say NOERROR. */
 export const NO_RESPONSE = -1;
@@ -114,6 +115,7 @@ export class DnsCollector implements Collector {
 
 export const dnsFactory: CollectorFactory<DnsConfig> = {
   type: "dns",
+  events: dnsEvents,
   description: "active DNS probes of configured names against resolv.conf's or configured servers",
   configSchema: dnsConfigSchema,
   // Without emit_ok a healthy resolver is silent; with it every round emits.

@@ -11,6 +11,7 @@ import { sleep, unlessAborted } from "../../wait.ts";
 import { excerpt, readLines, type ByteReader } from "./lines.ts";
 import { checkStartable, KILL_GRACE_MS, ProcessGroup, spawnProgram, StartError, type RunningProgram } from "./program.ts";
 import { execConfigSchema, type ExecConfig } from "./schema.ts";
+import { execEvents } from "./events.ts";
 
 /** The parse-error source of stdout lines (orchestrator_collector_parse_errors_total{source}). */
 export const STDOUT_SOURCE = "stdout";
@@ -232,6 +233,7 @@ export class StderrLog {
 
 export const execFactory: CollectorFactory<ExecConfig> = {
   type: "exec",
+  events: execEvents,
   description: "outside programs: each stdout line a JSON event input; a long-running stream or a run every interval",
   configSchema: execConfigSchema,
   // A node check has nothing to say while all is well.

@@ -12,6 +12,7 @@ import { readableFile } from "../common/source-checks.ts";
 import { IngestApi } from "./api.ts";
 import { ingestConfigSchema, UNIX_PREFIX, type IngestConfig } from "./schema.ts";
 import { BearerToken } from "./token.ts";
+import { ingestEvents } from "./events.ts";
 
 /** On stop, requests under way get this long to be answered (the runner abandons a collector after 5 s). */
 const STOP_GRACE_MS = 4000;
@@ -102,6 +103,7 @@ async function answers(path: string): Promise<boolean> {
 
 export const ingestFactory: CollectorFactory<IngestConfig> = {
   type: "ingest",
+  events: ingestEvents,
   description: "a local push API: programs on the node POST events (JSON or NDJSON) over a unix socket or loopback TCP",
   configSchema: ingestConfigSchema,
   // <its subject>.<source>: a bare ingest beside a named one would share subjects

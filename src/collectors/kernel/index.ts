@@ -21,6 +21,7 @@ import kernelMonitor from "./rules/kernel-monitor.json";
 import readonlyMonitor from "./rules/readonly-monitor.json";
 import { compileRuleFile, loadRuleFile, RuleMatcher, type RuleFile, type RuleMatch } from "./rules.ts";
 import { kernelConfigSchema, type KernelConfig } from "./schema.ts";
+import { kernelEvents } from "./events.ts";
 
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -366,6 +367,7 @@ export class KernelCollector implements Collector {
 
 export const kernelFactory: CollectorFactory<KernelConfig> = {
   type: "kernel",
+  events: kernelEvents,
   description: "kernel log (/dev/kmsg): OOM kills with their pod, node-problem-detector rules; /proc/vmstat oom_kill",
   configSchema: kernelConfigSchema,
   // Kernel problems are rare by nature: silence is the normal state.

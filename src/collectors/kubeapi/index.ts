@@ -12,6 +12,7 @@ import { SourceHealth } from "../common/source-health.ts";
 import { EventSet, PodSet, resourceVersion, type ResourceSet } from "./resources.ts";
 import { kubeapiConfigSchema, type KubeapiConfig } from "./schema.ts";
 import { isGone, LineSplitter, parseWatchLine } from "./watch.ts";
+import { kubeapiEvents } from "./events.ts";
 
 /**
  * The API server closes a watch after timeoutSeconds; one still open this
@@ -222,6 +223,7 @@ function apiClient(c: KubeapiConfig): K8sClient {
 
 export const kubeapiFactory: CollectorFactory<KubeapiConfig> = {
   type: "kubeapi",
+  events: kubeapiEvents,
   description: "Kubernetes API: list+watch of this node's Pods (k8s.pod) and the Events about the node and its pods (k8s.event)",
   configSchema: kubeapiConfigSchema,
   // Pods and Events change only when something happens on the node: a quiet

@@ -12,6 +12,7 @@ import { SourceHealth } from "../common/source-health.ts";
 import { PodTracker } from "./pods.ts";
 import { kubeletConfigSchema, type KubeletConfig } from "./schema.ts";
 import { StatsTracker } from "./stats.ts";
+import { kubeletEvents } from "./events.ts";
 
 const PODS_PATH = "/pods";
 const STATS_PATH = "/stats/summary";
@@ -94,6 +95,7 @@ function kubeletClient(c: KubeletConfig): K8sClient {
 
 export const kubeletFactory: CollectorFactory<KubeletConfig> = {
   type: "kubelet",
+  events: kubeletEvents,
   description: "kubelet /pods and /stats/summary: container waits, failures, restarts, crash loops, unready pods, storage and node thresholds",
   configSchema: kubeletConfigSchema,
   // Events come only on change, so a healthy node is silent for as long as it

@@ -12,6 +12,7 @@ import { detectLayout, findPods, readCpu, readMemory, type ContainerCgroup, type
 import { parseMeminfo, parsePsi } from "./parse.ts";
 import { memoryConfigSchema, type MemoryConfig } from "./schema.ts";
 import { Counters, Levels } from "./state.ts";
+import { memoryEvents } from "./events.ts";
 
 const PSI_RESOURCES = ["memory", "cpu", "io"] as const;
 /** Pods read between two turns of the event loop (each pod: a few files per cgroup, read synchronously). */
@@ -338,6 +339,7 @@ export class MemoryCollector implements Collector {
 
 export const memoryFactory: CollectorFactory<MemoryConfig> = {
   type: "memory",
+  events: memoryEvents,
   description: "node and pod pressure: PSI, /proc/meminfo, pod cgroup memory events and CPU throttling",
   configSchema: memoryConfigSchema,
   // Events mark threshold crossings and counter changes: a healthy node can be silent for days.

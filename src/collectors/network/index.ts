@@ -10,6 +10,7 @@ import { readableDirectory } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { parseCounterPairs, parseGauge, parseNetDev, parseSockstat } from "./parse.ts";
 import { networkConfigSchema, type NetworkConfig } from "./schema.ts";
+import { networkEvents } from "./events.ts";
 
 /** One poll's readings. A source that could not be read is absent, so it has no deltas next time. */
 export interface Sample {
@@ -232,6 +233,7 @@ export class NetworkCollector implements Collector {
 
 export const networkFactory: CollectorFactory<NetworkConfig> = {
   type: "network",
+  events: networkEvents,
   description: "TCP retransmits, listen overflows, interface errors and conntrack usage from /proc/net counters",
   configSchema: networkConfigSchema,
   // Healthy networks are quiet: it emits only on trouble.

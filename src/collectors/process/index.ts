@@ -15,6 +15,7 @@ import { readableDirectory, readableFile } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
 import { isKernelThread, parseBootTime, parseCgroup, parseCmdline, parseStat, type CgroupInfo, type PidStat } from "./procfs.ts";
 import { processConfigSchema, type ProcessConfig } from "./schema.ts";
+import { processEvents } from "./events.ts";
 
 /** USER_HZ, the unit of stat's start time: 100 on every architecture Kubernetes runs on. */
 const TICKS_PER_SECOND = 100;
@@ -230,6 +231,7 @@ function skippedEvent(starts: number, exits: number, skipped: number, total: num
 
 export const processFactory: CollectorFactory<ProcessConfig> = {
   type: "process",
+  events: processEvents,
   description: "process start and exit from /proc polls, optionally only in container cgroups",
   configSchema: processConfigSchema,
   quietPeriodMs: (config) => (config.containers_only ? undefined : Math.max(UNLIMITED_QUIET_MS, 10 * config.interval.ms)),

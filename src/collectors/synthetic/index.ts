@@ -3,6 +3,7 @@ import type { EventInput } from "../../event/event.ts";
 import { EventEncoder } from "../../event/encode.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { syntheticConfigSchema, type SyntheticConfig } from "./schema.ts";
+import { syntheticEvents } from "./events.ts";
 
 /**
  * Emitting is paced in ticks rather than per event (no per-event timers),
@@ -72,6 +73,7 @@ export class SyntheticCollector implements Collector {
 
 export const syntheticFactory: CollectorFactory<SyntheticConfig> = {
   type: "synthetic",
+  events: syntheticEvents,
   description: "load generator: emits events at a rate, up to a count, of a given size",
   configSchema: syntheticConfigSchema,
   create: (config) => new SyntheticCollector(config),

@@ -1,0 +1,18 @@
+// The event types this collector emits and what each carries (README "Emits"); the published schema is built from them.
+import { declareEvents, is, struct } from "../../event/declare.ts";
+
+export const processEvents = declareEvents("process", {
+  "kernel.process": {
+    description: "A process started or exited (seen by polling /proc). command is the kernel's comm; arguments the argv (at most 4 KiB); start_time from btime and the start ticks.",
+    severities: ["info"],
+    event_data: {
+      kernel: struct("pid ppid command", { event_type: is("start", "exit") }),
+      process: struct("pid ppid command executable? arguments? start_time? cgroup_path? container_id?"),
+    },
+  },
+  "kernel.process.skipped": {
+    description: "A poll found more starts and exits than max_events_per_poll: the rest are counted here.",
+    severities: ["warning"],
+    event_data: { custom: struct("starts exits skipped skipped_total max_events_per_poll") },
+  },
+});
