@@ -162,12 +162,12 @@ export function renderStatus(doc: StatusDocument, now = Date.now()): string {
     if (reasons.length > 0) out.push(`  drops by reason: ${reasons.join(", ")}`);
   }
 
-  out.push("", "Queue");
-  out.push(`  ${formatCount(queue.length)} event(s), ${formatBytes(queue.bytes)}, ${formatPercent(queue.utilization)} full${queue.waiting > 0 ? `, ${queue.waiting} producer(s) waiting` : ""}`);
-
   const destinations = Object.entries(doc.destinations ?? {});
   // With several destinations, these sections are the default one's; the others are in the table below.
   const which = destinations.length > 1 ? " (destination default)" : "";
+  out.push("", `Queue${which}`);
+  out.push(`  ${formatCount(queue.length)} event(s), ${formatBytes(queue.bytes)}, ${formatPercent(queue.utilization)} full${queue.waiting > 0 ? `, ${queue.waiting} producer(s) waiting` : ""}`);
+
   const nats = delivery.nats;
   out.push("", `NATS${which}`);
   const state = nats.closed ? "closed (gave up)" : nats.connected ? `connected${nats.server ? ` to ${nats.server}` : ""}` : `DISCONNECTED${nats.server ? ` (last server ${nats.server})` : ""}`;

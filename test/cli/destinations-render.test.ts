@@ -84,12 +84,13 @@ const TABLE = [
 ];
 
 describe("status", () => {
-  test("two destinations: a Destinations table, one row each; NATS, Spool and Circuits say they are default's", () => {
+  test("two destinations: a Destinations table, one row each; Queue, NATS, Spool and Circuits say they are default's", () => {
     const text = renderStatus(doc({ default: defaultDestination, central: centralDestination }), NOW);
     const lines = text.split("\n");
     const at = lines.indexOf("Destinations");
     expect(at).toBeGreaterThan(0);
     expect(lines.slice(at + 1, at + 4)).toEqual(TABLE.map((l) => `  ${l}`));
+    expect(lines).toContain("Queue (destination default)");
     expect(lines).toContain("NATS (destination default)");
     expect(lines).toContain("  jetstream, connected to 10.0.0.1:4222, 0 reconnect(s)");
     expect(lines).toContain("Spool (destination default)");
@@ -103,6 +104,7 @@ describe("status", () => {
     expect(text).not.toContain("Destinations");
     expect(text).not.toContain("DESTINATION");
     expect(text.split("\n")).toContain("NATS");
+    expect(text.split("\n")).toContain("Queue");
     expect(text.split("\n")).toContain("Spool");
   });
 });
