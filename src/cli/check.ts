@@ -1,7 +1,9 @@
 // `tapio-collectors check`: what `run` would need, tried without running:
-// NATS with the config's auth and TLS, permission to publish each subject
-// and a stream that takes it, the spool directory, every enabled
-// collector's sources. One line per check; exit 0 when all pass, 1 when any fails.
+// for each destination (the `nats` section, then each of `destinations`),
+// NATS with its auth and TLS, permission to publish each subject its routes
+// send it and a stream that takes it, and its spool file; every enabled
+// collector's sources. One line per check, those of `destinations` named
+// `destination <name>: ...`; exit 0 when all pass, 1 when any fails.
 import { randomUUID } from "node:crypto";
 import { closeSync, existsSync, openSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -13,6 +15,8 @@ import type { Config, NatsConfig } from "../config/schema.ts";
 import { builtinRegistry } from "../collectors/index.ts";
 import type { CollectorRegistry } from "../orchestrator/registry.ts";
 import { collectorSubject } from "../orchestrator/instance.ts";
+import { DEFAULT_DESTINATION, spoolPathOf } from "../orchestrator/destination.ts";
+import { RouteTable } from "../routing/routes.ts";
 import { redactUrlCredentials } from "../config/redact.ts";
 import { connectionOptions } from "../publish/connect.ts";
 import { permissionMessage } from "../publish/connection.ts";
@@ -49,19 +53,29 @@ export async function checkCommand(args: string[]): Promise<number> {
 }
 
 export async function* runChecks(config: Config, registry: CollectorRegistry): AsyncGenerator<CheckLine> {
-  yield* natsChecks(config);
-  yield spoolCheck(config.spool);
+  const routes = new RouteTable(config.routes, (name) => name);
+  const instances = Object.entries(config.collectors)
+    .filter(([, c]) => c.enabled)
+    .map(([name]) => name);
+  /** The subjects destination `name` would get: `<its subject>.<instance>` for each instance whose events some route sends there. */
+  const subjectsOf = (name: string, nats: NatsConfig) => instances.filter((i) => routes.destinationsOf(i).includes(name)).map((i) => collectorSubject(nats.subject, i));
+  yield* destinationChecks(config, DEFAULT_DESTINATION, config.nats, subjectsOf(DEFAULT_DESTINATION, config.nats));
+  for (const [name, nats] of Object.entries(config.destinations)) yield* destinationChecks(config, name, nats, subjectsOf(name, nats));
   yield* sourceChecks(config, registry);
 }
 
-function subjects(config: Config): string[] {
-  return Object.entries(config.collectors)
-    .filter(([, c]) => c.enabled)
-    .map(([name]) => collectorSubject(config.nats.subject, name));
+/** NATS and the spool of one destination; the lines of `destinations` say which (`destination central: ...`). */
+async function* destinationChecks(config: Config, name: string, nats: NatsConfig, subjects: string[]): AsyncGenerator<CheckLine> {
+  const named = name === DEFAULT_DESTINATION ? "" : `destination ${name}: `;
+  for await (const line of natsChecks(nats, subjects)) yield { ...line, check: `${named}${line.check}` };
+  if (subjects.length === 0 && (name !== DEFAULT_DESTINATION || (config.routes ?? []).length > 0) && Object.values(config.collectors).some((c) => c.enabled)) {
+    const why = (config.routes ?? []).length > 0 ? "no rule of routes sends it events of an enabled collector" : "no routes: every event goes to default";
+    yield { ok: true, check: `${named}routes`, detail: `${why}; no subject to probe` };
+  }
+  yield spoolCheck(config.spool, spoolPathOf(config.spool.path, name), `${named}spool`);
 }
 
-async function* natsChecks(config: Config): AsyncGenerator<CheckLine> {
-  const nats = config.nats;
+async function* natsChecks(nats: NatsConfig, subjects: readonly string[]): AsyncGenerator<CheckLine> {
   const servers = nats.url.map(redactUrlCredentials).join(", ");
   let nc: NatsConnection;
   try {
@@ -76,9 +90,9 @@ async function* natsChecks(config: Config): AsyncGenerator<CheckLine> {
     if (nats.mode === "jetstream") {
       const stream = await streamCheck(nc, nats, refusals);
       yield stream.line;
-      for (const subject of subjects(config)) yield await jetstreamPublishCheck(nc, nats, subject, stream.missing, refusals);
+      for (const subject of subjects) yield await jetstreamPublishCheck(nc, nats, subject, stream.missing, refusals);
     } else {
-      for (const subject of subjects(config)) yield await corePublishCheck(nc, subject, refusals);
+      for (const subject of subjects) yield await corePublishCheck(nc, subject, refusals);
     }
   } finally {
     await nc.close();
@@ -189,23 +203,22 @@ async function corePublishCheck(nc: NatsConnection, subject: string, refusals: R
   return refusal ? { ok: false, check, detail: refusal } : { ok: true, check, detail: "allowed (one empty probe message with header Tapio-Check)" };
 }
 
-/** The agent creates the directory and the file; both must be writable by this user. */
-function spoolCheck(spool: Config["spool"]): CheckLine {
-  const check = "spool";
+/** The agent creates the directory and the file `path` (a destination's spool); both must be writable by this user. */
+function spoolCheck(spool: Config["spool"], path: string, check: string): CheckLine {
   if (!spool.enabled) return { ok: true, check, detail: "disabled (events wait in memory while NATS is away)" };
-  let dir = dirname(spool.path);
+  let dir = dirname(path);
   while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
   const probe = join(dir, `.tapio-check-${process.pid}-${randomUUID()}`);
   try {
     writeFileSync(probe, "");
     unlinkSync(probe);
-    if (existsSync(spool.path)) closeSync(openSync(spool.path, "r+"));
+    if (existsSync(path)) closeSync(openSync(path, "r+"));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === "EACCES" || code === "EPERM" ? "permission denied for this user" : code === "EROFS" ? "read-only file system" : (err as Error).message;
-    return { ok: false, check, detail: `${spool.path} cannot be written (${why})` };
+    return { ok: false, check, detail: `${path} cannot be written (${why})` };
   }
-  return { ok: true, check, detail: `${spool.path} writable` };
+  return { ok: true, check, detail: `${path} writable` };
 }
 
 async function* sourceChecks(config: Config, registry: CollectorRegistry): AsyncGenerator<CheckLine> {

@@ -162,18 +162,21 @@ export function renderStatus(doc: StatusDocument, now = Date.now()): string {
     if (reasons.length > 0) out.push(`  drops by reason: ${reasons.join(", ")}`);
   }
 
-  out.push("", "Queue");
+  const destinations = Object.entries(doc.destinations ?? {});
+  // With several destinations, these sections are the default one's; the others are in the table below.
+  const which = destinations.length > 1 ? " (destination default)" : "";
+  out.push("", `Queue${which}`);
   out.push(`  ${formatCount(queue.length)} event(s), ${formatBytes(queue.bytes)}, ${formatPercent(queue.utilization)} full${queue.waiting > 0 ? `, ${queue.waiting} producer(s) waiting` : ""}`);
 
   const nats = delivery.nats;
-  out.push("", "NATS");
+  out.push("", `NATS${which}`);
   const state = nats.closed ? "closed (gave up)" : nats.connected ? `connected${nats.server ? ` to ${nats.server}` : ""}` : `DISCONNECTED${nats.server ? ` (last server ${nats.server})` : ""}`;
   out.push(`  ${nats.mode}, ${state}, ${nats.reconnects} reconnect(s)`);
   out.push(`  last error: ${nats.lastError ? truncate(nats.lastError, 100) : "-"}`);
   const errors = Object.entries(doc.publish_errors ?? {});
   if (errors.length > 0) out.push(`  publish errors: ${errors.map(([reason, n]) => `${reason}=${formatCount(n)}`).join(", ")}`);
 
-  out.push("", "Spool");
+  out.push("", `Spool${which}`);
   const spool = delivery.spool;
   if (!spool) out.push("  disabled");
   else {
@@ -181,13 +184,12 @@ export function renderStatus(doc: StatusDocument, now = Date.now()): string {
     out.push(`  ${formatCount(spool.depth)} event(s), ${formatBytes(spool.bytes)}${oldest} (${spool.path})`);
   }
 
-  out.push("", "Circuits");
+  out.push("", `Circuits${which}`);
   if (delivery.circuits.length === 0) out.push("  none yet");
   else {
     const rows = delivery.circuits.map((c) => [c.subject, c.state.replace("_", "-"), String(c.consecutive_failures), String(c.opens)]);
     out.push(indent(renderTable([{ header: "SUBJECT" }, { header: "STATE" }, { header: "FAILURES", align: "right" }, { header: "OPENS", align: "right" }], rows)));
   }
-  const destinations = Object.entries(doc.destinations ?? {});
   if (destinations.length > 1) {
     out.push("", "Destinations");
     out.push(indent(destinationsTable(destinations)));

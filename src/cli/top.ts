@@ -138,17 +138,19 @@ export function renderTopFrame(base: string, current: Sample, previous: Sample |
   const openCircuits = delivery.circuits.filter((c) => c.state !== "closed").length;
   const window = before ? `rates over the last ${formatDuration(span)}` : "rates: average since start";
 
+  const destinations = Object.entries(doc.destinations ?? {});
+  // With several destinations, queue, spool and NATS of the document are the default one's: each is in the table instead.
+  const several = destinations.length > 1;
   const out: string[] = [];
   out.push(`tapio-collectors ${agent.version}  ${base}  up ${formatDuration(agent.uptime_seconds)}  ${clockTime(Date.now())}`);
   out.push(`${health.state}, ${agent.ready ? "ready" : "NOT READY"} (${agent.ready_reason})  ${window}`);
   out.push(
-    `publish ${formatRate(totalOut)}/s  in ${formatRate(totalIn)}/s  drops ${formatRate(totalDropRate)}/s  ` +
-      `queue ${formatCount(queue.length)} (${formatPercent(queue.utilization)})  spool ${spool}`,
+    `publish ${formatRate(totalOut)}/s  in ${formatRate(totalIn)}/s  drops ${formatRate(totalDropRate)}/s` +
+      (several ? "" : `  queue ${formatCount(queue.length)} (${formatPercent(queue.utilization)})  spool ${spool}`),
   );
-  out.push(`NATS ${nats.mode} ${natsState}, ${nats.reconnects} reconnect(s)${openCircuits ? `, ${openCircuits} circuit(s) open` : ""}${nats.lastError ? `, last error: ${truncate(nats.lastError, 60)}` : ""}`);
+  out.push(`NATS${several ? " (default)" : ""} ${nats.mode} ${natsState}, ${nats.reconnects} reconnect(s)${openCircuits ? `, ${openCircuits} circuit(s) open` : ""}${nats.lastError ? `, last error: ${truncate(nats.lastError, 60)}` : ""}`);
   for (const p of health.problems) out.push(`  ! ${truncate(p, 120)}`);
-  const destinations = Object.entries(doc.destinations ?? {});
-  if (destinations.length > 1) out.push("", destinationsTable(destinations));
+  if (several) out.push("", destinationsTable(destinations));
   out.push("");
   out.push(
     rows.length === 0

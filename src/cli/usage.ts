@@ -68,11 +68,14 @@ Tries what \`run\` needs, without running, and prints one line per check,
 "ok" or "FAIL" with the reason:
   nats                 connect with the config's servers, credentials and TLS
   stream NAME          (jetstream) it exists and covers SUBJECT.>, or the user may create it
-  publish SUBJECT      per enabled collector: the user may publish there and the
-                       configured stream takes it. JetStream: a probe with an expected
-                       last sequence no stream has, refused by the stream, so nothing
-                       is stored. Core: one empty message with the header Tapio-Check.
+  publish SUBJECT      per enabled collector whose events routes send here: the user
+                       may publish there and the configured stream takes it. JetStream:
+                       a probe with an expected last sequence no stream has, refused by
+                       the stream, so nothing is stored. Core: one empty message with
+                       the header Tapio-Check.
   spool                the spool directory (or the nearest existing parent) and file are writable
+  destination NAME: …  the same for each of destinations: with its own servers,
+                       credentials, subject, stream and spool file (spool.NAME.db)
   collector NAME       each source the collector reads (files, directories, kubelet
                        or API server endpoints) can be read by this user
 

@@ -156,6 +156,12 @@ export function unknownKeyMessage(key: string, allowed: readonly string[], optio
   const { noun = "key", hints = {} } = options;
   const unknown = `unknown ${noun} "${key}"`;
   if (Object.hasOwn(hints, key)) return `${unknown}: ${hints[key]}`;
+  // `destinations.central.url: x` is one key named with dots in YAML, not three nested ones.
+  const parts = key.split(".");
+  if (noun === "key" && parts.length > 1 && allowed.includes(parts[0]!) && parts.every((p) => p !== "")) {
+    const nested = `${parts.slice(0, -1).map((part) => `${part}: { `).join("")}${parts.at(-1)}: ...${" }".repeat(parts.length - 1)}`;
+    return `${unknown}: YAML does not nest a dotted key; write it nested: ${nested}`;
+  }
   const close = suggest(key, allowed);
   if (close) return `${unknown} (did you mean "${close}"?)`;
   return allowed.length > 0 ? `${unknown} (known ${noun}s: ${allowed.join(", ")})` : `${unknown} (no ${noun}s are known)`;

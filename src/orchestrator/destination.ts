@@ -46,8 +46,15 @@ export function destinationOfSpoolFile(spoolPath: string, file: string): string 
   const stem = basename(spoolPath, ext);
   if (!file.startsWith(`${stem}.`) || !file.endsWith(ext) || file.length <= stem.length + 1 + ext.length) return undefined;
   const name = file.slice(stem.length + 1, file.length - ext.length);
-  return /^[a-z0-9_-]+$/.test(name) && name !== DEFAULT_DESTINATION ? name : undefined;
+  if (!/^[a-z0-9_-]+$/.test(name) || name === DEFAULT_DESTINATION) return undefined;
+  // Without an extension, SQLite's files beside spool.central (spool.central-wal, -shm) look like
+  // spools of "central-wal": opened as one, the WAL would be found corrupt and moved aside.
+  if (ext === "" && SQLITE_SIDECARS.some((suffix) => name.endsWith(suffix))) return undefined;
+  return name;
 }
+
+/** The files SQLite keeps beside a database file, by suffix. */
+const SQLITE_SIDECARS = ["-wal", "-shm", "-journal"];
 
 export interface DestinationParts {
   publisher: Publisher;

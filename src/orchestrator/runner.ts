@@ -275,9 +275,9 @@ export class CollectorRunner {
       for (const event of events) this.#state.emitted(event.id);
     }
     for (const [decision, type] of unrouted ?? []) this.#unrouted(decision, type);
-    if (encoded.length === 0) return { status: "queued" };
-    this.#health.lastEventAt = Date.now();
-    // Registered before any worker can take them: workers run after this returns.
+    if (encoded.length > 0) this.#health.lastEventAt = Date.now();
+    // Registered before any worker can take them: workers run after this returns. A batch
+    // that routes send nowhere has fates too ("unrouted", "route_drop"): none was published.
     const fates = options?.fates ? Promise.all(copies.map((mine) => this.#fateOf(mine))) : undefined;
     return { status: "queued", fates };
   };

@@ -125,15 +125,29 @@ export class RouteTable<T> {
   /** The routes of one collector instance: the rules its name can meet, its globs tested once, here. */
   forCollector(instance: string): CollectorRoutes<T> {
     if (this.#everything !== undefined) return new ConstantRoutes(this.#everything);
+    const rules = this.#rulesFor(instance);
+    const first = rules[0];
+    if (first === undefined) return new ConstantRoutes<T>(UNROUTED);
+    if (takesAll(first)) return new ConstantRoutes(first.decision);
+    return new CachedRoutes(rules);
+  }
+
+  /** Every destination some event of `instance` can go to, whatever its type and severity (`check` probes these). */
+  destinationsOf(instance: string): T[] {
+    if (this.#everything !== undefined) return this.#everything.kind === "to" ? [...this.#everything.to] : [];
+    const reached = new Set<T>();
+    for (const rule of this.#rulesFor(instance)) if (rule.decision.kind === "to") for (const d of rule.decision.to) reached.add(d);
+    return [...reached];
+  }
+
+  /** The rules an event of `instance` can meet, in order: those its collector globs accept, none after one that takes all. */
+  #rulesFor(instance: string): CompiledRule<T>[] {
     const rules: CompiledRule<T>[] = [];
     for (const rule of this.#rules) {
       if (rule.collector !== undefined && !rule.collector(instance)) continue;
       rules.push(rule);
       if (takesAll(rule)) break; // the rules after it are never reached
     }
-    const first = rules[0];
-    if (first === undefined) return new ConstantRoutes<T>(UNROUTED);
-    if (takesAll(first)) return new ConstantRoutes(first.decision);
-    return new CachedRoutes(rules);
+    return rules;
   }
 }

@@ -11,6 +11,7 @@ import { configFrom } from "../helpers/config.ts";
 import { silentLogger } from "../helpers/silent-logger.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 import { Spool } from "../../src/spool/spool.ts";
+import type { Severity } from "../../src/event/event.ts";
 import { makeTempDir } from "../helpers/cleanup.ts";
 import { join } from "node:path";
 
@@ -20,7 +21,7 @@ afterEach(async () => {
 });
 
 /** An agent with one collector "sender" whose context the test drives. */
-async function agent(orchestrator: string, publisher = new MemoryPublisher(), spool?: Spool) {
+async function agent(orchestrator: string, publisher = new MemoryPublisher(), spool?: Spool, routes = "") {
   let ctx: CollectorContext | undefined;
   const factory: CollectorFactory = {
     type: "sender",
@@ -34,7 +35,7 @@ async function agent(orchestrator: string, publisher = new MemoryPublisher(), sp
     }),
   };
   const registry = builtinRegistry().register(factory);
-  const config = configFrom(`orchestrator: { ${orchestrator} }\nnats: { mode: core, subject: t.ev }\nspool: { spill_after: 100ms }\ncollectors:\n  sender: {}\n`, registry);
+  const config = configFrom(`orchestrator: { ${orchestrator} }\nnats: { mode: core, subject: t.ev }\nspool: { spill_after: 100ms }\ncollectors:\n  sender: {}\n${routes}`, registry);
   const orch = new Orchestrator({ config, registry, publisher, log: silentLogger(), spool });
   running.push(orch);
   orch.start();
@@ -113,5 +114,17 @@ describe("emitAll", () => {
     const { ctx, orch } = await agent("workers: 1");
     await orch.stop();
     expect(ctx.emitAll(batch(1))).toEqual({ status: "stopped" });
+  });
+
+  test("with routes, the fates of events routes send nowhere say why, also when the whole batch goes nowhere", async () => {
+    const routes = "routes:\n  - name: drop-debug\n    match: { severity_below: info }\n    drop: true\n  - name: checks\n    match: { type: t.x }\n    to: default\n";
+    const { ctx, publisher } = await agent("", new MemoryPublisher(), undefined, routes);
+    const event = (type: string, severity: Severity, id: string): Emission => ({ event: { type, severity, event_data: {}, event_id: id } });
+    const mixed = ctx.emitAll([event("t.x", "info", "a"), event("t.x", "debug", "b"), event("t.y", "info", "c")], { fates: true });
+    expect(await (mixed as { fates: Promise<unknown[]> }).fates).toEqual([undefined, "route_drop", "unrouted"]);
+    const nowhere = ctx.emitAll([event("t.y", "warning", "d"), event("t.x", "debug", "e")], { fates: true });
+    expect(nowhere.status).toBe("queued");
+    expect(await (nowhere as { fates?: Promise<unknown[]> }).fates).toEqual(["unrouted", "route_drop"]);
+    expect(publisher.events.map((e) => e.subject)).toEqual(["t.ev.sender"]);
   });
 });

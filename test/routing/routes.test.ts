@@ -215,3 +215,27 @@ describe("RouteTable", () => {
     expect(other.cachedTypes).toBe(0);
   });
 });
+
+describe("destinationsOf (what `check` probes per destination)", () => {
+  const names = (rules: RouteRule[] | undefined, instance: string) => new RouteTable(rules, (name) => name).destinationsOf(instance);
+
+  test("no rules: default alone, for every instance", () => {
+    expect(names(undefined, "kernel")).toEqual(["default"]);
+    expect(names([], "dns/a")).toEqual(["default"]);
+  });
+
+  test("every destination of a rule the instance can meet, up to the first that takes all; drops and unmatched collectors add none", () => {
+    const rules: RouteRule[] = [
+      { name: "drop-debug", match: { severity_below: "info" }, drop: true },
+      { name: "problems", match: { collector: ["kernel", "dns/*"], type: ["kernel.*"] }, to: ["default", "central"] },
+      { name: "dns-all", match: { collector: ["dns/*"] }, to: ["regional"] },
+      { name: "severe", match: { severity_at_least: "error" }, to: ["pager"] },
+      { name: "rest", to: ["default"] },
+    ];
+    expect(names(rules, "kernel")).toEqual(["default", "central", "pager"]);
+    // dns-all takes every dns event after problems: severe and rest are never reached
+    expect(names(rules, "dns/a")).toEqual(["default", "central", "regional"]);
+    expect(names(rules, "synthetic")).toEqual(["pager", "default"]);
+    expect(names([{ name: "k", match: { collector: ["kernel"] }, to: ["central"] }], "synthetic")).toEqual([]);
+  });
+});

@@ -108,7 +108,7 @@ describe("routes: each mistake located", () => {
 });
 
 describe("to names and destinations", () => {
-  // The agent's schema does not have `destinations` yet; this one shows the check with it.
+  // The check alone, on a schema of just these two keys (test/config/destinations.test.ts loads whole files).
   const schema = v.pipe(strictObject({ destinations: v.unknown(), routes: routesSchema }), routeDestinationsCheck());
   const problems = (input: unknown) => {
     const result = v.safeParse(schema, input, { abortEarly: false, message: fallbackMessage });

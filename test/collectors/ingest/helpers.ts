@@ -49,6 +49,8 @@ export interface AgentSpec {
   natsExtra?: string;
   /** run this instead of bun src/main.ts (the compiled binary) */
   command?: string[];
+  /** more top-level sections (destinations, routes), as YAML */
+  extra?: string;
 }
 
 export function ndjson(values: readonly unknown[]): string {
@@ -95,6 +97,7 @@ nats: { url: "${spec.nats}", subject: ${spec.subject ?? "tapio.events"}, stream:
 spool: ${spec.spool ?? `{ path: "${join(dir, "spool.db")}" }`}
 collectors:
   ${spec.name ?? "ingest"}: { config: { ${ingest} } }
+${spec.extra ?? ""}
 `;
 }
 
