@@ -121,14 +121,17 @@ interface Agent {
 
 /**
  * Opens the spool, starts the publisher, the orchestrator and the endpoints.
- * Metrics are only kept where /metrics serves them: without the endpoints the
- * Prometheus exporter is not even loaded (a few MiB of memory).
+ * Metrics are only kept where something reads them, /metrics or
+ * telemetry.otlp: without either the metrics module is not even loaded (a few
+ * MiB of memory), and the OTLP exporter only with telemetry.otlp.
  */
 async function startAgent(config: Config, registry: CollectorRegistry, log: Logger, { file, level, dryRun, once }: RunOptions, stops: StopRequests): Promise<Agent> {
   const build = { version: AGENT_VERSION, bun: Bun.version };
   // --dry-run is a look at the events, not a running agent: no endpoints.
   const endpoints = config.http.enabled && !dryRun;
-  const Metrics = endpoints ? (await import("../metrics/metrics.ts")).AgentMetrics : undefined;
+  const otlp = dryRun ? undefined : config.telemetry.otlp;
+  const Metrics = endpoints || otlp ? (await import("../metrics/metrics.ts")).AgentMetrics : undefined;
+  const push = otlp && new (await import("../metrics/otlp.ts")).OtlpPush(otlp, config, build.version, log);
   const publisherFor = (nats: Config["nats"], destination: string) =>
     createPublisher(nats, {
       log: destination === DEFAULT_DESTINATION ? log : log.child({ destination }),
@@ -158,8 +161,8 @@ async function startAgent(config: Config, registry: CollectorRegistry, log: Logg
       onPollRound: (collector: string, wall: number, cpu: number) => metrics!.pollRound(collector, wall, cpu),
     }),
   });
-  const metrics = Metrics && new Metrics(orchestrator, build);
-  const http = metrics ? startHttp({ config: config.http, orchestrator, metrics, log, build }) : undefined;
+  const metrics = Metrics && new Metrics(orchestrator, build, push);
+  const http = metrics && endpoints ? startHttp({ config: config.http, orchestrator, metrics, log, build }) : undefined;
   orchestrator.start();
   const reloader = once
     ? undefined

@@ -17,6 +17,18 @@ export function isSecretKey(key: string): boolean {
   return k === "token" || k === "password" || k.endsWith("_token") || k.endsWith("_password") || k.includes("secret");
 }
 
+/**
+ * A mapping under this key holds HTTP headers (telemetry.otlp.headers): their
+ * values are never shown, whatever their names.
+ */
+const HEADERS_KEY = "headers";
+
+/** A header whose value is a credential: Authorization, API keys, tokens, cookies, signatures. */
+export function isSecretHeader(name: string): boolean {
+  const n = name.toLowerCase().replaceAll("-", "_");
+  return isSecretKey(n) || /auth|key|token|password|cookie|signature|credential/.test(n);
+}
+
 /** True when a dotted config path (`nats.password`) is or lies under a secret key. */
 export function isSecretPath(path: string): boolean {
   return path.split(".").some(isSecretKey);
@@ -61,7 +73,10 @@ export function redactSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redactSecrets);
   if (!isPlainMapping(value)) return value;
   return Object.fromEntries(
-    Object.entries(value).map(([key, item]) => [key, isSecretKey(key) && item !== undefined && item !== null ? HIDDEN : redactSecrets(item)]),
+    Object.entries(value).map(([key, item]) => {
+      if (key === HEADERS_KEY && isPlainMapping(item)) return [key, Object.fromEntries(Object.keys(item).map((name) => [name, HIDDEN]))];
+      return [key, isSecretKey(key) && item !== undefined && item !== null ? HIDDEN : redactSecrets(item)];
+    }),
   );
 }
 
@@ -84,7 +99,10 @@ export function rememberSecrets(config: unknown): void {
   if (Array.isArray(config)) for (const item of config) rememberSecrets(item);
   if (!isPlainMapping(config)) return;
   for (const [key, item] of Object.entries(config)) {
-    if (isSecretKey(key) && typeof item === "string") rememberSecret(item);
+    // Only credential headers: hiding a tenant name such as "production" in every log line would garble the logs.
+    if (key === HEADERS_KEY && isPlainMapping(item)) {
+      for (const [name, header] of Object.entries(item)) if (isSecretHeader(name) && typeof header === "string") rememberSecret(header);
+    } else if (isSecretKey(key) && typeof item === "string") rememberSecret(item);
     else rememberSecrets(item);
   }
 }

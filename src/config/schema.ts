@@ -125,6 +125,59 @@ const spoolSchema = strictObject({
   spill_after: v.optional(duration({ positive: true }), "2s"),
 });
 
+/** An OTLP/HTTP endpoint: http(s)://host[:port][/base path], as OTEL_EXPORTER_OTLP_ENDPOINT. */
+function isOtlpEndpoint(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "" && url.search === "" && url.hash === "";
+}
+
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** How long an export may take unless `timeout` says: OTLP's default, or the interval if that is shorter. */
+const DEFAULT_OTLP_TIMEOUT = new Duration(10_000);
+
+/** `telemetry.otlp.headers`: name -> value, every value a secret (never shown: see redact.ts). */
+const otlpHeadersSchema = v.nullish(
+  v.pipe(
+    v.lazy((input) => {
+      const entries: Record<string, Schema<unknown>> = {};
+      if (isPlainMapping(input)) {
+        for (const key of Object.keys(input)) entries[key] = v.pipe(secret(), v.check((s) => !/[\r\n\0]/.test(s), "expected a header value on one line (no line breaks)"));
+      }
+      return strictObject(entries);
+    }),
+    rule((headers, report) => {
+      for (const name of Object.keys(headers)) if (!HEADER_NAME.test(name)) report(name, `"${name}" is not an HTTP header name (no spaces, ":" or other separators)`);
+    }),
+  ),
+  {},
+) as Schema<Record<string, string>>;
+
+/** `telemetry:` the agent's own metrics, pushed besides /metrics (src/metrics/otlp.ts). */
+const telemetrySchema = strictObject({
+  /** off unless present: OTLP/HTTP (JSON) to `endpoint`/v1/metrics every `interval` */
+  otlp: v.optional(
+    v.pipe(
+      strictObject({
+        endpoint: v.optional(text("an http:// or https:// URL like http://127.0.0.1:4318", isOtlpEndpoint, (x) => (typeof x === "string" ? redactUrl(x) : x)), "http://127.0.0.1:4318"),
+        interval: v.optional(duration({ positive: true }), "30s"),
+        /** one export, retries included; at most the interval */
+        timeout: v.optional(duration({ positive: true })),
+        headers: otlpHeadersSchema,
+      }),
+      rule(({ timeout, interval }, report) => {
+        if (timeout instanceof Duration && interval instanceof Duration && timeout.ms > interval.ms) report("timeout", `timeout (${timeout}) must not be longer than interval (${interval})`);
+      }),
+      v.transform(({ endpoint, interval, timeout, headers }) => ({ endpoint, interval, timeout: timeout ?? (interval.ms < DEFAULT_OTLP_TIMEOUT.ms ? interval : DEFAULT_OTLP_TIMEOUT), headers })),
+    ),
+  ),
+});
+
 /** The URL a nats.url item names; a bare host:port is read as nats://host:port. */
 function parseNatsUrl(value: string): URL | undefined {
   try {
@@ -427,6 +480,8 @@ export function configSchema(registry: CollectorRegistry) {
       destinations: destinationsSchema,
       spool: v.nullish(spoolSchema, {}),
       http: v.nullish(httpSchema, {}),
+      /** the agent's own metrics, pushed over OTLP (besides /metrics) */
+      telemetry: v.nullish(telemetrySchema, {}),
       collectors: collectorsSchema(registry),
       /** which destinations each event goes to (src/routing/); absent or [] sends everything to `nats` */
       routes: routesSchema,
@@ -444,3 +499,4 @@ export function defaultConfig(registry: CollectorRegistry): Config {
 }
 export type NatsConfig = Config["nats"];
 export type HttpConfig = Config["http"];
+export type OtlpConfig = NonNullable<Config["telemetry"]["otlp"]>;

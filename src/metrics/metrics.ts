@@ -2,10 +2,12 @@
 // instruments. Counters and gauges are observed at scrape time from the
 // counters the agent keeps anyway (health records and the ledger, queue, spool, breakers):
 // no work on the hot path. The Prometheus exporter is only a reader here;
-// /metrics is served by our own Bun.serve (src/http/server.ts).
+// /metrics is served by our own Bun.serve (src/http/server.ts). With
+// telemetry.otlp, a second reader pushes the same instruments (otlp.ts).
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import type { Counter, Histogram } from "@opentelemetry/api";
+import type { OtlpPush } from "./otlp.ts";
 import type { Orchestrator } from "../orchestrator/orchestrator.ts";
 import type { CollectorState } from "../orchestrator/health.ts";
 import type { CircuitState } from "../delivery/circuit.ts";
@@ -23,10 +25,13 @@ const POLL_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 
 export type ReloadResult = "success" | "failure";
 
+/** The last OTLP export at exit may take this long; the agent exits then, whatever the endpoint does. */
+export const OTLP_FLUSH_AT_EXIT_MS = 2_000;
+
 export class AgentMetrics {
   readonly #exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true });
   readonly #serializer = new PrometheusSerializer(undefined, false, undefined, true, true);
-  readonly #provider = new MeterProvider({ readers: [this.#exporter] });
+  readonly #provider: MeterProvider;
   readonly #processing: Histogram;
   readonly #handoff: Histogram;
   readonly #pollSeconds: Histogram;
@@ -38,7 +43,9 @@ export class AgentMetrics {
   /** the last reload's result: a failed one leaves the agent on the previous config until one succeeds */
   #lastReload: ReloadResult = "success";
 
-  constructor(orchestrator: Orchestrator, build: { version: string; bun: string }) {
+  /** `otlp`: telemetry.otlp's reader, beside the Prometheus one (its resource names the agent in every export) */
+  constructor(orchestrator: Orchestrator, build: { version: string; bun: string }, otlp?: OtlpPush) {
+    this.#provider = new MeterProvider({ readers: otlp ? [this.#exporter, otlp.reader] : [this.#exporter], ...(otlp && { resource: otlp.resource }) });
     const meter = this.#provider.getMeter("tapio-collectors");
     const o = orchestrator;
 
@@ -142,6 +149,9 @@ export class AgentMetrics {
     meter.createObservableGauge("orchestrator_config_last_reload_successful", { description: "0 while the last config reload failed (the agent runs on the previous config), 1 otherwise" }).addCallback((r) =>
       r.observe(this.#lastReload === "success" ? 1 : 0),
     );
+    meter.createObservableCounter("orchestrator_telemetry_export_failures", { description: "OTLP metric exports (telemetry.otlp) that failed or timed out" }).addCallback((r) =>
+      r.observe(otlp?.failures ?? 0),
+    );
     meter.createObservableGauge("orchestrator_build_info", { description: "Always 1; the labels say which agent build runs" }).addCallback((r) =>
       r.observe(1, { version: build.version, bun: build.bun }),
     );
@@ -194,7 +204,11 @@ export class AgentMetrics {
     return this.#serializer.serialize(resourceMetrics);
   }
 
+  /** Flushes the OTLP reader once (bounded by OTLP_FLUSH_AT_EXIT_MS) and stops the readers. */
   async shutdown(): Promise<void> {
-    await this.#provider.shutdown();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, OTLP_FLUSH_AT_EXIT_MS)));
+    await Promise.race([this.#provider.shutdown(), bound]);
+    clearTimeout(timer);
   }
 }

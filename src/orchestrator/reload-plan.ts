@@ -16,6 +16,8 @@ const RESTART_KEYS = [
   ["spool", "spill_after"],
   ["http", "enabled"],
   ["http", "listen"],
+  // the MeterProvider's readers are fixed when it is built (sdk-metrics 2.x)
+  ["telemetry", "otlp"],
 ] as const;
 
 export type CollectorChange = "start" | "stop" | "restart";

@@ -78,7 +78,7 @@ test("50,000 keys: validated in seconds, 100 errors printed and a count of the r
   const { code, stderr, cpuSeconds, rssMiB } = await measured(["validate", "--config", file], 60_000);
   const lines = stderr.trimEnd().split("\n");
   expect(lines).toHaveLength(MAX_ISSUES_SHOWN + 1);
-  expect(lines[0]).toBe(`${file}:4:1 k0: unknown key "k0" (known keys: profile, orchestrator, nats, destinations, spool, http, collectors, routes)`);
+  expect(lines[0]).toBe(`${file}:4:1 k0: unknown key "k0" (known keys: profile, orchestrator, nats, destinations, spool, http, telemetry, collectors, routes)`);
   expect(lines.at(-1)).toBe(`and ${50_000 - MAX_ISSUES_SHOWN} more`);
   expect(code).toBe(2);
   expect(cpuSeconds).toBeLessThan(8);
