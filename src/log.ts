@@ -5,7 +5,8 @@
 import pino, { type Logger } from "pino";
 import { redactText } from "./config/redact.ts";
 
-export type LogFormat = "json" | "pretty";
+export const LOG_FORMATS = ["json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 

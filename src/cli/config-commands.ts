@@ -3,10 +3,10 @@ import { loadConfigFile } from "../config/load.ts";
 import { printConfig } from "../config/print.ts";
 import { builtinRegistry } from "../collectors/index.ts";
 import { routeWarnings } from "../routing/warnings.ts";
-import { CONFIG_FLAG, EXIT, HELP, configPath, parseFlags } from "./usage.ts";
+import { EXIT, HELP, configPath, parseFlags } from "./usage.ts";
 
 export async function validateCommand(args: string[]): Promise<number> {
-  const flags = parseFlags("validate", args, CONFIG_FLAG);
+  const flags = parseFlags("validate", args);
   if (flags.help) {
     process.stdout.write(`${HELP.validate}\n`);
     return EXIT.ok;
@@ -21,7 +21,7 @@ export async function validateCommand(args: string[]): Promise<number> {
 }
 
 export async function printConfigCommand(args: string[]): Promise<number> {
-  const flags = parseFlags("print-config", args, CONFIG_FLAG);
+  const flags = parseFlags("print-config", args);
   if (flags.help) {
     process.stdout.write(`${HELP["print-config"]}\n`);
     return EXIT.ok;

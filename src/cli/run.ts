@@ -17,16 +17,8 @@ import { redactUrlCredentials, rememberSecrets } from "../config/redact.ts";
 import { HttpServer, type HttpServerOptions } from "../http/server.ts";
 import { ConfigReloader } from "../reload/reloader.ts";
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
-import { CONFIG_FLAG, EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
+import { EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
 import { AGENT_VERSION } from "./version.ts";
-
-const RUN_FLAGS = {
-  ...CONFIG_FLAG,
-  "log-level": { type: "string" },
-  "log-format": { type: "string" },
-  "dry-run": { type: "boolean" },
-  once: { type: "boolean" },
-} as const;
 
 interface RunOptions {
   file: string;
@@ -63,7 +55,7 @@ export async function runCommand(args: string[]): Promise<number> {
 
 /** The flags, checked; undefined for --help. */
 function parseRunFlags(args: string[]): RunOptions | undefined {
-  const flags = parseFlags("run", args, RUN_FLAGS);
+  const flags = parseFlags("run", args);
   if (flags.help) return undefined;
   const level = flags["log-level"];
   if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
