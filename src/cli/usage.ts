@@ -28,7 +28,7 @@ export const HELP: Record<string, string> = {
 
 Usage:
   tapio-collectors [run] [--config FILE] [flags]   run the agent (the default command)
-  tapio-collectors validate --config FILE          check a config file; exit 0 valid, 2 invalid
+  tapio-collectors validate [FILE... | -]          check config files (- reads stdin); exit 0 all valid, 2 any invalid
   tapio-collectors print-config --config FILE      print the effective config (defaults, env expanded, secrets ***)
   tapio-collectors check --config FILE             try NATS, stream, permissions, spool and collector sources; exit 0 all ok, 1 not
   tapio-collectors version                         print the agent and Bun versions
@@ -54,12 +54,17 @@ Flags:
       --once              each collector does one round, then drain everything and exit
                           (exit 0 only when every accepted event was delivered)
   -h, --help              this help`,
-  validate: `Usage: tapio-collectors validate [--config FILE]
+  validate: `Usage: tapio-collectors validate [--config FILE] [FILE...] [-]
 
-Loads, expands and validates the config. Prints every problem as
-file:line:column path: message on stderr, and warnings about routes that
-probably do not do what was meant (FILE: warning: ...). Exit 0 valid (with
-or without warnings), 2 invalid.`,
+Loads, expands and validates each config, as \`run\` would; - reads one from
+standard input (named <stdin> in messages), so a ConfigMap can be checked:
+  kubectl get cm tapio-collectors-config -n tapio-system \\
+    -o jsonpath='{.data.collectors\\.yaml}' | tapio-collectors validate -
+Without a file, the config of \`run\` ($TAPIO_CONFIG, else ${DEFAULT_CONFIG}).
+Prints every problem as file:line:column path: message on stderr, warnings
+about routes that probably do not do what was meant (FILE: warning: ...),
+and FILE: valid for each valid one. Exit 0 when every file is valid (with or
+without warnings), 2 when any is invalid or cannot be read.`,
   completion: `Usage: tapio-collectors completion bash|zsh|fish
 
 Prints a completion script for the shell: commands, each command's flags,
@@ -235,6 +240,7 @@ export type Completion = "files" | "collector-types" | readonly string[];
 
 /** Commands that take operands after their flags, and what those are; the others take none. */
 export const COMMAND_OPERANDS: Partial<Record<Command, Completion>> = {
+  validate: "files",
   completion: SHELLS,
 };
 

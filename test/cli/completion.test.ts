@@ -89,6 +89,7 @@ describe.skipIf(!BASH)("bash completion", () => {
   test("files for --config and for validate's operands; shells for completion", () => {
     expect(bashComplete(["tapio-collectors", "validate", "-c", "configs/"])).toEqual(["configs/a.yaml", "configs/b.yaml", "configs/other.txt"]);
     expect(bashComplete(["tapio-collectors", "run", "--config", "configs/a"])).toEqual(["configs/a.yaml"]);
+    expect(bashComplete(["tapio-collectors", "validate", "configs/b"])).toEqual(["configs/b.yaml"]);
     expect(bashComplete(["tapio-collectors", "completion", ""])).toEqual([...SHELLS].sort());
     expect(bashComplete(["tapio-collectors", "help", "pr"])).toEqual(["print-config"]);
   });
@@ -160,6 +161,7 @@ describe("fish completion", () => {
     expect(complete("tapio-collectors comp")).toEqual(["completion"]);
     expect(complete("tapio-collectors tail --collector ")).toEqual(COLLECTOR_TYPES);
     expect(complete("tapio-collectors --log-format ")).toEqual([...LOG_FORMATS].sort());
+    expect(complete("tapio-collectors validate configs/a")).toEqual(["configs/a.yaml"]);
     expect(complete("tapio-collectors emit --sev")).toEqual(["--severity"]);
   });
 });
