@@ -2,6 +2,7 @@
 // transports: worker-thread transports break inside a compiled binary), or
 // pino-pretty as an in-process stream for people at a terminal, loaded only
 // then (it costs the JSON-logging agent memory for nothing).
+import { isatty } from "node:tty";
 import pino, { type Logger } from "pino";
 import { redactText } from "./config/redact.ts";
 
@@ -18,6 +19,14 @@ export interface LogOptions {
   format: LogFormat;
   /** 1 = stdout, 2 = stderr (used by --dry-run, whose stdout carries events) */
   fd: 1 | 2;
+}
+
+/**
+ * The format when --log-format is not given: lines for a person when the logs
+ * go to a terminal (as Vector does), JSON for pipes, files and Kubernetes.
+ */
+export function defaultLogFormat(fd: 1 | 2, isTerminal: (fd: number) => boolean = isatty): LogFormat {
+  return isTerminal(fd) ? "pretty" : "json";
 }
 
 export async function createLogger(o: LogOptions): Promise<Logger> {

@@ -49,7 +49,7 @@ stops the collectors and drains the queue within orchestrator.shutdown_timeout.
 Flags:
   -c, --config FILE       the YAML config (default $TAPIO_CONFIG, else ${DEFAULT_CONFIG})
       --log-level LEVEL   trace|debug|info|warn|error|fatal (overrides orchestrator.log_level)
-      --log-format FMT    json (default) or pretty
+      --log-format FMT    json or pretty (default: pretty when the logs go to a terminal, else json)
       --dry-run           write events as NDJSON lines to stdout instead of publishing; logs go to stderr
       --once              each collector does one round, then drain everything and exit
                           (exit 0 only when every accepted event was delivered)
