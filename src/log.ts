@@ -2,10 +2,12 @@
 // transports: worker-thread transports break inside a compiled binary), or
 // pino-pretty as an in-process stream for people at a terminal, loaded only
 // then (it costs the JSON-logging agent memory for nothing).
+import { isatty } from "node:tty";
 import pino, { type Logger } from "pino";
 import { redactText } from "./config/redact.ts";
 
-export type LogFormat = "json" | "pretty";
+export const LOG_FORMATS = ["json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -17,6 +19,14 @@ export interface LogOptions {
   format: LogFormat;
   /** 1 = stdout, 2 = stderr (used by --dry-run, whose stdout carries events) */
   fd: 1 | 2;
+}
+
+/**
+ * The format when --log-format is not given: lines for a person when the logs
+ * go to a terminal (as Vector does), JSON for pipes, files and Kubernetes.
+ */
+export function defaultLogFormat(fd: 1 | 2, isTerminal: (fd: number) => boolean = isatty): LogFormat {
+  return isTerminal(fd) ? "pretty" : "json";
 }
 
 export async function createLogger(o: LogOptions): Promise<Logger> {

@@ -21,7 +21,7 @@ import { redactUrlCredentials } from "../config/redact.ts";
 import { connectionOptions } from "../publish/connect.ts";
 import { permissionMessage } from "../publish/connection.ts";
 import { subjectsCover } from "../publish/subjects.ts";
-import { CONFIG_FLAG, EXIT, HELP, configPath, parseFlags } from "./usage.ts";
+import { EXIT, HELP, configPath, parseFlags } from "./usage.ts";
 
 export interface CheckLine {
   ok: boolean;
@@ -37,7 +37,7 @@ const STREAM_NAME_MISMATCH = 10056;
 const NEVER_LAST_SEQUENCE = String(Number.MAX_SAFE_INTEGER);
 
 export async function checkCommand(args: string[]): Promise<number> {
-  const flags = parseFlags("check", args, CONFIG_FLAG);
+  const flags = parseFlags("check", args);
   if (flags.help) {
     process.stdout.write(`${HELP.check}\n`);
     return EXIT.ok;

@@ -11,18 +11,6 @@ import { parseListen } from "../http/server.ts";
 import { SEVERITIES } from "../event/event.ts";
 import { DEFAULT_EMIT_SOURCE, EXIT, HELP, UsageError, parseFlags } from "./usage.ts";
 
-const EMIT_FLAGS = {
-  socket: { type: "string", short: "s" },
-  url: { type: "string", short: "u" },
-  config: { type: "string", short: "c" },
-  "token-file": { type: "string" },
-  source: { type: "string" },
-  type: { type: "string", short: "t" },
-  severity: { type: "string" },
-  data: { type: "string", short: "d" },
-  wait: { type: "boolean" },
-} as const;
-
 /** 429s waited out before giving up. */
 export const MAX_RETRIES = 5;
 /** A Retry-After longer than this is capped: emit is for scripts, which should not hang. */
@@ -45,7 +33,7 @@ export class EmitFailedError extends Error {
 }
 
 export async function emitCommand(args: string[]): Promise<number> {
-  const flags = parseFlags("emit", args, EMIT_FLAGS);
+  const flags = parseFlags("emit", args);
   if (flags.help) {
     process.stdout.write(`${HELP.emit}\n`);
     return EXIT.ok;

@@ -1,7 +1,7 @@
 // Dispatches the command line to a command; maps errors to exit codes.
 import { ConfigError } from "../config/errors.ts";
 import { redactText } from "../config/redact.ts";
-import { EXIT, HELP, UsageError } from "./usage.ts";
+import { EXIT, HELP, UsageError, type Command } from "./usage.ts";
 import { runCommand } from "./run.ts";
 import { printConfigCommand, validateCommand } from "./config-commands.ts";
 import { versionCommand } from "./version.ts";
@@ -11,14 +11,17 @@ import { topCommand } from "./top.ts";
 import { checkCommand } from "./check.ts";
 import { emitCommand } from "./emit.ts";
 import { schemaCommand } from "./schema.ts";
+import { completionCommand } from "./completion.ts";
 
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+// Record<Command, ...>: every command of usage.ts's table has its function here.
+const COMMANDS: Record<Command, (args: string[]) => Promise<number>> = {
   run: runCommand,
   validate: validateCommand,
   "print-config": printConfigCommand,
   check: checkCommand,
   version: versionCommand,
+  completion: completionCommand,
   status: statusCommand,
   tail: tailCommand,
   top: topCommand,
@@ -37,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     if (first === "--version") return await versionCommand([]);
     // No command, or a flag first: `run` is the default.
     if (first === undefined || first.startsWith("-")) return await runCommand(argv);
-    const command = COMMANDS[first];
+    const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first as Command] : undefined;
     if (!command) throw new UsageError(`unknown command "${first}"\n\n${HELP.main}`);
     return await command(rest);
   } catch (err) {

@@ -16,23 +16,16 @@ import { dirname, join } from "node:path";
 import { redactUrlCredentials, rememberSecrets } from "../config/redact.ts";
 import { HttpServer, type HttpServerOptions } from "../http/server.ts";
 import { ConfigReloader } from "../reload/reloader.ts";
-import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
-import { CONFIG_FLAG, EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
+import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
+import { EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
 import { AGENT_VERSION } from "./version.ts";
-
-const RUN_FLAGS = {
-  ...CONFIG_FLAG,
-  "log-level": { type: "string" },
-  "log-format": { type: "string" },
-  "dry-run": { type: "boolean" },
-  once: { type: "boolean" },
-} as const;
 
 interface RunOptions {
   file: string;
   /** --log-level; undefined: orchestrator.log_level, which a reload may change */
   level: LogLevel | undefined;
-  format: LogFormat;
+  /** --log-format; undefined: by whether the logs go to a terminal */
+  format: LogFormat | undefined;
   /** print events instead of publishing; no spool, no endpoints */
   dryRun: boolean;
   once: boolean;
@@ -47,7 +40,8 @@ export async function runCommand(args: string[]): Promise<number> {
   const registry = builtinRegistry();
   const config = await loadConfigFile(options.file, registry);
   rememberSecrets(config);
-  const log = await createLogger({ level: options.level ?? config.orchestrator.log_level, format: options.format, fd: options.dryRun ? 2 : 1 });
+  const fd = options.dryRun ? 2 : 1;
+  const log = await createLogger({ level: options.level ?? config.orchestrator.log_level, format: options.format ?? defaultLogFormat(fd), fd });
   logStarting(log, config, options);
 
   const stops = new StopRequests();
@@ -63,15 +57,17 @@ export async function runCommand(args: string[]): Promise<number> {
 
 /** The flags, checked; undefined for --help. */
 function parseRunFlags(args: string[]): RunOptions | undefined {
-  const flags = parseFlags("run", args, RUN_FLAGS);
+  const flags = parseFlags("run", args);
   if (flags.help) return undefined;
   const level = flags["log-level"];
   if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(", ")}, got "${level}"`);
   }
-  const format = flags["log-format"] ?? "json";
-  if (format !== "json" && format !== "pretty") throw new UsageError(`--log-format: expected json or pretty, got "${format}"`);
-  return { file: configPath(flags.config), level: level as LogLevel | undefined, format, dryRun: flags["dry-run"] ?? false, once: flags.once ?? false };
+  const format = flags["log-format"];
+  if (format !== undefined && !(LOG_FORMATS as readonly string[]).includes(format)) {
+    throw new UsageError(`--log-format: expected ${LOG_FORMATS.join(" or ")}, got "${format}"`);
+  }
+  return { file: configPath(flags.config), level: level as LogLevel | undefined, format: format as LogFormat | undefined, dryRun: flags["dry-run"] ?? false, once: flags.once ?? false };
 }
 
 function logStarting(log: Logger, config: Config, { file, dryRun, once }: RunOptions): void {

@@ -9,7 +9,7 @@ export function collectorEventSchemaText(): string {
 }
 
 export async function schemaCommand(args: string[]): Promise<number> {
-  if (parseFlags("schema", args, {}).help) {
+  if (parseFlags("schema", args).help) {
     process.stdout.write(`${HELP.schema}\n`);
     return EXIT.ok;
   }

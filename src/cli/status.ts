@@ -12,11 +12,6 @@ import { formatAge, formatBytes, formatCount, formatDuration, formatPercent, ren
 /** How long a /status request may take before the agent counts as unreachable. */
 export const STATUS_TIMEOUT_MS = 5000;
 
-const STATUS_FLAGS = {
-  url: { type: "string", short: "u" },
-  config: { type: "string", short: "c" },
-  json: { type: "boolean" },
-} as const;
 
 /** The agent did not answer /status usefully: exit 1, with this message and no stack. */
 export class AgentUnreachableError extends Error {
@@ -27,7 +22,7 @@ export class AgentUnreachableError extends Error {
 }
 
 export async function statusCommand(args: string[]): Promise<number> {
-  const flags = parseFlags("status", args, STATUS_FLAGS);
+  const flags = parseFlags("status", args);
   if (flags.help) {
     process.stdout.write(`${HELP.status}\n`);
     return EXIT.ok;

@@ -13,23 +13,13 @@ import { EXIT, HELP, UsageError, parseFlags } from "./usage.ts";
 import { clockTime, truncate } from "./table.ts";
 import { BATCH_HEADER } from "../publish/msg-id-header.ts";
 
-const TAIL_FLAGS = {
-  nats: { type: "string", short: "n" },
-  config: { type: "string", short: "c" },
-  subject: { type: "string", short: "s" },
-  collector: { type: "string" },
-  type: { type: "string", short: "t" },
-  json: { type: "boolean" },
-  count: { type: "string" },
-} as const;
-
 const CLIENT_NAME = "tapio-collectors-tail";
 const COLLECTOR_NAME = /^[^\s*>]+$/;
 /** Without a terminal, the summary of event_data is cut at this many characters. */
 const SUMMARY_WIDTH = 100;
 
 export async function tailCommand(args: string[]): Promise<number> {
-  const flags = parseFlags("tail", args, TAIL_FLAGS);
+  const flags = parseFlags("tail", args);
   if (flags.help) {
     process.stdout.write(`${HELP.tail}\n`);
     return EXIT.ok;

@@ -6,19 +6,12 @@ import { EXIT, HELP, UsageError, parseFlags } from "./usage.ts";
 import { AgentUnreachableError, destinationsTable, droppedTotal, fetchStatus, resolveAgentUrl, STATUS_TIMEOUT_MS } from "./status.ts";
 import { clockTime, formatAge, formatBytes, formatCount, formatDuration, formatPercent, formatRate, renderTable, truncate } from "./table.ts";
 
-const TOP_FLAGS = {
-  url: { type: "string", short: "u" },
-  config: { type: "string", short: "c" },
-  interval: { type: "string", short: "i" },
-  iterations: { type: "string", short: "n" },
-} as const;
-
 const MIN_INTERVAL_MS = 50;
 /** Home the cursor and clear the screen (and the scrollback, so frames do not pile up). */
 const CLEAR = "\x1b[H\x1b[2J\x1b[3J";
 
 export async function topCommand(args: string[]): Promise<number> {
-  const flags = parseFlags("top", args, TOP_FLAGS);
+  const flags = parseFlags("top", args);
   if (flags.help) {
     process.stdout.write(`${HELP.top}\n`);
     return EXIT.ok;

@@ -1,8 +1,10 @@
 // Help texts and argument parsing shared by the commands.
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import * as v from "valibot";
 import { DEFAULT_HTTP_LISTEN, DEFAULT_NATS_URL, DEFAULT_SUBJECT } from "../config/schema.ts";
 import { ingestConfigSchema } from "../collectors/ingest/schema.ts";
+import { SEVERITIES } from "../event/event.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "../log.ts";
 
 /** A mistake in how the command was called: exit 2, message without a stack. */
 export class UsageError extends Error {
@@ -26,10 +28,11 @@ export const HELP: Record<string, string> = {
 
 Usage:
   tapio-collectors [run] [--config FILE] [flags]   run the agent (the default command)
-  tapio-collectors validate --config FILE          check a config file; exit 0 valid, 2 invalid
+  tapio-collectors validate [FILE... | -]          check config files (- reads stdin); exit 0 all valid, 2 any invalid
   tapio-collectors print-config --config FILE      print the effective config (defaults, env expanded, secrets ***)
   tapio-collectors check --config FILE             try NATS, stream, permissions, spool and collector sources; exit 0 all ok, 1 not
   tapio-collectors version                         print the agent and Bun versions
+  tapio-collectors completion bash|zsh|fish        print a shell completion script
   tapio-collectors status [--url URL]              a running agent's health, collectors, queue, NATS and spool
   tapio-collectors tail [--nats URL] [filters]     print events from NATS as they pass
   tapio-collectors top [--url URL]                 a live view of a running agent, refreshed every second
@@ -47,17 +50,32 @@ stops the collectors and drains the queue within orchestrator.shutdown_timeout.
 Flags:
   -c, --config FILE       the YAML config (default $TAPIO_CONFIG, else ${DEFAULT_CONFIG})
       --log-level LEVEL   trace|debug|info|warn|error|fatal (overrides orchestrator.log_level)
-      --log-format FMT    json (default) or pretty
+      --log-format FMT    json or pretty (default: pretty when the logs go to a terminal, else json)
       --dry-run           write events as NDJSON lines to stdout instead of publishing; logs go to stderr
       --once              each collector does one round, then drain everything and exit
                           (exit 0 only when every accepted event was delivered)
   -h, --help              this help`,
-  validate: `Usage: tapio-collectors validate [--config FILE]
+  validate: `Usage: tapio-collectors validate [--config FILE] [FILE...] [-]
 
-Loads, expands and validates the config. Prints every problem as
-file:line:column path: message on stderr, and warnings about routes that
-probably do not do what was meant (FILE: warning: ...). Exit 0 valid (with
-or without warnings), 2 invalid.`,
+Loads, expands and validates each config, as \`run\` would; - reads one from
+standard input (named <stdin> in messages), so a ConfigMap can be checked:
+  kubectl get cm tapio-collectors-config -n tapio-system \\
+    -o jsonpath='{.data.collectors\\.yaml}' | tapio-collectors validate -
+Without a file, the config of \`run\` ($TAPIO_CONFIG, else ${DEFAULT_CONFIG}).
+Prints every problem as file:line:column path: message on stderr, warnings
+about routes that probably do not do what was meant (FILE: warning: ...),
+and FILE: valid for each valid one. Exit 0 when every file is valid (with or
+without warnings), 2 when any is invalid or cannot be read.`,
+  completion: `Usage: tapio-collectors completion bash|zsh|fish
+
+Prints a completion script for the shell: commands, each command's flags,
+the values of --log-level, --log-format, --severity and --collector, and
+files for --config. To install it:
+  bash   tapio-collectors completion bash > /etc/bash_completion.d/tapio-collectors
+         (or: source <(tapio-collectors completion bash) in ~/.bashrc)
+  zsh    tapio-collectors completion zsh > "\${fpath[1]}/_tapio-collectors"
+         (or: source <(tapio-collectors completion zsh) after compinit in ~/.zshrc)
+  fish   tapio-collectors completion fish > ~/.config/fish/completions/tapio-collectors.fish`,
   "print-config": `Usage: tapio-collectors print-config [--config FILE]
 
 Prints the effective config as YAML: defaults filled, environment variables
@@ -169,16 +187,111 @@ Exit 0 when every event was accepted; 1 when the API refused them (the problems
 are printed, each with its stdin line) or cannot be reached; 2 on a usage error.`,
 };
 
-/** Parses flags for one command; unknown flags and stray arguments are usage errors. */
-export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(command: string, args: string[], options: T) {
+const CONFIG_FLAG = { config: { type: "string", short: "c" } } as const;
+
+/**
+ * Every command and the flags it takes (besides -h, --help). Parsing and the
+ * shell completions both read this table, so a command or flag added here is
+ * completed too.
+ */
+export const COMMAND_FLAGS = {
+  run: {
+    ...CONFIG_FLAG,
+    "log-level": { type: "string" },
+    "log-format": { type: "string" },
+    "dry-run": { type: "boolean" },
+    once: { type: "boolean" },
+  },
+  validate: CONFIG_FLAG,
+  "print-config": CONFIG_FLAG,
+  check: CONFIG_FLAG,
+  version: {},
+  completion: {},
+  schema: {},
+  status: {
+    url: { type: "string", short: "u" },
+    ...CONFIG_FLAG,
+    json: { type: "boolean" },
+  },
+  tail: {
+    nats: { type: "string", short: "n" },
+    ...CONFIG_FLAG,
+    subject: { type: "string", short: "s" },
+    collector: { type: "string" },
+    type: { type: "string", short: "t" },
+    json: { type: "boolean" },
+    count: { type: "string" },
+  },
+  top: {
+    url: { type: "string", short: "u" },
+    ...CONFIG_FLAG,
+    interval: { type: "string", short: "i" },
+    iterations: { type: "string", short: "n" },
+  },
+  emit: {
+    socket: { type: "string", short: "s" },
+    url: { type: "string", short: "u" },
+    ...CONFIG_FLAG,
+    "token-file": { type: "string" },
+    source: { type: "string" },
+    type: { type: "string", short: "t" },
+    severity: { type: "string" },
+    data: { type: "string", short: "d" },
+    wait: { type: "boolean" },
+  },
+} as const satisfies Record<string, ParseArgsOptionsConfig>;
+
+export type Command = keyof typeof COMMAND_FLAGS;
+
+export const SHELLS = ["bash", "zsh", "fish"] as const;
+
+/** What a value may be, for completion: file names, the built-in collector types, or one of these words. */
+export type Completion = "files" | "collector-types" | readonly string[];
+
+/** Commands that take operands after their flags, and what those are; the others take none. */
+export const COMMAND_OPERANDS: Partial<Record<Command, Completion>> = {
+  validate: "files",
+  completion: SHELLS,
+};
+
+/** What a string flag's value may be, by long name; a flag not listed takes free text. */
+export const FLAG_VALUES: Readonly<Record<string, Completion>> = {
+  config: "files",
+  "token-file": "files",
+  socket: "files",
+  "log-level": LOG_LEVELS,
+  "log-format": LOG_FORMATS,
+  severity: SEVERITIES,
+  collector: "collector-types",
+};
+
+const HELP_FLAG = { help: { type: "boolean", short: "h" } } as const;
+
+type FlagRow<C extends Command> = (typeof COMMAND_FLAGS)[C] & typeof HELP_FLAG;
+
+/** The parsed flags of command C: a string or a boolean by its row of COMMAND_FLAGS, absent when not given. */
+type FlagsOf<C extends Command> = { -readonly [F in keyof FlagRow<C>]?: FlagRow<C>[F] extends { type: "string" } ? string : boolean };
+
+/** Parses one command's flags; unknown flags and stray arguments are usage errors. */
+export function parseFlags<C extends Command>(command: C, args: string[]) {
+  return parseCommandLine(command, args).flags;
+}
+
+/** Parses one command's flags and operands (for the commands COMMAND_OPERANDS lists). */
+export function parseCommandLine<C extends Command>(command: C, args: string[]): { flags: FlagsOf<C>; operands: string[] } {
   try {
-    return parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: false, strict: true }).values;
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...COMMAND_FLAGS[command], ...HELP_FLAG },
+      allowPositionals: COMMAND_OPERANDS[command] !== undefined,
+      strict: true,
+    });
+    // parseArgs cannot see through the generic row; the cast restores what it parsed by
+    return { flags: values as FlagsOf<C>, operands: positionals };
   } catch (err) {
     throw new UsageError(`${command}: ${(err as Error).message.replace(/\. To specify a positional argument.*$/s, "")}\n\n${HELP[command] ?? HELP.main}`);
   }
 }
-
-export const CONFIG_FLAG = { config: { type: "string", short: "c" } } as const;
 
 export function configPath(value: string | undefined): string {
   return value ?? process.env.TAPIO_CONFIG ?? DEFAULT_CONFIG;

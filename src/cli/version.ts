@@ -4,7 +4,7 @@ import { EXIT, HELP, parseFlags } from "./usage.ts";
 export const AGENT_VERSION: string = pkg.version;
 
 export async function versionCommand(args: string[]): Promise<number> {
-  if (parseFlags("version", args, {}).help) {
+  if (parseFlags("version", args).help) {
     process.stdout.write(`${HELP.version}\n`);
     return EXIT.ok;
   }

@@ -56,6 +56,24 @@ export async function readConfigFile(file: string): Promise<string> {
   }
 }
 
+/**
+ * The text of a config read from a stream (standard input), named `name` in
+ * messages; more than MAX_CONFIG_BYTES is refused as a file that large is.
+ */
+export async function readConfigStream(stream: AsyncIterable<Uint8Array | string>, name: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of stream) {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    length += bytes.length;
+    if (length > MAX_CONFIG_BYTES) {
+      throw new ConfigError([{ file: name, line: 0, column: 0, path: "", message: `cannot read: more than the ${MAX_CONFIG_BYTES} bytes (4 MiB) a config may have` }]);
+    }
+    chunks.push(bytes);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 function fileKind(stat: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
   if (stat.isDirectory()) return "a directory";
   if (stat.isFIFO()) return "a FIFO";

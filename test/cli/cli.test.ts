@@ -27,7 +27,7 @@ describe("CLI", () => {
   });
 
   test("usage errors exit 2 with a message and no stack", async () => {
-    for (const args of [["frobnicate"], ["run", "--bogus"], ["validate", "extra-arg"], ["run", "--log-level", "loud"], ["run", "--log-format", "xml"]]) {
+    for (const args of [["frobnicate"], ["run", "--bogus"], ["version", "extra-arg"], ["run", "--log-level", "loud"], ["run", "--log-format", "xml"]]) {
       const r = await runAgent(args);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/^tapio-collectors: /);

@@ -17,13 +17,14 @@ export function sourceCommand(): string[] {
   return [process.execPath, join(REPO, "src/main.ts")];
 }
 
-export function spawnAgent(args: string[], opts: { command?: string[]; env?: Record<string, string | undefined>; cwd?: string } = {}) {
+/** stdin: text the agent reads on its standard input (none by default). */
+export function spawnAgent(args: string[], opts: { command?: string[]; env?: Record<string, string | undefined>; cwd?: string; stdin?: string } = {}) {
   return Bun.spawn([...(opts.command ?? sourceCommand()), ...args], {
     cwd: opts.cwd ?? REPO,
     env: { ...process.env, ...opts.env },
     stdout: "pipe",
     stderr: "pipe",
-    stdin: "ignore",
+    stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
   });
 }
 
