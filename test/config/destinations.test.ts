@@ -35,7 +35,7 @@ describe("destinations: each mistake located", () => {
       'test.yaml:2:1 nats.url: unknown key "nats.url": YAML does not nest a dotted key; write it nested: nats: { url: ... }',
     ]);
     // a dotted key whose first part is no known key gets the usual list
-    expect(errors("central.url: x\n")[0]).toContain('unknown key "central.url" (known keys: profile, orchestrator, nats, destinations, spool, http, collectors, routes)');
+    expect(errors("central.url: x\n")[0]).toContain('unknown key "central.url" (known keys: profile, orchestrator, nats, destinations, spool, http, telemetry, collectors, routes)');
   });
 
   test("a bad key or value nested in a destination, at its path", () => {
