@@ -152,6 +152,12 @@ export class AgentMetrics {
     meter.createObservableCounter("orchestrator_telemetry_export_failures", { description: "OTLP metric exports (telemetry.otlp) that failed or timed out" }).addCallback((r) =>
       r.observe(otlp?.failures ?? 0),
     );
+    // The process's own cost, under the names Prometheus client libraries use, for dashboards that already know them.
+    meter.createObservableCounter("process_cpu_seconds", { description: "CPU time (user + system) of the agent process, in seconds" }).addCallback((r) => {
+      const { user, system } = process.cpuUsage();
+      r.observe((user + system) / 1e6);
+    });
+    meter.createObservableGauge("process_resident_memory_bytes", { description: "Resident set size of the agent process, in bytes" }).addCallback((r) => r.observe(process.memoryUsage.rss()));
     meter.createObservableGauge("orchestrator_build_info", { description: "Always 1; the labels say which agent build runs" }).addCallback((r) =>
       r.observe(1, { version: build.version, bun: build.bun }),
     );
