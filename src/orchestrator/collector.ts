@@ -77,7 +77,16 @@ export interface CollectorContext {
    * time and the process CPU time spent meanwhile, for the poll metrics.
    */
   pollRound(wallSeconds: number, cpuSeconds: number): void;
+  /**
+   * How the collector reads `source` now: `event` (the kernel tells it:
+   * a blocking read, inotify, a PSI trigger, the proc connector) or `poll`
+   * (it looks every interval), with why when it could not do better (no
+   * permission, old kernel, cgroup v1). Shown in /status and logged when it changes.
+   */
+  sourceMode(source: string, mode: SourceMode, reason?: string): void;
 }
+
+export type SourceMode = "event" | "poll";
 
 /**
  * One string per collector name, kept in the spool database across restarts

@@ -27,6 +27,8 @@ export class CollectorHealth {
   lost = 0;
   /** drops by reason: before acceptance (queue_full, invalid_event, ...) and discards */
   readonly dropped = new Map<string, number>();
+  /** how each source is read (event-driven or polled) and why, by source */
+  readonly sources = new Map<string, { mode: "event" | "poll"; reason?: string }>();
   /** the runner that currently reports for this name */
   owner: unknown;
 
@@ -58,6 +60,7 @@ export class CollectorHealth {
       events_spooled: this.spooled,
       events_dropped: Object.fromEntries(this.dropped),
       parse_errors: Object.fromEntries(this.parseErrors),
+      ...(this.sources.size > 0 && { sources: Object.fromEntries(this.sources) }),
     };
   }
 }
@@ -77,6 +80,8 @@ export interface CollectorHealthSnapshot {
   events_spooled: number;
   events_dropped: Record<string, number>;
   parse_errors: Record<string, number>;
+  /** how each source is read: `event` or `poll`, with the reason it is not event-driven (absent for collectors that report none) */
+  sources?: Record<string, { mode: "event" | "poll"; reason?: string }>;
 }
 
 /** Health of every collector that ran since start, by configured name. */

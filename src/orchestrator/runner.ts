@@ -377,6 +377,12 @@ export class CollectorRunner {
         }
       },
       pollRound: (wallSeconds: number, cpuSeconds: number) => this.#o.onPollRound?.(this.name, wallSeconds, cpuSeconds),
+      sourceMode: (source, mode, reason) => {
+        const was = h.sources.get(source);
+        if (was?.mode === mode && was.reason === reason) return;
+        h.sources.set(source, reason === undefined ? { mode } : { mode, reason });
+        this.#log.info({ source, mode, ...(reason !== undefined && { reason }) }, `collector ${this.name} reads ${source} by ${mode === "event" ? "events" : "polling"}${reason ? `: ${reason}` : ""}`);
+      },
     };
   }
 

@@ -22,6 +22,8 @@ export interface Recording {
   saves: string[];
   /** the poll rounds done, as the orchestrator's poll metrics would see them */
   pollRounds: Array<{ wallSeconds: number; cpuSeconds: number }>;
+  /** how each source is read, as reported last (ctx.sourceMode) */
+  sourceModes: Map<string, { mode: "event" | "poll"; reason?: string }>;
   /** stops the collector (aborts ctx.signal) */
   stop(): void;
 }
@@ -46,6 +48,7 @@ export function recordingContext(opts: { name?: string; once?: boolean; saved?: 
     parseErrors: [],
     saves: [],
     pollRounds: [],
+    sourceModes: new Map(),
     stop: () => controller.abort(),
     ctx: {
       name,
@@ -73,6 +76,7 @@ export function recordingContext(opts: { name?: string; once?: boolean; saved?: 
       },
       degraded: (reason) => rec.degraded.push(reason),
       healthy: () => rec.healthyCalls++,
+      sourceMode: (source, mode, reason) => void rec.sourceModes.set(source, reason === undefined ? { mode } : { mode, reason }),
       parseError: (source, detail) => rec.parseErrors.push({ source, detail }),
       state: {
         load: () => rec.saves.at(-1) ?? opts.saved,

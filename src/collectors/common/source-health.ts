@@ -42,6 +42,7 @@ export class SourceHealth {
       healthy: () => this.ok(source),
       state: ctx.state,
       pollRound: (wall, cpu) => ctx.pollRound(wall, cpu),
+      sourceMode: (where, mode, reason) => ctx.sourceMode(where, mode, reason),
     };
   }
 }
