@@ -5,6 +5,8 @@
 // stopped in the log (boot id and sequence number) is kept in ctx.state, so
 // after a restart it reads what was written while it was down; each event's
 // id is derived from that place, so a record read twice makes the same ids.
+// The device is read as records come (a worker waits for them, kmsg-watch.ts);
+// a file standing in for it is polled every read_interval.
 import type { EventInput, EventMetadata, Priority } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { sleep } from "../../wait.ts";
@@ -16,6 +18,7 @@ import { ownerOf } from "../common/kubepods.ts";
 import { parseKeyed } from "../common/keyed.ts";
 import { SourceHealth } from "../common/source-health.ts";
 import { LineSplitter, openKmsg, parseKmsgLine, type KmsgRecord, type KmsgSource } from "./kmsg.ts";
+import { KmsgWatch } from "./kmsg-watch.ts";
 import { OomTracker, type OomKill } from "./oom.ts";
 import kernelMonitor from "./rules/kernel-monitor.json";
 import readonlyMonitor from "./rules/readonly-monitor.json";
@@ -187,7 +190,9 @@ export class KernelCollector implements Collector {
       }
       opened = true;
       health.ok("kmsg");
+      let watch: KmsgWatch | undefined;
       try {
+        watch = await this.#watch(ctx, source);
         const bootMicros = source.device ? await this.#bootMicros() : undefined;
         const lines = new LineSplitter();
         for (;;) {
@@ -219,15 +224,51 @@ export class KernelCollector implements Collector {
             if (ctx.signal.aborted) return;
             continue;
           }
-          if (ctx.once || !(await sleep(read_interval.ms, ctx.signal))) return;
+          if (ctx.once) return;
+          if (watch) {
+            try {
+              if (!(await watch.readable(ctx.signal))) return;
+              continue;
+            } catch (err) {
+              await watch.stop();
+              watch = undefined;
+              this.#polled(ctx, `waiting for records failed (${message(err)})`);
+            }
+          }
+          if (!(await sleep(read_interval.ms, ctx.signal))) return;
         }
       } catch (err) {
         health.failed("kmsg", `reading ${path}: ${message(err)}`);
         if (ctx.once || !(await sleep(retry_interval.ms, ctx.signal))) return;
       } finally {
+        // The worker watches the fd: it must be gone before the fd is closed (and its number reused).
+        await watch?.stop();
         source.close();
       }
     }
+  }
+
+  /**
+   * A worker waiting for the device's records, so the log is read as they
+   * come; undefined (the log is polled every read_interval, and said why)
+   * for a file, in --once mode, or where a worker cannot wait on the fd.
+   */
+  async #watch(ctx: CollectorContext, source: KmsgSource): Promise<KmsgWatch | undefined> {
+    if (ctx.once) return undefined;
+    if (!source.device) return this.#polled(ctx, `${this.config.kmsg_path} is a regular file, not the kernel's device`);
+    if (source.fd === undefined) return this.#polled(ctx, "the opened log gives no fd to wait on");
+    try {
+      const watch = await KmsgWatch.start(source.fd);
+      ctx.sourceMode("kmsg", "event");
+      return watch;
+    } catch (err) {
+      return this.#polled(ctx, `cannot wait for records (${message(err)})`);
+    }
+  }
+
+  #polled(ctx: CollectorContext, why: string): undefined {
+    ctx.sourceMode("kmsg", "poll", `${why}: read every ${this.config.read_interval}`);
+    return undefined;
   }
 
   #parse(ctx: CollectorContext, line: string, records: KmsgRecord[]): void {
@@ -340,6 +381,7 @@ export class KernelCollector implements Collector {
   #vmstat(ctx: CollectorContext, health: SourceHealth): Promise<void> {
     const path = under(this.config.proc_root, "vmstat");
     let last: number | undefined;
+    if (!ctx.once) ctx.sourceMode("vmstat", "poll", `the kernel tells no one when /proc/vmstat changes: read every ${this.config.vmstat_interval}`);
     return poll(health.contextFor("vmstat"), this.config.vmstat_interval.ms, async () => {
       const text = readTextSync(path);
       let total: number | undefined;

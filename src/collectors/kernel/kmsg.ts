@@ -86,6 +86,8 @@ export interface KmsgSource {
    * whose end is no record). A collector that saves it resumes after it.
    */
   readonly skippedThrough?: number;
+  /** the device's fd (non-blocking), for a worker to wait on with poll(2) until a record is there */
+  readonly fd?: number;
   /** What is new: text, nothing yet (idle), or news that records were overwritten before they were read (overrun). */
   read(): KmsgRead;
   close(): void;
@@ -157,45 +159,50 @@ class FileSource implements KmsgSource {
   // Streaming: a UTF-8 character can be cut between two reads.
   #decoder = new TextDecoder();
 
+  /** not the source's fd for waiting: a file is always readable, so it is polled */
+  #fd: number;
+
   constructor(
     readonly path: string,
-    private fd: number,
+    fd: number,
     private position: number,
     readonly skippedThrough: number | undefined,
-  ) {}
+  ) {
+    this.#fd = fd;
+  }
 
   read(): KmsgRead {
-    const size = fstatSync(this.fd).size;
+    const size = fstatSync(this.#fd).size;
     // Truncated: start over from its beginning.
-    if (size < this.position) this.#restart(this.fd);
+    if (size < this.position) this.#restart(this.#fd);
     if (size === this.position) {
       // Rotated (a new file under the path) once this one is read to its end: follow the path.
       if (!this.#replaced()) return IDLE;
       this.#restart(openSync(this.path, constants.O_RDONLY));
       return this.read();
     }
-    const n = readSync(this.fd, this.#buffer, 0, this.#buffer.length, this.position);
+    const n = readSync(this.#fd, this.#buffer, 0, this.#buffer.length, this.position);
     this.position += n;
     return n === 0 ? IDLE : { kind: "data", text: this.#decoder.decode(this.#buffer.subarray(0, n), { stream: true }) };
   }
 
   #replaced(): boolean {
     try {
-      return statSync(this.path).ino !== fstatSync(this.fd).ino;
+      return statSync(this.path).ino !== fstatSync(this.#fd).ino;
     } catch {
       return false; // gone for now: keep the file we have
     }
   }
 
   #restart(fd: number): void {
-    if (fd !== this.fd) closeSync(this.fd);
-    this.fd = fd;
+    if (fd !== this.#fd) closeSync(this.#fd);
+    this.#fd = fd;
     this.position = 0;
     this.#decoder = new TextDecoder();
   }
 
   close(): void {
-    closeSync(this.fd);
+    closeSync(this.#fd);
   }
 }
 

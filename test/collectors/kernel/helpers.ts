@@ -34,6 +34,7 @@ export function countingOpen(): { open: OpenKmsg; reads: Array<KmsgRead["kind"]>
     return {
       device: source.device,
       skippedThrough: source.skippedThrough,
+      fd: source.fd,
       read: () => {
         const read = source.read();
         reads.push(read.kind);
