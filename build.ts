@@ -148,12 +148,20 @@ function runtimeFor(target: Target, version: string): string {
   }
 }
 
+/**
+ * The scripts the agent starts as Workers. In the binary each is at
+ * /$bunfs/root/<its path under src/, as .js> (src/ is the entry points' root),
+ * where the code that starts it looks (import.meta.url names the source file).
+ */
+export const WORKER_ENTRYPOINTS: readonly string[] = ["src/collectors/kernel/kmsg-watch-worker.ts"];
+
 async function compile(outfile: string, target?: { compile: Bun.Build.CompileTarget; executablePath: string | undefined }): Promise<void> {
   const started = performance.now();
   mkdirSync(dirname(resolve(outfile)), { recursive: true });
   // Bun.build throws an AggregateError of BuildMessages on a failed bundle: show them, not just "Bundle failed".
   const result = await Bun.build({
-    entrypoints: ["src/main.ts"],
+    // A Worker's script is only in the binary when it is an entry point of its own.
+    entrypoints: ["src/main.ts", ...WORKER_ENTRYPOINTS],
     compile: {
       outfile,
       ...(target ? { target: target.compile } : {}),
@@ -219,6 +227,7 @@ async function main(): Promise<void> {
     await compile(outfile, { compile: target.compile, executablePath: runtimeFor(target, version) });
     // The source map is inside the binary (stack traces show src/ lines); the copy beside it is not shipped.
     rmSync(`${outfile}.map`, { force: true });
+    for (const worker of WORKER_ENTRYPOINTS) rmSync(join(dirname(outfile), `${basename(worker, ".ts")}.js.map`), { force: true });
     built.push(outfile);
   }
   if (values.all) await writeChecksums(built, join(values.outdir!, "SHA256SUMS"));

@@ -5,12 +5,23 @@
 // while the queue pushes back, nobody reads and the kernel's ring buffer holds
 // the records; and while nothing happens, nothing wakes.
 //
-// Why not a blocking read(2) in the worker: a Worker blocked in a syscall
-// cannot be terminated (Bun's terminate() takes effect only when the syscall
-// returns, i.e. at the next kernel message), while poll(2) also waits on an
-// eventfd that ends it at once.
+// Why not a blocking read(2) in the worker: a Worker blocked in read(2) cannot
+// be terminated (measured on Bun 1.4.4: terminate() takes effect only when the
+// read returns, at the next kernel message; the signal Bun sends the thread
+// restarts read(2)), while poll(2) also waits on an eventfd that ends it at
+// once. (terminate() alone interrupts poll(2) today, as poll(2) is never
+// restarted after a signal; the eventfd does not depend on that.)
 import { closeSync, writeSync } from "node:fs";
 import { CONTROL, type WatchMessage, type WatchStart } from "./kmsg-watch-protocol.ts";
+
+/**
+ * The worker's script. In the compiled binary import.meta.url still names the
+ * source file, which is not there: the script is where build.ts put it (an
+ * entry point of its own, at its path under src/, as .js).
+ */
+function workerScript(): string {
+  return Bun.main.startsWith("/$bunfs/") ? "/$bunfs/root/collectors/kernel/kmsg-watch-worker.js" : new URL("./kmsg-watch-worker.ts", import.meta.url).href;
+}
 
 /** One eventfd increment: what ends the worker's poll(2). */
 const WAKE = new BigUint64Array([1n]);
@@ -42,7 +53,7 @@ export class KmsgWatch {
   static async start(fd: number): Promise<KmsgWatch> {
     if (typeof Worker !== "function") throw new Error("Workers are unavailable");
     const control = new SharedArrayBuffer(4);
-    const worker = new Worker(new URL("./kmsg-watch-worker.ts", import.meta.url).href);
+    const worker = new Worker(workerScript());
     const closed = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve(), { once: true }));
     const ready = await new Promise<WatchMessage | Error>((resolve) => {
       worker.addEventListener("message", (event: MessageEvent<WatchMessage>) => resolve(event.data), { once: true });
