@@ -8,7 +8,7 @@ export const kernelConfigSchema = v.optional(
     kmsg_path: v.optional(nonEmptyString(), "/dev/kmsg"),
     /** read the log from its start instead of only what comes after the collector starts (when there is no saved position of this boot to resume from) */
     replay: v.optional(bool(), false),
-    /** how often the log is checked for new records when there were none */
+    /** how often the log is checked for new records when there were none, in poll mode only (a regular file, or where the device cannot be waited on) */
     read_interval: v.optional(duration({ positive: true }), "1s"),
     /** how long to wait before opening the log again after it could not be opened or read */
     retry_interval: v.optional(duration({ positive: true }), "10s"),
