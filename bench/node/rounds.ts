@@ -4,12 +4,13 @@
 // state of Bun and the same noise of the machine). A quick loop for working
 // on a collector's round; bench/idle.ts is the measure that counts (a
 // compiled agent, its own process, its default intervals).
-//   bun bench/node/rounds.ts [--rounds 60] [--ticks 1] [--only memory,network]
+//   bun bench/node/rounds.ts [--rounds 60] [--ticks 1] [--gap 0] [--churn] [--each] [--only memory,network]
 // --ticks: how many seconds of the node pass between rounds (counters move,
 // files are rewritten), as between two polls of the agent. --gap: milliseconds
 // of sleep between rounds (the agent's are 5-15 s apart: code and caches go
 // cold). --churn: every cgroup's memory.current and cpu.stat change before
-// each round, as on a real node (the fake node keeps them still).
+// each round, as on a real node (the fake node keeps them still). --each:
+// every round's CPU (the first rounds pay for the JIT compiling them).
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -31,6 +32,7 @@ const { values: flags } = parseArgs({
     ticks: { type: "string", default: "1" },
     gap: { type: "string", default: "0" },
     churn: { type: "boolean", default: false },
+    each: { type: "boolean", default: false },
     only: { type: "string", default: "memory,network" },
   },
 });
@@ -117,10 +119,13 @@ try {
       // the first round of each takes the baselines and warms up: not counted
       let t0 = cpu();
       await agent.round();
-      if (i > 0) agentUs += cpu() - t0;
+      const used = cpu() - t0;
+      if (i > 0) agentUs += used;
       t0 = cpu();
       bare[name]!();
-      if (i > 0) bareUs += cpu() - t0;
+      const bareUsed = cpu() - t0;
+      if (i > 0) bareUs += bareUsed;
+      if (flags.each) console.log(`${name} round ${i}: collector ${(used / 1000).toFixed(2)} ms, read loop ${(bareUsed / 1000).toFixed(2)} ms`);
       if (Number(flags.gap) > 0) await Bun.sleep(Number(flags.gap));
     }
     const n = ROUNDS - 1;
