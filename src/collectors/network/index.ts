@@ -184,17 +184,15 @@ export class NetworkCollector implements Collector {
       return { value: parse(text, (detail) => ctx.parseError(source, detail)) };
     };
     const skipped: { value?: number; missing?: string } = {};
+    const counters = new Map<string, number>();
     const [snmp, netstat, dev, sockstat, count, max] = [
-      read(net("snmp"), "net/snmp", parseCounterPairs),
-      read(net("netstat"), "net/netstat", parseCounterPairs),
+      read(net("snmp"), "net/snmp", (text, fail) => parseCounterPairs(text, fail, counters)),
+      read(net("netstat"), "net/netstat", (text, fail) => parseCounterPairs(text, fail, counters)),
       read(net("dev"), "net/dev", parseNetDev),
       read(net("sockstat"), "net/sockstat", parseSockstat),
       this.#config.conntrack ? read(netfilter("nf_conntrack_count"), "nf_conntrack_count", parseGauge) : skipped,
       this.#config.conntrack ? read(netfilter("nf_conntrack_max"), "nf_conntrack_max", parseGauge) : skipped,
     ];
-    // snmp's and netstat's counters in one map (their prefixes differ), without copying them through arrays.
-    const counters = snmp.value ?? new Map<string, number>();
-    for (const [key, value] of netstat.value ?? []) counters.set(key, value);
     const sample: Sample = {
       at: performance.now(),
       counters,

@@ -36,10 +36,10 @@ function clip(line: string): string {
  * /proc/net/snmp and /proc/net/netstat: for each protocol a line of names and
  * a line of values, both starting with the same `Prefix:`. Returns
  * "Prefix.Name" -> value, e.g. "Tcp.RetransSegs", "TcpExt.ListenOverflows".
- * A section whose two lines do not match is skipped whole.
+ * A section whose two lines do not match is skipped whole. `counters`: the
+ * map to add them to (snmp's and netstat's go in one: their prefixes differ).
  */
-export function parseCounterPairs(text: string, fail: OnError): Map<string, number> {
-  const counters = new Map<string, number>();
+export function parseCounterPairs(text: string, fail: OnError, counters = new Map<string, number>()): Map<string, number> {
   const lines = completeLines(text, fail);
   for (let i = 0; i < lines.length; i += 2) {
     const header = pairHeader(lines[i]!);
