@@ -99,12 +99,12 @@ export class PodFinder {
     const seenPods = new Map<string, PodCgroup>();
     const seenContainers = new Map<string, ContainerCgroup>();
     const visit = (path: string, depth: number): void => {
-      for (const name of subdirs(`${hierarchy}/${path}`)) {
+      for (const name of subdirs(under(hierarchy, path))) {
         const child = `${path}/${name}`;
         let pod = this.#pods.get(child);
         if (!pod) {
           const podUid = podUidOf(name);
-          if (podUid) pod = { path: child, files: new CgroupFiles(`${hierarchy}/${child}`), podUid, containers: [] };
+          if (podUid) pod = { path: child, files: new CgroupFiles(under(hierarchy, child)), podUid, containers: [] };
         }
         if (pod) {
           pod.containers = subdirs(pod.files.dir).map((c) => {
@@ -127,7 +127,7 @@ export class PodFinder {
 
 function container(hierarchy: string, path: string, name: string): ContainerCgroup {
   const owner = containerOf(name);
-  const c: ContainerCgroup = { path, files: new CgroupFiles(`${hierarchy}/${path}`), id: owner?.id ?? name };
+  const c: ContainerCgroup = { path, files: new CgroupFiles(under(hierarchy, path)), id: owner?.id ?? name };
   if (owner?.runtime) c.runtime = owner.runtime;
   return c;
 }

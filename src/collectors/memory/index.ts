@@ -222,11 +222,13 @@ export class MemoryCollector implements Collector {
     const reading = readMemory(pod.files, version, onError);
     if (!reading) return;
     const grown = this.#grown(pod.path, reading.counters);
-    for (const [name, delta] of grown ?? []) {
-      if (LOCAL_COUNTERS.has(name)) continue;
-      const own = delta - (explained?.get(name) ?? 0);
-      if (own > 0) grown!.set(name, own);
-      else grown!.delete(name);
+    if (grown) {
+      for (const [name, delta] of grown) {
+        if (LOCAL_COUNTERS.has(name)) continue;
+        const own = delta - (explained?.get(name) ?? 0);
+        if (own > 0) grown.set(name, own);
+        else grown.delete(name);
+      }
     }
     // Usage against the limit is judged where the limit is: the containers, or a pod without container cgroups.
     const leaf = pod.containers.length === 0;
