@@ -2,7 +2,9 @@
 // or hybrid), the pod and container cgroups kubelet created under them, and
 // what their memory and cpu files say. Reads are synchronous: cgroupfs
 // files are built in memory, and a node's hundreds of them are read each
-// poll (the collector lets the event loop run between pods).
+// poll (the collector lets the event loop run between pods). The cgroups
+// found are kept from poll to poll with their files' paths and last parse,
+// so a poll allocates little more than the texts it reads.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { under } from "../common/paths.ts";
 import { containerOf, podUidOf } from "../common/kubepods.ts";
@@ -19,7 +21,9 @@ export interface CgroupLayout {
 
 function isDir(path: string): boolean {
   try {
-    return statSync(path).isDirectory();
+    // A missing path is the usual answer (v1 hierarchies on a v2 host, `kubepods` beside
+    // `kubepods.slice`), asked every poll: undefined costs a fifth of a thrown error.
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
   } catch {
     return false;
   }
@@ -42,7 +46,7 @@ export function detectLayout(root: string): CgroupLayout | undefined {
 export interface ContainerCgroup {
   /** path below the hierarchy root: the same in every v1 hierarchy, so it keys the state */
   path: string;
-  dir: string;
+  files: CgroupFiles;
   /** the container id, or the cgroup's name when it is not one a known runtime gives */
   id: string;
   runtime?: string;
@@ -50,7 +54,7 @@ export interface ContainerCgroup {
 
 export interface PodCgroup {
   path: string;
-  dir: string;
+  files: CgroupFiles;
   podUid: string;
   containers: ContainerCgroup[];
 }
@@ -60,8 +64,9 @@ const KUBEPODS = ["kubepods.slice", "kubepods"];
 
 function subdirs(dir: string): string[] {
   try {
-    const entries = readdirSync(dir, { withFileTypes: true });
-    return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+    const names: string[] = [];
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) names.push(e.name);
+    return names;
   } catch (err) {
     // A pod or container removed while we walk: it is simply gone.
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
@@ -70,36 +75,61 @@ function subdirs(dir: string): string[] {
 }
 
 /**
- * The pod cgroups under a hierarchy, with their container cgroups. Pods sit
- * directly under kubepods (Guaranteed) or one level down in a QoS cgroup
- * (burstable, besteffort). Undefined when the hierarchy has no kubepods
- * cgroup at all (not a Kubernetes node, or the host path is not mounted).
+ * Finds the pod cgroups under a hierarchy, with their container cgroups.
+ * Pods sit directly under kubepods (Guaranteed) or one level down in a QoS
+ * cgroup (burstable, besteffort). A cgroup seen in the last walk is the same
+ * object again (its name is not parsed again, its files keep their last
+ * parse); one gone from the walk is forgotten.
  */
-export function findPods(hierarchy: string): PodCgroup[] | undefined {
-  const roots = KUBEPODS.filter((name) => isDir(under(hierarchy, name)));
-  if (roots.length === 0) return undefined;
-  const pods: PodCgroup[] = [];
-  const visit = (path: string, depth: number): void => {
-    for (const name of subdirs(under(hierarchy, path))) {
-      const child = `${path}/${name}`;
-      const podUid = podUidOf(name);
-      if (podUid) pods.push(pod(hierarchy, child, podUid));
-      else if (depth === 0) visit(child, 1);
-    }
-  };
-  for (const root of roots) visit(root, 0);
-  return pods;
+export class PodFinder {
+  readonly #hierarchy: string;
+  #pods = new Map<string, PodCgroup>();
+  #containers = new Map<string, ContainerCgroup>();
+
+  constructor(hierarchy: string) {
+    this.#hierarchy = hierarchy;
+  }
+
+  /** Undefined when the hierarchy has no kubepods cgroup at all (not a Kubernetes node, or the host path is not mounted). */
+  find(): PodCgroup[] | undefined {
+    const hierarchy = this.#hierarchy;
+    const roots = KUBEPODS.filter((name) => isDir(under(hierarchy, name)));
+    if (roots.length === 0) return undefined;
+    const pods: PodCgroup[] = [];
+    const seenPods = new Map<string, PodCgroup>();
+    const seenContainers = new Map<string, ContainerCgroup>();
+    const visit = (path: string, depth: number): void => {
+      for (const name of subdirs(under(hierarchy, path))) {
+        const child = `${path}/${name}`;
+        let pod = this.#pods.get(child);
+        if (!pod) {
+          const podUid = podUidOf(name);
+          if (podUid) pod = { path: child, files: new CgroupFiles(under(hierarchy, child)), podUid, containers: [] };
+        }
+        if (pod) {
+          pod.containers = subdirs(pod.files.dir).map((c) => {
+            const path = `${child}/${c}`;
+            const known = this.#containers.get(path) ?? container(hierarchy, path, c);
+            seenContainers.set(path, known);
+            return known;
+          });
+          seenPods.set(child, pod);
+          pods.push(pod);
+        } else if (depth === 0) visit(child, 1);
+      }
+    };
+    for (const root of roots) visit(root, 0);
+    this.#pods = seenPods;
+    this.#containers = seenContainers;
+    return pods;
+  }
 }
 
-function pod(hierarchy: string, path: string, podUid: string): PodCgroup {
-  const dir = under(hierarchy, path);
-  const containers = subdirs(dir).map((name): ContainerCgroup => {
-    const container = containerOf(name);
-    const c: ContainerCgroup = { path: `${path}/${name}`, dir: under(dir, name), id: container?.id ?? name };
-    if (container?.runtime) c.runtime = container.runtime;
-    return c;
-  });
-  return { path, dir, podUid, containers };
+function container(hierarchy: string, path: string, name: string): ContainerCgroup {
+  const owner = containerOf(name);
+  const c: ContainerCgroup = { path, files: new CgroupFiles(under(hierarchy, path)), id: owner?.id ?? name };
+  if (owner?.runtime) c.runtime = owner.runtime;
+  return c;
 }
 
 /**
@@ -121,9 +151,9 @@ export interface MemoryReading {
   limit?: number;
   /**
    * Monotonic event counters: v2 memory.events (low, high, max, oom,
-   * oom_kill, ...), v1 failcnt (limit hits) and oom_kill.
+   * oom_kill, ...), v1 failcnt (limit hits) and oom_kill. Read-only.
    */
-  counters: Map<string, number>;
+  counters: ReadonlyMap<string, number>;
   /** v1 memory.oom_control: the cgroup is under OOM right now (only with the OOM killer disabled) */
   underOom?: boolean;
 }
@@ -134,37 +164,66 @@ export interface MemoryReading {
  */
 const UNLIMITED = 2 ** 60;
 
+const NO_COUNTERS: ReadonlyMap<string, number> = new Map();
+
 /** Told about a cgroup file that does not parse: which kind of file (the parse error's source) and why. */
 export type ParseErrorSink = (file: string, detail: string) => void;
 
-/** Reads and parses one cgroup file; a missing file, or one that does not parse (reported), reads as undefined. */
-function parsed<T>(dir: string, file: string, parse: (text: string) => T, onError: ParseErrorSink): T | undefined {
-  const path = `${dir}/${file}`;
-  const text = readOptional(path);
-  if (text === undefined) return undefined;
-  try {
-    return parse(text);
-  } catch (err) {
-    onError(file, `${path}: ${(err as Error).message}`);
-    return undefined;
+/**
+ * The files of one cgroup, each with its path and its last text and parse:
+ * a text equal to the last one is not parsed again (memory.max and
+ * memory.events change rarely). Callers must not change what they get.
+ */
+export class CgroupFiles {
+  readonly dir: string;
+  readonly #files = new Map<string, PolledFile>();
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** One file parsed; undefined when it is missing, or does not parse (told to onError each time it is read so). */
+  read<T>(file: string, parse: (text: string) => T, onError: ParseErrorSink): T | undefined {
+    let f = this.#files.get(file);
+    if (!f) this.#files.set(file, (f = { path: `${this.dir}/${file}`, text: undefined, value: undefined }));
+    const text = readOptional(f.path);
+    if (text !== undefined && text === f.text) return f.value as T;
+    f.text = undefined;
+    f.value = undefined;
+    if (text === undefined) return undefined;
+    try {
+      f.value = parse(text);
+    } catch (err) {
+      onError(file, `${f.path}: ${(err as Error).message}`);
+      return undefined;
+    }
+    f.text = text;
+    return f.value as T;
   }
 }
 
+interface PolledFile {
+  readonly path: string;
+  /** the text of the last read that parsed; undefined after one that did not (or a missing file) */
+  text: string | undefined;
+  value: unknown;
+}
+
 /** The memory files of one cgroup; undefined when the cgroup is gone. */
-export function readMemory(dir: string, version: 1 | 2, onError: ParseErrorSink): MemoryReading | undefined {
+export function readMemory(files: CgroupFiles, version: 1 | 2, onError: ParseErrorSink): MemoryReading | undefined {
   if (version === 2) {
-    const usage = parsed(dir, "memory.current", parseValue, onError);
-    const limit = parsed(dir, "memory.max", parseValue, onError);
-    const events = parsed(dir, "memory.events", parseKeyed, onError);
+    const usage = files.read("memory.current", parseValue, onError);
+    const limit = files.read("memory.max", parseValue, onError);
+    const events = files.read("memory.events", parseKeyed, onError);
     // Nothing read: the cgroup may be gone (checked only then: one stat less per cgroup and poll).
-    if (usage === undefined && limit === undefined && events === undefined && !existsSync(dir)) return undefined;
-    return { usage, limit, counters: events ?? new Map() };
+    if (usage === undefined && limit === undefined && events === undefined && !existsSync(files.dir)) return undefined;
+    return { usage, limit, counters: events ?? NO_COUNTERS };
   }
-  const usage = parsed(dir, "memory.usage_in_bytes", parseValue, onError);
-  const limit = parsed(dir, "memory.limit_in_bytes", parseValue, onError);
-  const failcnt = parsed(dir, "memory.failcnt", parseValue, onError);
-  const oomControl = parsed(dir, "memory.oom_control", parseKeyed, onError);
-  if (usage === undefined && limit === undefined && failcnt === undefined && oomControl === undefined && !existsSync(dir)) return undefined;
+  const usage = files.read("memory.usage_in_bytes", parseValue, onError);
+  const limit = files.read("memory.limit_in_bytes", parseValue, onError);
+  const failcnt = files.read("memory.failcnt", parseValue, onError);
+  const oomControl = files.read("memory.oom_control", parseKeyed, onError);
+  if (usage === undefined && limit === undefined && failcnt === undefined && oomControl === undefined && !existsSync(files.dir)) return undefined;
   const counters = new Map<string, number>();
   if (failcnt !== undefined) counters.set("failcnt", failcnt);
   // oom_kill is in memory.oom_control since Linux 4.13
@@ -185,8 +244,8 @@ export interface CpuReading {
 }
 
 /** cpu.stat of one cgroup (v1 throttled_time in ns, v2 throttled_usec); undefined when it has none. */
-export function readCpu(dir: string, onError: ParseErrorSink): CpuReading | undefined {
-  const stat = parsed(dir, "cpu.stat", parseKeyed, onError);
+export function readCpu(files: CgroupFiles, onError: ParseErrorSink): CpuReading | undefined {
+  const stat = files.read("cpu.stat", parseKeyed, onError);
   if (!stat) return undefined;
   const periods = stat.get("nr_periods");
   const throttled = stat.get("nr_throttled");

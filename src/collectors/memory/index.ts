@@ -8,7 +8,7 @@ import type { Collector, CollectorContext, CollectorFactory } from "../../orches
 import { readTextSync, under, yieldToEventLoop } from "../common/paths.ts";
 import { readableDirectory, readableFile } from "../common/source-checks.ts";
 import { emitAll, poll } from "../common/poll.ts";
-import { detectLayout, findPods, readCpu, readMemory, type ContainerCgroup, type CpuReading, type ParseErrorSink, type PodCgroup } from "./cgroup.ts";
+import { detectLayout, PodFinder, readCpu, readMemory, type ContainerCgroup, type CpuReading, type ParseErrorSink, type PodCgroup } from "./cgroup.ts";
 import { parseMeminfo, parsePsi } from "./parse.ts";
 import { memoryConfigSchema, type MemoryConfig } from "./schema.ts";
 import { Counters, Levels } from "./state.ts";
@@ -65,6 +65,8 @@ export class MemoryCollector implements Collector {
   #baselined = false;
   readonly #cgroupRoot: string;
   readonly #nodeName: string;
+  /** by hierarchy: the cgroups found there, kept from poll to poll */
+  readonly #finders = new Map<string, PodFinder>();
 
   constructor(readonly config: MemoryConfig) {
     this.#cgroupRoot = config.cgroup_root ?? under(config.sys_root, "fs/cgroup");
@@ -170,9 +172,9 @@ export class MemoryCollector implements Collector {
       return undefined;
     }
     try {
-      const memoryPods = layout.memory ? findPods(layout.memory) : undefined;
+      const memoryPods = layout.memory ? this.#finder(layout.memory).find() : undefined;
       // On v2 both controllers are in the one hierarchy: walked once.
-      const cpuPods = layout.cpu === layout.memory ? memoryPods : layout.cpu ? findPods(layout.cpu) : undefined;
+      const cpuPods = layout.cpu === layout.memory ? memoryPods : layout.cpu ? this.#finder(layout.cpu).find() : undefined;
       if (!memoryPods && !cpuPods) {
         problems.push(`no kubepods cgroup under ${root} (not a Kubernetes node?)`);
         return undefined;
@@ -184,14 +186,15 @@ export class MemoryCollector implements Collector {
           for (const c of pod.containers) walked.add(c.path);
         }
       }
+      const onError: ParseErrorSink = (file, detail) => ctx.parseError(file, detail);
       let read = 0;
       for (const pod of memoryPods ?? []) {
         if (++read % PODS_PER_CHUNK === 0) await yieldToEventLoop();
-        this.#podMemory(ctx, pod, layout.version, events);
+        this.#podMemory(pod, layout.version, onError, events);
       }
       for (const pod of cpuPods ?? []) {
         if (++read % PODS_PER_CHUNK === 0) await yieldToEventLoop();
-        this.#podCpu(ctx, pod, events);
+        this.#podCpu(pod, onError, events);
       }
       this.#baselined = true;
       return walked;
@@ -201,46 +204,52 @@ export class MemoryCollector implements Collector {
     }
   }
 
-  #podMemory(ctx: CollectorContext, pod: PodCgroup, version: 1 | 2, events: EventInput[]): void {
-    const onError: ParseErrorSink = (file, detail) => ctx.parseError(file, detail);
-    const readings = pod.containers.map((c) => readMemory(c.dir, version, onError));
-    const explained = new Map<string, number>();
-    pod.containers.forEach((container, i) => {
-      const reading = readings[i];
-      if (!reading) return;
-      const subject = { path: container.path, podUid: pod.podUid, container };
-      const grown = this.#grown(subject.path, reading.counters);
-      for (const [name, delta] of grown) explained.set(name, (explained.get(name) ?? 0) + delta);
-      this.#memoryEvents(subject, reading.usage, reading.limit, reading.underOom, grown, events);
-    });
-    const reading = readMemory(pod.dir, version, onError);
+  #finder(hierarchy: string): PodFinder {
+    let finder = this.#finders.get(hierarchy);
+    if (!finder) this.#finders.set(hierarchy, (finder = new PodFinder(hierarchy)));
+    return finder;
+  }
+
+  #podMemory(pod: PodCgroup, version: 1 | 2, onError: ParseErrorSink, events: EventInput[]): void {
+    // What the containers' counters grew by: the pod's own share is the rest.
+    let explained: Map<string, number> | undefined;
+    for (const container of pod.containers) {
+      const reading = readMemory(container.files, version, onError);
+      if (!reading) continue;
+      const grown = this.#grown(container.path, reading.counters);
+      if (grown) for (const [name, delta] of grown) (explained ??= new Map()).set(name, (explained.get(name) ?? 0) + delta);
+      this.#memoryEvents({ path: container.path, podUid: pod.podUid, container }, reading.usage, reading.limit, reading.underOom, grown, events);
+    }
+    const reading = readMemory(pod.files, version, onError);
     if (!reading) return;
     const grown = this.#grown(pod.path, reading.counters);
-    for (const [name, delta] of grown) {
-      if (LOCAL_COUNTERS.has(name)) continue;
-      const own = delta - (explained.get(name) ?? 0);
-      if (own > 0) grown.set(name, own);
-      else grown.delete(name);
+    if (grown) {
+      for (const [name, delta] of grown) {
+        if (LOCAL_COUNTERS.has(name)) continue;
+        const own = delta - (explained?.get(name) ?? 0);
+        if (own > 0) grown.set(name, own);
+        else grown.delete(name);
+      }
     }
     // Usage against the limit is judged where the limit is: the containers, or a pod without container cgroups.
     const leaf = pod.containers.length === 0;
-    this.#memoryEvents({ path: pod.path, podUid: pod.podUid }, leaf ? reading.usage : undefined, reading.limit, reading.underOom, grown, events);
+    this.#memoryEvents(pod, leaf ? reading.usage : undefined, reading.limit, reading.underOom, grown, events);
   }
 
-  /** The counters of one cgroup that grew since the last round, by name. */
-  #grown(path: string, counters: Map<string, number>): Map<string, number> {
-    const grown = new Map<string, number>();
+  /** The counters of one cgroup that grew since the last round, by name; undefined when none did. */
+  #grown(path: string, counters: ReadonlyMap<string, number>): Map<string, number> | undefined {
+    let grown: Map<string, number> | undefined;
     for (const [name] of COUNTERS) {
       const value = counters.get(name);
       if (value === undefined) continue;
       const delta = this.#counters.delta(path, name, value, this.#baselined);
-      if (delta) grown.set(name, delta);
+      if (delta) (grown ??= new Map()).set(name, delta);
     }
     return grown;
   }
 
-  #memoryEvents(subject: Subject, usage: number | undefined, limit: number | undefined, underOom: boolean | undefined, grown: Map<string, number>, events: EventInput[]): void {
-    const worst = COUNTERS.find(([name]) => grown.has(name));
+  #memoryEvents(subject: Subject, usage: number | undefined, limit: number | undefined, underOom: boolean | undefined, grown: Map<string, number> | undefined, events: EventInput[]): void {
+    const worst = grown && COUNTERS.find(([name]) => grown.has(name));
     if (worst) {
       const custom: Record<string, string> = {};
       for (const [name, delta] of grown) custom[`${name}_delta`] = String(delta);
@@ -282,16 +291,14 @@ export class MemoryCollector implements Collector {
     };
   }
 
-  #podCpu(ctx: CollectorContext, pod: PodCgroup, events: EventInput[]): void {
-    // Throttling is per cgroup, each against its own quota: the containers' and the pod's.
-    const subjects: Subject[] = [{ path: pod.path, podUid: pod.podUid }, ...pod.containers.map((container) => ({ path: container.path, podUid: pod.podUid, container }))];
-    const dirs = [pod.dir, ...pod.containers.map((c) => c.dir)];
-    const onError: ParseErrorSink = (file, detail) => ctx.parseError(file, detail);
-    const readings = dirs.map((dir) => readCpu(dir, onError));
-    subjects.forEach((subject, i) => {
-      const reading = readings[i];
-      if (reading) this.#throttling(subject, reading, events);
-    });
+  #podCpu(pod: PodCgroup, onError: ParseErrorSink, events: EventInput[]): void {
+    // Throttling is per cgroup, each against its own quota: the pod's and the containers'.
+    const reading = readCpu(pod.files, onError);
+    if (reading) this.#throttling(pod, reading, events);
+    for (const container of pod.containers) {
+      const reading = readCpu(container.files, onError);
+      if (reading) this.#throttling({ path: container.path, podUid: pod.podUid, container }, reading, events);
+    }
   }
 
   #throttling(subject: Subject, reading: CpuReading, events: EventInput[]): void {

@@ -1,7 +1,7 @@
 // Parsers for the text files this collector reads. Each takes the whole file
 // and throws an Error saying what is wrong on truncated, empty or garbage
 // input; the collector counts that as a parse error and goes on.
-import { nonEmptyLines, quote } from "../common/keyed.ts";
+import { isDigits, nonEmptyLines, quote } from "../common/keyed.ts";
 
 /** One line of a PSI file: shares of time (%) some or all tasks stalled, and the total stall time in µs. */
 export interface PsiLine {
@@ -46,6 +46,9 @@ export function parseMeminfo(text: string): Map<string, number> {
 
 /** A single-number file (memory.usage_in_bytes, memory.current); `max` (v2 memory.max) reads as Infinity. */
 export function parseValue(text: string): number {
+  // The usual shape, "<digits>\n", without the trimmed copy and the regular expression.
+  const last = text.length - 1;
+  if (text.charCodeAt(last) === 10 && isDigits(text, 0, last)) return Number(text.slice(0, last));
   const value = text.trim();
   if (value === "max") return Infinity;
   if (!/^\d+$/.test(value)) throw new Error(`not a number: ${quote(value)}`);

@@ -34,6 +34,11 @@ function delta(before: number | undefined, after: number | undefined): number | 
   return before === undefined || after === undefined || after < before ? undefined : after - before;
 }
 
+/** Bytes and packets only say how busy an interface is; every other column of net/dev is a kind of failure. */
+function isFailureColumn(column: string): boolean {
+  return !/_(bytes|packets|compressed|multicast)$/.test(column);
+}
+
 const fixed = (x: number, digits: number) => String(Number(x.toFixed(digits)));
 
 function socketContext(sockets: Map<string, number>): Record<string, string> {
@@ -103,20 +108,21 @@ export function counterEvents(prev: Sample, cur: Sample, config: NetworkConfig):
   for (const [name, after] of cur.interfaces) {
     const before = prev.interfaces.get(name);
     if (!before) continue;
-    const custom: Record<string, string> = { interface: name };
     let errors = 0;
     let dropped = 0;
     for (const [column, value] of after) {
-      const d = delta(before.get(column), value);
-      // Bytes and packets only say how busy it is; every other column is a kind of failure.
-      if (d === undefined || /_(bytes|packets|compressed|multicast)$/.test(column)) continue;
-      custom[column] = String(d);
-      if (column === "rx_errs" || column === "tx_errs") errors += d;
-      if (column === "rx_drop" || column === "tx_drop") dropped += d;
+      if (column === "rx_errs" || column === "tx_errs") errors += delta(before.get(column), value) ?? 0;
+      if (column === "rx_drop" || column === "tx_drop") dropped += delta(before.get(column), value) ?? 0;
     }
     const isErrors = config.interface_errors_min > 0 && errors >= config.interface_errors_min;
     const isDrops = config.interface_drops_min > 0 && dropped >= config.interface_drops_min;
     if (!isErrors && !isDrops) continue;
+    // Every failure column's delta, for the event only: most polls of most interfaces have none to report.
+    const custom: Record<string, string> = { interface: name };
+    for (const [column, value] of after) {
+      const d = delta(before.get(column), value);
+      if (d !== undefined && isFailureColumn(column)) custom[column] = String(d);
+    }
     events.push({
       type: "network.interface.errors",
       severity: isErrors ? "warning" : "low",
@@ -179,9 +185,10 @@ export class NetworkCollector implements Collector {
       return { value: parse(text, (detail) => ctx.parseError(source, detail)) };
     };
     const skipped: { value?: number; missing?: string } = {};
+    const counters = new Map<string, number>();
     const [snmp, netstat, dev, sockstat, count, max] = [
-      read(net("snmp"), "net/snmp", parseCounterPairs),
-      read(net("netstat"), "net/netstat", parseCounterPairs),
+      read(net("snmp"), "net/snmp", (text, fail) => parseCounterPairs(text, fail, counters)),
+      read(net("netstat"), "net/netstat", (text, fail) => parseCounterPairs(text, fail, counters)),
       read(net("dev"), "net/dev", parseNetDev),
       read(net("sockstat"), "net/sockstat", parseSockstat),
       this.#config.conntrack ? read(netfilter("nf_conntrack_count"), "nf_conntrack_count", parseGauge) : skipped,
@@ -189,7 +196,7 @@ export class NetworkCollector implements Collector {
     ];
     const sample: Sample = {
       at: performance.now(),
-      counters: new Map([...(snmp.value ?? []), ...(netstat.value ?? [])]),
+      counters,
       interfaces: dev.value ?? new Map(),
       sockets: sockstat.value ?? new Map(),
     };

@@ -126,3 +126,46 @@ describe("property: every parser refuses bad input with an Error and never retur
     });
   }
 });
+
+describe("the scanning parsers agree with the regular expressions they replaced", () => {
+  // parseKeyed and parseValue as they were (a split and a regular expression per line; a trim and
+  // one for the value): the reference for any text.
+  const keyedReference = (text: string): Map<string, number> => {
+    const values = new Map<string, number>();
+    for (const line of text.split("\n").filter((l) => l !== "")) {
+      const m = /^([\w.]+) (\d+)$/.exec(line);
+      if (!m) throw new Error(`not a "key value" line: ${JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}…` : line)}`);
+      values.set(m[1]!, Number(m[2]));
+    }
+    if (values.size === 0) throw new Error("empty");
+    return values;
+  };
+  const valueReference = (text: string): number => {
+    const value = text.trim();
+    if (value === "max") return Infinity;
+    if (!/^\d+$/.test(value)) throw new Error(`not a number: ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)}`);
+    return Number(value);
+  };
+  const outcome = (parse: () => unknown) => {
+    try {
+      const value = parse();
+      return { value: value instanceof Map ? [...value] : value };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  };
+  const text = fc.oneof(
+    fc.string({ unit: fc.constantFrom(..."0123456789 ._-\n\r\tazAZ\u00a0é") }),
+    fc.string({ unit: "binary" }),
+    fc.constantFrom("usage_usec 1\nnr_periods 2\n", "core_sched.force_idle_usec 0\n", "a 1", "\n\na 1\n\n", "a  1\n", " a 1\n", "a 1 \n", "a 99999999999999999999\n"),
+    fc.constantFrom("123\n", "max\n", "0\n", " 7 \n", "12", "\n", "", "-1\n", "1\r\n"),
+  );
+
+  test("parseKeyed: the same map, or the same error, for any text", () => {
+    fc.assert(fc.property(text, (t) => expect(outcome(() => parseKeyed(t))).toEqual(outcome(() => keyedReference(t)))), { numRuns: 3000 });
+  });
+
+  test("parseValue: the same number, or the same error, for any text", () => {
+    fc.assert(fc.property(text, (t) => expect(outcome(() => parseValue(t))).toEqual(outcome(() => valueReference(t)))), { numRuns: 3000 });
+  });
+});

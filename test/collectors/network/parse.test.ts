@@ -187,3 +187,107 @@ describe("properties", () => {
     );
   });
 });
+
+describe("values scanned in place agree with the general path", () => {
+  // The parsers as they were before the in-place scan (split and a regular expression per value):
+  // the reference for every line shape, usual or not.
+  const INT = /^-?\d+$/;
+  const lines = (text: string, fail: (d: string) => void) => {
+    const all = text.split("\n");
+    const last = all.pop()!;
+    const complete = all.filter((l) => l.trim() !== "");
+    if (last !== "") fail(`truncated: no newline after ${clip(last)}`);
+    else if (complete.length === 0) fail("empty");
+    return complete;
+  };
+  const clip = (line: string) => JSON.stringify(line.length > 48 ? `${line.slice(0, 48)}...` : line);
+  function counterPairs(text: string, fail: (d: string) => void): Map<string, number> {
+    const counters = new Map<string, number>();
+    const ls = lines(text, fail);
+    for (let i = 0; i < ls.length; i += 2) {
+      const names = ls[i]!.trim().split(/\s+/);
+      const values = ls[i + 1]?.trim().split(/\s+/);
+      const prefix = /^(\w+):$/.exec(names[0] ?? "")?.[1];
+      if (prefix === undefined || values === undefined || values[0] !== names[0]) {
+        fail(`expected a "${names[0]}" line of names and one of values, got ${clip(ls[i]!)}`);
+        i -= 1;
+        continue;
+      }
+      if (names.length !== values.length) {
+        fail(`${prefix}: ${names.length - 1} names but ${values.length - 1} values`);
+        continue;
+      }
+      const bad = values.slice(1).find((x) => !INT.test(x));
+      if (bad !== undefined) {
+        fail(`${prefix}: value ${clip(bad)} is not an integer`);
+        continue;
+      }
+      for (let k = 1; k < names.length; k++) counters.set(`${prefix}.${names[k]}`, Number(values[k]));
+    }
+    return counters;
+  }
+  function netDev(text: string, fail: (d: string) => void): Map<string, Map<string, number>> {
+    const interfaces = new Map<string, Map<string, number>>();
+    const ls = lines(text, fail);
+    const sections = ls[1]?.split("|");
+    if (sections?.length !== 3) {
+      if (ls.length > 0) fail("no `face |receive|transmit` header line");
+      return interfaces;
+    }
+    const columns = [...sections[1]!.trim().split(/\s+/).map((c) => `rx_${c}`), ...sections[2]!.trim().split(/\s+/).map((c) => `tx_${c}`)];
+    for (const line of ls.slice(2)) {
+      const colon = line.indexOf(":");
+      const name = line.slice(0, colon).trim();
+      const values = line.slice(colon + 1).trim().split(/\s+/);
+      if (colon < 0 || name === "" || values.length !== columns.length || !values.every((x) => INT.test(x))) {
+        fail(`not an interface line of ${columns.length} counters: ${clip(line)}`);
+        continue;
+      }
+      interfaces.set(name, new Map(columns.map((c, k) => [c, Number(values[k])])));
+    }
+    return interfaces;
+  }
+  const nested = (m: Map<string, Map<string, number>>) => [...m].map(([k, v]) => [k, [...v]]);
+
+  /** A recorded file with some of its characters replaced by ones that matter to the scan, or those put at the end of a line. */
+  const mutated = (path: string) => {
+    const text = fixture(path);
+    const by = fc.constantFrom(" ", "  ", "\t", "-", "--", "x", "", "\n", "1", ":", "|", " \n", "\u00a0", "99999999999999999999");
+    return fc.array(fc.tuple(fc.nat({ max: text.length - 1 }), by, fc.boolean()), { maxLength: 4 }).map((edits) => {
+      let out = text;
+      for (const [at, with_, atLineEnd] of edits) {
+        const end = out.indexOf("\n", at);
+        out = atLineEnd && end >= 0 ? out.slice(0, end) + with_ + out.slice(end) : out.slice(0, at) + with_ + out.slice(at + 1);
+      }
+      return out;
+    });
+  };
+
+  for (const path of ["local/proc/net/snmp", "local/proc/net/netstat", "procfs/proc/26231/net/netstat"]) {
+    test(`parseCounterPairs, ${path} and variants of it`, () => {
+      fc.assert(
+        fc.property(mutated(path), (text) => {
+          const scanned = parse((f) => parseCounterPairs(text, f));
+          const general = parse((f) => counterPairs(text, f));
+          expect([...scanned.value]).toEqual([...general.value]);
+          expect(scanned.errors).toEqual(general.errors);
+        }),
+        { numRuns: 500 },
+      );
+    });
+  }
+
+  for (const path of ["local/proc/net/dev", "procfs/proc/net/dev"]) {
+    test(`parseNetDev, ${path} and variants of it`, () => {
+      fc.assert(
+        fc.property(mutated(path), (text) => {
+          const scanned = parse((f) => parseNetDev(text, f));
+          const general = parse((f) => netDev(text, f));
+          expect(nested(scanned.value)).toEqual(nested(general.value));
+          expect(scanned.errors).toEqual(general.errors);
+        }),
+        { numRuns: 500 },
+      );
+    });
+  }
+});
