@@ -1,8 +1,10 @@
 // Node and pod resource pressure without eBPF: PSI (/proc/pressure/*),
 // /proc/meminfo, and the memory and cpu files of each pod's cgroups. Every
 // reading goes through a threshold or a counter delta, so events mark
-// changes: pressure starting or ending, a limit hit, an OOM kill.
-import { existsSync } from "node:fs";
+// changes: pressure starting or ending, a limit hit, an OOM kill. PSI and the
+// cgroups' memory events are read when the kernel says they changed (PSI
+// triggers, inotify, v1 OOM eventfds) where it can; the rest every interval.
+import { closeSync, existsSync } from "node:fs";
 import type { EventInput, EventMetadata, Severity } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { readTextSync, under, yieldToEventLoop } from "../common/paths.ts";
@@ -13,8 +15,22 @@ import { parseMeminfo, parsePsi } from "./parse.ts";
 import { memoryConfigSchema, type MemoryConfig } from "./schema.ts";
 import { Counters, Levels } from "./state.ts";
 import { memoryEvents } from "./events.ts";
+import { FdPoller, type Fired } from "./poller.ts";
+import { openPsiTriggers, PSI_WINDOW_US, type PsiKind } from "./psi-triggers.ts";
+import { MemoryEventsWatcher, OomEventfds, type CgroupNotifier } from "./cgroup-notify.ts";
+import { POLLERR, POLLHUP, POLLNVAL, POLLPRI } from "./libc.ts";
 
 const PSI_RESOURCES = ["memory", "cpu", "io"] as const;
+type PsiResource = (typeof PSI_RESOURCES)[number];
+const PSI_KINDS = ["some", "full"] as const;
+/** PSI's averages are recomputed every 2 s: after a trigger, the file is read at that pace until the level is decided. */
+const PSI_FOLLOW_MS = 2000;
+/**
+ * cgroup v1 signals an OOM before the kernel has picked and killed the victim
+ * (oom_kill grows after): a notified pod whose read shows nothing yet is read
+ * again after each of these delays, until it does.
+ */
+const OOM_RECHECK_MS = [5, 20, 100, 500];
 /** Pods read between two turns of the event loop (each pod: a few files per cgroup, read synchronously). */
 const PODS_PER_CHUNK = 32;
 /**
@@ -67,14 +83,228 @@ export class MemoryCollector implements Collector {
   readonly #nodeName: string;
   /** by hierarchy: the cgroups found there, kept from poll to poll */
   readonly #finders = new Map<string, PodFinder>();
+  /** the kernel's notifications are used (not --once, notify on) */
+  #notifying = false;
+  /** poll(2) in a worker, for PSI triggers and v1 OOM eventfds: started on first need */
+  #poller: Promise<FdPoller | { error: string }> | undefined;
+  /** by the poller's id: the resource of a PSI trigger. While set, PSI is not polled. */
+  #psiTriggers: Map<number, PsiResource> | undefined;
+  /** per resource: until when a fired trigger is followed (performance.now()), and the next read's timer */
+  readonly #psiFollow = new Map<PsiResource, { until: number; timer?: ReturnType<typeof setTimeout> }>();
+  #cgroupNotifier: CgroupNotifier | undefined;
+  /** why the cgroups are polled instead, once that is settled */
+  #cgroupNotifyFailed: string | undefined;
+  /** the memory hierarchy's pods of the last walk, by path: what a notification about one of them re-reads */
+  #walk: { version: 1 | 2; hierarchy: string; pods: Map<string, PodCgroup> } | undefined;
+  /** pods notified and not read yet */
+  readonly #dirty = new Set<string>();
+  /** v1 pods notified of an OOM whose read showed nothing yet: the re-reads done */
+  readonly #oomRechecks = new Map<string, number>();
+  readonly #recheckTimers = new Set<ReturnType<typeof setTimeout>>();
+  #draining: Promise<void> | undefined;
+  /** the mode last reported per source */
+  readonly #modes = new Map<string, string>();
 
   constructor(readonly config: MemoryConfig) {
     this.#cgroupRoot = config.cgroup_root ?? under(config.sys_root, "fs/cgroup");
     this.#nodeName = config.node_name;
   }
 
-  run(ctx: CollectorContext): Promise<void> {
-    return poll(ctx, this.config.interval.ms, () => this.#round(ctx));
+  async run(ctx: CollectorContext): Promise<void> {
+    // A --once round reads everything once.
+    if (ctx.once) return poll(ctx, this.config.interval.ms, () => this.#round(ctx));
+    if (!this.config.notify) {
+      if (this.#psiThresholds().length > 0) this.#mode(ctx, "psi", "poll", "notify: false");
+      this.#mode(ctx, "memory.events", "poll", "notify: false");
+      return poll(ctx, this.config.interval.ms, () => this.#round(ctx));
+    }
+    this.#notifying = true;
+    try {
+      await this.#startPsiTriggers(ctx);
+      await poll(ctx, this.config.interval.ms, () => this.#round(ctx));
+    } finally {
+      await this.#stopNotifications();
+    }
+  }
+
+  #mode(ctx: CollectorContext, source: string, mode: "event" | "poll", reason?: string): void {
+    const key = `${mode} ${reason ?? ""}`;
+    if (this.#modes.get(source) === key) return;
+    this.#modes.set(source, key);
+    ctx.sourceMode(source, mode, reason);
+  }
+
+  /** The PSI thresholds that are on. */
+  #psiThresholds(): Array<{ resource: PsiResource; kind: PsiKind; percent: number }> {
+    return PSI_RESOURCES.flatMap((resource) =>
+      PSI_KINDS.map((kind) => ({ resource, kind, percent: this.config.psi[resource][`${kind}_avg10`] })).filter((t) => t.percent > 0),
+    );
+  }
+
+  #startPoller(ctx: CollectorContext): Promise<FdPoller | { error: string }> {
+    this.#poller ??= FdPoller.start(
+      (fired) => this.#fired(ctx, fired),
+      (reason) => this.#pollerFailed(ctx, reason),
+    );
+    return this.#poller;
+  }
+
+  async #startPsiTriggers(ctx: CollectorContext): Promise<void> {
+    const thresholds = this.#psiThresholds();
+    if (thresholds.length === 0) return;
+    const triggers = openPsiTriggers(this.config.proc_root, thresholds);
+    if ("error" in triggers) return this.#mode(ctx, "psi", "poll", triggers.error);
+    const poller = await this.#startPoller(ctx);
+    if ("error" in poller) {
+      for (const trigger of triggers) closeSync(trigger.fd);
+      return this.#mode(ctx, "psi", "poll", poller.error);
+    }
+    this.#psiTriggers = new Map(triggers.map((t) => [poller.add(t.fd, POLLPRI, false), t.resource]));
+    this.#mode(ctx, "psi", "event");
+    // Pressure that is there at start is reported: read now, and followed while it lasts.
+    await Promise.all([...new Set(triggers.map((t) => t.resource))].map((resource) => this.#readPsi(ctx, resource, 0)));
+  }
+
+  /** What the poller's worker saw fire: PSI triggers and v1 OOM eventfds. The worker waits until this is done. */
+  async #fired(ctx: CollectorContext, fired: Fired[]): Promise<void> {
+    if (ctx.signal.aborted) return;
+    const resources = new Set<PsiResource>();
+    const pods: string[] = [];
+    for (const { id, revents } of fired) {
+      const resource = this.#psiTriggers?.get(id);
+      if (resource && revents & (POLLERR | POLLHUP | POLLNVAL)) this.#psiToPolling(ctx, `the kernel dropped the PSI trigger on ${resource} (poll revents 0x${revents.toString(16)})`);
+      else if (resource) resources.add(resource);
+      const pod = this.#cgroupNotifier?.podOf(id);
+      if (pod === undefined) continue;
+      pods.push(pod);
+      if (!this.#oomRechecks.has(pod)) this.#oomRechecks.set(pod, 0);
+    }
+    const window = PSI_WINDOW_US / 1000;
+    await Promise.all([...[...resources].map((resource) => this.#readPsi(ctx, resource, performance.now() + window)), this.#notified(ctx, pods)]);
+  }
+
+  #pollerFailed(ctx: CollectorContext, reason: string): void {
+    this.#psiToPolling(ctx, reason);
+    if (this.#cgroupNotifier?.version === 1) this.#cgroupsToPolling(ctx, reason);
+  }
+
+  #psiToPolling(ctx: CollectorContext, reason: string): void {
+    if (!this.#psiTriggers) return;
+    void this.#poller?.then((poller) => {
+      if ("error" in poller) return;
+      for (const id of this.#psiTriggers?.keys() ?? []) poller.remove(id);
+    });
+    this.#psiTriggers = undefined;
+    for (const follow of this.#psiFollow.values()) clearTimeout(follow.timer);
+    this.#psiFollow.clear();
+    this.#mode(ctx, "psi", "poll", reason);
+  }
+
+  /**
+   * Reads one resource's PSI now (as a poll would), and again every
+   * PSI_FOLLOW_MS while a trigger's window lasts (`followUntil`, on
+   * performance.now()) or the level is in its problem zone: a trigger says
+   * pressure began, not that avg10 is past the threshold yet, nor when it ends.
+   */
+  async #readPsi(ctx: CollectorContext, resource: PsiResource, followUntil: number): Promise<void> {
+    let follow = this.#psiFollow.get(resource);
+    if (!follow) this.#psiFollow.set(resource, (follow = { until: 0 }));
+    follow.until = Math.max(follow.until, followUntil);
+    clearTimeout(follow.timer);
+    follow.timer = undefined;
+    const events: EventInput[] = [];
+    const problems: string[] = [];
+    this.#pressure(ctx, resource, events, problems);
+    if (problems.length > 0) ctx.degraded(problems.join("; "));
+    await emitAll(ctx, events);
+    if (ctx.signal.aborted || !this.#psiTriggers) return;
+    const inside = PSI_KINDS.some((kind) => this.#levels.inside(NODE, `psi/${resource}/${kind}`));
+    if (inside || performance.now() < follow.until) follow.timer = setTimeout(() => void this.#readPsi(ctx, resource, 0), PSI_FOLLOW_MS);
+  }
+
+  /** Watches the cgroups of the last walk (the set follows the tree, one poll behind at most). */
+  async #notifyCgroups(ctx: CollectorContext): Promise<void> {
+    const walk = this.#walk;
+    if (!walk || this.#cgroupNotifyFailed !== undefined) return;
+    if (this.#cgroupNotifier && this.#cgroupNotifier.version !== walk.version) {
+      this.#cgroupNotifier.close();
+      this.#cgroupNotifier = undefined;
+    }
+    if (!this.#cgroupNotifier) {
+      if (walk.version === 2) this.#cgroupNotifier = new MemoryEventsWatcher((pod) => void this.#notified(ctx, [pod]));
+      else {
+        const poller = await this.#startPoller(ctx);
+        if ("error" in poller) return this.#cgroupsToPolling(ctx, poller.error);
+        this.#cgroupNotifier = new OomEventfds(poller, walk.hierarchy);
+      }
+    }
+    const cgroups = [...walk.pods.values()].flatMap((pod) => [pod.path, ...pod.containers.map((c) => c.path)].map((path) => ({ path, dir: `${walk.hierarchy}/${path}`, pod: pod.path })));
+    const error = this.#cgroupNotifier.sync(cgroups);
+    if (error !== undefined) this.#cgroupsToPolling(ctx, error);
+    else this.#mode(ctx, "memory.events", "event");
+  }
+
+  /** For good: the cgroups' memory files stay read every interval. */
+  #cgroupsToPolling(ctx: CollectorContext, reason: string): void {
+    this.#cgroupNotifier?.close();
+    this.#cgroupNotifier = undefined;
+    this.#cgroupNotifyFailed = reason;
+    this.#mode(ctx, "memory.events", "poll", reason);
+  }
+
+  /**
+   * Re-reads the memory files of the pods the kernel named, one after the
+   * other, waiting for the queue; a pod notified again meanwhile is read
+   * once. The whole pod, because its own share of a counter is what its
+   * containers' do not explain.
+   */
+  #notified(ctx: CollectorContext, pods: Iterable<string>): Promise<void> {
+    for (const pod of pods) this.#dirty.add(pod);
+    this.#draining ??= this.#drain(ctx);
+    return this.#draining;
+  }
+
+  async #drain(ctx: CollectorContext): Promise<void> {
+    // Returns to #notified first, so #draining is set before it is cleared below.
+    await Promise.resolve();
+    try {
+      for (const path of this.#dirty) {
+        this.#dirty.delete(path);
+        const pod = this.#walk?.pods.get(path);
+        if (!pod || ctx.signal.aborted) continue;
+        const events: EventInput[] = [];
+        this.#podMemory(pod, this.#walk!.version, (file, detail) => ctx.parseError(file, detail), events);
+        this.#recheckOom(ctx, path, events.length > 0);
+        await emitAll(ctx, events);
+      }
+    } finally {
+      // In the same turn as the loop's end: a pod notified from now on starts a new drain.
+      this.#draining = undefined;
+    }
+  }
+
+  #recheckOom(ctx: CollectorContext, pod: string, reported: boolean): void {
+    const done = this.#oomRechecks.get(pod);
+    if (done === undefined) return;
+    const delay = OOM_RECHECK_MS[done];
+    if (reported || delay === undefined) {
+      this.#oomRechecks.delete(pod);
+      return;
+    }
+    this.#oomRechecks.set(pod, done + 1);
+    const timer = setTimeout(() => {
+      this.#recheckTimers.delete(timer);
+      void this.#notified(ctx, [pod]);
+    }, delay);
+    this.#recheckTimers.add(timer);
+  }
+
+  async #stopNotifications(): Promise<void> {
+    for (const follow of this.#psiFollow.values()) clearTimeout(follow.timer);
+    for (const timer of this.#recheckTimers) clearTimeout(timer);
+    this.#cgroupNotifier?.close();
+    const poller = await this.#poller;
+    if (poller && !("error" in poller)) await poller.stop();
   }
 
   /** One poll: every source is read even when another fails; any failure makes the round (and health) degraded. */
@@ -82,7 +312,8 @@ export class MemoryCollector implements Collector {
     const events: EventInput[] = [];
     const problems: string[] = [];
     // Sources whose thresholds are all off are not read: their absence is no problem.
-    const psi = PSI_RESOURCES.filter((r) => this.config.psi[r].some_avg10 > 0 || this.config.psi[r].full_avg10 > 0);
+    // While PSI triggers work, PSI is read when they fire.
+    const psi = this.#psiTriggers ? [] : PSI_RESOURCES.filter((r) => this.config.psi[r].some_avg10 > 0 || this.config.psi[r].full_avg10 > 0);
     const pressureDir = under(this.config.proc_root, "pressure");
     if (psi.length > 0 && !existsSync(pressureDir) && existsSync(under(this.config.proc_root, "meminfo"))) {
       problems.push(`no PSI on this kernel (${pressureDir} is missing: CONFIG_PSI off, or booted with psi=0)`);
@@ -92,6 +323,7 @@ export class MemoryCollector implements Collector {
     const { percent: minPercent, bytes: minBytes } = this.config.memory_available;
     if (minPercent > 0 || minBytes > 0) this.#meminfo(ctx, events, problems);
     const walked = await this.#cgroups(ctx, events, problems);
+    if (this.#notifying) await this.#notifyCgroups(ctx);
     // Forget cgroups that are gone; after a failed walk, keep everything (they may well be there).
     const keep = (scope: string) => scope === NODE || walked === undefined || walked.has(scope);
     this.#levels.sweep(keep);
@@ -100,7 +332,7 @@ export class MemoryCollector implements Collector {
     if (problems.length > 0) throw new Error(problems.join("; "));
   }
 
-  #pressure(ctx: CollectorContext, resource: (typeof PSI_RESOURCES)[number], events: EventInput[], problems: string[]): void {
+  #pressure(ctx: CollectorContext, resource: PsiResource, events: EventInput[], problems: string[]): void {
     const thresholds = this.config.psi[resource];
     const psi = readParsed(ctx, under(this.config.proc_root, "pressure", resource), `pressure/${resource}`, parsePsi, problems);
     if (!psi) return;
@@ -179,6 +411,7 @@ export class MemoryCollector implements Collector {
         problems.push(`no kubepods cgroup under ${root} (not a Kubernetes node?)`);
         return undefined;
       }
+      if (layout.memory && memoryPods) this.#walk = { version: layout.version, hierarchy: layout.memory, pods: new Map(memoryPods.map((pod) => [pod.path, pod])) };
       const walked = new Set<string>();
       for (const pods of [memoryPods, cpuPods]) {
         for (const pod of pods ?? []) {

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { byteSize, duration, integer, nonEmptyString, number, strictObject } from "../../config/kit.ts";
+import { bool, byteSize, duration, integer, nonEmptyString, number, strictObject } from "../../config/kit.ts";
 import { nodeNameSchema } from "../common/node-name.ts";
 
 /** PSI `avg10` thresholds in percent of wall time; 0 turns one off. */
@@ -23,6 +23,8 @@ export const memoryConfigSchema = v.optional(
     cgroup_root: v.optional(nonEmptyString()),
     /** how often PSI, meminfo and the pod cgroups are read */
     interval: v.optional(duration({ positive: true }), "10s"),
+    /** PSI and the cgroups' memory events from the kernel's notifications where they work (see the README); false polls them every interval */
+    notify: v.optional(bool(), true),
     /** metadata.node_name of the events (see common/node-name.ts for the default) */
     node_name: nodeNameSchema(),
     psi: v.optional(

@@ -36,6 +36,11 @@ export class Levels {
     return undefined;
   }
 
+  /** Whether the level is in its problem zone now. */
+  inside(scope: string, name: string): boolean {
+    return this.#inside.get(scope)?.has(name) ?? false;
+  }
+
   /** Forgets the scopes `keep` rejects. */
   sweep(keep: (scope: string) => boolean): void {
     for (const scope of this.#inside.keys()) if (!keep(scope)) this.#inside.delete(scope);

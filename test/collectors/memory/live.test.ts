@@ -4,12 +4,13 @@
 // OOM-killed by its memory limit.
 import { afterAll, describe, expect, test } from "bun:test";
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
+import type { CollectorEvent } from "../../../src/event/event.ts";
 import { join } from "node:path";
 import { MemoryCollector } from "../../../src/collectors/memory/index.ts";
-import { recordingContext, runOnce } from "../../helpers/collector-context.ts";
+import { recordingContext, runInBackground, runOnce } from "../../helpers/collector-context.ts";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "../../helpers/cleanup.ts";
 import { custom, memoryConfig } from "./helpers.ts";
-import { waitFor } from "../../helpers/wait-for.ts";
+import { PROMPTLY_MS, waitFor } from "../../helpers/wait-for.ts";
 
 function writable(path: string): boolean {
   try {
@@ -84,5 +85,118 @@ describe("memory collector, live", () => {
       }
     },
     30_000,
+  );
+});
+
+/** A memory cgroup of our own under the v1 hierarchy, `parts` deep; removed in reverse. */
+function makeV1Cgroups(parts: string[]): { dirs: string[]; remove(): void } {
+  const dirs: string[] = [];
+  let path = join(V1, "memory");
+  for (const part of parts) {
+    path = join(path, part);
+    mkdirSync(path);
+    dirs.push(path);
+  }
+  return { dirs, remove: () => dirs.toReversed().forEach((d) => existsSync(d) && rmdirSync(d)) };
+}
+
+/** Kills what still runs in a cgroup (a shell's children too), so it can be removed. */
+async function emptyCgroup(cgroup: string): Promise<void> {
+  const pids = () => readFileSync(join(cgroup, "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number);
+  for (const pid of pids()) process.kill(pid, "SIGKILL");
+  await waitFor(() => pids().length === 0, `${cgroup} empty`);
+}
+
+/** Wall-clock ms of the kernel log records matching `pattern` after `marker`, calibrated by the marker written to /dev/kmsg. */
+function kmsgWallTimes(marker: string, writtenAt: number, pattern: RegExp): number[] {
+  const lines = Bun.spawnSync(["dmesg", "-r"]).stdout.toString().split("\n");
+  const stamp = (line: string) => Number(/^<\d+>\[\s*(\d+\.\d+)\]/.exec(line)?.[1]) * 1000;
+  const at = lines.findIndex((l) => l.includes(marker));
+  const offset = writtenAt - stamp(lines[at]!);
+  return lines.slice(at + 1).filter((l) => pattern.test(l)).map((l) => stamp(l) + offset);
+}
+
+function markKmsg(): { marker: string; writtenAt: number } {
+  const marker = `tapio-memory-test-${crypto.randomUUID()}`;
+  const before = Date.now();
+  writeFileSync("/dev/kmsg", `${marker}\n`);
+  return { marker, writtenAt: (before + Date.now()) / 2 };
+}
+
+const NODE_QUIET = { psi: { memory: { some_avg10: 0, full_avg10: 0 }, cpu: { some_avg10: 0 }, io: { some_avg10: 0, full_avg10: 0 } }, memory_available: { percent: 0, bytes: 0 } };
+const action = (e: CollectorEvent) => (e.event_data.container as { action?: string } | undefined)?.action;
+
+describe("memory collector, live, the kernel's notifications", () => {
+  test.skipIf(!v1Writable || !existsSync("/dev/kmsg"))(
+    "v1: the OOM eventfd reports a kill at once, with the poll 10 s away",
+    async () => {
+      const containerId = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
+      const cgroups = makeV1Cgroups([`tapio-test-oom-${process.pid}`, "kubepods", "burstable", `pod${crypto.randomUUID()}`, containerId]);
+      const container = cgroups.dirs.at(-1)!;
+      writeFileSync(join(container, "memory.limit_in_bytes"), String(32 * 1024 * 1024));
+      const root = join(dir, "cgroup-oom");
+      mkdirSync(root);
+      symlinkSync(cgroups.dirs[0]!, join(root, "memory"));
+      const interval = 10_000;
+      const { rec, stop } = runInBackground(new MemoryCollector(memoryConfig({ cgroup_root: root, interval: `${interval}ms`, ...NODE_QUIET })));
+      try {
+        await waitFor(() => rec.sourceModes.get("memory.events")?.mode === "event", "the OOM eventfds registered");
+        const { marker, writtenAt } = markKmsg();
+        const victim = Bun.spawn(["sh", "-c", `echo $$ > ${container}/cgroup.procs && head -c 300M /dev/zero | tail`], { stdout: "ignore", stderr: "ignore" });
+        killAtExit(victim.pid);
+        await victim.exited;
+        spare(victim.pid);
+        await waitFor(() => rec.events.some((e) => action(e) === "oom_kill"), "the oom_kill event", interval / 2);
+        const kills = kmsgWallTimes(marker, writtenAt, /Memory cgroup out of memory: Killed process/);
+        const event = rec.events.find((e) => action(e) === "oom_kill")!;
+        const latency = Date.parse(event.timestamp) - kills[0]!;
+        console.log(`v1 OOM kill (kernel log) -> event: ${latency.toFixed(1)} ms; poll interval ${interval} ms`);
+        expect(event.metadata.container_id).toBe(containerId);
+        expect(rec.pollRounds.length).toBe(1);
+        expect(latency).toBeLessThan(interval / 20);
+      } finally {
+        expect(await stop()).toBeLessThan(PROMPTLY_MS);
+        cgroups.remove();
+      }
+    },
+    30_000,
+  );
+
+  test.skipIf(!v1Writable || !existsSync("/proc/pressure/memory"))(
+    "PSI trigger: memory pressure made by reading a file through a 16 MiB cgroup is reported by the trigger, not a poll",
+    async () => {
+      // Reading a file 8 times the limit over and over: page cache thrashing, which PSI counts as memory stall.
+      const cgroups = makeV1Cgroups([`tapio-test-psi-${process.pid}`]);
+      writeFileSync(join(cgroups.dirs[0]!, "memory.limit_in_bytes"), String(16 * 1024 * 1024));
+      const file = join(dir, "psi-load.bin");
+      Bun.spawnSync(["sh", "-c", `head -c 128M /dev/urandom > ${file}`]);
+      // avg10 of 1 %: a trigger on 100 ms of stall in 10 s. The load makes a few %, a quiet machine 0.
+      const config = memoryConfig({ cgroup_root: join(dir, "no-cgroups"), interval: "10s", ...NODE_QUIET, psi: { ...NODE_QUIET.psi, memory: { some_avg10: 1, full_avg10: 0 } } });
+      const { rec, stop } = runInBackground(new MemoryCollector(config));
+      const psi = (state: string) => rec.events.filter((e) => e.type === "node.memory_pressure" && custom(e).state === state);
+      let load: ReturnType<typeof Bun.spawn> | undefined;
+      try {
+        await waitFor(() => rec.sourceModes.get("psi")?.mode === "event" && rec.pollRounds.length > 0, "the PSI trigger set");
+        // Pressure from elsewhere on this machine at start: wait until it is over.
+        if (psi("pressure").length > 0) await waitFor(() => psi("recovered").length > 0, "the node's pressure to end", 60_000, 100);
+        const before = psi("pressure").length;
+        const started = Date.now();
+        load = Bun.spawn(["sh", "-c", `echo $$ > ${cgroups.dirs[0]}/cgroup.procs && dd if=${file} iflag=nocache count=0 2>/dev/null; for i in $(seq 30); do cat ${file} > /dev/null; done`], { stdout: "ignore", stderr: "ignore" });
+        killAtExit(load.pid);
+        await waitFor(() => psi("pressure").length > before, "memory pressure from the trigger", 15_000, 20);
+        const event = psi("pressure").at(-1)!;
+        const latency = Date.parse(event.timestamp) - started;
+        console.log(`load started -> node.memory_pressure: ${latency} ms (avg10 ${custom(event).avg10}; PSI averages move every 2 s; poll interval 10 s)`);
+        // PSI is not polled in event mode: the one round there was did not read it.
+        expect(rec.pollRounds.length).toBe(1);
+        expect(latency).toBeLessThan(10_000);
+      } finally {
+        expect(await stop()).toBeLessThan(PROMPTLY_MS);
+        await emptyCgroup(cgroups.dirs[0]!);
+        await load?.exited;
+        cgroups.remove();
+      }
+    },
+    90_000,
   );
 });

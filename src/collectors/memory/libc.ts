@@ -1,0 +1,71 @@
+// The few libc calls the kernel's notifications need and Bun does not offer:
+// eventfd(2) (cgroup v1 OOM notifications), poll(2) (waiting for POLLPRI of a
+// PSI trigger or an eventfd, in a worker), read/write/close on those fds, and
+// statfs(2) (a trigger is only written to procfs or cgroupfs, never to a
+// regular file standing in for one in a test). Loaded on first use; where it
+// cannot be (not Linux, no libc found), the collector polls.
+import { dlopen, FFIType, ptr, read as readPointer, type Pointer } from "bun:ffi";
+
+const SYMBOLS = {
+  eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },
+  poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+  read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+  write: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+  close: { args: [FFIType.i32], returns: FFIType.i32 },
+  statfs: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+} as const;
+
+type Libc = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
+
+const MUSL_ARCH: Record<string, string> = { x64: "x86_64", arm64: "aarch64" };
+
+let loaded: { libc: Libc } | { error: string } | undefined;
+
+/** libc's symbols, or why they cannot be had. */
+export function libc(): { libc: Libc } | { error: string } {
+  if (loaded) return loaded;
+  if (process.platform !== "linux") return (loaded = { error: `not Linux (${process.platform})` });
+  // glibc (the distroless image), then musl (Alpine).
+  const names = ["libc.so.6", `libc.musl-${MUSL_ARCH[process.arch] ?? process.arch}.so.1`, "libc.so"];
+  const errors: string[] = [];
+  for (const name of names) {
+    try {
+      return (loaded = { libc: dlopen(name, SYMBOLS).symbols });
+    } catch (err) {
+      errors.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return (loaded = { error: `no libc to call the kernel with (${errors.join("; ")})` });
+}
+
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+export const POLLIN = 0x1;
+export const POLLPRI = 0x2;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const POLLNVAL = 0x20;
+export const EINTR = 4;
+
+export const PROC_SUPER_MAGIC = 0x9fa0;
+export const CGROUP_SUPER_MAGIC = 0x27e0eb;
+export const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+/** errno of the last failed call on this thread. */
+export function errno(c: Libc): number {
+  return readPointer.i32(c.__errno_location() as Pointer, 0);
+}
+
+/** The file system type (statfs f_type) `path` is on, or undefined when it cannot be told. */
+export function fsType(c: Libc, path: string): number | undefined {
+  // struct statfs is 120 bytes on 64-bit Linux; f_type (a long) comes first.
+  const buf = new BigInt64Array(16);
+  if (c.statfs(ptr(Buffer.from(`${path}\0`)), ptr(buf)) !== 0) return undefined;
+  return Number(buf[0]! & 0xffffffffn);
+}
+
+/** Adds 1 to an eventfd's counter (wakes whoever polls it). */
+export function signalEventfd(c: Libc, fd: number): void {
+  c.write(fd, ptr(new BigUint64Array([1n])), 8);
+}

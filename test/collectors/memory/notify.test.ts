@@ -1,0 +1,87 @@
+// The kernel's notifications on the fixture trees: inotify works on regular
+// files too, so a memory.events rewritten by the test is seen as the kernel's
+// own change would be; PSI triggers and v1 OOM eventfds need procfs and
+// cgroupfs, so on fixtures the collector says it polls them, and why.
+import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { MemoryCollector } from "../../../src/collectors/memory/index.ts";
+import { PSI_WINDOW_US, triggerLine } from "../../../src/collectors/memory/psi-triggers.ts";
+import { runInBackground } from "../../helpers/collector-context.ts";
+import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
+import { PROMPTLY_MS, waitFor } from "../../helpers/wait-for.ts";
+import { cgroupV1, cgroupV2, CONTAINER_A, custom, fakeProc, memoryConfig, V2_EVENTS_ZERO } from "./helpers.ts";
+
+const dir = makeTempDir("memory-notify");
+afterAll(() => removeTempDir(dir));
+
+const NODE_QUIET = { psi: { memory: { some_avg10: 0, full_avg10: 0 }, cpu: { some_avg10: 0 }, io: { some_avg10: 0, full_avg10: 0 } }, memory_available: { percent: 0, bytes: 0 } };
+
+describe("event sources on fixtures", () => {
+  test("v2 memory.events: a change is read when inotify says so, long before the next poll; only that pod is read", async () => {
+    const cg = cgroupV2(dir, [CONTAINER_A]);
+    const a = cg.dir("", CONTAINER_A);
+    const interval = 10_000;
+    const { rec, stop } = runInBackground(new MemoryCollector(memoryConfig({ proc_root: fakeProc(dir, "local"), cgroup_root: cg.root, interval: `${interval}ms`, ...NODE_QUIET })));
+    try {
+      await waitFor(() => rec.sourceModes.get("memory.events")?.mode === "event", "memory.events watched");
+      expect(rec.sourceModes.get("memory.events")).toEqual({ mode: "event" });
+      // Watched from the first round on: anything else is the poll's.
+      expect(rec.pollRounds.length).toBe(1);
+      const written = Date.now();
+      writeFileSync(join(a, "memory.events"), "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\noom_group_kill 0\n");
+      await waitFor(() => rec.events.length > 0, "the oom_kill event", interval / 2);
+      // Stamped when emitted (the recording's schema check afterwards takes its time on first use).
+      const latency = Date.parse(rec.events[0]!.timestamp) - written;
+      console.log(`memory.events changed -> event: ${latency.toFixed(1)} ms (interval ${interval} ms)`);
+      expect(latency).toBeLessThan(interval / 10);
+      expect(rec.pollRounds.length).toBe(1);
+      expect(rec.events.map((e) => (e.event_data.container as { action: string }).action)).toEqual(["oom_kill"]);
+      expect(rec.events[0]!.metadata.container_id).toBe(CONTAINER_A);
+      expect(custom(rec.events[0])).toMatchObject({ oom_kill_delta: "1", oom_delta: "1", max_delta: "2" });
+      // A rewrite that changes no counter says nothing.
+      writeFileSync(join(a, "memory.events"), readFileSync(join(a, "memory.events"), "utf8"));
+      writeFileSync(join(cg.dir(""), "memory.events"), V2_EVENTS_ZERO);
+      writeFileSync(join(a, "memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n");
+      await waitFor(() => rec.events.length > 1, "the max event");
+      expect(rec.events.map((e) => (e.event_data.container as { action: string }).action)).toEqual(["oom_kill", "max"]);
+    } finally {
+      expect(await stop()).toBeLessThan(PROMPTLY_MS);
+    }
+  }, 15_000);
+
+  test("PSI on a regular file and v1 on plain directories: polled, with the reason", async () => {
+    const cg = cgroupV1(dir, [CONTAINER_A]);
+    const proc = fakeProc(dir, "local");
+    const before = readFileSync(join(proc, "pressure/memory"), "utf8");
+    const { rec, stop } = runInBackground(new MemoryCollector(memoryConfig({ proc_root: proc, cgroup_root: cg.root, interval: "10s" })));
+    try {
+      await waitFor(() => rec.sourceModes.has("memory.events") && rec.sourceModes.has("psi"), "both modes");
+      expect(rec.sourceModes.get("psi")).toEqual({ mode: "poll", reason: `${proc}/pressure is not procfs: no PSI triggers` });
+      expect(rec.sourceModes.get("memory.events")).toEqual({ mode: "poll", reason: `${cg.root}/memory is not a cgroup v1 mount (a plain directory?): no OOM notifications` });
+      // Nothing was written to the fakes.
+      expect(readFileSync(join(proc, "pressure/memory"), "utf8")).toBe(before);
+      // Polled: the first round read PSI as always.
+      expect(rec.events.map((e) => e.type)).toEqual(["node.cpu_pressure"]);
+    } finally {
+      expect(await stop()).toBeLessThan(PROMPTLY_MS);
+    }
+  });
+
+  test("notify: false polls both, and says so", async () => {
+    const cg = cgroupV2(dir, []);
+    const { rec, stop } = runInBackground(new MemoryCollector(memoryConfig({ proc_root: fakeProc(dir, "local"), cgroup_root: cg.root, notify: false })));
+    await waitFor(() => rec.pollRounds.length > 0);
+    await stop();
+    expect(Object.fromEntries(rec.sourceModes)).toEqual({ psi: { mode: "poll", reason: "notify: false" }, "memory.events": { mode: "poll", reason: "notify: false" } });
+  });
+
+  test("avg10 thresholds map to triggers of that share of a 10 s window, NUL-terminated", () => {
+    expect(PSI_WINDOW_US).toBe(10_000_000);
+    expect(triggerLine("some", 10)).toBe("some 1000000 10000000\0");
+    expect(triggerLine("full", 5)).toBe("full 500000 10000000\0");
+    expect(triggerLine("some", 100)).toBe("some 10000000 10000000\0");
+    // The kernel refuses a zero stall: the smallest threshold still asks for 1 µs.
+    expect(triggerLine("some", 0.000001)).toBe("some 1 10000000\0");
+  });
+});
