@@ -48,6 +48,9 @@ export const TARGETS: readonly Target[] = [
   { name: "linux-x64-baseline", arch: "x64", libc: "glibc", compile: "bun-linux-x64-baseline", npm: "@oven/bun-linux-x64-baseline", baseline: true },
 ];
 
+/** Files started with `new Worker(...)`: each must be bundled into the binary too. */
+export const WORKER_ENTRYPOINTS: readonly string[] = ["src/collectors/process/connector-worker.ts"];
+
 /** What --all builds. */
 export const RELEASE_TARGETS: readonly string[] = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl"];
 
@@ -153,7 +156,8 @@ async function compile(outfile: string, target?: { compile: Bun.Build.CompileTar
   mkdirSync(dirname(resolve(outfile)), { recursive: true });
   // Bun.build throws an AggregateError of BuildMessages on a failed bundle: show them, not just "Bundle failed".
   const result = await Bun.build({
-    entrypoints: ["src/main.ts"],
+    // Workers are entry points of their own, found by the path new Worker() names (the docs' "Worker" section).
+    entrypoints: ["src/main.ts", ...WORKER_ENTRYPOINTS],
     compile: {
       outfile,
       ...(target ? { target: target.compile } : {}),
