@@ -48,7 +48,10 @@ export const TARGETS: readonly Target[] = [
   { name: "linux-x64-baseline", arch: "x64", libc: "glibc", compile: "bun-linux-x64-baseline", npm: "@oven/bun-linux-x64-baseline", baseline: true },
 ];
 
-/** Files started with `new Worker(...)`: each must be bundled into the binary too. */
+/**
+ * Files started with `new Worker(...)`: each must be bundled into the binary too, where the code
+ * names it by its path under src/ (the entry points' common directory), e.g. "./collectors/process/connector-worker.ts".
+ */
 export const WORKER_ENTRYPOINTS: readonly string[] = ["src/collectors/process/connector-worker.ts"];
 
 /** What --all builds. */

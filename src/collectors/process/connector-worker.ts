@@ -36,7 +36,7 @@ const ENOBUFS = 105;
 /** datagrams read before a batch goes out: bounds the delay of the first record of a burst */
 const MAX_BATCH = 256;
 
-const ERRNO_NAMES: Record<number, string> = { 1: "EPERM", 13: "EACCES", 93: "EPROTONOSUPPORT", 97: "EAFNOSUPPORT", 105: "ENOBUFS" };
+const ERRNO_NAMES: Record<number, string> = { 1: "EPERM", 13: "EACCES", 93: "EPROTONOSUPPORT", 97: "EAFNOSUPPORT", 105: "ENOBUFS", 111: "ECONNREFUSED" };
 
 /** glibc's soname first (distroless, Debian), then musl's. */
 const LIBC_NAMES = ["libc.so.6", "libc.so", `/lib/ld-musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`];

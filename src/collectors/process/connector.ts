@@ -74,7 +74,7 @@ export type ProcessRecord = Extract<ProcRecord, { kind: "exec" | "exit" }>;
  * the collector reports processes. timestamp_ns (ns) is CLOCK_MONOTONIC.
  */
 export function parseDatagram(view: DataView, length: number): ProcRecord | undefined {
-  if (length < EVENT_DATA + 8) return undefined;
+  if (length < EVENT_DATA + 4) return undefined;
   const type = view.getUint16(4, true);
   if (type === NLMSG_ERROR || type === NLMSG_OVERRUN) return undefined;
   if (view.getUint32(NLMSG_HDRLEN, true) !== CN_IDX_PROC || view.getUint32(NLMSG_HDRLEN + 4, true) !== CN_VAL_PROC) return undefined;
@@ -90,6 +90,7 @@ export function parseDatagram(view: DataView, length: number): ProcRecord | unde
       return { kind: "fork", pid: u32(3), ppid: u32(1), ns };
     case PROC_EVENT_EXEC:
       // process_pid, process_tgid: exec makes the thread the leader, so they agree
+      if (length < EVENT_DATA + 8) return undefined;
       return { kind: "exec", pid: u32(1), ppid: 0, ns };
     case PROC_EVENT_EXIT: {
       // process_pid, process_tgid, exit_code, exit_signal, parent_pid, parent_tgid (the parent since 4.18)

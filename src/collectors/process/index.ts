@@ -34,6 +34,8 @@ const CONNECTOR_HINTS: Record<string, string> = {
   EPERM: "no permission (needs CAP_NET_ADMIN)",
   EACCES: "no permission (needs CAP_NET_ADMIN)",
   EPROTONOSUPPORT: "no process events connector in this network namespace (needs hostNetwork)",
+  // Kernels that let the socket be made in any network namespace refuse the subscription instead.
+  ECONNREFUSED: "no process events connector in this network namespace (needs hostNetwork)",
 };
 /** Files read between two turns of the event loop: a few milliseconds of reading at most. */
 const READ_CHUNK = 256;
@@ -70,8 +72,6 @@ export class ProcessCollector implements Collector {
   #baselined = false;
   #bootTime: number | undefined;
   #skippedTotal = 0;
-  /** wall times (ms) of the baseline listing in event mode */
-  #baselineWindow: [number, number] = [0, 0];
 
   constructor(config: ProcessConfig) {
     this.#config = config;
@@ -137,10 +137,8 @@ export class ProcessCollector implements Collector {
    */
   async #follow(ctx: CollectorContext, events: ProcEvents, inbox: Inbox): Promise<string | undefined> {
     const resyncMs = this.#config.resync_interval.ms;
-    // The subscription came first, so a process started during the baseline listing is in the inbox too.
-    this.#baselineWindow = [Date.now(), Infinity];
+    // The subscription came first: a process started during the baseline listing is in the inbox too.
     await this.#resync(ctx);
-    this.#baselineWindow[1] = Date.now();
     let nextResync = performance.now() + resyncMs;
     let overflows = 0;
     for (;;) {
@@ -200,37 +198,27 @@ export class ProcessCollector implements Collector {
     const text = readTextIfThere(under(this.#config.proc_root, String(pid), "stat"));
     const stat = text === undefined ? undefined : parseStat(text, (d) => ctx.parseError("pid stat", d));
     const known = this.#known.get(pid);
-    if (stat?.pid === pid && known?.startTicks === stat.startTicks) {
-      known.comm = stat.comm;
-      known.ppid = stat.ppid;
-      // Known from the baseline listing, yet exec'd after the subscription: it started now.
-      const [from, to] = this.#baselineWindow;
-      if (!(wallMs >= from && wallMs <= to) || !known.reported) {
-        // Another program in a known process: its exit names the new one.
-        if (known.reported) this.#details(known);
-        return out;
-      }
-      this.#details(known);
-      out.push(processEvent("start", known, this.#bootTime, { wallMs }));
-      return out;
-    }
-    // The pid's earlier process exited unseen (its record lost): say so before the new one.
-    if (known) {
+    const live = stat?.pid === pid ? stat : undefined;
+    // A process is its pid and start time, but each exec is a program starting: a shell's exec, runc's init
+    // becoming the container's entrypoint. Its cgroup is read again, as a process is often moved between fork and exec.
+    if (known && live && known.startTicks !== live.startTicks) {
+      // The pid's earlier process exited unseen (its record lost): say so before the new one.
       this.#known.delete(pid);
       if (known.reported) out.push(processEvent("exit", known, this.#bootTime));
     }
     let tracked: Tracked;
-    if (stat?.pid === pid) {
-      tracked = this.#track(ctx, stat, this.#polls);
+    if (live) {
+      tracked = this.#track(ctx, live, this.#polls);
       if (tracked.reported) this.#details(tracked);
     } else {
-      // Exited (and reaped) before it could be read: what the records tell, and the parent's cgroup, which a child starts in.
-      const parent = this.#known.get(ppid);
-      tracked = { pid, ppid, comm: "", startTicks: GONE, reported: !this.#config.containers_only || (parent?.reported ?? false), seen: this.#polls };
-      if (parent?.cgroup) tracked.cgroup = parent.cgroup;
+      // Exited (and reaped) before it could be read: what the records tell, and the cgroup it was in before
+      // this exec, or its parent's, which a child starts in.
+      const before = known ?? this.#known.get(ppid);
+      tracked = { pid, ppid: known?.ppid ?? ppid, comm: "", startTicks: known?.startTicks ?? GONE, reported: !this.#config.containers_only || (before?.reported ?? false), seen: this.#polls };
+      if (before?.cgroup) tracked.cgroup = before.cgroup;
     }
     this.#known.set(pid, tracked);
-    if (tracked.reported) out.push(processEvent("start", tracked, this.#bootTime, { wallMs, custom: tracked.startTicks === GONE ? { gone: "true" } : undefined }));
+    if (tracked.reported) out.push(processEvent("start", tracked, this.#bootTime, { wallMs, custom: live ? undefined : { gone: "true" } }));
     return out;
   }
 

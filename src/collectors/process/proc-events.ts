@@ -5,6 +5,12 @@
 import { writeSync } from "node:fs";
 import { CONTROL_PAUSE, CONTROL_RUN, CONTROL_STOP, type ProcessRecord, type WorkerMessage, type WorkerStart } from "./connector.ts";
 
+/**
+ * The worker's module. In the compiled binary it is an entry point of its own (build.ts), found by
+ * its path under src/, the entry points' common directory; from source, this module's sibling.
+ */
+const WORKER = Bun.main.startsWith("/$bunfs/") ? "./collectors/process/connector-worker.ts" : new URL("./connector-worker.ts", import.meta.url).href;
+
 export interface ProcEventsOptions {
   readonly receiveBuffer: number;
   readonly ackTimeoutMs: number;
@@ -37,8 +43,7 @@ export class ProcEvents {
 
   /** Subscribes; on failure (no permission, another network or pid namespace, no libc) says why and leaves nothing running. */
   static open(options: ProcEventsOptions): Promise<OpenResult> {
-    // Resolved against this module in a run from source; in the compiled binary the worker is an entry point of its own (build.ts).
-    const worker = new Worker(new URL("./connector-worker.ts", import.meta.url));
+    const worker = new Worker(WORKER);
     const events = new ProcEvents(worker);
     return new Promise((resolve) => {
       let opened = false;
