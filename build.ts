@@ -153,7 +153,7 @@ function runtimeFor(target: Target, version: string): string {
  * /$bunfs/root/<its path under src/, as .js> (src/ is the entry points' root),
  * where the code that starts it looks (import.meta.url names the source file).
  */
-export const WORKER_ENTRYPOINTS: readonly string[] = ["src/collectors/kernel/kmsg-watch-worker.ts", "src/collectors/memory/poller-worker.ts"];
+export const WORKER_ENTRYPOINTS: readonly string[] = ["src/collectors/kernel/kmsg-watch-worker.ts", "src/collectors/memory/poller-worker.ts", "src/collectors/process/connector-worker.ts"];
 
 async function compile(outfile: string, target?: { compile: Bun.Build.CompileTarget; executablePath: string | undefined }): Promise<void> {
   const started = performance.now();

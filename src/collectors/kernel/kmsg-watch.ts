@@ -13,15 +13,8 @@
 // restarted after a signal; the eventfd does not depend on that.)
 import { closeSync, writeSync } from "node:fs";
 import { CONTROL, type WatchMessage, type WatchStart } from "./kmsg-watch-protocol.ts";
+import { workerScript } from "../common/worker-script.ts";
 
-/**
- * The worker's script. In the compiled binary import.meta.url still names the
- * source file, which is not there: the script is where build.ts put it (an
- * entry point of its own, at its path under src/, as .js).
- */
-function workerScript(): string {
-  return Bun.main.startsWith("/$bunfs/") ? "/$bunfs/root/collectors/kernel/kmsg-watch-worker.js" : new URL("./kmsg-watch-worker.ts", import.meta.url).href;
-}
 
 /** One eventfd increment: what ends the worker's poll(2). */
 const WAKE = new BigUint64Array([1n]);
@@ -53,7 +46,7 @@ export class KmsgWatch {
   static async start(fd: number): Promise<KmsgWatch> {
     if (typeof Worker !== "function") throw new Error("Workers are unavailable");
     const control = new SharedArrayBuffer(4);
-    const worker = new Worker(workerScript());
+    const worker = new Worker(workerScript("collectors/kernel/kmsg-watch-worker.ts", new URL("./kmsg-watch-worker.ts", import.meta.url)));
     const closed = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve(), { once: true }));
     const ready = await new Promise<WatchMessage | Error>((resolve) => {
       worker.addEventListener("message", (event: MessageEvent<WatchMessage>) => resolve(event.data), { once: true });

@@ -4,6 +4,7 @@
 // PSI triggers (POLLPRI) and cgroup v1 OOM eventfds (POLLIN). A wake-up
 // eventfd lets the main thread interrupt the wait to change the set or stop.
 import { EFD_CLOEXEC, EFD_NONBLOCK, errno, libc, signalEventfd } from "./libc.ts";
+import { workerScript } from "../common/worker-script.ts";
 
 export type ToPoller =
   | { op: "start"; wakeFd: number }
@@ -23,14 +24,6 @@ export interface Fired {
 /** How long start and stop wait for the worker: it answers in milliseconds unless it cannot run at all. */
 const WORKER_WAIT_MS = 5000;
 
-/**
- * The worker's script. In the compiled binary import.meta.url still names the
- * source file, which is not there: the script is where build.ts put it (an
- * entry point of its own, at its path under src/, as .js).
- */
-function workerScript(): string {
-  return Bun.main.startsWith("/$bunfs/") ? "/$bunfs/root/collectors/memory/poller-worker.js" : new URL("./poller-worker.ts", import.meta.url).href;
-}
 
 export class FdPoller {
   readonly #worker: Worker;
@@ -57,7 +50,7 @@ export class FdPoller {
     if (wakeFd < 0) return { error: `eventfd(2) failed: errno ${errno(c)}` };
     let worker: Worker;
     try {
-      worker = new Worker(workerScript());
+      worker = new Worker(workerScript("collectors/memory/poller-worker.ts", new URL("./poller-worker.ts", import.meta.url)));
     } catch (err) {
       c.close(wakeFd);
       return { error: `cannot start the poll(2) worker: ${err instanceof Error ? err.message : String(err)}` };

@@ -17,8 +17,12 @@ export const processConfigSchema = v.optional(
   strictObject({
     /** where the host's procfs is mounted (/host/proc in a container) */
     proc_root: v.optional(nonEmptyString(), "/proc"),
-    /** how often /proc is listed; a process that lives shorter than this may be missed */
+    /** how often /proc is listed when polling; a process that lives shorter than this may be missed */
     interval: v.optional(duration({ positive: true }), "5s"),
+    /** follow the kernel's process events connector where it is allowed (CAP_NET_ADMIN, hostNetwork, hostPID); false: always poll */
+    proc_connector: v.optional(bool(), true),
+    /** with the connector: how often /proc is listed anyway, for what the events cannot tell (forks that never exec) */
+    resync_interval: v.optional(duration({ positive: true }), "60s"),
     /** only processes whose /proc/<pid>/cgroup matches cgroup_pattern */
     containers_only: v.optional(bool(), false),
     /** what marks a container's cgroup (kubelet puts pods under kubepods) */

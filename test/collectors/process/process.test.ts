@@ -219,6 +219,8 @@ describe("process collector on a fake /proc", () => {
     const rec = recordingContext({ once: false });
     const running = c.run(rec.ctx);
     await waitFor(() => rec.degraded.length >= 3, "three failed rounds");
+    // A proc_root that is not this pid namespace's procfs cannot be matched with the kernel's process events: polled.
+    expect(rec.sourceModes.get("proc")).toEqual({ mode: "poll", reason: `${root} is not the procfs of the agent's pid namespace` });
     expect(rec.degraded[0]).toContain(`cannot list ${root}`);
     expect(rec.healthyCalls).toBe(0);
 
@@ -262,11 +264,12 @@ describe("process collector on a fake /proc", () => {
   });
 });
 
-test("live: a spawned process is seen to start and to exit", async () => {
-  const c = collector({ interval: "100ms" });
+test("live, polling: a spawned process is seen to start and to exit", async () => {
+  const c = collector({ interval: "100ms", proc_connector: false });
   const rec = recordingContext({ once: false });
   const running = c.run(rec.ctx);
   await waitFor(() => rec.healthyCalls > 0, "the first round");
+  expect(rec.sourceModes.get("proc")).toEqual({ mode: "poll", reason: "proc_connector is off" });
   // It runs until it has been seen, however slow the machine: the test ends it.
   const child = Bun.spawn(["sleep", "60"], { stdout: "ignore", stderr: "ignore" });
   const mine = (kind: string) =>
@@ -293,6 +296,9 @@ describe("config", () => {
   test("defaults, and a bad pattern fails at load", () => {
     expect(v.parse(processFactory.configSchema, {})).toMatchObject({
       proc_root: "/proc",
+      interval: expect.objectContaining({ ms: 5000 }),
+      proc_connector: true,
+      resync_interval: expect.objectContaining({ ms: 60_000 }),
       containers_only: false,
       cgroup_pattern: "kubepods",
       kernel_threads: false,

@@ -1,0 +1,138 @@
+// The kernel's process events connector on the wire (linux/connector.h,
+// linux/cn_proc.h): the subscribe message the agent sends and the
+// proc_event records it receives. Pure byte layouts, shared by the worker
+// that reads the socket and by the tests.
+
+export const AF_NETLINK = 16;
+export const SOCK_DGRAM = 2;
+export const SOCK_CLOEXEC = 0o2000000;
+export const NETLINK_CONNECTOR = 11;
+export const CN_IDX_PROC = 1;
+export const CN_VAL_PROC = 1;
+export const PROC_CN_MCAST_LISTEN = 1;
+const NLMSG_DONE = 3;
+const NLMSG_ERROR = 2;
+const NLMSG_OVERRUN = 4;
+
+export const PROC_EVENT_NONE = 0;
+export const PROC_EVENT_FORK = 0x1;
+export const PROC_EVENT_EXEC = 0x2;
+export const PROC_EVENT_EXIT = 0x80000000;
+
+/** struct nlmsghdr */
+const NLMSG_HDRLEN = 16;
+/** struct cn_msg, without its data */
+const CN_MSG_LEN = 20;
+/** where struct proc_event starts in a datagram */
+const EVENT_OFFSET = NLMSG_HDRLEN + CN_MSG_LEN;
+/** what, cpu, timestamp_ns: then the event_data union */
+const EVENT_DATA = EVENT_OFFSET + 16;
+
+/** struct sockaddr_nl bound to the proc connector's multicast group (nl_pid 0: the kernel picks the port). */
+export function bindAddress(): Uint8Array {
+  const addr = new DataView(new ArrayBuffer(12));
+  addr.setUint16(0, AF_NETLINK, true);
+  addr.setUint32(8, CN_IDX_PROC, true);
+  return new Uint8Array(addr.buffer);
+}
+
+/**
+ * nlmsghdr + cn_msg + enum proc_cn_mcast_op: the 4-byte op, which every kernel
+ * since 2.6.15 takes (the 8-byte struct proc_input of 6.6+ is ignored by older ones).
+ */
+export function subscribeMessage(op: number, seq: number): Uint8Array {
+  const length = EVENT_OFFSET + 4;
+  const msg = new DataView(new ArrayBuffer(length));
+  msg.setUint32(0, length, true); // nlmsg_len
+  msg.setUint16(4, NLMSG_DONE, true); // nlmsg_type: the whole request is this one message
+  msg.setUint32(8, seq, true);
+  msg.setUint32(NLMSG_HDRLEN, CN_IDX_PROC, true);
+  msg.setUint32(NLMSG_HDRLEN + 4, CN_VAL_PROC, true);
+  msg.setUint32(NLMSG_HDRLEN + 8, seq, true); // cn_msg.seq
+  msg.setUint32(NLMSG_HDRLEN + 12, 0, true); // cn_msg.ack: the kernel answers with ack + 1
+  msg.setUint16(NLMSG_HDRLEN + 16, 4, true); // cn_msg.len
+  msg.setUint32(EVENT_OFFSET, op, true);
+  return new Uint8Array(msg.buffer);
+}
+
+/** One proc_event the collector acts on; pids are thread-group ids (processes) in the host's pid namespace. */
+export type ProcRecord =
+  /** the kernel's answer to the subscription: err 0, or an errno */
+  | { readonly kind: "ack"; readonly err: number }
+  | { readonly kind: "fork"; readonly pid: number; readonly ppid: number; readonly ns: number }
+  /** ppid: from the fork event the reader saw, else 0 (exec events do not carry it) */
+  | { readonly kind: "exec"; readonly pid: number; ppid: number; readonly ns: number }
+  /** status: the wait(2) status (exit code << 8, or the signal that killed it) */
+  | { readonly kind: "exit"; readonly pid: number; readonly ppid: number; readonly status: number; readonly ns: number };
+
+/** What the worker passes on: forks only feed exec's ppid, the ack only the subscription. */
+export type ProcessRecord = Extract<ProcRecord, { kind: "exec" | "exit" }>;
+
+/**
+ * Parses one datagram of `length` bytes. Thread forks and exits (pid !=
+ * tgid) and the other event kinds (uid, sid, comm, ptrace...) are undefined:
+ * the collector reports processes. timestamp_ns (ns) is CLOCK_MONOTONIC.
+ */
+export function parseDatagram(view: DataView, length: number): ProcRecord | undefined {
+  if (length < EVENT_DATA + 4) return undefined;
+  const type = view.getUint16(4, true);
+  if (type === NLMSG_ERROR || type === NLMSG_OVERRUN) return undefined;
+  if (view.getUint32(NLMSG_HDRLEN, true) !== CN_IDX_PROC || view.getUint32(NLMSG_HDRLEN + 4, true) !== CN_VAL_PROC) return undefined;
+  const what = view.getUint32(EVENT_OFFSET, true);
+  const ns = Number(view.getBigUint64(EVENT_OFFSET + 8, true));
+  const u32 = (i: number) => view.getUint32(EVENT_DATA + 4 * i, true);
+  switch (what) {
+    case PROC_EVENT_NONE:
+      return { kind: "ack", err: u32(0) };
+    case PROC_EVENT_FORK:
+      // parent_pid, parent_tgid, child_pid, child_tgid
+      if (length < EVENT_DATA + 16 || u32(2) !== u32(3)) return undefined;
+      return { kind: "fork", pid: u32(3), ppid: u32(1), ns };
+    case PROC_EVENT_EXEC:
+      // process_pid, process_tgid: exec makes the thread the leader, so they agree
+      if (length < EVENT_DATA + 8) return undefined;
+      return { kind: "exec", pid: u32(1), ppid: 0, ns };
+    case PROC_EVENT_EXIT: {
+      // process_pid, process_tgid, exit_code, exit_signal, parent_pid, parent_tgid (the parent since 4.18)
+      if (length < EVENT_DATA + 16 || u32(0) !== u32(1)) return undefined;
+      const ppid = length >= EVENT_DATA + 24 ? u32(5) : 0;
+      return { kind: "exit", pid: u32(1), ppid, status: u32(2), ns };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** A wait(2) status as the event tells it: the exit code, or the signal that ended the process. */
+export function exitStatus(status: number): { exit_code: string } | { signal: string } {
+  const signal = status & 0x7f;
+  return signal === 0 ? { exit_code: String((status >> 8) & 0xff) } : { signal: String(signal) };
+}
+
+/** The worker's control word (an Int32Array over a SharedArrayBuffer): the main thread sets it, the worker obeys. */
+export const CONTROL_RUN = 0;
+/** stop reading: the kernel buffers (and, once its buffer is full, drops and says ENOBUFS) */
+export const CONTROL_PAUSE = 1;
+export const CONTROL_STOP = 2;
+
+/** main thread -> worker, once */
+export interface WorkerStart {
+  readonly control: SharedArrayBuffer;
+  /** SO_RCVBUF asked for; the kernel caps it at net.core.rmem_max */
+  readonly receiveBuffer: number;
+  /** how long to wait for the kernel's answer to the subscription */
+  readonly ackTimeoutMs: number;
+}
+
+/** worker -> main thread */
+export type WorkerMessage =
+  /** subscribed; writing 8 bytes to wakeFd (an eventfd) makes the worker look at the control word */
+  | { readonly type: "ready"; readonly wakeFd: number }
+  /** could not subscribe, or reading failed for good: why, for the fallback's reason */
+  | { readonly type: "failed"; readonly reason: string; readonly code?: string }
+  /** wallOffsetMs: the wall clock minus CLOCK_MONOTONIC, in ms, when the batch was sent (records' ns are monotonic) */
+  | { readonly type: "records"; readonly records: ProcessRecord[]; readonly wallOffsetMs: number }
+  /** the socket's buffer overflowed (ENOBUFS): records were lost */
+  | { readonly type: "overflow" }
+  /** the socket and the eventfd are closed; the worker ends */
+  | { readonly type: "closed" };

@@ -1,0 +1,47 @@
+// The connector's wire format, without a kernel: datagrams laid out as
+// linux/cn_proc.h says, parsed; threads and other event kinds left out.
+import { expect, test } from "bun:test";
+import { CN_IDX_PROC, exitStatus, parseDatagram, PROC_CN_MCAST_LISTEN, subscribeMessage } from "../../../src/collectors/process/connector.ts";
+
+/** nlmsghdr + cn_msg + proc_event {what, cpu, timestamp_ns, event_data as u32s} */
+function datagram(what: number, data: number[], ns = 123_456_789n): DataView {
+  const length = 16 + 20 + 16 + 4 * data.length;
+  const view = new DataView(new ArrayBuffer(length));
+  view.setUint32(0, length, true);
+  view.setUint16(4, 3, true);
+  view.setUint32(16, CN_IDX_PROC, true);
+  view.setUint32(20, 1, true);
+  view.setUint16(32, 16 + 4 * data.length, true);
+  view.setUint32(36, what, true);
+  view.setBigUint64(44, ns, true);
+  data.forEach((x, i) => view.setUint32(52 + 4 * i, x, true));
+  return view;
+}
+
+test("exec, exit and fork of processes; threads, other kinds and short datagrams are left out", () => {
+  const parse = (view: DataView) => parseDatagram(view, view.byteLength);
+  expect(parse(datagram(0x2, [42, 42]))).toEqual({ kind: "exec", pid: 42, ppid: 0, ns: 123_456_789 });
+  expect(parse(datagram(0x80000000, [42, 42, 9, 17, 7, 7]))).toEqual({ kind: "exit", pid: 42, ppid: 7, status: 9, ns: 123_456_789 });
+  // A kernel before 4.18: no parent in the exit.
+  expect(parse(datagram(0x80000000, [42, 42, 256, 17]))).toEqual({ kind: "exit", pid: 42, ppid: 0, status: 256, ns: 123_456_789 });
+  expect(parse(datagram(0x1, [7, 7, 42, 42]))).toEqual({ kind: "fork", pid: 42, ppid: 7, ns: 123_456_789 });
+  expect(parse(datagram(0x0, [1]))).toEqual({ kind: "ack", err: 1 });
+  expect(parse(datagram(0x1, [7, 7, 43, 42]))).toBeUndefined(); // a thread of 42
+  expect(parse(datagram(0x80000000, [43, 42, 0, 17, 7, 7]))).toBeUndefined(); // a thread's exit
+  expect(parse(datagram(0x200, [42, 42, 0, 0]))).toBeUndefined(); // comm
+  const short = datagram(0x2, [42, 42]);
+  expect(parseDatagram(short, 55)).toBeUndefined();
+});
+
+test("the subscription: nlmsghdr + cn_msg {CN_IDX_PROC, CN_VAL_PROC} + the 4-byte op", () => {
+  const msg = new DataView(subscribeMessage(PROC_CN_MCAST_LISTEN, 1).buffer);
+  expect(msg.byteLength).toBe(40);
+  expect([msg.getUint32(0, true), msg.getUint16(4, true), msg.getUint32(16, true), msg.getUint32(20, true), msg.getUint16(32, true), msg.getUint32(36, true)]).toEqual([40, 3, 1, 1, 4, 1]);
+});
+
+test("a wait status: the exit code, or the signal", () => {
+  expect(exitStatus(0)).toEqual({ exit_code: "0" });
+  expect(exitStatus(3 << 8)).toEqual({ exit_code: "3" });
+  expect(exitStatus(9)).toEqual({ signal: "9" });
+  expect(exitStatus(0x80 | 11)).toEqual({ signal: "11" }); // core dumped
+});

@@ -1,0 +1,206 @@
+// Live, on this machine's kernel: the process events connector as the
+// collector reads it in production (root, host namespaces), processes
+// started and ended for it, and the fallback to polling where the kernel
+// refuses the connector (another network or pid namespace, no CAP_NET_ADMIN).
+// Skipped where the machine does not allow it (no root, no unshare or capsh).
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, rmdirSync } from "node:fs";
+import { join } from "node:path";
+import * as v from "valibot";
+import { processFactory, type ProcessCollector } from "../../../src/collectors/process/index.ts";
+import { ProcEvents } from "../../../src/collectors/process/proc-events.ts";
+import type { ProcessRecord } from "../../../src/collectors/process/connector.ts";
+import type { CollectorEvent } from "../../../src/event/event.ts";
+import { runInBackground, type Recording } from "../../helpers/collector-context.ts";
+import { killAtExit, spare } from "../../helpers/cleanup.ts";
+import { PROMPTLY_MS, waitFor } from "../../helpers/wait-for.ts";
+import { which } from "../../deploy/helpers.ts";
+
+const root = process.getuid?.() === 0;
+const UNIFIED = "/sys/fs/cgroup/unified";
+const REPEATS = 20;
+/**
+ * The kernel's exec or exit to the emit, for 18 of 20 (p90): p99 is printed, not asserted, as on a
+ * shared 2-core machine a descheduled thread now and then adds tens of ms. None may take as long
+ * as a poll interval (5 s), the way it was before.
+ */
+const LATENCY_P90_MS = 20;
+const LATENCY_MAX_MS = 1000;
+
+function collector(config: Record<string, unknown> = {}): ProcessCollector {
+  return processFactory.create(v.parse(processFactory.configSchema, config)) as ProcessCollector;
+}
+
+const wallNow = () => performance.timeOrigin + performance.now();
+
+/** Runs a collector and notes when (wall ms) each event was emitted, in the order of rec.events. */
+function running(config: Record<string, unknown> = {}) {
+  const { rec, stop } = runInBackground(collector(config));
+  const emittedAt: number[] = [];
+  const emit = rec.ctx.emit;
+  rec.ctx.emit = (event, options) => {
+    const at = wallNow();
+    const wait = emit(event, options);
+    emittedAt.push(at);
+    return wait;
+  };
+  return { rec, stop, emittedAt };
+}
+
+type Kernel = { event_type: string; pid: number; ppid: number; command: string };
+const find = (rec: Recording, kind: string, pid: number) => {
+  const index = rec.events.findIndex((e) => (e.event_data.kernel as Kernel | undefined)?.event_type === kind && e.metadata.pid === pid);
+  return index < 0 ? undefined : { index, event: rec.events[index]! };
+};
+
+const quantile = (samples: number[], q: number) => [...samples].sort((a, b) => a - b)[Math.ceil(samples.length * q) - 1]!;
+const fmt = (samples: number[]) => {
+  const s = [...samples].sort((a, b) => a - b);
+  return `p50 ${s[Math.floor(s.length / 2)]!.toFixed(2)} ms, p90 ${quantile(s, 0.9).toFixed(2)} ms, p99 ${quantile(s, 0.99).toFixed(2)} ms, max ${s.at(-1)!.toFixed(2)} ms`;
+};
+
+const cgroups: string[] = [];
+afterAll(() => {
+  for (const dir of cgroups.reverse()) if (existsSync(dir)) rmdirSync(dir);
+});
+
+describe("process collector, live: the process events connector", () => {
+  test.skipIf(!root)(
+    `event mode: each exec and exit of \`sleep 0.2\` is emitted within ${LATENCY_P90_MS} ms of the kernel's event (p90 of ${REPEATS}); a kill's signal; stopping is prompt`,
+    async () => {
+      const { rec, stop, emittedAt } = running();
+      await waitFor(() => rec.sourceModes.get("proc")?.mode === "event" && rec.healthyCalls > 0, "event mode and the baseline listing", 10_000);
+      const startLatency: number[] = [];
+      const exitLatency: number[] = [];
+      const spawnLatency: number[] = [];
+      // Round 0 is not measured: the recording context compiles the event schema at its first event, which holds the thread ~1 s.
+      for (let i = -1; i < REPEATS; i++) {
+        const spawnedAt = wallNow();
+        const child = Bun.spawn(["sleep", "0.2"], { stdout: "ignore", stderr: "ignore" });
+        await child.exited;
+        await waitFor(() => find(rec, "exit", child.pid) !== undefined, `the exit of sleep ${child.pid}`);
+        const start = find(rec, "start", child.pid)!;
+        const exit = find(rec, "exit", child.pid)!;
+        // The kernel's time of the exec or exit (the event's timestamp, in ms) to the emit; and from the spawn
+        // (Bun's fork and sleep's exec included, so the machine's load too) to the start's emit.
+        if (i >= 0) {
+          startLatency.push(emittedAt[start.index]! - Date.parse(start.event.timestamp));
+          exitLatency.push(emittedAt[exit.index]! - Date.parse(exit.event.timestamp));
+          spawnLatency.push(emittedAt[start.index]! - spawnedAt);
+        }
+        expect(start.event.event_data.process).toMatchObject({
+          pid: child.pid,
+          ppid: process.pid,
+          command: "sleep",
+          arguments: ["sleep", "0.2"],
+          executable: expect.stringMatching(/sleep$/),
+          start_time: expect.any(String),
+        });
+        expect(exit.event.event_data.kernel).toEqual({ event_type: "exit", pid: child.pid, ppid: process.pid, command: "sleep" });
+        expect(exit.event.event_data.custom).toEqual({ exit_code: "0" });
+      }
+      console.log(`kernel -> emit: exec ${fmt(startLatency)}; exit ${fmt(exitLatency)}. spawn -> start emitted: ${fmt(spawnLatency)}`);
+      for (const samples of [startLatency, exitLatency]) {
+        expect(quantile(samples, 0.9)).toBeLessThan(LATENCY_P90_MS);
+        expect(Math.max(...samples)).toBeLessThan(LATENCY_MAX_MS);
+      }
+
+      const killed = Bun.spawn(["sleep", "60"], { stdout: "ignore", stderr: "ignore" });
+      killAtExit(killed.pid);
+      await waitFor(() => find(rec, "start", killed.pid) !== undefined, "the start of sleep 60");
+      killed.kill("SIGKILL");
+      await killed.exited;
+      spare(killed.pid);
+      await waitFor(() => find(rec, "exit", killed.pid) !== undefined, "the exit of the killed sleep");
+      expect(find(rec, "exit", killed.pid)!.event.event_data.custom).toEqual({ signal: "9" });
+
+      const stopMs = await stop();
+      console.log(`stopped in ${stopMs.toFixed(1)} ms`);
+      expect(stopMs).toBeLessThan(PROMPTLY_MS);
+      // One listing (the baseline) in the whole run: the resync is a minute away, and nothing was lost.
+      expect(rec.pollRounds).toHaveLength(1);
+      expect(rec.degraded).toEqual([]);
+      expect(rec.parseErrors).toEqual([]);
+    },
+    30_000,
+  );
+
+  test.skipIf(!root || !existsSync(join(UNIFIED, "cgroup.procs")))(
+    "containers_only: a process started in a pod's container cgroup is reported with its pod and container; one outside is not",
+    async () => {
+      const podUid = crypto.randomUUID();
+      const containerId = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
+      const top = join(UNIFIED, `tapio-test-${process.pid}`);
+      for (const dir of [top, `${top}/kubepods`, `${top}/kubepods/burstable`, `${top}/kubepods/burstable/pod${podUid}`, `${top}/kubepods/burstable/pod${podUid}/${containerId}`]) {
+        mkdirSync(dir);
+        cgroups.push(dir);
+      }
+      const container = cgroups.at(-1)!;
+      const { rec, stop } = running({ containers_only: true });
+      await waitFor(() => rec.sourceModes.get("proc")?.mode === "event" && rec.healthyCalls > 0, "event mode and the baseline listing", 10_000);
+      // The shell moves itself into the container's cgroup, then becomes sleep: the exec happens in the container.
+      const inside = Bun.spawn(["sh", "-c", `echo $$ > ${container}/cgroup.procs && exec sleep 0.2`], { stdout: "ignore", stderr: "ignore" });
+      const outside = Bun.spawn(["sleep", "0.2"], { stdout: "ignore", stderr: "ignore" });
+      await Promise.all([inside.exited, outside.exited]);
+      await waitFor(() => find(rec, "exit", inside.pid) !== undefined, "the exit of the container's sleep");
+      const start = find(rec, "start", inside.pid)!.event;
+      expect(start.event_data.process).toMatchObject({ command: "sleep", container_id: containerId, cgroup_path: expect.stringContaining(`pod${podUid}`) });
+      expect(start.metadata).toMatchObject({ pod_uid: podUid, container_id: containerId });
+      expect(rec.events.filter((e: CollectorEvent) => e.metadata.pid === outside.pid)).toEqual([]);
+      await stop();
+    },
+    30_000,
+  );
+
+  test.skipIf(!root)("the kernel's buffer overflowing while the worker is paused is reported (ENOBUFS), and reading goes on", async () => {
+    const records: ProcessRecord[] = [];
+    let overflows = 0;
+    const opened = await ProcEvents.open({
+      // As small as the kernel allows (it doubles the value and keeps a floor): a few dozen records.
+      receiveBuffer: 1,
+      ackTimeoutMs: 2000,
+      onRecords: (batch) => records.push(...batch),
+      onOverflow: () => overflows++,
+      onFailed: (reason) => {
+        throw new Error(reason);
+      },
+    });
+    if (!opened.ok) throw new Error(opened.reason);
+    const events = opened.events;
+    try {
+      events.pause();
+      for (let i = 0; i < 200; i++) await Bun.spawn(["true"], { stdout: "ignore", stderr: "ignore" }).exited;
+      events.resume();
+      await waitFor(() => overflows > 0, "an overflow");
+      const after = Bun.spawn(["true"], { stdout: "ignore", stderr: "ignore" });
+      await after.exited;
+      await waitFor(() => records.some((r) => r.kind === "exit" && r.pid === after.pid), "a record after the overflow");
+    } finally {
+      await events.close();
+    }
+  });
+});
+
+/** Runs mode-probe.ts under `wrapper` (another namespace, fewer capabilities) and returns the mode it printed. */
+function probe(wrapper: string[]): { mode: string; reason?: string } {
+  const run = Bun.spawnSync([...wrapper, process.execPath, join(import.meta.dir, "mode-probe.ts")], { stdout: "pipe", stderr: "pipe" });
+  if (run.exitCode !== 0) throw new Error(`${wrapper.join(" ")}: ${run.stderr.toString()}`);
+  return JSON.parse(run.stdout.toString());
+}
+
+describe("process collector, live: polling where the connector is refused", () => {
+  const unshare = which("unshare");
+  const capsh = which("capsh");
+
+  test.skipIf(!root || !unshare)("another network namespace (no hostNetwork): poll, saying so", () => {
+    expect(probe([unshare!, "--net"])).toEqual({ mode: "poll", reason: expect.stringContaining("needs hostNetwork") });
+  });
+
+  test.skipIf(!root || !unshare)("another pid namespace (no hostPID): the kernel stays silent; poll, saying so", () => {
+    expect(probe([unshare!, "--pid", "--fork", "--mount-proc"])).toEqual({ mode: "poll", reason: expect.stringContaining("hostPID") });
+  });
+
+  test.skipIf(!root || !capsh)("without CAP_NET_ADMIN: poll, saying so", () => {
+    expect(probe([capsh!, "--drop=cap_net_admin", "--", "-c", 'exec "$0" "$1"'])).toEqual({ mode: "poll", reason: expect.stringContaining("needs CAP_NET_ADMIN") });
+  });
+});
