@@ -110,6 +110,9 @@ export const kmsgCase: DetectCase = {
 
 // ------------------------------------------------------------------ OOM
 
+/** How long a container cgroup exists before its process is OOM-killed, at least. */
+const OOM_CGROUP_AGE_MS = 1000;
+
 export const oomCase: DetectCase = {
   name: "oom",
   series: [
@@ -124,8 +127,11 @@ export const oomCase: DetectCase = {
     const kernel: Sample[] = [];
     const memory: Sample[] = [];
     for (let rep = -warmup; rep < repeats; rep++) {
-      await pause(ctx.intervals.memory);
+      // The container's cgroup exists a while before the kill, as a real one does: an event-driven
+      // collector has the time to find it (and to arm a notification on it).
       const container = ctx.cgroups.container(ctx.opts.oomLimitBytes);
+      await Bun.sleep(OOM_CGROUP_AGE_MS);
+      await pause(ctx.intervals.memory);
       const cal = ctx.probe.calibrate();
       // tail keeps every byte of a line it has not seen the end of, and /dev/zero has no end.
       const victim = Bun.spawn(["sh", "-c", `echo $$ > ${container.dir}/cgroup.procs && exec tail /dev/zero`], { stdout: "ignore", stderr: "ignore" });
@@ -321,7 +327,8 @@ export const psiCase: DetectCase = {
       spare(generator.pid);
       out.push(sample(rep, startedAt, arrival));
       // Back to no pressure as the collector sees it, before the next start can be news.
-      await ctx.arrivals.waitFor((a) => isOurs(a) && a.at > stoppedAt && isPressure(a) && custom(a).state === "recovered", 2 * ctx.intervals.memory + 60_000);
+      const recovered = await ctx.arrivals.waitFor((a) => isOurs(a) && a.at > stoppedAt && isPressure(a) && custom(a).state === "recovered", 2 * ctx.intervals.memory + 60_000);
+      if (!recovered) ctx.log(`psi: no "recovered" event within ${(2 * ctx.intervals.memory + 60_000) / 1000} s of the pressure's end (repetition ${rep})`);
     }
     return { psi: out };
   },
