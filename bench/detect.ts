@@ -52,7 +52,7 @@ const { values: args } = parseArgs({
     "psi-window-ms": { type: "string", default: "1000" },
     "psi-readers": { type: "string", default: "2" },
     "psi-calm": { type: "string", default: "5" },
-    "process-spacing-ms": { type: "string", default: "300" },
+    "process-spacing-ms": { type: "string", default: "600" },
     "process-life-ms": { type: "string" },
     keep: { type: "boolean", default: false },
   },
@@ -278,7 +278,7 @@ if (rows.length > 0) {
     console.log(`| ${r.label} | ${r.column} | ${r.mode} | ${r.n} | ${r.missing} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} | <= ${fmt(r.target_p99_ms)} | ${r.pass ? "PASS" : "FAIL"} |`);
   }
 }
-let idlePass: Record<string, boolean> = {};
+const idlePass: Record<string, boolean> = {};
 if (idle.length > 0) {
   console.log(`\nidle check: CPU (utime + stime of /proc/<pid>/stat) and wake-ups (context switches of all threads) over ${idleSeconds} s, nothing happening for the sources`);
   console.log("| column | event-driven sources | CPU s | CPU s above 0 sources | wake-ups/s | modes (reported) | result |");
