@@ -70,7 +70,7 @@ const idleSeconds = Number(args.seconds);
  * CPU seconds per minute that the agent with event-driven sources may use
  * above the agent with none: the 10 ms ticks and the noise between two
  * identical idle agents (about 0.02 s a minute here); never under two
- * ticks. Polling the kernel log every second alone costs ~0.07 a minute.
+ * ticks. Polling the kernel log every second alone costs 0.07-0.16 a minute.
  */
 const idleTolerance = Math.max(0.02, (Number(args["idle-tolerance"]) * idleSeconds) / 60); // at least two ticks
 
@@ -83,7 +83,7 @@ const intervals = {
 const MiB = 1024 * 1024;
 
 const git = (...a: string[]) => Bun.spawnSync(["git", ...a], { cwd: REPO }).stdout.toString().trim();
-const commit = `${git("rev-parse", "--short", "HEAD")}${git("status", "--porcelain", "--", "src") ? " (src dirty)" : ""}`;
+const commit = `${git("rev-parse", "--short", "HEAD")}${git("status", "--porcelain", "--", "src") ? " (src dirty)" : ""}${args.binary ? " (the harness; the event column is --binary)" : ""}`;
 const log = (line: string) => process.stderr.write(`bench:detect: ${line}\n`);
 
 if (process.getuid?.() !== 0) {
