@@ -146,3 +146,43 @@ export class OomEventfds implements CgroupNotifier {
     this.#pods.clear();
   }
 }
+
+/**
+ * Watches the folders where pod and container cgroups appear (the kubepods
+ * roots, the QoS folders, each pod: cgroupfs reports a mkdir to inotify), so
+ * that a new cgroup is read, and its OOM notification set up, at once rather
+ * than at the next interval: a container that runs out of memory seconds
+ * after it starts is one a crash loop repeats.
+ */
+export class CgroupFolderWatcher {
+  readonly #watchers = new Map<string, FSWatcher>();
+
+  constructor(readonly onNewOrGone: () => void) {}
+
+  sync(dirs: readonly string[]): void {
+    const wanted = new Set(dirs);
+    for (const dir of dirs) {
+      if (this.#watchers.has(dir)) continue;
+      try {
+        // "rename": a cgroup made or removed; "change" events are its files' counters moving.
+        const watcher = watch(dir, { persistent: false }, (event) => {
+          if (event === "rename") this.onNewOrGone();
+        });
+        watcher.on("error", () => watcher.close());
+        this.#watchers.set(dir, watcher);
+      } catch {
+        // Gone already, or out of inotify watches: the interval's walk still finds what appears there.
+      }
+    }
+    for (const [dir, watcher] of this.#watchers) {
+      if (wanted.has(dir)) continue;
+      watcher.close();
+      this.#watchers.delete(dir);
+    }
+  }
+
+  close(): void {
+    for (const watcher of this.#watchers.values()) watcher.close();
+    this.#watchers.clear();
+  }
+}

@@ -85,6 +85,8 @@ export class PodFinder {
   readonly #hierarchy: string;
   #pods = new Map<string, PodCgroup>();
   #containers = new Map<string, ContainerCgroup>();
+  /** where the last find() looked: kubepods roots, QoS folders and pods, where new pods and containers appear */
+  #dirs: string[] = [];
 
   constructor(hierarchy: string) {
     this.#hierarchy = hierarchy;
@@ -98,7 +100,9 @@ export class PodFinder {
     const pods: PodCgroup[] = [];
     const seenPods = new Map<string, PodCgroup>();
     const seenContainers = new Map<string, ContainerCgroup>();
+    const dirs: string[] = [];
     const visit = (path: string, depth: number): void => {
+      dirs.push(under(hierarchy, path));
       for (const name of subdirs(under(hierarchy, path))) {
         const child = `${path}/${name}`;
         let pod = this.#pods.get(child);
@@ -115,13 +119,20 @@ export class PodFinder {
           });
           seenPods.set(child, pod);
           pods.push(pod);
+          dirs.push(pod.files.dir);
         } else if (depth === 0) visit(child, 1);
       }
     };
     for (const root of roots) visit(root, 0);
     this.#pods = seenPods;
     this.#containers = seenContainers;
+    this.#dirs = dirs;
     return pods;
+  }
+
+  /** The folders the last find() listed: a new pod or container cgroup appears in one of them. */
+  get dirs(): readonly string[] {
+    return this.#dirs;
   }
 }
 

@@ -9,7 +9,7 @@ import type { EventInput, EventMetadata, Severity } from "../../event/event.ts";
 import type { Collector, CollectorContext, CollectorFactory } from "../../orchestrator/collector.ts";
 import { readTextSync, under, yieldToEventLoop } from "../common/paths.ts";
 import { readableDirectory, readableFile } from "../common/source-checks.ts";
-import { emitAll, poll } from "../common/poll.ts";
+import { emitAll, poll, PollNudge } from "../common/poll.ts";
 import { detectLayout, PodFinder, readCpu, readMemory, type ContainerCgroup, type CpuReading, type ParseErrorSink, type PodCgroup } from "./cgroup.ts";
 import { parseMeminfo, parsePsi } from "./parse.ts";
 import { memoryConfigSchema, type MemoryConfig } from "./schema.ts";
@@ -17,7 +17,7 @@ import { Counters, Levels } from "./state.ts";
 import { memoryEvents } from "./events.ts";
 import { FdPoller, type Fired } from "./poller.ts";
 import { openPsiTriggers, PSI_WINDOW_US, type PsiKind } from "./psi-triggers.ts";
-import { MemoryEventsWatcher, OomEventfds, type CgroupNotifier } from "./cgroup-notify.ts";
+import { CgroupFolderWatcher, MemoryEventsWatcher, OomEventfds, type CgroupNotifier } from "./cgroup-notify.ts";
 import { POLLERR, POLLHUP, POLLNVAL, POLLPRI } from "./libc.ts";
 
 const PSI_RESOURCES = ["memory", "cpu", "io"] as const;
@@ -92,6 +92,9 @@ export class MemoryCollector implements Collector {
   /** per resource: until when a fired trigger is followed (performance.now()), and the next read's timer */
   readonly #psiFollow = new Map<PsiResource, { until: number; timer?: ReturnType<typeof setTimeout> }>();
   #cgroupNotifier: CgroupNotifier | undefined;
+  /** a new or removed cgroup asks for the next round now (event mode) */
+  readonly #nudge = new PollNudge();
+  #folders: CgroupFolderWatcher | undefined;
   /** why the cgroups are polled instead, once that is settled */
   #cgroupNotifyFailed: string | undefined;
   /** the memory hierarchy's pods of the last walk, by path: what a notification about one of them re-reads */
@@ -121,7 +124,7 @@ export class MemoryCollector implements Collector {
     this.#notifying = true;
     try {
       await this.#startPsiTriggers(ctx);
-      await poll(ctx, this.config.interval.ms, () => this.#round(ctx));
+      await poll(ctx, this.config.interval.ms, () => this.#round(ctx), this.#nudge);
     } finally {
       await this.#stopNotifications();
     }
@@ -240,14 +243,18 @@ export class MemoryCollector implements Collector {
     }
     const cgroups = [...walk.pods.values()].flatMap((pod) => [pod.path, ...pod.containers.map((c) => c.path)].map((path) => ({ path, dir: `${walk.hierarchy}/${path}`, pod: pod.path })));
     const error = this.#cgroupNotifier.sync(cgroups);
-    if (error !== undefined) this.#cgroupsToPolling(ctx, error);
-    else this.#mode(ctx, "memory.events", "event");
+    if (error !== undefined) return this.#cgroupsToPolling(ctx, error);
+    this.#mode(ctx, "memory.events", "event");
+    this.#folders ??= new CgroupFolderWatcher(() => this.#nudge.request());
+    this.#folders.sync(this.#finder(walk.hierarchy).dirs);
   }
 
   /** For good: the cgroups' memory files stay read every interval. */
   #cgroupsToPolling(ctx: CollectorContext, reason: string): void {
     this.#cgroupNotifier?.close();
     this.#cgroupNotifier = undefined;
+    this.#folders?.close();
+    this.#folders = undefined;
     this.#cgroupNotifyFailed = reason;
     this.#mode(ctx, "memory.events", "poll", reason);
   }
@@ -303,6 +310,7 @@ export class MemoryCollector implements Collector {
     for (const follow of this.#psiFollow.values()) clearTimeout(follow.timer);
     for (const timer of this.#recheckTimers) clearTimeout(timer);
     this.#cgroupNotifier?.close();
+    this.#folders?.close();
     const poller = await this.#poller;
     if (poller && !("error" in poller)) await poller.stop();
   }

@@ -53,7 +53,7 @@ export function cgroupV1(parent: string, containers: string[]): FakeCgroups {
 }
 
 export const V2_EVENTS_ZERO = "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n";
-const V2_CPU_IDLE = "usage_usec 0\nuser_usec 0\nsystem_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\nnr_bursts 0\nburst_usec 0\n";
+export const V2_CPU_IDLE = "usage_usec 0\nuser_usec 0\nsystem_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\nnr_bursts 0\nburst_usec 0\n";
 
 /**
  * A cgroup v2 root (the recorded root files, with the cpu and memory

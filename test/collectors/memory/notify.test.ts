@@ -3,14 +3,17 @@
 // own change would be; PSI triggers and v1 OOM eventfds need procfs and
 // cgroupfs, so on fixtures the collector says it polls them, and why.
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MemoryCollector } from "../../../src/collectors/memory/index.ts";
 import { PSI_WINDOW_US, triggerLine } from "../../../src/collectors/memory/psi-triggers.ts";
 import { runInBackground } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
 import { PROMPTLY_MS, waitFor } from "../../helpers/wait-for.ts";
-import { cgroupV1, cgroupV2, CONTAINER_A, custom, fakeProc, memoryConfig, V2_EVENTS_ZERO } from "./helpers.ts";
+import { cgroupV1, cgroupV2, CONTAINER_A, custom, fakeProc, memoryConfig, V2_CPU_IDLE, V2_EVENTS_ZERO } from "./helpers.ts";
+
+/** A second container of the fixture pod, made while the collector runs. */
+const CONTAINER_B = "b".repeat(64);
 
 const dir = makeTempDir("memory-notify");
 afterAll(() => removeTempDir(dir));
@@ -45,6 +48,31 @@ describe("event sources on fixtures", () => {
       writeFileSync(join(a, "memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n");
       await waitFor(() => rec.events.length > 1, "the max event");
       expect(rec.events.map((e) => (e.event_data.container as { action: string }).action)).toEqual(["oom_kill", "max"]);
+    } finally {
+      expect(await stop()).toBeLessThan(PROMPTLY_MS);
+    }
+  }, 15_000);
+
+  test("a container cgroup made after the last round is read at once (inotify on its pod's folder), its memory.events watched from then on", async () => {
+    const cg = cgroupV2(dir, [CONTAINER_A]);
+    const { rec, stop } = runInBackground(new MemoryCollector(memoryConfig({ proc_root: fakeProc(dir, "local"), cgroup_root: cg.root, interval: "1h", ...NODE_QUIET })));
+    try {
+      await waitFor(() => rec.sourceModes.get("memory.events")?.mode === "event", "memory.events watched");
+      expect(rec.pollRounds.length).toBe(1);
+      // The new cgroup appears whole, as one rename into the pod's folder (the kernel makes a cgroup with its files at once).
+      const staged = join(dir, `staged-${CONTAINER_B}`);
+      mkdirSync(staged);
+      for (const [file, text] of [["memory.current", "0\n"], ["memory.max", "max\n"], ["memory.events", V2_EVENTS_ZERO], ["cpu.stat", V2_CPU_IDLE]] as const) writeFileSync(join(staged, file), text);
+      renameSync(staged, cg.dir("", CONTAINER_B));
+      await waitFor(() => rec.pollRounds.length === 2, "an early round for the new cgroup", 5_000);
+      const written = Date.now();
+      writeFileSync(join(cg.dir("", CONTAINER_B), "memory.events"), "low 0\nhigh 0\nmax 1\noom 1\noom_kill 1\noom_group_kill 0\n");
+      await waitFor(() => rec.events.some((e) => e.metadata.container_id === CONTAINER_B), "the new container's oom_kill", 5_000);
+      const event = rec.events.find((e) => e.metadata.container_id === CONTAINER_B)!;
+      expect((event.event_data.container as { action: string }).action).toBe("oom_kill");
+      expect(Date.parse(event.timestamp) - written).toBeLessThan(1000);
+      // Read by its notification, not by a third round.
+      expect(rec.pollRounds.length).toBe(2);
     } finally {
       expect(await stop()).toBeLessThan(PROMPTLY_MS);
     }
