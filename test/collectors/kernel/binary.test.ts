@@ -9,14 +9,14 @@ import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer, stopAllNatsServers } from "../../helpers/nats-server.ts";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "../../helpers/cleanup.ts";
-import { endpointsUrl, logLines, REPO, spawnAgent, writeConfig } from "../../helpers/agent.ts";
+import { endpointsUrl, logLines, spawnAgent, writeConfig } from "../../helpers/agent.ts";
 import { collectLines } from "../../helpers/lines.ts";
 import { PROMPTLY_MS, waitFor } from "../../helpers/wait-for.ts";
 import { can } from "./helpers.ts";
+import { buildBinary, canHideSource, withSourceHidden } from "../../helpers/binary.ts";
 
 const KMSG = "/dev/kmsg";
 const writable = can(KMSG, constants.R_OK) && can(KMSG, constants.W_OK);
-const unshare = Bun.which("unshare");
 const dir = makeTempDir("kernel-binary");
 afterAll(async () => {
   await stopAllNatsServers();
@@ -24,12 +24,11 @@ afterAll(async () => {
 });
 
 describe("kernel collector in the compiled binary", () => {
-  test.skipIf(!writable || !unshare || process.getuid?.() !== 0)(
+  test.skipIf(!writable || !canHideSource)(
     "reads /dev/kmsg by events: 20 records written reach a NATS subscriber, /status says event, SIGTERM ends it",
     async () => {
       const binary = join(dir, "tapio-collectors");
-      const build = Bun.spawnSync([process.execPath, "build.ts", "--outfile", binary], { cwd: REPO, stderr: "pipe", stdout: "pipe" });
-      if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+      buildBinary(binary);
       const server = await startNatsServer({ jetstream: false });
       const nonce = `${process.pid}-${Date.now()}`;
       const rules = join(dir, "rules.json");
@@ -55,7 +54,7 @@ collectors:
         },
       });
       await nc.flush();
-      const hidden = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'mount -t tmpfs tmpfs "$1" && shift && exec "$@"', "sh", join(REPO, "src"), binary];
+      const hidden = withSourceHidden(binary);
       const agent = spawnAgent(["--config", config], { command: hidden });
       killAtExit(agent.pid);
       const out = collectLines(agent.stdout);

@@ -11,9 +11,10 @@ import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer, stopAllNatsServers } from "../../helpers/nats-server.ts";
 import { killAtExit, makeTempDir, removeTempDir, spare } from "../../helpers/cleanup.ts";
-import { endpointsUrl, REPO, spawnAgent, writeConfig } from "../../helpers/agent.ts";
+import { endpointsUrl, spawnAgent, writeConfig } from "../../helpers/agent.ts";
 import { collectLines } from "../../helpers/lines.ts";
 import { PROMPTLY_MS, waitFor } from "../../helpers/wait-for.ts";
+import { buildBinary, canHideSource, withSourceHidden } from "../../helpers/binary.ts";
 
 const MEMORY = "/sys/fs/cgroup/memory";
 const v1Writable = (() => {
@@ -24,7 +25,6 @@ const v1Writable = (() => {
     return false;
   }
 })();
-const unshare = Bun.which("unshare");
 const dir = makeTempDir("memory-binary");
 afterAll(async () => {
   await stopAllNatsServers();
@@ -32,12 +32,11 @@ afterAll(async () => {
 });
 
 describe("memory collector in the compiled binary", () => {
-  test.skipIf(!v1Writable || !unshare || process.getuid?.() !== 0)(
+  test.skipIf(!v1Writable || !canHideSource)(
     "PSI triggers and OOM eventfds by events: an OOM kill reaches a NATS subscriber at once; SIGTERM ends it",
     async () => {
       const binary = join(dir, "tapio-collectors");
-      const build = Bun.spawnSync([process.execPath, "build.ts", "--outfile", binary], { cwd: REPO, stderr: "pipe", stdout: "pipe" });
-      if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+      buildBinary(binary);
       const containerId = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
       const created: string[] = [];
       let path = MEMORY;
@@ -68,7 +67,7 @@ collectors:
         },
       });
       await nc.flush();
-      const hidden = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'mount -t tmpfs tmpfs "$1" && shift && exec "$@"', "sh", join(REPO, "src"), binary];
+      const hidden = withSourceHidden(binary);
       const agent = spawnAgent(["--config", config], { command: hidden });
       killAtExit(agent.pid);
       const out = collectLines(agent.stdout);

@@ -5,14 +5,14 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { endpointsUrl, REPO, spawnAgent, writeConfig } from "../../helpers/agent.ts";
+import { endpointsUrl, spawnAgent, writeConfig } from "../../helpers/agent.ts";
 import { makeTempDir } from "../../helpers/cleanup.ts";
 import { collectLines } from "../../helpers/lines.ts";
 import { startNatsServer, stopAllNatsServers, type NatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
-import { which } from "../../deploy/helpers.ts";
+import { buildBinary, canHideSource, withSourceHidden } from "../../helpers/binary.ts";
 
-const root = process.getuid?.() === 0 && which("unshare") !== undefined;
+const root = canHideSource;
 let server: NatsServer;
 let binary: string;
 
@@ -20,8 +20,7 @@ beforeAll(async () => {
   if (!root) return;
   server = await startNatsServer();
   binary = join(makeTempDir("process-bin"), "tapio-collectors");
-  const build = Bun.spawnSync([process.execPath, "build.ts", "--outfile", binary], { cwd: REPO, stderr: "pipe", stdout: "pipe" });
-  if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+  buildBinary(binary);
 }, 120_000);
 
 afterAll(stopAllNatsServers);
@@ -42,7 +41,7 @@ collectors:
     for await (const m of sub) received.push({ event: m.json(), at: performance.timeOrigin + performance.now() });
   })();
   // With src/ hidden (a mount namespace of its own), so the worker can only come from the binary.
-  const hidden = [which("unshare")!, "--mount", "sh", "-c", `mount -t tmpfs none ${join(REPO, "src")} && exec "$0" "$@"`, binary];
+  const hidden = withSourceHidden(binary);
   const agent = spawnAgent(["--config", file], { command: hidden });
   const out = collectLines(agent.stdout);
   try {
