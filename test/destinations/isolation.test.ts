@@ -20,6 +20,8 @@ import {
   expectSeqs,
   msgStartsWith,
   readStream,
+  sampleEvery,
+  type Sampler,
   sleepUntil,
   startAgent,
   statusUrl,
@@ -47,24 +49,12 @@ interface Sample {
   doc: Record<string, any>;
 }
 
-/** GET /status every `intervalMs` (one request at a time) until stopped. */
-function sampleStatus(base: string, intervalMs = 200): { samples: Sample[]; stop(): Sample[] } {
-  const samples: Sample[] = [];
-  let stopped = false;
-  void (async () => {
-    while (!stopped) {
-      const doc = await tryStatus(base);
-      if (doc && !stopped) samples.push({ at: Date.now(), doc });
-      await Bun.sleep(intervalMs);
-    }
-  })();
-  return {
-    samples,
-    stop() {
-      stopped = true;
-      return samples;
-    },
-  };
+/** GET /status every `intervalMs` (one request at a time) until stopped, each answer with its time. */
+function sampleStatus(base: string, intervalMs = 200): Sampler<Sample> {
+  return sampleEvery(async () => {
+    const doc = await tryStatus(base);
+    return doc && { at: Date.now(), doc };
+  }, intervalMs);
 }
 
 describe("isolation between destinations", () => {

@@ -335,19 +335,20 @@ export async function readStatus(url: string): Promise<StatusSample | undefined>
   }
 }
 
-export interface StatusSampler {
-  readonly samples: StatusSample[];
-  stop(): StatusSample[];
+export interface Sampler<T> {
+  readonly samples: T[];
+  stop(): T[];
 }
+export type StatusSampler = Sampler<StatusSample>;
 
-/** Reads /status every `intervalMs` (one request at a time) until stopped. */
-export function sampleStatus(url: string, intervalMs = 200): StatusSampler {
-  const samples: StatusSample[] = [];
+/** Calls `read` every `intervalMs` (one call at a time) until stopped, keeping what it answers. */
+export function sampleEvery<T>(read: () => Promise<T | undefined>, intervalMs = 200): Sampler<T> {
+  const samples: T[] = [];
   let stopped = false;
   void (async () => {
     while (!stopped) {
-      const s = await readStatus(url);
-      if (s && !stopped) samples.push(s);
+      const s = await read();
+      if (s !== undefined && !stopped) samples.push(s);
       await Bun.sleep(intervalMs);
     }
   })();
@@ -360,7 +361,11 @@ export function sampleStatus(url: string, intervalMs = 200): StatusSampler {
   };
 }
 
-/** The last sample taken at or before `at` (ms since epoch). */
+/** Reads /status every `intervalMs` (one request at a time) until stopped. */
+export function sampleStatus(url: string, intervalMs = 200): StatusSampler {
+  return sampleEvery(() => readStatus(url), intervalMs);
+}
+
 export function sampleAt(samples: readonly StatusSample[], at: number): StatusSample | undefined {
   return samples.findLast((s) => s.at <= at);
 }
