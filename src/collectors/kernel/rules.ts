@@ -111,17 +111,20 @@ export class RuleMatcher<T> {
   push(item: T, text: string): Array<RuleMatch<T>> {
     this.#lines.push({ text, item });
     if (this.#lines.length > this.set.bufferSize) this.#lines.shift();
-    const window = this.#lines.length === 1 ? text : this.#lines.map((l) => l.text).join("\n");
+    // Joined only for a rule whose matches may span lines: most match within the newest line alone.
+    let window: string | undefined = this.#lines.length === 1 ? text : undefined;
     const matches: Array<RuleMatch<T>> = [];
     for (const rule of this.set.rules) {
-      const start = rule.matcher.matchAtEnd(window);
+      const within = rule.matcher.withinLastLine;
+      const matched = within ? text : (window ??= this.#lines.map((l) => l.text).join("\n"));
+      const start = rule.matcher.matchAtEnd(matched);
       if (start < 0) continue;
       if (rule.type === "permanent") {
         if (this.#conditions.get(rule.condition!) === rule.reason) continue;
         this.#conditions.set(rule.condition!, rule.reason);
       }
       // The lines the match touches: the newest, plus one per line break after the match's first character.
-      const count = 1 + (window.slice(start + 1).match(/\n/g)?.length ?? 0);
+      const count = within ? 1 : 1 + (matched.slice(start + 1).match(/\n/g)?.length ?? 0);
       const lines = this.#lines.slice(-count);
       matches.push({ rule, source: this.set.source, lines: lines.map((l) => l.item), message: lines.map((l) => l.text).join("\n") });
     }

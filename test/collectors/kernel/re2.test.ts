@@ -122,6 +122,34 @@ describe("rule patterns", () => {
     expect(withPrefix.matchAtEnd("a task 12")).toBe(2);
   });
 
+  test("a pattern whose matches cannot hold a line break nor need the text's start is matched within the last line: every built-in one", () => {
+    const builtins = [kernelMonitor, readonlyMonitor].flatMap((f) => f.rules.map((r) => r.pattern));
+    for (const pattern of builtins) expect({ pattern, within: new EndAnchoredPattern(pattern).withinLastLine }).toEqual({ pattern, within: true });
+    const within = ["(?m)^foo", "foo\\Sbar", "a.c", "\\bword$", "[a-z]+"];
+    const across = ["a\\nb", "^foo", "\\Afoo", "foo\\s+bar", "[^x]+", "(?s)a.c", "\\W", "[[:space:]]", "a\\x0ab", "(?i)a[\\x00-\\x{10}]"];
+    for (const p of within) expect({ p, within: new EndAnchoredPattern(p).withinLastLine }).toEqual({ p, within: true });
+    for (const p of across) expect({ p, within: new EndAnchoredPattern(p).withinLastLine }).toEqual({ p, within: false });
+  });
+
+  test("property: a pattern matched within the last line finds what it finds on the whole window, at the same place", () => {
+    const patterns = ["(?m)^fo+", "o+ ba?r", "\\bbar$", ".*\\[x\\]: y$", "f.o", "\\Bo", "[a-z]+ \\d"].map((p) => new EndAnchoredPattern(p));
+    for (const p of patterns) expect(p.withinLastLine).toBe(true);
+    const line = fc.array(fc.constantFrom("f", "o", "b", "a", "r", " ", "1", "[x]: y", "\r"), { maxLength: 12 }).map((parts) => parts.join(""));
+    fc.assert(
+      fc.property(fc.array(line, { minLength: 1, maxLength: 5 }), (lines) => {
+        const window = lines.join("\n");
+        const last = lines.at(-1)!;
+        const offset = window.length - last.length;
+        for (const p of patterns) {
+          const inWindow = p.matchAtEnd(window);
+          const inLine = p.matchAtEnd(last);
+          expect(inLine < 0 ? -1 : inLine + offset).toBe(inWindow);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   test("every pattern of node-problem-detector's configs compiles, journald ones included", () => {
     const patterns = [
       ...[kernelMonitor, readonlyMonitor].flatMap((f) => f.rules.map((r) => r.pattern)),
