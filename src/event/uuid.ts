@@ -18,10 +18,15 @@ export function uuidBytes(uuid: string): Uint8Array {
   return Uint8Array.from(Buffer.from(uuid.replaceAll("-", ""), "hex"));
 }
 
+/** The bytes of the namespaces used, parsed once: an id is made on the way from the kernel to NATS. */
+const namespaceBytes = new Map<string, Uint8Array>();
+
 /** UUIDv5 of `name` (UTF-8) in `namespace`, in lower-case text form. */
 export function uuidV5(namespace: string, name: string): string {
+  let ns = namespaceBytes.get(namespace);
+  if (!ns) namespaceBytes.set(namespace, (ns = uuidBytes(namespace)));
   const sha1 = new Bun.CryptoHasher("sha1");
-  sha1.update(uuidBytes(namespace));
+  sha1.update(ns);
   sha1.update(name);
   const b = Uint8Array.from(sha1.digest().subarray(0, 16));
   b[6] = (b[6]! & 0x0f) | 0x50; // version 5

@@ -83,6 +83,19 @@ function rfc3339Micros(us: number): string {
   return `${new Date(ms).toISOString().slice(0, 23)}${String(us - ms * 1000).padStart(3, "0")}000Z`;
 }
 
+/** Records of a file have no time of this boot: they are dated when emitted. */
+function timeOf(record: KmsgRecord, bootMicros: number | undefined): { timestamp?: string } {
+  return bootMicros === undefined ? {} : { timestamp: rfc3339Micros(bootMicros + record.usec) };
+}
+
+/** A record the OOM tracker has seen, waiting for the rules: its trimmed text, whether its events are reported, and how many it made (its kill). */
+interface FedRecord {
+  record: KmsgRecord;
+  text: string;
+  reported: boolean;
+  made: number;
+}
+
 export type OpenKmsg = (path: string, fromEnd: boolean) => KmsgSource;
 
 export class KernelCollector implements Collector {
@@ -197,26 +210,42 @@ export class KernelCollector implements Collector {
         const lines = new LineSplitter();
         for (;;) {
           let idle = false;
-          const records: KmsgRecord[] = [];
-          for (let i = 0; i < READ_BATCH && !idle; i++) {
-            const read = source.read();
-            if (read.kind === "idle") idle = true;
-            else if (read.kind === "overrun") ctx.parseError("kmsg.overrun", `${path}: records were overwritten before they were read`);
-            else for (const line of lines.push(read.text)) this.#parse(ctx, line, records);
+          let reads = 0;
+          /** this batch's records, fed to the OOM tracker as they were read; the rules see them after */
+          const batch: FedRecord[] = [];
+          let last: KmsgRecord | undefined;
+          // In chunks: each chunk's OOM kills go out before the next chunk is read or any rule runs.
+          // An OOM report is ~80 records written within a millisecond, its kill last, so the
+          // reader often catches up with the kernel inside a report: while a chunk brought records,
+          // another is read.
+          for (let chunk = true; chunk && reads < READ_BATCH; ) {
+            const records: KmsgRecord[] = [];
+            idle = false;
+            for (; reads < READ_BATCH && !idle; reads++) {
+              const read = source.read();
+              if (read.kind === "idle") idle = true;
+              else if (read.kind === "overrun") ctx.parseError("kmsg.overrun", `${path}: records were overwritten before they were read`);
+              else for (const line of lines.push(read.text)) this.#parse(ctx, line, records);
+            }
+            if (idle && ctx.once) for (const line of lines.flush()) this.#parse(ctx, line, records);
+            const fresh = source.device ? records.filter((r) => r.seq > lastSeq) : records;
+            if (!gapChecked && fresh.length > 0) {
+              gapChecked = true;
+              const missed = fresh[0]!.seq - resumeAfter! - 1;
+              if (missed > 0) ctx.parseError("kmsg.overrun", `${path}: ${missed} record(s) after sequence number ${resumeAfter} were overwritten while the collector was down`);
+            }
+            last = fresh.at(-1) ?? last;
+            if (source.device && fresh.length > 0) lastSeq = fresh.at(-1)!.seq;
+            const kills = this.#kills(fresh, bootMicros, idOf, resumeAfter, batch);
+            // Resumed: past the saved record, records are reported again (a file's numbers may start over later).
+            if (resumeAfter !== undefined && fresh.some((r) => r.seq > resumeAfter!)) resumeAfter = undefined;
+            await emitAll(ctx, kills);
+            // A publish is a chain of promises, and what follows here (the next chunk, the rules)
+            // runs on without giving the event loop back: one turn lets the kill reach NATS first.
+            if (kills.length > 0) await new Promise((resolve) => setImmediate(resolve));
+            chunk = records.length > 0;
           }
-          if (idle && ctx.once) for (const line of lines.flush()) this.#parse(ctx, line, records);
-          const fresh = source.device ? records.filter((r) => r.seq > lastSeq) : records;
-          if (!gapChecked && fresh.length > 0) {
-            gapChecked = true;
-            const missed = fresh[0]!.seq - resumeAfter! - 1;
-            if (missed > 0) ctx.parseError("kmsg.overrun", `${path}: ${missed} record(s) after sequence number ${resumeAfter} were overwritten while the collector was down`);
-          }
-          const last = fresh.at(-1);
-          if (source.device && last) lastSeq = last.seq;
-          const events = this.#events(matchers, fresh, bootMicros, idOf, resumeAfter);
-          // Resumed: past the saved record, records are reported again (a file's numbers may start over later).
-          if (resumeAfter !== undefined && fresh.some((r) => r.seq > resumeAfter!)) resumeAfter = undefined;
-          await emitAll(ctx, events);
+          await emitAll(ctx, this.#problems(matchers, batch, bootMicros, idOf));
           if (last && resumeAfter === undefined) save(last.seq);
           if (!idle) {
             // More is waiting (a replay, a burst): let the event loop breathe, and stop if asked.
@@ -292,34 +321,48 @@ export class KernelCollector implements Collector {
   }
 
   /**
-   * The events of `records`. `idOf` names each event after its record (the
-   * one that completed it) and its place among that record's events. Records
-   * up to `resumeAfter` were reported by the last run: the last
-   * CONTEXT_RECORDS of them only feed the OOM tracker and the rules.
+   * The OOM kills completed by `records`, each dated by its record; every
+   * record fed to the tracker is added to `fed`, for the rules. `idOf` names
+   * each event after its record (the one that completed it) and its place
+   * among that record's events: the kill first, then rule matches. Records up
+   * to `resumeAfter` were reported by the last run: the last CONTEXT_RECORDS
+   * of them only feed the OOM tracker and the rules.
    */
-  #events(
-    matchers: Array<RuleMatcher<KmsgRecord>>,
+  #kills(
     records: KmsgRecord[],
     bootMicros: number | undefined,
     idOf: ((seq: number, index: number) => string) | undefined,
     resumeAfter: number | undefined,
+    fed: FedRecord[],
   ): EventInput[] {
     const events: EventInput[] = [];
-    // Records of a file have no time of this boot: they are dated when emitted.
-    const time = (r: KmsgRecord) => (bootMicros === undefined ? {} : { timestamp: rfc3339Micros(bootMicros + r.usec) });
     for (const record of records) {
       const reported = resumeAfter === undefined || record.seq > resumeAfter;
       if (!reported && record.seq <= resumeAfter! - CONTEXT_RECORDS) continue;
-      const made: EventInput[] = [];
       // Trimmed as node-problem-detector trims: its patterns expect no trailing blanks.
       const text = record.message.trim();
       const kill = this.#oom.push(text);
-      if (kill) made.push({ ...this.#oomEvent(kill, record), ...time(record) });
+      fed.push({ record, text, reported, made: kill ? 1 : 0 });
+      if (!kill || !reported) continue;
+      const event: EventInput = { ...this.#oomEvent(kill, record), ...timeOf(record, bootMicros) };
+      events.push(idOf ? { ...event, event_id: idOf(record.seq, 0) } : event);
+    }
+    return events;
+  }
+
+  /** The rule matches of records fed to the OOM tracker, named after the kills their records made. */
+  #problems(matchers: Array<RuleMatcher<KmsgRecord>>, fed: FedRecord[], bootMicros: number | undefined, idOf: ((seq: number, index: number) => string) | undefined): EventInput[] {
+    const events: EventInput[] = [];
+    for (const { record, text, reported, made } of fed) {
+      let index = made;
       for (const matcher of matchers) {
-        for (const match of matcher.push(record, text)) made.push({ ...this.#problemEvent(match), ...time(match.lines[0]!) });
+        for (const match of matcher.push(record, text)) {
+          if (!reported) continue;
+          const event: EventInput = { ...this.#problemEvent(match), ...timeOf(match.lines[0]!, bootMicros) };
+          events.push(idOf ? { ...event, event_id: idOf(record.seq, index) } : event);
+          index++;
+        }
       }
-      if (!reported) continue;
-      for (const [index, event] of made.entries()) events.push(idOf ? { ...event, event_id: idOf(record.seq, index) } : event);
     }
     return events;
   }

@@ -31,6 +31,9 @@ const TASK_IN = /^Task in (.+) killed as a result of limit of (.+)$/;
 const CHOSEN = /^(Memory cgroup out of memory|Out of memory): Kill process \d+ /;
 const KILLED = /^(?:(Memory cgroup out of memory|Out of memory(?: \(oom_kill_allocating_task\))?): )?Killed process (\d+) \((.*)\) total-vm:(\d+)kB, anon-rss:(\d+)kB, file-rss:(\d+)kB(?:, shmem-rss:(\d+)kB)?(?:, UID:(\d+))?/;
 
+/** The first characters of the lines read: "oom-kill:", "Task in", "Memory cgroup out of memory:", "Out of memory", "Killed process". */
+const LEADS = new Set(["o", "T", "M", "O", "K"].map((c) => c.charCodeAt(0)));
+
 /** oom-kill summaries waiting for their "Killed process" line: a few at most, unless that line was lost. */
 const MAX_PENDING = 16;
 
@@ -102,6 +105,10 @@ export class OomTracker {
       this.#scope = undefined;
       return undefined;
     }
+    // Every line read below starts with one of these letters; the rest of a report (its stack,
+    // registers, memory stats and task dump: ~75 of ~80 lines) and other messages cost one look,
+    // not four regular expressions, on the way to the kill line.
+    if (!LEADS.has(message.charCodeAt(0))) return undefined;
     const parsed = parseSummary(message);
     if (parsed) {
       this.#summaries.set(parsed.pid, parsed.summary);

@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { KernelCollector, kernelFactory, priorityOf } from "../../../src/collectors/kernel/index.ts";
 import { parseKmsgLine, type KmsgRead, type KmsgSource } from "../../../src/collectors/kernel/kmsg.ts";
 import type { CollectorEvent } from "../../../src/event/event.ts";
-import { runInBackground, runOnce, type Recording } from "../../helpers/collector-context.ts";
+import { recordingContext, runInBackground, runOnce, type Recording } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
 import { asKmsg, countingOpen, kernelConfig, messages, OOM_6_18, OOM_PRE_5, PROBLEMS, TESTDATA } from "./helpers.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -194,6 +194,32 @@ describe("kernel collector", () => {
     expect(rec.events).toEqual([]);
     expect(rec.parseErrors).toEqual([]);
     expect(rec.degraded).toEqual([]);
+  });
+
+  test("an OOM kill is emitted as soon as its record is read: before the rules run on the report, and before what the kernel writes next is read", async () => {
+    // The 6.18 report one record per read, as the device gives it; the reader catches up with the
+    // kernel after the kill line (idle), and the oom_reaper line comes after.
+    const report = readFileSync(OOM_6_18, "utf8").trimEnd().split("\n").map((line) => data(`${line}\n`));
+    const afterKill = data("6,1000,7530000,-;oom_reaper: reaped process 6854 (python3), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB\n");
+    const device = scriptedDevice([[...report, { kind: "idle" }, afterKill]]);
+    /** what had been emitted when the record after the kill was read */
+    let emittedBeforeNext: string[] | undefined;
+    const open = (path: string, fromEnd: boolean): KmsgSource => {
+      const source = device.open(path, fromEnd);
+      return { ...source, read: () => {
+        const read = source.read();
+        if (read === afterKill) emittedBeforeNext = types(rec);
+        return read;
+      } };
+    };
+    // A rule on the report's first line: its event must not hold the kill back.
+    const rules = join(dir, `rules-${files++}.json`);
+    writeFileSync(rules, JSON.stringify({ plugin: "kmsg", source: "test-monitor", rules: [{ type: "temporary", reason: "OomInvoked", pattern: "invoked oom-killer: .*" }] }));
+    const rec = recordingContext({ once: true });
+    await new KernelCollector(kernelConfig({ rule_files: [rules], replay: true, proc_root: quietProc() }), open).run(rec.ctx);
+    expect(emittedBeforeNext).toEqual(["container.oom"]);
+    expect(types(rec)).toEqual(["container.oom", "kernel.problem", "kernel.problem"]);
+    expect(reasons(rec)).toEqual(["OomInvoked", "OOMKilling"]);
   });
 
   test("records overwritten before they were read (EPIPE) are counted; reading goes on", async () => {
