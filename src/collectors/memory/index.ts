@@ -27,10 +27,23 @@ const PSI_KINDS = ["some", "full"] as const;
 const PSI_FOLLOW_MS = 2000;
 /**
  * cgroup v1 signals an OOM before the kernel has picked and killed the victim
- * (oom_kill grows after): a notified pod whose read shows nothing yet is read
- * again after each of these delays, until it does.
+ * (oom_kill grows after its report is written: well under a millisecond on
+ * 6.18, longer on a slow console): a notified pod whose read shows nothing
+ * yet is read again after each of these delays, until it does. Every
+ * millisecond for 20 ms, so the kill is seen within a millisecond of the
+ * counter; then twice more for an OOM that takes longer (or kills nothing:
+ * oom_kill_disable). Only after a notification: nothing runs otherwise.
  */
-const OOM_RECHECK_MS = [5, 20, 100, 500];
+export const OOM_RECHECK_MS: readonly number[] = [...Array.from({ length: 20 }, () => 1), 100, 500];
+/** The actions that end an OOM's re-reads: the kill counted, or the cgroup held under OOM (no killer). */
+const OOM_OUTCOMES = new Set(["oom_kill", "oom_group_kill", "under_oom"]);
+
+/** Whether `event` shows the outcome of an OOM: a container.memory_pressure of one of OOM_OUTCOMES. */
+export function isOomOutcome(event: EventInput): boolean {
+  const action = (event.event_data.container as { action?: unknown } | undefined)?.action;
+  return typeof action === "string" && OOM_OUTCOMES.has(action);
+}
+
 /** Pods read between two turns of the event loop (each pod: a few files per cgroup, read synchronously). */
 const PODS_PER_CHUNK = 32;
 /**
@@ -101,9 +114,8 @@ export class MemoryCollector implements Collector {
   #walk: { version: 1 | 2; hierarchy: string; pods: Map<string, PodCgroup> } | undefined;
   /** pods notified and not read yet */
   readonly #dirty = new Set<string>();
-  /** v1 pods notified of an OOM whose read showed nothing yet: the re-reads done */
-  readonly #oomRechecks = new Map<string, number>();
-  readonly #recheckTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** v1 pods notified of an OOM whose reads showed no kill yet: the re-reads done, and the next one's timer */
+  readonly #oomRechecks = new Map<string, { done: number; timer?: ReturnType<typeof setTimeout> }>();
   #draining: Promise<void> | undefined;
   /** the mode last reported per source */
   readonly #modes = new Map<string, string>();
@@ -180,7 +192,9 @@ export class MemoryCollector implements Collector {
       const pod = this.#cgroupNotifier?.podOf(id);
       if (pod === undefined) continue;
       pods.push(pod);
-      if (!this.#oomRechecks.has(pod)) this.#oomRechecks.set(pod, 0);
+      // A new OOM: its own schedule of re-reads, from the start.
+      clearTimeout(this.#oomRechecks.get(pod)?.timer);
+      this.#oomRechecks.set(pod, { done: 0 });
     }
     const window = PSI_WINDOW_US / 1000;
     await Promise.all([...[...resources].map((resource) => this.#readPsi(ctx, resource, performance.now() + window)), this.#notified(ctx, pods)]);
@@ -281,7 +295,7 @@ export class MemoryCollector implements Collector {
         if (!pod || ctx.signal.aborted) continue;
         const events: EventInput[] = [];
         this.#podMemory(pod, this.#walk!.version, (file, detail) => ctx.parseError(file, detail), events);
-        this.#recheckOom(ctx, path, events.length > 0);
+        this.#recheckOom(ctx, path, events.some(isOomOutcome));
         await emitAll(ctx, events);
       }
     } finally {
@@ -290,25 +304,31 @@ export class MemoryCollector implements Collector {
     }
   }
 
-  #recheckOom(ctx: CollectorContext, pod: string, reported: boolean): void {
-    const done = this.#oomRechecks.get(pod);
-    if (done === undefined) return;
-    const delay = OOM_RECHECK_MS[done];
-    if (reported || delay === undefined) {
+  /**
+   * After a read of a pod notified of an OOM: another read per OOM_RECHECK_MS
+   * until one shows the kill (or under_oom: the OOM killer is off). Not any
+   * event: failcnt grows as the limit is hit, before the kill is counted.
+   */
+  #recheckOom(ctx: CollectorContext, pod: string, killSeen: boolean): void {
+    const recheck = this.#oomRechecks.get(pod);
+    if (!recheck) return;
+    const delay = OOM_RECHECK_MS[recheck.done];
+    if (killSeen || delay === undefined) {
+      clearTimeout(recheck.timer);
       this.#oomRechecks.delete(pod);
       return;
     }
-    this.#oomRechecks.set(pod, done + 1);
-    const timer = setTimeout(() => {
-      this.#recheckTimers.delete(timer);
+    recheck.done++;
+    clearTimeout(recheck.timer);
+    recheck.timer = setTimeout(() => {
+      recheck.timer = undefined;
       void this.#notified(ctx, [pod]);
     }, delay);
-    this.#recheckTimers.add(timer);
   }
 
   async #stopNotifications(): Promise<void> {
     for (const follow of this.#psiFollow.values()) clearTimeout(follow.timer);
-    for (const timer of this.#recheckTimers) clearTimeout(timer);
+    for (const recheck of this.#oomRechecks.values()) clearTimeout(recheck.timer);
     this.#cgroupNotifier?.close();
     this.#folders?.close();
     const poller = await this.#poller;

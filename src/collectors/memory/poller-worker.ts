@@ -87,12 +87,16 @@ async function loop(c: Extract<ReturnType<typeof libc>, { libc: unknown }>["libc
       }
       fired.push({ id, revents });
     });
-    await turn();
-    if (fired.length > 0 && !stopping) {
+    if (fired.length > 0) {
+      // Posted at once (a turn of this thread's loop first would cost a timer, a millisecond or more):
+      // the main thread ignores ids it removed meanwhile, and its "resume" comes after every
+      // message it sent before, so the adds, removes or stop that woke us too apply before the next poll.
       const resumed = new Promise<void>((r) => (resume = r));
       post({ fired });
       await resumed;
       resume = undefined;
+    } else {
+      await turn();
     }
   }
   for (const entry of watched.values()) c.close(entry.fd);

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { MemoryCollector } from "../../../src/collectors/memory/index.ts";
+import { isOomOutcome, MemoryCollector, OOM_RECHECK_MS } from "../../../src/collectors/memory/index.ts";
 import { PSI_WINDOW_US, triggerLine } from "../../../src/collectors/memory/psi-triggers.ts";
 import { runInBackground } from "../../helpers/collector-context.ts";
 import { makeTempDir, removeTempDir } from "../../helpers/cleanup.ts";
@@ -102,6 +102,21 @@ describe("event sources on fixtures", () => {
     await waitFor(() => rec.pollRounds.length > 0);
     await stop();
     expect(Object.fromEntries(rec.sourceModes)).toEqual({ psi: { mode: "poll", reason: "notify: false" }, "memory.events": { mode: "poll", reason: "notify: false" } });
+  });
+
+  test("v1 OOM: a notified pod whose read shows no kill yet is re-read every millisecond for 20 ms, then at 100 and 500 ms, and no more", () => {
+    // The eventfd fires before the kill; the counter grows once the report is written (< 1 ms on
+    // 6.18): read again within a millisecond of it while that is likely, then rarely, then never.
+    const at = OOM_RECHECK_MS.map((_, i) => OOM_RECHECK_MS.slice(0, i + 1).reduce((a, b) => a + b, 0));
+    expect(OOM_RECHECK_MS.slice(0, 20)).toEqual(Array.from({ length: 20 }, () => 1));
+    expect(at.slice(19)).toEqual([20, 120, 620]);
+  });
+
+  test("v1 OOM: the re-reads end with the kill (or under_oom), not with the failcnt that grows as the limit is hit before it", () => {
+    const event = (action: string) => ({ type: "container.memory_pressure", severity: "warning" as const, event_data: { container: { container_id: "", state: "running", action }, custom: {} } });
+    expect(["oom_kill", "oom_group_kill", "under_oom"].map((a) => isOomOutcome(event(a)))).toEqual([true, true, true]);
+    expect(["failcnt", "usage_high", "max", "oom_resolved"].map((a) => isOomOutcome(event(a)))).toEqual([false, false, false, false]);
+    expect(isOomOutcome({ type: "node.memory_pressure", severity: "warning", event_data: { custom: {} } })).toBe(false);
   });
 
   test("avg10 thresholds map to triggers of that share of a 10 s window, NUL-terminated", () => {
