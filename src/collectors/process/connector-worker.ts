@@ -1,9 +1,15 @@
 // Reads the process events connector in a thread of its own: it blocks in
 // poll(2) on the netlink socket and an eventfd (the main thread's wake-up
 // for stop), so the agent's event loop never waits and an idle node costs no
-// wake-ups. Records go to the main thread in batches; while the main thread
-// says pause, the worker sleeps on the control word and the kernel buffers.
+// wake-ups. The worker keeps the process table (table.ts): it applies each
+// exec and exit to it, reads the new process's /proc files, lists /proc at
+// the start, every resync_interval and after lost records, and posts only
+// the events of processes that count. A busy node whose processes the
+// filters drop costs this thread a cgroup read per exec, and the main thread
+// nothing. While the main thread says pause, the worker sleeps on the
+// control word and the kernel buffers.
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import type { EventInput } from "../../event/event.ts";
 import {
   AF_NETLINK,
   bindAddress,
@@ -15,10 +21,10 @@ import {
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   subscribeMessage,
-  type ProcessRecord,
   type WorkerMessage,
   type WorkerStart,
 } from "./connector.ts";
+import { ProcessTable } from "./table.ts";
 
 declare const self: Worker;
 
@@ -29,10 +35,13 @@ const EFD_NONBLOCK = 0o4000;
 const MSG_DONTWAIT = 0x40;
 const CLOCK_REALTIME = 0;
 const CLOCK_MONOTONIC = 1;
+const CLOCK_THREAD_CPUTIME_ID = 3;
 const POLLIN = 0x1;
 const EINTR = 4;
 const EAGAIN = 11;
 const ENOBUFS = 105;
+/** poll(2)'s timeout is an int: a longer resync_interval waits in steps */
+const MAX_POLL_MS = 2 ** 31 - 1;
 /** datagrams read before a batch goes out: bounds the delay of the first record of a burst */
 const MAX_BATCH = 256;
 
@@ -86,12 +95,12 @@ const post = (message: WorkerMessage) => self.postMessage(message);
 
 self.onmessage = (event: MessageEvent<WorkerStart>) => {
   self.onmessage = null;
-  run(event.data);
+  void run(event.data);
 };
 
 const failed = (err: unknown): WorkerMessage => ({ type: "failed", reason: (err as Error).message, code: err instanceof SyscallError ? err.code : undefined });
 
-function run(start: WorkerStart): void {
+async function run(start: WorkerStart): Promise<void> {
   let libc: Libc;
   try {
     libc = openLibc();
@@ -132,25 +141,31 @@ function run(start: WorkerStart): void {
     const scratch = new BigUint64Array(1);
     /** parents of processes forked since the subscription: exec events do not name them */
     const parents = new Map<number, number>();
-    let pending: ProcessRecord[] = [];
-    // Event times are CLOCK_MONOTONIC; the wall clock's distance from it is taken per batch, so clock steps (NTP) are followed.
+    const table = new ProcessTable(start.table, (source, detail) => post({ type: "parseError", source, detail }));
+    /** events for the main thread, posted once the socket is drained */
+    let pending: EventInput[] = [];
+    let overflows = 0;
+    /** records were lost: list /proc before reading on */
+    let lost = false;
     const timespec = new BigInt64Array(2);
     const clockMs = (clock: number) => {
       libc.clock_gettime(clock, ptr(timespec));
       return Number(timespec[0]!) * 1000 + Number(timespec[1]!) / 1e6;
     };
-    const wallOffsetMs = () => clockMs(CLOCK_REALTIME) - clockMs(CLOCK_MONOTONIC);
 
-    /** Reads what the socket holds now; true once the kernel acknowledged the subscription. */
+    /** Reads what the socket holds now into the table; true once the kernel acknowledged the subscription. */
     const drain = (): boolean => {
       let acked = false;
+      // Event times are CLOCK_MONOTONIC; the wall clock's distance from it is taken per drain, so clock steps (NTP) are followed.
+      let wallOffsetMs: number | undefined;
       for (let n = 0; n < MAX_BATCH; n++) {
         const got = libc.recv(sock, ptr(buffer), buffer.byteLength, MSG_DONTWAIT);
         if (got < 0) {
           const e = errno();
           if (e === EAGAIN || e === EINTR) break;
           if (e === ENOBUFS) {
-            post({ type: "overflow" });
+            lost = true;
+            post({ type: "overflow", overflows: ++overflows });
             continue;
           }
           throw new SyscallError("recv", e);
@@ -162,12 +177,37 @@ function run(start: WorkerStart): void {
           acked = true;
         } else if (record.kind === "fork") parents.set(record.pid, record.ppid);
         else {
-          if (record.kind === "exec") record.ppid = parents.get(record.pid) ?? 0;
+          wallOffsetMs ??= clockMs(CLOCK_REALTIME) - clockMs(CLOCK_MONOTONIC);
+          const wallMs = record.ns / 1e6 + wallOffsetMs;
+          const ppid = parents.get(record.pid) ?? 0;
           parents.delete(record.pid);
-          pending.push(record);
+          const events = record.kind === "exec" ? table.onExec(record.pid, ppid, wallMs) : table.onExit(record, wallMs);
+          for (const event of events) pending.push(event);
         }
       }
       return acked;
+    };
+    /** Posts what is pending: one message per drain or listing. */
+    const flush = () => {
+      if (pending.length === 0) return;
+      post({ type: "events", events: pending });
+      pending = [];
+    };
+    /** One listing of /proc, told to the main thread with its health, wall and CPU time. */
+    const list = async () => {
+      const wall = performance.now();
+      const cpu = clockMs(CLOCK_THREAD_CPUTIME_ID);
+      let problem: string | undefined;
+      try {
+        const listing = await table.list(() => undefined);
+        for (const event of listing.events) pending.push(event);
+        problem = listing.problem;
+      } catch (err) {
+        problem = (err as Error).message;
+      }
+      flush();
+      const listed = { wallSeconds: (performance.now() - wall) / 1000, cpuSeconds: (clockMs(CLOCK_THREAD_CPUTIME_ID) - cpu) / 1000 };
+      post({ type: "listed", listed: problem === undefined ? listed : { ...listed, problem } });
     };
     const wait = (timeoutMs: number): number => {
       const ready = libc.poll(pollPtr, 2, timeoutMs);
@@ -191,12 +231,10 @@ function run(start: WorkerStart): void {
     }
     post({ type: "ready", wakeFd: wake });
 
-
+    // The baseline listing comes first; records that came meanwhile wait in the socket.
+    let nextListing = 0;
     for (;;) {
-      if (pending.length > 0) {
-        post({ type: "records", records: pending, wallOffsetMs: wallOffsetMs() });
-        pending = [];
-      }
+      flush();
       const state = Atomics.load(control, 0);
       if (state === CONTROL_STOP) break;
       if (state === CONTROL_PAUSE) {
@@ -204,7 +242,15 @@ function run(start: WorkerStart): void {
         Atomics.wait(control, 0, CONTROL_PAUSE);
         continue;
       }
-      if (wait(-1) <= 0) continue;
+      const now = performance.now();
+      if (lost || now >= nextListing) {
+        lost = false;
+        await list();
+        nextListing = performance.now() + start.resyncMs;
+        continue;
+      }
+      // No wake-up but for a record, the main thread, or the next listing.
+      if (wait(Math.min(MAX_POLL_MS, Math.ceil(nextListing - now))) <= 0) continue;
       if (pollfds.getInt16(14, true) !== 0) libc.read(wake, ptr(scratch), 8);
       if (pollfds.getInt16(6, true) !== 0) drain();
     }

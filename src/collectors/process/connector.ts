@@ -1,7 +1,10 @@
 // The kernel's process events connector on the wire (linux/connector.h,
 // linux/cn_proc.h): the subscribe message the agent sends and the
 // proc_event records it receives. Pure byte layouts, shared by the worker
-// that reads the socket and by the tests.
+// that reads the socket and by the tests; and what the worker and the main
+// thread tell each other.
+import type { EventInput } from "../../event/event.ts";
+import type { TableConfig } from "./table.ts";
 
 export const AF_NETLINK = 16;
 export const SOCK_DGRAM = 2;
@@ -65,7 +68,7 @@ export type ProcRecord =
   /** status: the wait(2) status (exit code << 8, or the signal that killed it) */
   | { readonly kind: "exit"; readonly pid: number; readonly ppid: number; readonly status: number; readonly ns: number };
 
-/** What the worker passes on: forks only feed exec's ppid, the ack only the subscription. */
+/** What the worker applies to its table: forks only feed exec's ppid, the ack only the subscription. */
 export type ProcessRecord = Extract<ProcRecord, { kind: "exec" | "exit" }>;
 
 /**
@@ -122,6 +125,19 @@ export interface WorkerStart {
   readonly receiveBuffer: number;
   /** how long to wait for the kernel's answer to the subscription */
   readonly ackTimeoutMs: number;
+  /** the process table the worker keeps: what counts, where /proc is */
+  readonly table: TableConfig;
+  /** how often the worker lists /proc anyway (it also does at once, and after ENOBUFS) */
+  readonly resyncMs: number;
+}
+
+/** A listing of /proc done in the worker: what a poll round tells the collector's health and metrics. */
+export interface Listed {
+  /** why the listing failed or was incomplete (degraded); undefined: healthy */
+  readonly problem?: string;
+  readonly wallSeconds: number;
+  /** the worker thread's CPU during the listing */
+  readonly cpuSeconds: number;
 }
 
 /** worker -> main thread */
@@ -130,9 +146,13 @@ export type WorkerMessage =
   | { readonly type: "ready"; readonly wakeFd: number }
   /** could not subscribe, or reading failed for good: why, for the fallback's reason */
   | { readonly type: "failed"; readonly reason: string; readonly code?: string }
-  /** wallOffsetMs: the wall clock minus CLOCK_MONOTONIC, in ms, when the batch was sent (records' ns are monotonic) */
-  | { readonly type: "records"; readonly records: ProcessRecord[]; readonly wallOffsetMs: number }
-  /** the socket's buffer overflowed (ENOBUFS): records were lost */
-  | { readonly type: "overflow" }
+  /** events of processes that count, ready to emit, in the kernel's order */
+  | { readonly type: "events"; readonly events: EventInput[] }
+  /** a listing of /proc is done (its events came before) */
+  | { readonly type: "listed"; readonly listed: Listed }
+  /** a /proc file did not parse */
+  | { readonly type: "parseError"; readonly source: string; readonly detail: string }
+  /** the socket's buffer overflowed (ENOBUFS): records were lost; a listing follows. `overflows`: so far */
+  | { readonly type: "overflow"; readonly overflows: number }
   /** the socket and the eventfd are closed; the worker ends */
   | { readonly type: "closed" };
