@@ -8,7 +8,7 @@
 // filters drop costs this thread a cgroup read per exec, and the main thread
 // nothing. While the main thread says pause, the worker sleeps on the
 // control word and the kernel buffers.
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
 import type { EventInput } from "../../event/event.ts";
 import {
   AF_NETLINK,
@@ -18,18 +18,21 @@ import {
   NETLINK_CONNECTOR,
   parseDatagram,
   PROC_CN_MCAST_LISTEN,
+  procEventFilter,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   subscribeMessage,
   type WorkerMessage,
   type WorkerStart,
 } from "./connector.ts";
-import { ProcessTable } from "./table.ts";
+import { ProcessTable, type ProcfsReader } from "./table.ts";
 
 declare const self: Worker;
 
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
+const SO_ATTACH_FILTER = 26;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 const MSG_DONTWAIT = 0x40;
@@ -40,6 +43,10 @@ const POLLIN = 0x1;
 const EINTR = 4;
 const EAGAIN = 11;
 const ENOBUFS = 105;
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
+/** the most of a /proc file read: cgroup and stat are far smaller; cmdline is cut at 4 KiB anyway */
+const MAX_FILE_BYTES = 64 * 1024;
 /** poll(2)'s timeout is an int: a longer resync_interval waits in steps */
 const MAX_POLL_MS = 2 ** 31 - 1;
 /** datagrams read before a batch goes out: bounds the delay of the first record of a burst */
@@ -58,6 +65,8 @@ const SYMBOLS = {
   send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  readlink: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
   poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
@@ -77,6 +86,54 @@ function openLibc(): Libc {
     }
   }
   throw new Error(`cannot load libc (${errors.join("; ")})`);
+}
+
+/**
+ * /proc files read through libc into one buffer, so a read allocates only its
+ * string: node's fs allocates (and the allocator then faults in and gives back)
+ * a buffer per read, which made up most of this thread's cost per exec.
+ */
+function libcProcfs(libc: Libc): ProcfsReader {
+  // ArrayBuffers' contents do not move: their addresses are taken once.
+  const path = new Uint8Array(new ArrayBuffer(4096));
+  const pathRoom = path.subarray(0, path.length - 1);
+  const pathPtr = ptr(path);
+  const data = new Uint8Array(new ArrayBuffer(MAX_FILE_BYTES));
+  const dataPtr = ptr(data);
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  /** `p` as a C string in `path`; false when it does not fit */
+  const cPath = (p: string): boolean => {
+    const { read, written } = encoder.encodeInto(p, pathRoom);
+    if (read !== p.length) return false;
+    path[written] = 0;
+    return true;
+  };
+  return {
+    text(p) {
+      if (!cPath(p)) return undefined;
+      const fd = libc.open(pathPtr, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return undefined;
+      let n = 0;
+      try {
+        while (n < MAX_FILE_BYTES) {
+          const got = libc.read(fd, (dataPtr + n) as Pointer, MAX_FILE_BYTES - n);
+          // A process that ended between open and read: gone, like a missing file.
+          if (got < 0) return undefined;
+          if (got === 0) break;
+          n += got;
+        }
+      } finally {
+        libc.close(fd);
+      }
+      return decoder.decode(data.subarray(0, n));
+    },
+    link(p) {
+      if (!cPath(p)) return undefined;
+      const got = libc.readlink(pathPtr, dataPtr, MAX_FILE_BYTES);
+      return got < 0 ? undefined : decoder.decode(data.subarray(0, got));
+    },
+  };
 }
 
 class SyscallError extends Error {
@@ -123,6 +180,12 @@ async function run(start: WorkerStart): Promise<void> {
     // Room for a burst while the main thread pauses the worker (capped by net.core.rmem_max; a failure only leaves the default).
     const size = new Int32Array([start.receiveBuffer]);
     libc.setsockopt(sock, SOL_SOCKET, SO_RCVBUF, ptr(size), 4);
+    // Threads' records and other kinds are dropped in the kernel, before they wake this thread (a failure only leaves them in).
+    const filter = procEventFilter(LITTLE_ENDIAN);
+    const program = new DataView(new ArrayBuffer(16)); // struct sock_fprog: len, then the pointer
+    program.setUint16(0, filter.byteLength / 8, LITTLE_ENDIAN);
+    program.setBigUint64(8, BigInt(ptr(filter)), LITTLE_ENDIAN);
+    libc.setsockopt(sock, SOL_SOCKET, SO_ATTACH_FILTER, ptr(program), 16);
     const addr = bindAddress();
     check("bind(CN_IDX_PROC)", libc.bind(sock, ptr(addr), addr.byteLength));
     const wake = check("eventfd", libc.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -141,7 +204,7 @@ async function run(start: WorkerStart): Promise<void> {
     const scratch = new BigUint64Array(1);
     /** parents of processes forked since the subscription: exec events do not name them */
     const parents = new Map<number, number>();
-    const table = new ProcessTable(start.table, (source, detail) => post({ type: "parseError", source, detail }));
+    const table = new ProcessTable(start.table, (source, detail) => post({ type: "parseError", source, detail }), libcProcfs(libc));
     /** events for the main thread, posted once the socket is drained */
     let pending: EventInput[] = [];
     let overflows = 0;

@@ -68,6 +68,63 @@ export type ProcRecord =
   /** status: the wait(2) status (exit code << 8, or the signal that killed it) */
   | { readonly kind: "exit"; readonly pid: number; readonly ppid: number; readonly status: number; readonly ns: number };
 
+/**
+ * A classic BPF socket filter (SO_ATTACH_FILTER) that lets through only the
+ * proc events the worker uses: the ack, exec, and forks and exits of
+ * processes (not of threads). The kernel then drops threads' forks and
+ * exits, comm changes (thread names), setsid and the like before they wake
+ * the worker: about a third of the datagrams on a busy host. Anything that
+ * is not a proc event passes (parseDatagram leaves it out). The filter reads
+ * 32-bit words in network order: the constants are the host's bytes as such.
+ * Returns struct sock_filter[] (8 bytes each: code u16, jt u8, jf u8, k u32, in the host's order).
+ */
+export function procEventFilter(littleEndian: boolean): Uint8Array {
+  const word = (x: number) => (littleEndian ? (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0 : x >>> 0);
+  const LD_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
+  const JEQ_K = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+  const JEQ_X = 0x1d; // BPF_JMP | BPF_JEQ | BPF_X
+  const ST = 0x02; // A -> M[k]
+  const LDX_MEM = 0x61; // M[k] -> X
+  const RET = 0x06;
+  const ACCEPT = 19;
+  const DROP = 20;
+  // [code, jt, jf, k]; jumps are relative to the next instruction, written here as targets and resolved below.
+  const program: Array<[number, number, number, number]> = [
+    /* 0 */ [LD_ABS, 0, 0, NLMSG_HDRLEN], // cn_msg.id.idx
+    /* 1 */ [JEQ_K, 2, ACCEPT, word(CN_IDX_PROC)],
+    /* 2 */ [LD_ABS, 0, 0, NLMSG_HDRLEN + 4], // cn_msg.id.val
+    /* 3 */ [JEQ_K, 4, ACCEPT, word(CN_VAL_PROC)],
+    /* 4 */ [LD_ABS, 0, 0, EVENT_OFFSET], // what
+    /* 5 */ [JEQ_K, ACCEPT, 6, word(PROC_EVENT_EXEC)],
+    /* 6 */ [JEQ_K, ACCEPT, 7, word(PROC_EVENT_NONE)],
+    /* 7 */ [JEQ_K, 9, 8, word(PROC_EVENT_FORK)],
+    /* 8 */ [JEQ_K, 14, DROP, word(PROC_EVENT_EXIT)],
+    // fork: child_pid == child_tgid
+    /* 9 */ [LD_ABS, 0, 0, EVENT_DATA + 12],
+    /* 10 */ [ST, 0, 0, 0],
+    /* 11 */ [LD_ABS, 0, 0, EVENT_DATA + 8],
+    /* 12 */ [LDX_MEM, 0, 0, 0],
+    /* 13 */ [JEQ_X, ACCEPT, DROP, 0],
+    // exit: process_pid == process_tgid
+    /* 14 */ [LD_ABS, 0, 0, EVENT_DATA + 4],
+    /* 15 */ [ST, 0, 0, 0],
+    /* 16 */ [LD_ABS, 0, 0, EVENT_DATA],
+    /* 17 */ [LDX_MEM, 0, 0, 0],
+    /* 18 */ [JEQ_X, ACCEPT, DROP, 0],
+    /* 19 */ [RET, 0, 0, 0xffff],
+    /* 20 */ [RET, 0, 0, 0],
+  ];
+  const out = new DataView(new ArrayBuffer(program.length * 8));
+  program.forEach(([code, jt, jf, k], i) => {
+    const isJump = code === JEQ_K || code === JEQ_X;
+    out.setUint16(i * 8, code, littleEndian);
+    out.setUint8(i * 8 + 2, isJump ? jt - i - 1 : 0);
+    out.setUint8(i * 8 + 3, isJump ? jf - i - 1 : 0);
+    out.setUint32(i * 8 + 4, k, littleEndian);
+  });
+  return new Uint8Array(out.buffer);
+}
+
 /** What the worker applies to its table: forks only feed exec's ppid, the ack only the subscription. */
 export type ProcessRecord = Extract<ProcRecord, { kind: "exec" | "exit" }>;
 
