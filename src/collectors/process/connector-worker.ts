@@ -19,6 +19,7 @@ import {
   parseDatagram,
   PROC_CN_MCAST_LISTEN,
   procEventFilter,
+  type FilterRole,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   subscribeMessage,
@@ -174,24 +175,31 @@ async function run(start: WorkerStart): Promise<void> {
   };
   const control = new Int32Array(start.control);
   const fds: number[] = [];
-  try {
+  /** A subscribed socket that lets through what `role` says. */
+  const subscribe = (role: FilterRole): number => {
     const sock = check("socket(AF_NETLINK, NETLINK_CONNECTOR)", libc.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR));
     fds.push(sock);
     // Room for a burst while the main thread pauses the worker (capped by net.core.rmem_max; a failure only leaves the default).
     const size = new Int32Array([start.receiveBuffer]);
     libc.setsockopt(sock, SOL_SOCKET, SO_RCVBUF, ptr(size), 4);
-    // Threads' records and other kinds are dropped in the kernel, before they wake this thread (a failure only leaves them in).
-    const filter = procEventFilter(LITTLE_ENDIAN);
+    // What the worker does not use is dropped in the kernel, before it wakes this thread (a failure only leaves it in).
+    const filter = procEventFilter(LITTLE_ENDIAN, role);
     const program = new DataView(new ArrayBuffer(16)); // struct sock_fprog: len, then the pointer
     program.setUint16(0, filter.byteLength / 8, LITTLE_ENDIAN);
     program.setBigUint64(8, BigInt(ptr(filter)), LITTLE_ENDIAN);
     libc.setsockopt(sock, SOL_SOCKET, SO_ATTACH_FILTER, ptr(program), 16);
     const addr = bindAddress();
     check("bind(CN_IDX_PROC)", libc.bind(sock, ptr(addr), addr.byteLength));
-    const wake = check("eventfd", libc.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    fds.push(wake);
     const request = subscribeMessage(PROC_CN_MCAST_LISTEN, 1);
     check("send(PROC_CN_MCAST_LISTEN)", libc.send(sock, ptr(request), request.byteLength, 0));
+    return sock;
+  };
+  try {
+    // Forks first: one that the other socket's exec follows is always there to be read.
+    const forks = subscribe("forks");
+    const sock = subscribe("wake");
+    const wake = check("eventfd", libc.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    fds.push(wake);
 
     const buffer = new Uint8Array(8192);
     const view = new DataView(buffer.buffer);
@@ -216,9 +224,29 @@ async function run(start: WorkerStart): Promise<void> {
       return Number(timespec[0]!) * 1000 + Number(timespec[1]!) / 1e6;
     };
 
+    /**
+     * The forks socket: never waited on, read before the records of each
+     * wake-up (a fork's record is sent before the child can run, so before its
+     * exec's) and before each listing. Lost forks (ENOBUFS) cost only the
+     * parent of a process gone before its files were read.
+     */
+    const drainForks = () => {
+      for (;;) {
+        const got = libc.recv(forks, ptr(buffer), buffer.byteLength, MSG_DONTWAIT);
+        if (got < 0) {
+          const e = errno();
+          if (e === EAGAIN) return;
+          if (e === EINTR || e === ENOBUFS) continue;
+          throw new SyscallError("recv", e);
+        }
+        const record = parseDatagram(view, got);
+        if (record?.kind === "fork") parents.set(record.pid, record.ppid);
+      }
+    };
     /** Reads what the socket holds now into the table; true once the kernel acknowledged the subscription. */
     const drain = (): boolean => {
       let acked = false;
+      drainForks();
       // Event times are CLOCK_MONOTONIC; the wall clock's distance from it is taken per drain, so clock steps (NTP) are followed.
       let wallOffsetMs: number | undefined;
       for (let n = 0; n < MAX_BATCH; n++) {
@@ -242,6 +270,8 @@ async function run(start: WorkerStart): Promise<void> {
         else {
           wallOffsetMs ??= clockMs(CLOCK_REALTIME) - clockMs(CLOCK_MONOTONIC);
           const wallMs = record.ns / 1e6 + wallOffsetMs;
+          // A fork read by now, or sent since the forks socket was last read (or none: a process that execs again).
+          if (record.kind === "exec" && !parents.has(record.pid)) drainForks();
           const ppid = parents.get(record.pid) ?? 0;
           parents.delete(record.pid);
           const events = record.kind === "exec" ? table.onExec(record.pid, ppid, wallMs) : table.onExit(record, wallMs);
@@ -262,6 +292,7 @@ async function run(start: WorkerStart): Promise<void> {
       const cpu = clockMs(CLOCK_THREAD_CPUTIME_ID);
       let problem: string | undefined;
       try {
+        drainForks();
         const listing = await table.list(() => undefined);
         for (const event of listing.events) pending.push(event);
         problem = listing.problem;

@@ -69,16 +69,24 @@ export type ProcRecord =
   | { readonly kind: "exit"; readonly pid: number; readonly ppid: number; readonly status: number; readonly ns: number };
 
 /**
- * A classic BPF socket filter (SO_ATTACH_FILTER) that lets through only the
- * proc events the worker uses: the ack, exec, and forks and exits of
- * processes (not of threads). The kernel then drops threads' forks and
- * exits, comm changes (thread names), setsid and the like before they wake
- * the worker: about a third of the datagrams on a busy host. Anything that
- * is not a proc event passes (parseDatagram leaves it out). The filter reads
- * 32-bit words in network order: the constants are the host's bytes as such.
- * Returns struct sock_filter[] (8 bytes each: code u16, jt u8, jf u8, k u32, in the host's order).
+ * Which records a socket of the worker lets through: `wake`, the one it
+ * blocks on, the ack, execs and exits of processes; `forks`, read only when
+ * the other wakes the worker (a fork matters only for the exec that follows),
+ * forks of processes.
  */
-export function procEventFilter(littleEndian: boolean): Uint8Array {
+export type FilterRole = "wake" | "forks";
+
+/**
+ * A classic BPF socket filter (SO_ATTACH_FILTER) that lets through only the
+ * proc events the worker uses (see FilterRole), never threads' forks and exits,
+ * comm changes (thread names), setsid and the like: the kernel drops them
+ * before they wake the worker. On a busy host that leaves one wake-up in three.
+ * Anything that is not a proc event passes (parseDatagram leaves it out). The
+ * filter reads 32-bit words in network order: the constants are the host's
+ * bytes as such. Returns struct sock_filter[] (8 bytes each: code u16, jt u8,
+ * jf u8, k u32, in the host's order).
+ */
+export function procEventFilter(littleEndian: boolean, role: FilterRole): Uint8Array {
   const word = (x: number) => (littleEndian ? (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0 : x >>> 0);
   const LD_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
   const JEQ_K = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
@@ -88,6 +96,7 @@ export function procEventFilter(littleEndian: boolean): Uint8Array {
   const RET = 0x06;
   const ACCEPT = 19;
   const DROP = 20;
+  const wake = role === "wake";
   // [code, jt, jf, k]; jumps are relative to the next instruction, written here as targets and resolved below.
   const program: Array<[number, number, number, number]> = [
     /* 0 */ [LD_ABS, 0, 0, NLMSG_HDRLEN], // cn_msg.id.idx
@@ -95,10 +104,10 @@ export function procEventFilter(littleEndian: boolean): Uint8Array {
     /* 2 */ [LD_ABS, 0, 0, NLMSG_HDRLEN + 4], // cn_msg.id.val
     /* 3 */ [JEQ_K, 4, ACCEPT, word(CN_VAL_PROC)],
     /* 4 */ [LD_ABS, 0, 0, EVENT_OFFSET], // what
-    /* 5 */ [JEQ_K, ACCEPT, 6, word(PROC_EVENT_EXEC)],
-    /* 6 */ [JEQ_K, ACCEPT, 7, word(PROC_EVENT_NONE)],
-    /* 7 */ [JEQ_K, 9, 8, word(PROC_EVENT_FORK)],
-    /* 8 */ [JEQ_K, 14, DROP, word(PROC_EVENT_EXIT)],
+    /* 5 */ [JEQ_K, wake ? ACCEPT : DROP, 6, word(PROC_EVENT_EXEC)],
+    /* 6 */ [JEQ_K, wake ? ACCEPT : DROP, 7, word(PROC_EVENT_NONE)],
+    /* 7 */ [JEQ_K, wake ? DROP : 9, 8, word(PROC_EVENT_FORK)],
+    /* 8 */ [JEQ_K, wake ? 14 : DROP, DROP, word(PROC_EVENT_EXIT)],
     // fork: child_pid == child_tgid
     /* 9 */ [LD_ABS, 0, 0, EVENT_DATA + 12],
     /* 10 */ [ST, 0, 0, 0],
