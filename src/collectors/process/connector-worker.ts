@@ -8,7 +8,7 @@
 // filters drop costs this thread a cgroup read per exec, and the main thread
 // nothing. While the main thread says pause, the worker sleeps on the
 // control word and the kernel buffers.
-import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
+import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import type { EventInput } from "../../event/event.ts";
 import {
   AF_NETLINK,
@@ -26,7 +26,7 @@ import {
   type WorkerMessage,
   type WorkerStart,
 } from "./connector.ts";
-import { ProcessTable, type ProcfsReader } from "./table.ts";
+import { ProcessTable } from "./table.ts";
 
 declare const self: Worker;
 
@@ -44,10 +44,6 @@ const POLLIN = 0x1;
 const EINTR = 4;
 const EAGAIN = 11;
 const ENOBUFS = 105;
-const O_RDONLY = 0;
-const O_CLOEXEC = 0o2000000;
-/** the most of a /proc file read: cgroup and stat are far smaller; cmdline is cut at 4 KiB anyway */
-const MAX_FILE_BYTES = 64 * 1024;
 /** poll(2)'s timeout is an int: a longer resync_interval waits in steps */
 const MAX_POLL_MS = 2 ** 31 - 1;
 /** datagrams read before a batch goes out: bounds the delay of the first record of a burst */
@@ -66,8 +62,6 @@ const SYMBOLS = {
   send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
-  open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  readlink: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
   poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
@@ -87,54 +81,6 @@ function openLibc(): Libc {
     }
   }
   throw new Error(`cannot load libc (${errors.join("; ")})`);
-}
-
-/**
- * /proc files read through libc into one buffer, so a read allocates only its
- * string: node's fs allocates (and the allocator then faults in and gives back)
- * a buffer per read, which made up most of this thread's cost per exec.
- */
-function libcProcfs(libc: Libc): ProcfsReader {
-  // ArrayBuffers' contents do not move: their addresses are taken once.
-  const path = new Uint8Array(new ArrayBuffer(4096));
-  const pathRoom = path.subarray(0, path.length - 1);
-  const pathPtr = ptr(path);
-  const data = new Uint8Array(new ArrayBuffer(MAX_FILE_BYTES));
-  const dataPtr = ptr(data);
-  const encoder = new TextEncoder();
-  const decoder = new TextDecoder();
-  /** `p` as a C string in `path`; false when it does not fit */
-  const cPath = (p: string): boolean => {
-    const { read, written } = encoder.encodeInto(p, pathRoom);
-    if (read !== p.length) return false;
-    path[written] = 0;
-    return true;
-  };
-  return {
-    text(p) {
-      if (!cPath(p)) return undefined;
-      const fd = libc.open(pathPtr, O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return undefined;
-      let n = 0;
-      try {
-        while (n < MAX_FILE_BYTES) {
-          const got = libc.read(fd, (dataPtr + n) as Pointer, MAX_FILE_BYTES - n);
-          // A process that ended between open and read: gone, like a missing file.
-          if (got < 0) return undefined;
-          if (got === 0) break;
-          n += got;
-        }
-      } finally {
-        libc.close(fd);
-      }
-      return decoder.decode(data.subarray(0, n));
-    },
-    link(p) {
-      if (!cPath(p)) return undefined;
-      const got = libc.readlink(pathPtr, dataPtr, MAX_FILE_BYTES);
-      return got < 0 ? undefined : decoder.decode(data.subarray(0, got));
-    },
-  };
 }
 
 class SyscallError extends Error {
@@ -212,7 +158,7 @@ async function run(start: WorkerStart): Promise<void> {
     const scratch = new BigUint64Array(1);
     /** parents of processes forked since the subscription: exec events do not name them */
     const parents = new Map<number, number>();
-    const table = new ProcessTable(start.table, (source, detail) => post({ type: "parseError", source, detail }), libcProcfs(libc));
+    const table = new ProcessTable(start.table, (source, detail) => post({ type: "parseError", source, detail }));
     /** events for the main thread, posted once the socket is drained */
     let pending: EventInput[] = [];
     let overflows = 0;

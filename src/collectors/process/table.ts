@@ -29,24 +29,6 @@ export interface TableConfig {
 /** A file that did not parse: `source` is "pid stat", "pid cgroup" or "stat" (the collector's parse error sources). */
 export type OnParseError = (source: string, detail: string) => void;
 
-/** How the table reads a process's files: undefined when the file (or the process) is gone. */
-export interface ProcfsReader {
-  text(path: string): string | undefined;
-  link(path: string): string | undefined;
-}
-
-/** Node's fs: for the main thread. The worker reads through libc into one buffer (connector-worker.ts): no allocation per read. */
-export const nodeProcfs: ProcfsReader = {
-  text: readTextIfThere,
-  link(path) {
-    try {
-      return readlinkSync(path);
-    } catch {
-      return undefined;
-    }
-  },
-};
-
 /** USER_HZ, the unit of stat's start time: 100 on every architecture Kubernetes runs on. */
 const TICKS_PER_SECOND = 100;
 /** Command lines can run to megabytes; events (and what is kept until the exit) hold the first 4 KiB. */
@@ -83,7 +65,6 @@ export class ProcessTable {
   readonly #root: string;
   readonly #pattern: RegExp;
   readonly #parseError: OnParseError;
-  readonly #fs: ProcfsReader;
   /** by pid: every process the table knows, whether it counts or not */
   readonly #known = new Map<number, Tracked>();
   #listings = 0;
@@ -91,12 +72,11 @@ export class ProcessTable {
   #bootTime: number | undefined;
   #skippedTotal = 0;
 
-  constructor(config: TableConfig, parseError: OnParseError, fs: ProcfsReader = nodeProcfs) {
+  constructor(config: TableConfig, parseError: OnParseError) {
     this.#config = config;
     this.#root = config.proc_root.replace(/(.)\/+$/, "$1");
     this.#pattern = new RegExp(config.cgroup_pattern);
     this.#parseError = parseError;
-    this.#fs = fs;
   }
 
   /** The pids of the processes that count (their exits are reported): for tests. */
@@ -116,14 +96,14 @@ export class ProcessTable {
     const known = this.#known.get(pid);
     let cgroupText: string | undefined;
     if (this.#config.containers_only) {
-      cgroupText = this.#fs.text(`${dir}/cgroup`);
+      cgroupText = readTextIfThere(`${dir}/cgroup`);
       // A known process that counted may be an earlier one under a reused pid, whose exit was lost: stat tells (below).
       if (cgroupText !== undefined && !this.#pattern.test(cgroupText) && !known?.reported) {
         this.#known.delete(pid);
         return out;
       }
     }
-    const text = this.#fs.text(`${dir}/stat`);
+    const text = readTextIfThere(`${dir}/stat`);
     const stat = text === undefined ? undefined : parseStat(text, (d) => this.#parseError("pid stat", d));
     const live = stat?.pid === pid ? stat : undefined;
     // A process is its pid and start time, but each exec is a program starting: a shell's exec, runc's init
@@ -162,7 +142,7 @@ export class ProcessTable {
     this.#known.delete(record.pid);
     if (!known.reported) return [];
     // The kernel tells the exit before the parent reaps it: stat still has the last command name.
-    const text = this.#fs.text(`${this.#root}/${record.pid}/stat`);
+    const text = readTextIfThere(`${this.#root}/${record.pid}/stat`);
     const stat = text === undefined ? undefined : parseStat(text, (d) => this.#parseError("pid stat", d));
     if (stat?.pid === record.pid && stat.startTicks === known.startTicks) known.comm = stat.comm;
     if (record.ppid !== 0) known.ppid = record.ppid;
@@ -249,7 +229,7 @@ export class ProcessTable {
       if (!isPid(name)) continue;
       if (++read % READ_CHUNK === 0) await between();
       // Gone since the listing (or hidden): a race, not an error.
-      const text = this.#fs.text(`${root}/${name}/stat`);
+      const text = readTextIfThere(`${root}/${name}/stat`);
       if (text === undefined) continue;
       const stat = parseStat(text, fail);
       // procfs never shows another pid's stat: a file that does is not what it claims to be.
@@ -263,7 +243,7 @@ export class ProcessTable {
     const pid = stat.pid;
     const tracked: Tracked = { pid, ppid: stat.ppid, comm: stat.comm, startTicks: stat.startTicks, reported: false, seen: listing };
     if (!this.#config.kernel_threads && isKernelThread(stat)) return tracked;
-    const text = cgroupText ?? this.#fs.text(`${this.#root}/${pid}/cgroup`);
+    const text = cgroupText ?? readTextIfThere(`${this.#root}/${pid}/cgroup`);
     // With containers_only, a process whose cgroup cannot be read is not known to be in a container.
     tracked.reported = !this.#config.containers_only || (text !== undefined && this.#pattern.test(text));
     // Parsed only for a process that counts: the others' cgroups are never shown.
@@ -277,11 +257,13 @@ export class ProcessTable {
   /** cmdline and exe, read only for starts that are emitted (a fork storm reads no more than the cap). */
   #details(p: Tracked): void {
     const dir = `${this.#root}/${p.pid}`;
-    const cmdline = this.#fs.text(`${dir}/cmdline`);
+    const cmdline = readTextIfThere(`${dir}/cmdline`);
     if (cmdline) p.args = capArguments(parseCmdline(cmdline));
-    // Kernel threads have no exe; other users' processes hide it unless the agent runs as root.
-    const executable = this.#fs.link(`${dir}/exe`);
-    if (executable !== undefined) p.executable = executable;
+    try {
+      p.executable = readlinkSync(`${dir}/exe`);
+    } catch {
+      // Kernel threads have no exe; other users' processes hide it unless the agent runs as root.
+    }
   }
 }
 
