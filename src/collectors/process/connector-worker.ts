@@ -156,8 +156,13 @@ async function run(start: WorkerStart): Promise<void> {
     pollfds.setInt16(12, POLLIN, true);
     const pollPtr = ptr(pollfds);
     const scratch = new BigUint64Array(1);
-    /** parents of processes forked since the subscription: exec events do not name them */
-    const parents = new Map<number, number>();
+    /**
+     * Parents of processes forked since the last listing and the one before (exec records do not name
+     * them). Read lazily, a fork can come after its process's exit was handled: the older half is
+     * dropped at each listing, so such leftovers do not pile up.
+     */
+    let parents = new Map<number, number>();
+    let parentsBefore = new Map<number, number>();
     const table = new ProcessTable(start.table, (source, detail) => post({ type: "parseError", source, detail }));
     /** events for the main thread, posted once the socket is drained */
     let pending: EventInput[] = [];
@@ -218,8 +223,9 @@ async function run(start: WorkerStart): Promise<void> {
           const wallMs = record.ns / 1e6 + wallOffsetMs;
           // A fork read by now, or sent since the forks socket was last read (or none: a process that execs again).
           if (record.kind === "exec" && !parents.has(record.pid)) drainForks();
-          const ppid = parents.get(record.pid) ?? 0;
+          const ppid = parents.get(record.pid) ?? parentsBefore.get(record.pid) ?? 0;
           parents.delete(record.pid);
+          parentsBefore.delete(record.pid);
           const events = record.kind === "exec" ? table.onExec(record.pid, ppid, wallMs) : table.onExit(record, wallMs);
           for (const event of events) pending.push(event);
         }
@@ -239,6 +245,8 @@ async function run(start: WorkerStart): Promise<void> {
       let problem: string | undefined;
       try {
         drainForks();
+        parentsBefore = parents;
+        parents = new Map();
         const listing = await table.list(() => undefined);
         for (const event of listing.events) pending.push(event);
         problem = listing.problem;
