@@ -19,10 +19,12 @@ import {
   parseDatagram,
   PROC_CN_MCAST_LISTEN,
   procEventFilter,
+  MAX_FILTER_PIDS,
   type FilterRole,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   subscribeMessage,
+  type ProcRecord,
   type WorkerMessage,
   type WorkerStart,
 } from "./connector.ts";
@@ -121,19 +123,28 @@ async function run(start: WorkerStart): Promise<void> {
   };
   const control = new Int32Array(start.control);
   const fds: number[] = [];
-  /** A subscribed socket that lets through what `role` says. */
+  /**
+   * What the worker does not use is dropped in the kernel, before it wakes this thread; attaching again
+   * replaces the filter. False when the kernel refused it (everything then passes, and is left out here).
+   */
+  const attachFilter = (sock: number, role: FilterRole, exitPids?: readonly number[]): boolean => {
+    const filter = procEventFilter(LITTLE_ENDIAN, role, exitPids);
+    const program = new DataView(new ArrayBuffer(16)); // struct sock_fprog: len, then the pointer
+    program.setUint16(0, filter.byteLength / 8, LITTLE_ENDIAN);
+    program.setBigUint64(8, BigInt(ptr(filter)), LITTLE_ENDIAN);
+    return libc.setsockopt(sock, SOL_SOCKET, SO_ATTACH_FILTER, ptr(program), 16) === 0;
+  };
+  /** false when the kernel refused the wake socket's filter: every record passes */
+  let wakeFiltered = false;
+  /** A subscribed socket that lets through what `role` says (the wake socket: no exits yet, as nothing counts yet). */
   const subscribe = (role: FilterRole): number => {
     const sock = check("socket(AF_NETLINK, NETLINK_CONNECTOR)", libc.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR));
     fds.push(sock);
     // Room for a burst while the main thread pauses the worker (capped by net.core.rmem_max; a failure only leaves the default).
     const size = new Int32Array([start.receiveBuffer]);
     libc.setsockopt(sock, SOL_SOCKET, SO_RCVBUF, ptr(size), 4);
-    // What the worker does not use is dropped in the kernel, before it wakes this thread (a failure only leaves it in).
-    const filter = procEventFilter(LITTLE_ENDIAN, role);
-    const program = new DataView(new ArrayBuffer(16)); // struct sock_fprog: len, then the pointer
-    program.setUint16(0, filter.byteLength / 8, LITTLE_ENDIAN);
-    program.setBigUint64(8, BigInt(ptr(filter)), LITTLE_ENDIAN);
-    libc.setsockopt(sock, SOL_SOCKET, SO_ATTACH_FILTER, ptr(program), 16);
+    const filtered = attachFilter(sock, role, role === "wake" ? [] : undefined);
+    if (role === "wake") wakeFiltered = filtered;
     const addr = bindAddress();
     check("bind(CN_IDX_PROC)", libc.bind(sock, ptr(addr), addr.byteLength));
     const request = subscribeMessage(PROC_CN_MCAST_LISTEN, 1);
@@ -142,7 +153,7 @@ async function run(start: WorkerStart): Promise<void> {
   };
   try {
     // Forks first: one that the other socket's exec follows is always there to be read.
-    const forks = subscribe("forks");
+    const lazy = subscribe("lazy");
     const sock = subscribe("wake");
     const wake = check("eventfd", libc.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     fds.push(wake);
@@ -158,8 +169,8 @@ async function run(start: WorkerStart): Promise<void> {
     const scratch = new BigUint64Array(1);
     /**
      * Parents of processes forked since the last listing and the one before (exec records do not name
-     * them). Read lazily, a fork can come after its process's exit was handled: the older half is
-     * dropped at each listing, so such leftovers do not pile up.
+     * them); an exec or a counted exit takes its entry. The forks of processes that never exec, or whose
+     * exits the wake socket does not let through, are dropped at the second listing after.
      */
     let parents = new Map<number, number>();
     let parentsBefore = new Map<number, number>();
@@ -175,15 +186,26 @@ async function run(start: WorkerStart): Promise<void> {
       return Number(timespec[0]!) * 1000 + Number(timespec[1]!) / 1e6;
     };
 
+    /** Event times are CLOCK_MONOTONIC; the wall clock's distance from it is taken per read, so clock steps (NTP) are followed. */
+    let wallOffsetMs: number | undefined;
+    const wallMsOf = (ns: number) => ns / 1e6 + (wallOffsetMs ??= clockMs(CLOCK_REALTIME) - clockMs(CLOCK_MONOTONIC));
     /**
-     * The forks socket: never waited on, read before the records of each
-     * wake-up (a fork's record is sent before the child can run, so before its
-     * exec's) and before each listing. Lost forks (ENOBUFS) cost only the
-     * parent of a process gone before its files were read.
+     * Exits of processes since the last listing and the one before, from the lazy socket: for a process
+     * that came to count after its exit's record was sent (the wake socket's filter dropped it).
      */
-    const drainForks = () => {
+    let recentExits = new Map<number, { record: Extract<ProcRecord, { kind: "exit" }>; wallMs: number }>();
+    let recentExitsBefore: typeof recentExits = new Map();
+    /**
+     * The lazy socket (forks and exits of every process): never waited on,
+     * read before the records of each wake-up (a fork's record is sent before
+     * the child can run, so before its exec's), when the wake socket's filter
+     * changes, and before each listing. Lost records (ENOBUFS) cost only the
+     * parent of a process gone before its files were read, or the status of
+     * one that ended before it came to count.
+     */
+    const drainLazy = () => {
       for (;;) {
-        const got = libc.recv(forks, ptr(buffer), buffer.byteLength, MSG_DONTWAIT);
+        const got = libc.recv(lazy, ptr(buffer), buffer.byteLength, MSG_DONTWAIT);
         if (got < 0) {
           const e = errno();
           if (e === EAGAIN) return;
@@ -192,14 +214,16 @@ async function run(start: WorkerStart): Promise<void> {
         }
         const record = parseDatagram(view, got);
         if (record?.kind === "fork") parents.set(record.pid, record.ppid);
+        // Its parent stays until its exec is read (the lazy socket is read ahead of the other; a fork without exec
+        // is dropped at the second listing after).
+        else if (record?.kind === "exit") recentExits.set(record.pid, { record, wallMs: wallMsOf(record.ns) });
       }
     };
     /** Reads what the socket holds now into the table; true once the kernel acknowledged the subscription. */
     const drain = (): boolean => {
       let acked = false;
-      drainForks();
-      // Event times are CLOCK_MONOTONIC; the wall clock's distance from it is taken per drain, so clock steps (NTP) are followed.
-      let wallOffsetMs: number | undefined;
+      wallOffsetMs = undefined;
+      drainLazy();
       for (let n = 0; n < MAX_BATCH; n++) {
         const got = libc.recv(sock, ptr(buffer), buffer.byteLength, MSG_DONTWAIT);
         if (got < 0) {
@@ -217,12 +241,16 @@ async function run(start: WorkerStart): Promise<void> {
         if (record.kind === "ack") {
           if (record.err !== 0) throw new SyscallError("PROC_CN_MCAST_LISTEN", record.err);
           acked = true;
-        } else if (record.kind === "fork") parents.set(record.pid, record.ppid);
-        else {
-          wallOffsetMs ??= clockMs(CLOCK_REALTIME) - clockMs(CLOCK_MONOTONIC);
-          const wallMs = record.ns / 1e6 + wallOffsetMs;
-          // A fork read by now, or sent since the forks socket was last read (or none: a process that execs again).
-          if (record.kind === "exec" && !parents.has(record.pid)) drainForks();
+        } else if (record.kind !== "fork") {
+          const wallMs = wallMsOf(record.ns);
+          if (record.kind === "exec") {
+            // Its fork (and whatever the lazy socket had before it) read by now, or sent since it was last read
+            // (or none: a process that execs again). An exit recorded under this pid before this exec is an
+            // earlier process's (the lazy socket may be read ahead: this process's own exit can be there already).
+            if (!parents.has(record.pid)) drainLazy();
+            if ((recentExits.get(record.pid)?.record.ns ?? Infinity) < record.ns) recentExits.delete(record.pid);
+            if ((recentExitsBefore.get(record.pid)?.record.ns ?? Infinity) < record.ns) recentExitsBefore.delete(record.pid);
+          }
           const ppid = parents.get(record.pid) ?? parentsBefore.get(record.pid) ?? 0;
           parents.delete(record.pid);
           parentsBefore.delete(record.pid);
@@ -238,18 +266,44 @@ async function run(start: WorkerStart): Promise<void> {
       post({ type: "events", events: pending });
       pending = [];
     };
+    /**
+     * The pids whose exits the wake socket lets through: the processes that count, as far as the filter
+     * knows (undefined: every process's exit passes). Exits of the others would wake the worker for nothing.
+     */
+    let exitFilter: Set<number> | undefined = wakeFiltered ? new Set() : undefined;
+    /** After the records or a listing changed what counts: the wake socket's filter follows. */
+    const refilter = () => {
+      if (!table.takeCountedChanged()) return;
+      const counted = table.counted();
+      const pids = counted.length <= MAX_FILTER_PIDS ? counted : undefined;
+      const before = exitFilter;
+      exitFilter = attachFilter(sock, "wake", pids) && pids ? new Set(pids) : undefined;
+      if (!before) return;
+      // A process that came to count since the last filter may have ended meanwhile, its exit's record dropped
+      // there: the lazy socket has it (from now on the wake socket lets it through).
+      drainLazy();
+      for (const pid of counted) {
+        if (before.has(pid)) continue;
+        const exit = recentExits.get(pid) ?? recentExitsBefore.get(pid);
+        if (exit) for (const event of table.onExit(exit.record, exit.wallMs)) pending.push(event);
+      }
+    };
     /** One listing of /proc, told to the main thread with its health, wall and CPU time. */
     const list = async () => {
       const wall = performance.now();
       const cpu = clockMs(CLOCK_THREAD_CPUTIME_ID);
       let problem: string | undefined;
       try {
-        drainForks();
+        wallOffsetMs = undefined;
+        drainLazy();
         parentsBefore = parents;
         parents = new Map();
+        recentExitsBefore = recentExits;
+        recentExits = new Map();
         const listing = await table.list(() => undefined);
         for (const event of listing.events) pending.push(event);
         problem = listing.problem;
+        refilter();
       } catch (err) {
         problem = (err as Error).message;
       }
@@ -300,7 +354,10 @@ async function run(start: WorkerStart): Promise<void> {
       // No wake-up but for a record, the main thread, or the next listing.
       if (wait(Math.min(MAX_POLL_MS, Math.ceil(nextListing - now))) <= 0) continue;
       if (pollfds.getInt16(14, true) !== 0) libc.read(wake, ptr(scratch), 8);
-      if (pollfds.getInt16(6, true) !== 0) drain();
+      if (pollfds.getInt16(6, true) !== 0) {
+        drain();
+        refilter();
+      }
     }
   } catch (err) {
     post(failed(err));

@@ -70,11 +70,15 @@ export type ProcRecord =
 
 /**
  * Which records a socket of the worker lets through: `wake`, the one it
- * blocks on, the ack, execs and exits of processes; `forks`, read only when
- * the other wakes the worker (a fork matters only for the exec that follows),
- * forks of processes.
+ * blocks on, the ack, execs and the exits of processes that count; `lazy`,
+ * read only when the other wakes the worker, forks and exits of every process
+ * (a fork matters only for the exec that follows; an exit there, only for a
+ * process that came to count after it ended).
  */
-export type FilterRole = "wake" | "forks";
+export type FilterRole = "wake" | "lazy";
+
+/** The most pids an exit filter names (two instructions each; the kernel takes 4096); more: every process's exit passes. */
+export const MAX_FILTER_PIDS = 1000;
 
 /**
  * A classic BPF socket filter (SO_ATTACH_FILTER) that lets through only the
@@ -84,9 +88,11 @@ export type FilterRole = "wake" | "forks";
  * Anything that is not a proc event passes (parseDatagram leaves it out). The
  * filter reads 32-bit words in network order: the constants are the host's
  * bytes as such. Returns struct sock_filter[] (8 bytes each: code u16, jt u8,
- * jf u8, k u32, in the host's order).
+ * jf u8, k u32, in the host's order). `exitPids`: for `wake`, only the exits
+ * of these processes pass (those that count: the others' exits would wake
+ * the worker for nothing); undefined, every process's.
  */
-export function procEventFilter(littleEndian: boolean, role: FilterRole): Uint8Array {
+export function procEventFilter(littleEndian: boolean, role: FilterRole, exitPids?: readonly number[]): Uint8Array {
   const word = (x: number) => (littleEndian ? (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0 : x >>> 0);
   const LD_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
   const JEQ_K = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
@@ -107,7 +113,7 @@ export function procEventFilter(littleEndian: boolean, role: FilterRole): Uint8A
     /* 5 */ [JEQ_K, wake ? ACCEPT : DROP, 6, word(PROC_EVENT_EXEC)],
     /* 6 */ [JEQ_K, wake ? ACCEPT : DROP, 7, word(PROC_EVENT_NONE)],
     /* 7 */ [JEQ_K, wake ? DROP : 9, 8, word(PROC_EVENT_FORK)],
-    /* 8 */ [JEQ_K, wake ? 14 : DROP, DROP, word(PROC_EVENT_EXIT)],
+    /* 8 */ [JEQ_K, 14, DROP, word(PROC_EVENT_EXIT)],
     // fork: child_pid == child_tgid
     /* 9 */ [LD_ABS, 0, 0, EVENT_DATA + 12],
     /* 10 */ [ST, 0, 0, 0],
@@ -119,10 +125,20 @@ export function procEventFilter(littleEndian: boolean, role: FilterRole): Uint8A
     /* 15 */ [ST, 0, 0, 0],
     /* 16 */ [LD_ABS, 0, 0, EVENT_DATA],
     /* 17 */ [LDX_MEM, 0, 0, 0],
-    /* 18 */ [JEQ_X, ACCEPT, DROP, 0],
+    /* 18 */ [JEQ_X, wake && exitPids ? 21 : ACCEPT, DROP, 0],
     /* 19 */ [RET, 0, 0, 0xffff],
     /* 20 */ [RET, 0, 0, 0],
   ];
+  if (wake && exitPids) {
+    if (exitPids.length > MAX_FILTER_PIDS) throw new Error(`an exit filter names at most ${MAX_FILTER_PIDS} pids`);
+    // 21: the tgid; then per pid "equal: accept", as a jump over the next return, so every jump is short.
+    program.push([LD_ABS, 0, 0, EVENT_DATA + 4]);
+    for (const pid of exitPids) {
+      const at = program.length;
+      program.push([JEQ_K, at + 1, at + 2, word(pid)], [RET, 0, 0, 0xffff]);
+    }
+    program.push([RET, 0, 0, 0]);
+  }
   const out = new DataView(new ArrayBuffer(program.length * 8));
   program.forEach(([code, jt, jf, k], i) => {
     const isJump = code === JEQ_K || code === JEQ_X;

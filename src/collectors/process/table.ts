@@ -71,6 +71,8 @@ export class ProcessTable {
   #baselined = false;
   #bootTime: number | undefined;
   #skippedTotal = 0;
+  /** the set of processes that count changed since takeCountedChanged() */
+  #countedChanged = false;
 
   constructor(config: TableConfig, parseError: OnParseError) {
     this.#config = config;
@@ -79,9 +81,30 @@ export class ProcessTable {
     this.#parseError = parseError;
   }
 
-  /** The pids of the processes that count (their exits are reported): for tests. */
+  /** The pids of the processes that count: their exits are reported. */
   counted(): number[] {
-    return [...this.#known.values()].filter((p) => p.reported).map((p) => p.pid);
+    const pids: number[] = [];
+    for (const p of this.#known.values()) if (p.reported) pids.push(p.pid);
+    return pids;
+  }
+
+  /** Whether counted() changed since the last call. */
+  takeCountedChanged(): boolean {
+    const changed = this.#countedChanged;
+    this.#countedChanged = false;
+    return changed;
+  }
+
+  #keep(tracked: Tracked): void {
+    const before = this.#known.get(tracked.pid);
+    this.#known.set(tracked.pid, tracked);
+    if (tracked.reported || before?.reported) this.#countedChanged = true;
+  }
+
+  #forget(pid: number): void {
+    const before = this.#known.get(pid);
+    this.#known.delete(pid);
+    if (before?.reported) this.#countedChanged = true;
   }
 
   /**
@@ -99,7 +122,7 @@ export class ProcessTable {
       cgroupText = readTextIfThere(`${dir}/cgroup`);
       // A known process that counted may be an earlier one under a reused pid, whose exit was lost: stat tells (below).
       if (cgroupText !== undefined && !this.#pattern.test(cgroupText) && !known?.reported) {
-        this.#known.delete(pid);
+        this.#forget(pid);
         return out;
       }
     }
@@ -110,7 +133,7 @@ export class ProcessTable {
     // becoming the container's entrypoint. Its cgroup is read again, as a process is often moved between fork and exec.
     if (known && live && known.startTicks !== live.startTicks) {
       // The pid's earlier process exited unseen (its record lost): say so before the new one.
-      this.#known.delete(pid);
+      this.#forget(pid);
       if (known.reported) out.push(processEvent("exit", known, this.#bootTime));
     }
     let tracked: Tracked;
@@ -126,11 +149,11 @@ export class ProcessTable {
     }
     if (!tracked.reported) {
       // Not counted: nothing to keep until a listing (a known process's pid would otherwise read as new).
-      if (live) this.#known.set(pid, tracked);
-      else this.#known.delete(pid);
+      if (live) this.#keep(tracked);
+      else this.#forget(pid);
       return out;
     }
-    this.#known.set(pid, tracked);
+    this.#keep(tracked);
     out.push(processEvent("start", tracked, this.#bootTime, { wallMs, custom: live ? undefined : { gone: "true" } }));
     return out;
   }
@@ -139,7 +162,7 @@ export class ProcessTable {
   onExit(record: Extract<ProcessRecord, { kind: "exit" }>, wallMs: number): EventInput[] {
     const known = this.#known.get(record.pid);
     if (!known) return [];
-    this.#known.delete(record.pid);
+    this.#forget(record.pid);
     if (!known.reported) return [];
     // The kernel tells the exit before the parent reaps it: stat still has the last command name.
     const text = readTextIfThere(`${this.#root}/${record.pid}/stat`);
@@ -170,7 +193,7 @@ export class ProcessTable {
       }
       // A pid reused since the last listing: that process exited.
       if (known) {
-        this.#known.delete(stat.pid);
+        this.#forget(stat.pid);
         if (known.reported) exits.push(known);
       }
       fresh.push(stat);
@@ -186,14 +209,14 @@ export class ProcessTable {
 
     for (const [pid, known] of this.#known) {
       if (known.seen === listing) continue;
-      this.#known.delete(pid);
+      this.#forget(pid);
       if (known.reported) exits.push(known);
     }
     const starts: Tracked[] = [];
     for (let i = 0; i < fresh.length; i++) {
       if (i > 0 && i % READ_CHUNK === 0) await between();
       const tracked = this.#track(fresh[i]!, listing);
-      this.#known.set(tracked.pid, tracked);
+      this.#keep(tracked);
       if (tracked.reported && this.#baselined) starts.push(tracked);
     }
     // In the order they started, as far as a listing can tell.

@@ -264,6 +264,19 @@ describe("process collector, live: the worker filters (containers_only)", () => 
       const [startAt, exitAt] = [Date.parse(start.timestamp!), Date.parse(exit.timestamp!)];
       expect(startAt).toBeLessThanOrEqual(exitAt);
       expect(Date.now() - startAt).toBeLessThan(10_000);
+
+      // A child that ends at once after its exec (often before the worker let its exit through, or even
+      // read its files: then it is reported as gone, in its parent's container): the status still comes.
+      const parent = Bun.spawn(["sh", "-c", `echo $$ > ${pod.dir}/cgroup.procs && exec sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do /bin/false; done; sleep 0.1'`], {
+        stdout: "ignore",
+        stderr: "ignore",
+      });
+      await parent.exited;
+      await waitFor(() => of(parent.pid, "exit") !== undefined, "the exit of the container's shell");
+      const children = w.posted.filter((e) => kernelOf(e).ppid === parent.pid && kernelOf(e).event_type === "exit" && kernelOf(e).pid !== parent.pid);
+      const falses = children.filter((e) => (e.event_data.custom as Record<string, string> | undefined)?.exit_code === "1");
+      expect(falses).toHaveLength(10);
+      for (const exit of falses) expect(of(kernelOf(exit).pid!, "start")).toBeDefined();
       expect(w.parseErrors).toEqual([]);
     } finally {
       await w.events.close();
