@@ -35,6 +35,7 @@ declare const self: Worker;
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_ATTACH_FILTER = 26;
+const SO_DETACH_FILTER = 27;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
@@ -277,7 +278,10 @@ async function run(start: WorkerStart): Promise<void> {
       const counted = table.counted();
       const pids = counted.length <= MAX_FILTER_PIDS ? counted : undefined;
       const before = exitFilter;
-      exitFilter = attachFilter(sock, "wake", pids) && pids ? new Set(pids) : undefined;
+      const attached = attachFilter(sock, "wake", pids);
+      // Refused (the old filter would stay, with its old pids): no filter at all, every record passes.
+      if (!attached) libc.setsockopt(sock, SOL_SOCKET, SO_DETACH_FILTER, ptr(scratch), 0);
+      exitFilter = attached && pids ? new Set(pids) : undefined;
       if (!before) return;
       // A process that came to count since the last filter may have ended meanwhile, its exit's record dropped
       // there: the lazy socket has it (from now on the wake socket lets it through).
