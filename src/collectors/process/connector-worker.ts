@@ -1,9 +1,15 @@
 // Reads the process events connector in a thread of its own: it blocks in
 // poll(2) on the netlink socket and an eventfd (the main thread's wake-up
 // for stop), so the agent's event loop never waits and an idle node costs no
-// wake-ups. Records go to the main thread in batches; while the main thread
-// says pause, the worker sleeps on the control word and the kernel buffers.
+// wake-ups. The worker keeps the process table (table.ts): it applies each
+// exec and exit to it, reads the new process's /proc files, lists /proc at
+// the start, every resync_interval and after lost records, and posts only
+// the events of processes that count. A busy node whose processes the
+// filters drop costs this thread a cgroup read per exec, and the main thread
+// nothing. While the main thread says pause, the worker sleeps on the
+// control word and the kernel buffers.
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import type { EventInput } from "../../event/event.ts";
 import {
   AF_NETLINK,
   bindAddress,
@@ -12,27 +18,37 @@ import {
   NETLINK_CONNECTOR,
   parseDatagram,
   PROC_CN_MCAST_LISTEN,
+  procEventFilter,
+  MAX_FILTER_PIDS,
+  type FilterRole,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   subscribeMessage,
-  type ProcessRecord,
+  type ProcRecord,
   type WorkerMessage,
   type WorkerStart,
 } from "./connector.ts";
+import { ProcessTable } from "./table.ts";
 
 declare const self: Worker;
 
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
+const SO_ATTACH_FILTER = 26;
+const SO_DETACH_FILTER = 27;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 const MSG_DONTWAIT = 0x40;
 const CLOCK_REALTIME = 0;
 const CLOCK_MONOTONIC = 1;
+const CLOCK_THREAD_CPUTIME_ID = 3;
 const POLLIN = 0x1;
 const EINTR = 4;
 const EAGAIN = 11;
 const ENOBUFS = 105;
+/** poll(2)'s timeout is an int: a longer resync_interval waits in steps */
+const MAX_POLL_MS = 2 ** 31 - 1;
 /** datagrams read before a batch goes out: bounds the delay of the first record of a burst */
 const MAX_BATCH = 256;
 
@@ -86,12 +102,12 @@ const post = (message: WorkerMessage) => self.postMessage(message);
 
 self.onmessage = (event: MessageEvent<WorkerStart>) => {
   self.onmessage = null;
-  run(event.data);
+  void run(event.data);
 };
 
 const failed = (err: unknown): WorkerMessage => ({ type: "failed", reason: (err as Error).message, code: err instanceof SyscallError ? err.code : undefined });
 
-function run(start: WorkerStart): void {
+async function run(start: WorkerStart): Promise<void> {
   let libc: Libc;
   try {
     libc = openLibc();
@@ -108,18 +124,40 @@ function run(start: WorkerStart): void {
   };
   const control = new Int32Array(start.control);
   const fds: number[] = [];
-  try {
+  /**
+   * What the worker does not use is dropped in the kernel, before it wakes this thread; attaching again
+   * replaces the filter. False when the kernel refused it (everything then passes, and is left out here).
+   */
+  const attachFilter = (sock: number, role: FilterRole, exitPids?: readonly number[]): boolean => {
+    const filter = procEventFilter(LITTLE_ENDIAN, role, exitPids);
+    const program = new DataView(new ArrayBuffer(16)); // struct sock_fprog: len, then the pointer
+    program.setUint16(0, filter.byteLength / 8, LITTLE_ENDIAN);
+    program.setBigUint64(8, BigInt(ptr(filter)), LITTLE_ENDIAN);
+    return libc.setsockopt(sock, SOL_SOCKET, SO_ATTACH_FILTER, ptr(program), 16) === 0;
+  };
+  /** false when the kernel refused the wake socket's filter: every record passes */
+  let wakeFiltered = false;
+  /** A subscribed socket that lets through what `role` says (the wake socket: no exits yet, as nothing counts yet). */
+  const subscribe = (role: FilterRole): number => {
     const sock = check("socket(AF_NETLINK, NETLINK_CONNECTOR)", libc.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR));
     fds.push(sock);
     // Room for a burst while the main thread pauses the worker (capped by net.core.rmem_max; a failure only leaves the default).
     const size = new Int32Array([start.receiveBuffer]);
     libc.setsockopt(sock, SOL_SOCKET, SO_RCVBUF, ptr(size), 4);
+    const filtered = attachFilter(sock, role, role === "wake" ? [] : undefined);
+    if (role === "wake") wakeFiltered = filtered;
     const addr = bindAddress();
     check("bind(CN_IDX_PROC)", libc.bind(sock, ptr(addr), addr.byteLength));
-    const wake = check("eventfd", libc.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    fds.push(wake);
     const request = subscribeMessage(PROC_CN_MCAST_LISTEN, 1);
     check("send(PROC_CN_MCAST_LISTEN)", libc.send(sock, ptr(request), request.byteLength, 0));
+    return sock;
+  };
+  try {
+    // Forks first: one that the other socket's exec follows is always there to be read.
+    const lazy = subscribe("lazy");
+    const sock = subscribe("wake");
+    const wake = check("eventfd", libc.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    fds.push(wake);
 
     const buffer = new Uint8Array(8192);
     const view = new DataView(buffer.buffer);
@@ -130,27 +168,71 @@ function run(start: WorkerStart): void {
     pollfds.setInt16(12, POLLIN, true);
     const pollPtr = ptr(pollfds);
     const scratch = new BigUint64Array(1);
-    /** parents of processes forked since the subscription: exec events do not name them */
-    const parents = new Map<number, number>();
-    let pending: ProcessRecord[] = [];
-    // Event times are CLOCK_MONOTONIC; the wall clock's distance from it is taken per batch, so clock steps (NTP) are followed.
+    /**
+     * Parents of processes forked since the last listing and the one before (exec records do not name
+     * them); an exec or a counted exit takes its entry. The forks of processes that never exec, or whose
+     * exits the wake socket does not let through, are dropped at the second listing after.
+     */
+    let parents = new Map<number, number>();
+    let parentsBefore = new Map<number, number>();
+    const table = new ProcessTable(start.table, (source, detail) => post({ type: "parseError", source, detail }));
+    /** events for the main thread, posted once the socket is drained */
+    let pending: EventInput[] = [];
+    let overflows = 0;
+    /** records were lost: list /proc before reading on */
+    let lost = false;
     const timespec = new BigInt64Array(2);
     const clockMs = (clock: number) => {
       libc.clock_gettime(clock, ptr(timespec));
       return Number(timespec[0]!) * 1000 + Number(timespec[1]!) / 1e6;
     };
-    const wallOffsetMs = () => clockMs(CLOCK_REALTIME) - clockMs(CLOCK_MONOTONIC);
 
-    /** Reads what the socket holds now; true once the kernel acknowledged the subscription. */
+    /** Event times are CLOCK_MONOTONIC; the wall clock's distance from it is taken per read, so clock steps (NTP) are followed. */
+    let wallOffsetMs: number | undefined;
+    const wallMsOf = (ns: number) => ns / 1e6 + (wallOffsetMs ??= clockMs(CLOCK_REALTIME) - clockMs(CLOCK_MONOTONIC));
+    /**
+     * Exits of processes since the last listing and the one before, from the lazy socket: for a process
+     * that came to count after its exit's record was sent (the wake socket's filter dropped it).
+     */
+    let recentExits = new Map<number, { record: Extract<ProcRecord, { kind: "exit" }>; wallMs: number }>();
+    let recentExitsBefore: typeof recentExits = new Map();
+    /**
+     * The lazy socket (forks and exits of every process): never waited on,
+     * read before the records of each wake-up (a fork's record is sent before
+     * the child can run, so before its exec's), when the wake socket's filter
+     * changes, and before each listing. Lost records (ENOBUFS) cost only the
+     * parent of a process gone before its files were read, or the status of
+     * one that ended before it came to count.
+     */
+    const drainLazy = () => {
+      for (;;) {
+        const got = libc.recv(lazy, ptr(buffer), buffer.byteLength, MSG_DONTWAIT);
+        if (got < 0) {
+          const e = errno();
+          if (e === EAGAIN) return;
+          if (e === EINTR || e === ENOBUFS) continue;
+          throw new SyscallError("recv", e);
+        }
+        const record = parseDatagram(view, got);
+        if (record?.kind === "fork") parents.set(record.pid, record.ppid);
+        // Its parent stays until its exec is read (the lazy socket is read ahead of the other; a fork without exec
+        // is dropped at the second listing after).
+        else if (record?.kind === "exit") recentExits.set(record.pid, { record, wallMs: wallMsOf(record.ns) });
+      }
+    };
+    /** Reads what the socket holds now into the table; true once the kernel acknowledged the subscription. */
     const drain = (): boolean => {
       let acked = false;
+      wallOffsetMs = undefined;
+      drainLazy();
       for (let n = 0; n < MAX_BATCH; n++) {
         const got = libc.recv(sock, ptr(buffer), buffer.byteLength, MSG_DONTWAIT);
         if (got < 0) {
           const e = errno();
           if (e === EAGAIN || e === EINTR) break;
           if (e === ENOBUFS) {
-            post({ type: "overflow" });
+            lost = true;
+            post({ type: "overflow", overflows: ++overflows });
             continue;
           }
           throw new SyscallError("recv", e);
@@ -160,14 +242,78 @@ function run(start: WorkerStart): void {
         if (record.kind === "ack") {
           if (record.err !== 0) throw new SyscallError("PROC_CN_MCAST_LISTEN", record.err);
           acked = true;
-        } else if (record.kind === "fork") parents.set(record.pid, record.ppid);
-        else {
-          if (record.kind === "exec") record.ppid = parents.get(record.pid) ?? 0;
+        } else if (record.kind !== "fork") {
+          const wallMs = wallMsOf(record.ns);
+          if (record.kind === "exec") {
+            // Its fork (and whatever the lazy socket had before it) read by now, or sent since it was last read
+            // (or none: a process that execs again). An exit recorded under this pid before this exec is an
+            // earlier process's (the lazy socket may be read ahead: this process's own exit can be there already).
+            if (!parents.has(record.pid)) drainLazy();
+            if ((recentExits.get(record.pid)?.record.ns ?? Infinity) < record.ns) recentExits.delete(record.pid);
+            if ((recentExitsBefore.get(record.pid)?.record.ns ?? Infinity) < record.ns) recentExitsBefore.delete(record.pid);
+          }
+          const ppid = parents.get(record.pid) ?? parentsBefore.get(record.pid) ?? 0;
           parents.delete(record.pid);
-          pending.push(record);
+          parentsBefore.delete(record.pid);
+          const events = record.kind === "exec" ? table.onExec(record.pid, ppid, wallMs) : table.onExit(record, wallMs);
+          for (const event of events) pending.push(event);
         }
       }
       return acked;
+    };
+    /** Posts what is pending: one message per drain or listing. */
+    const flush = () => {
+      if (pending.length === 0) return;
+      post({ type: "events", events: pending });
+      pending = [];
+    };
+    /**
+     * The pids whose exits the wake socket lets through: the processes that count, as far as the filter
+     * knows (undefined: every process's exit passes). Exits of the others would wake the worker for nothing.
+     */
+    let exitFilter: Set<number> | undefined = wakeFiltered ? new Set() : undefined;
+    /** After the records or a listing changed what counts: the wake socket's filter follows. */
+    const refilter = () => {
+      if (!table.takeCountedChanged()) return;
+      const counted = table.counted();
+      const pids = counted.length <= MAX_FILTER_PIDS ? counted : undefined;
+      const before = exitFilter;
+      const attached = attachFilter(sock, "wake", pids);
+      // Refused (the old filter would stay, with its old pids): no filter at all, every record passes.
+      if (!attached) libc.setsockopt(sock, SOL_SOCKET, SO_DETACH_FILTER, ptr(scratch), 0);
+      exitFilter = attached && pids ? new Set(pids) : undefined;
+      if (!before) return;
+      // A process that came to count since the last filter may have ended meanwhile, its exit's record dropped
+      // there: the lazy socket has it (from now on the wake socket lets it through).
+      drainLazy();
+      for (const pid of counted) {
+        if (before.has(pid)) continue;
+        const exit = recentExits.get(pid) ?? recentExitsBefore.get(pid);
+        if (exit) for (const event of table.onExit(exit.record, exit.wallMs)) pending.push(event);
+      }
+    };
+    /** One listing of /proc, told to the main thread with its health, wall and CPU time. */
+    const list = async () => {
+      const wall = performance.now();
+      const cpu = clockMs(CLOCK_THREAD_CPUTIME_ID);
+      let problem: string | undefined;
+      try {
+        wallOffsetMs = undefined;
+        drainLazy();
+        parentsBefore = parents;
+        parents = new Map();
+        recentExitsBefore = recentExits;
+        recentExits = new Map();
+        const listing = await table.list(() => undefined);
+        for (const event of listing.events) pending.push(event);
+        problem = listing.problem;
+        refilter();
+      } catch (err) {
+        problem = (err as Error).message;
+      }
+      flush();
+      const listed = { wallSeconds: (performance.now() - wall) / 1000, cpuSeconds: (clockMs(CLOCK_THREAD_CPUTIME_ID) - cpu) / 1000 };
+      post({ type: "listed", listed: problem === undefined ? listed : { ...listed, problem } });
     };
     const wait = (timeoutMs: number): number => {
       const ready = libc.poll(pollPtr, 2, timeoutMs);
@@ -191,12 +337,10 @@ function run(start: WorkerStart): void {
     }
     post({ type: "ready", wakeFd: wake });
 
-
+    // The baseline listing comes first; records that came meanwhile wait in the socket.
+    let nextListing = 0;
     for (;;) {
-      if (pending.length > 0) {
-        post({ type: "records", records: pending, wallOffsetMs: wallOffsetMs() });
-        pending = [];
-      }
+      flush();
       const state = Atomics.load(control, 0);
       if (state === CONTROL_STOP) break;
       if (state === CONTROL_PAUSE) {
@@ -204,9 +348,20 @@ function run(start: WorkerStart): void {
         Atomics.wait(control, 0, CONTROL_PAUSE);
         continue;
       }
-      if (wait(-1) <= 0) continue;
+      const now = performance.now();
+      if (lost || now >= nextListing) {
+        lost = false;
+        await list();
+        nextListing = performance.now() + start.resyncMs;
+        continue;
+      }
+      // No wake-up but for a record, the main thread, or the next listing.
+      if (wait(Math.min(MAX_POLL_MS, Math.ceil(nextListing - now))) <= 0) continue;
       if (pollfds.getInt16(14, true) !== 0) libc.read(wake, ptr(scratch), 8);
-      if (pollfds.getInt16(6, true) !== 0) drain();
+      if (pollfds.getInt16(6, true) !== 0) {
+        drain();
+        refilter();
+      }
     }
   } catch (err) {
     post(failed(err));

@@ -1,9 +1,14 @@
 // The main thread's end of the process events connector: starts the worker
-// (connector-worker.ts), waits for the subscription, then hands over batches
-// of records. pause/resume carry backpressure to the worker; close stops it
-// at once, however idle (an eventfd write wakes its poll).
+// (connector-worker.ts), waits for the subscription, then hands over what the
+// worker posts: events of the processes that count, ready to emit, and its
+// listings' health. pause/resume carry backpressure to the worker; close stops
+// it at once, however idle (an eventfd write wakes its poll).
 import { writeSync } from "node:fs";
-import { CONTROL_PAUSE, CONTROL_RUN, CONTROL_STOP, type ProcessRecord, type WorkerMessage, type WorkerStart } from "./connector.ts";
+import type { EventInput } from "../../event/event.ts";
+import { CONTROL_PAUSE, CONTROL_RUN, CONTROL_STOP, type Listed, type WorkerMessage, type WorkerStart } from "./connector.ts";
+import type { TableConfig } from "./table.ts";
+
+export type { Listed } from "./connector.ts";
 import { workerScript } from "../common/worker-script.ts";
 
 /**
@@ -15,10 +20,17 @@ const WORKER = workerScript("collectors/process/connector-worker.ts", new URL(".
 export interface ProcEventsOptions {
   readonly receiveBuffer: number;
   readonly ackTimeoutMs: number;
-  /** a batch of records, in the kernel's order; a record's wall time in ms is ns / 1e6 + wallOffsetMs */
-  onRecords(records: ProcessRecord[], wallOffsetMs: number): void;
-  /** the kernel dropped records (ENOBUFS) */
-  onOverflow(): void;
+  /** the worker's process table: what counts */
+  readonly table: TableConfig;
+  /** how often the worker lists /proc anyway */
+  readonly resyncMs: number;
+  /** events of processes that count, in the kernel's order */
+  onEvents(events: EventInput[]): void;
+  /** a listing is done (the first: the baseline) */
+  onListed(listed: Listed): void;
+  onParseError(source: string, detail: string): void;
+  /** the kernel dropped records (ENOBUFS); the worker lists /proc to catch up. `overflows`: so far */
+  onOverflow(overflows: number): void;
   /** reading stopped for good after the subscription; the worker is gone */
   onFailed(reason: string): void;
 }
@@ -55,8 +67,10 @@ export class ProcEvents {
       };
       worker.addEventListener("message", (e: MessageEvent<WorkerMessage>) => {
         const message = e.data;
-        if (message.type === "records") options.onRecords(message.records, message.wallOffsetMs);
-        else if (message.type === "overflow") options.onOverflow();
+        if (message.type === "events") options.onEvents(message.events);
+        else if (message.type === "listed") options.onListed(message.listed);
+        else if (message.type === "parseError") options.onParseError(message.source, message.detail);
+        else if (message.type === "overflow") options.onOverflow(message.overflows);
         else if (message.type === "ready") {
           events.#wakeFd = message.wakeFd;
           opened = true;
@@ -64,12 +78,18 @@ export class ProcEvents {
         } else if (message.type === "failed") fail(message.reason, message.code);
       });
       worker.addEventListener("error", (e) => fail(`the connector worker failed: ${e.message}`));
-      const start: WorkerStart = { control: events.#control.buffer as SharedArrayBuffer, receiveBuffer: options.receiveBuffer, ackTimeoutMs: options.ackTimeoutMs };
+      const start: WorkerStart = {
+        control: events.#control.buffer as SharedArrayBuffer,
+        receiveBuffer: options.receiveBuffer,
+        ackTimeoutMs: options.ackTimeoutMs,
+        table: options.table,
+        resyncMs: options.resyncMs,
+      };
       worker.postMessage(start);
     });
   }
 
-  /** Stop reading: the kernel buffers meanwhile. Takes effect after the batch the worker is reading. */
+  /** Stop reading (and listing): the kernel buffers meanwhile. Takes effect after the batch the worker is reading. */
   pause(): void {
     Atomics.compareExchange(this.#control, 0, CONTROL_RUN, CONTROL_PAUSE);
   }

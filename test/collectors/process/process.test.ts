@@ -136,7 +136,7 @@ describe("process collector on a fake /proc", () => {
     proc.add(10, { start: 500, cgroup: testdata("cgroup-v2-containerd"), cmdline: ["app"] });
     expect(summary(await rounds(c, rec))).toEqual(["start 10"]);
     // Were these read again, the garbage would be a parse error (cgroup), and the missing file an event without arguments.
-    writeFileSync(join(proc.root, "10", "cgroup"), "garbage");
+    writeFileSync(join(proc.root, "10", "cgroup"), "garbage/kubepods");
     rmSync(join(proc.root, "10", "cmdline"));
     proc.add(10, { comm: "renamed", ppid: 7, start: 500 }); // the same process: exec'd, reparented
     expect(await rounds(c, rec, 3)).toEqual([]);
@@ -146,8 +146,8 @@ describe("process collector on a fake /proc", () => {
     const [exit] = await rounds(c, rec);
     expect(exit!.event_data.kernel).toEqual({ event_type: "exit", pid: 10, ppid: 7, command: "renamed" });
 
-    // A new process under a reused pid is read whole again.
-    proc.add(10, { start: 900, cgroup: "garbage" });
+    // A new process under a reused pid is read whole again (a cgroup is parsed only for a process that counts: this one matches).
+    proc.add(10, { start: 900, cgroup: "garbage/kubepods" });
     await rounds(c, rec);
     expect(rec.parseErrors).toEqual([{ source: "pid cgroup", detail: "truncated: no newline at the end" }]);
   });
