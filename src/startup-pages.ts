@@ -16,6 +16,9 @@
 // and the advice.
 import { closeSync, openSync, readFileSync, readSync, realpathSync } from "node:fs";
 
+/** When the agent drops them: start-up is over by then (the config read, NATS connected, every collector's first round run). */
+export const DROP_STARTUP_PAGES_AFTER_MS = 10_000;
+
 const MADV_DONTNEED = 4;
 /** pagemap: bit 63 page present, bit 61 a file page (or shared anonymous); a private copy is anonymous */
 const PRESENT = 1n << 63n;

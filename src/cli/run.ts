@@ -19,10 +19,7 @@ import { ConfigReloader } from "../reload/reloader.ts";
 import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
 import { EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
 import { AGENT_VERSION } from "./version.ts";
-import { dropStartupPages } from "../startup-pages.ts";
-
-/** Start-up is over by then: the config read, NATS connected, every collector's first round run. */
-const DROP_STARTUP_PAGES_AFTER_MS = 10_000;
+import { DROP_STARTUP_PAGES_AFTER_MS, dropStartupPages } from "../startup-pages.ts";
 
 interface RunOptions {
   file: string;
