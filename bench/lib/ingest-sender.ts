@@ -7,7 +7,7 @@
 //   bun bench/lib/ingest-sender.ts URL COUNT BATCH
 import * as v from "valibot";
 import { EventEncoder } from "../../src/event/encode.ts";
-import { ExternalEventSchema } from "../../src/event/input.ts";
+import { externalEventSchema } from "../../src/event/input.ts";
 import type { EventInput } from "../../src/event/event.ts";
 
 const [url, countArg, batchArg] = process.argv.slice(2);
@@ -18,7 +18,7 @@ const input = (padding: string) => ({ source: "bench", type: "synthetic.event", 
 /** What the agent publishes for an input with this padding, in bytes. */
 function published(padding: string): number {
   const { source: _, ...rest } = input(padding);
-  return new EventEncoder("ingest", "bench.ingest", Number.MAX_SAFE_INTEGER).encode(v.parse(ExternalEventSchema, rest) as EventInput, "bench").bytes.byteLength;
+  return new EventEncoder("ingest", "bench.ingest", Number.MAX_SAFE_INTEGER).encode(v.parse(externalEventSchema(), rest) as EventInput, "bench").bytes.byteLength;
 }
 const padding = "x".repeat(1024 - published(""));
 const line = JSON.stringify(input(padding));

@@ -19,6 +19,7 @@ import { ConfigReloader } from "../reload/reloader.ts";
 import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../log.ts";
 import { EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
 import { AGENT_VERSION } from "./version.ts";
+import { DROP_STARTUP_PAGES_AFTER_MS, dropStartupPages } from "../startup-pages.ts";
 
 interface RunOptions {
   file: string;
@@ -49,7 +50,12 @@ export async function runCommand(args: string[]): Promise<number> {
   const unwatch = watchProcess(log, stops, agent.orchestrator);
   await agent.reloader?.start();
   if (options.once) await untilRoundDone(agent.orchestrator, config, log, stops);
-  else await stops.requested;
+  else {
+    const dropTimer = setTimeout(() => void dropStartupPages().then((r) => logDroppedPages(log, r)), DROP_STARTUP_PAGES_AFTER_MS);
+    dropTimer.unref();
+    await stops.requested;
+    clearTimeout(dropTimer);
+  }
   const report = await agent.stop();
   unwatch();
   return exitCode(stops, report, options.once, log);
@@ -82,6 +88,13 @@ function logStarting(log: Logger, config: Config, { file, dryRun, once }: RunOpt
     `tapio-collectors ${AGENT_VERSION} starting`,
   );
 }
+
+function logDroppedPages(log: Logger, result: Awaited<ReturnType<typeof dropStartupPages>>): void {
+  if ("error" in result) log.debug({ err: result.error }, `start-up pages of the executable kept: ${result.error}`);
+  else log.debug({ rss_file_before: result.before, rss_file_after: result.after }, `start-up pages of the executable dropped: file-backed RSS ${mib(result.before)} -> ${mib(result.after)} MiB`);
+}
+
+const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
 
 /** Why the agent stops: the first request ends the wait; what went wrong on the way decides the exit code. */
 class StopRequests {

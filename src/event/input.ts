@@ -62,22 +62,35 @@ export const AGENT_SET_FIELDS = ["event_id", "source", "collector_name"] as cons
 const TYPE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$/;
 const MAX_TYPE_LENGTH = 256;
 
-/** An event input from outside: what a built-in collector could emit, and nothing the agent sets. */
-export const ExternalEventSchema = v.strictObject({
-  type: v.pipe(
-    v.string(),
-    v.maxLength(MAX_TYPE_LENGTH, `type is longer than ${MAX_TYPE_LENGTH} characters`),
-    v.regex(TYPE, 'type is dotted words, e.g. "node.check_failed"'),
-  ),
-  severity: v.optional(goKindSchema(field("severity")), "info"),
-  // Members by kind (custom, kernel, process, ...), as built-in collectors send them.
-  event_data: v.optional(goKindSchema(field("event_data")), {}),
-  metadata: v.optional(goKindSchema(field("metadata"))),
-  k8s_context: v.optional(goKindSchema(field("k8s_context"))),
-  correlation_hints: v.optional(goKindSchema(field("correlation_hints"))),
-  trace_context: v.optional(goKindSchema(field("trace_context"))),
-  timestamp: v.optional(goKindSchema(field("timestamp"))),
-});
+let builtExternalEventSchema: ReturnType<typeof buildExternalEventSchema> | undefined;
+
+/**
+ * An event input from outside: what a built-in collector could emit, and
+ * nothing the agent sets. Built on first use: the whole Go CollectorEvent as
+ * valibot schemas is ~12 000 objects, which an agent with no exec or ingest
+ * collector would keep for nothing.
+ */
+export function externalEventSchema(): ReturnType<typeof buildExternalEventSchema> {
+  return (builtExternalEventSchema ??= buildExternalEventSchema());
+}
+
+function buildExternalEventSchema() {
+  return v.strictObject({
+    type: v.pipe(
+      v.string(),
+      v.maxLength(MAX_TYPE_LENGTH, `type is longer than ${MAX_TYPE_LENGTH} characters`),
+      v.regex(TYPE, 'type is dotted words, e.g. "node.check_failed"'),
+    ),
+    severity: v.optional(goKindSchema(field("severity")), "info"),
+    // Members by kind (custom, kernel, process, ...), as built-in collectors send them.
+    event_data: v.optional(goKindSchema(field("event_data")), {}),
+    metadata: v.optional(goKindSchema(field("metadata"))),
+    k8s_context: v.optional(goKindSchema(field("k8s_context"))),
+    correlation_hints: v.optional(goKindSchema(field("correlation_hints"))),
+    trace_context: v.optional(goKindSchema(field("trace_context"))),
+    timestamp: v.optional(goKindSchema(field("timestamp"))),
+  });
+}
 
 export type ExternalEventResult = { ok: true; input: EventInput } | { ok: false; problems: string[] };
 
@@ -98,7 +111,7 @@ export function parseExternalEvent(value: unknown): ExternalEventResult {
   if (forged.length > 0) {
     return { ok: false, problems: forged.map((name) => `${name}: set by the agent; an input may not carry it`) };
   }
-  const result = v.safeParse(ExternalEventSchema, value);
+  const result = v.safeParse(externalEventSchema(), value);
   if (result.success) return { ok: true, input: result.output as EventInput };
   const problems = result.issues.slice(0, MAX_PROBLEMS).map(describeIssue);
   if (result.issues.length > MAX_PROBLEMS) problems.push(`and ${result.issues.length - MAX_PROBLEMS} more`);
