@@ -17,7 +17,7 @@ import { emitAll, poll } from "../common/poll.ts";
 import { ownerOf } from "../common/kubepods.ts";
 import { parseKeyed } from "../common/keyed.ts";
 import { SourceHealth } from "../common/source-health.ts";
-import { LineSplitter, openKmsg, parseKmsgLine, type KmsgRecord, type KmsgSource } from "./kmsg.ts";
+import { LineSplitter, openKmsg, recordOf, type KmsgRecord, type KmsgSource } from "./kmsg.ts";
 import { KmsgWatch } from "./kmsg-watch.ts";
 import { OomTracker, type OomKill } from "./oom.ts";
 import kernelMonitor from "./rules/kernel-monitor.json";
@@ -208,17 +208,69 @@ export class KernelCollector implements Collector {
         watch = await this.#watch(ctx, source);
         const bootMicros = source.device ? await this.#bootMicros() : undefined;
         const lines = new LineSplitter();
+        /** this batch's records, fed to the OOM tracker as they came; the rules see them after */
+        let batch: FedRecord[] = [];
+        let last: KmsgRecord | undefined;
+        /** One chunk of records, in the order read: its OOM kills go out before the next chunk is taken or any rule runs. */
+        const chunk = async (records: KmsgRecord[]): Promise<void> => {
+          const fresh = source.device ? records.filter((r) => r.seq > lastSeq) : records;
+          if (!gapChecked && fresh.length > 0) {
+            gapChecked = true;
+            const missed = fresh[0]!.seq - resumeAfter! - 1;
+            if (missed > 0) ctx.parseError("kmsg.overrun", `${path}: ${missed} record(s) after sequence number ${resumeAfter} were overwritten while the collector was down`);
+          }
+          last = fresh.at(-1) ?? last;
+          if (source.device && fresh.length > 0) lastSeq = fresh.at(-1)!.seq;
+          const kills = this.#kills(fresh, bootMicros, idOf, resumeAfter, batch);
+          // Resumed: past the saved record, records are reported again (a file's numbers may start over later).
+          if (resumeAfter !== undefined && fresh.some((r) => r.seq > resumeAfter!)) resumeAfter = undefined;
+          await emitAll(ctx, kills);
+          // A publish is a chain of promises, and what follows here (the next chunk, the rules)
+          // runs on without giving the event loop back: one turn lets the kill reach NATS first.
+          if (kills.length > 0) await new Promise((resolve) => setImmediate(resolve));
+        };
+        /** The rules on the batch's records, then where it ended is saved. */
+        const endBatch = async (): Promise<void> => {
+          await emitAll(ctx, this.#problems(matchers, batch, bootMicros, idOf));
+          if (last && resumeAfter === undefined) save(last.seq);
+          batch = [];
+          last = undefined;
+        };
+        /** whether the worker reads the device (after this thread's first round read everything there) */
+        let workerReads = false;
         for (;;) {
+          if (watch && workerReads) {
+            let records;
+            try {
+              records = await watch.next(ctx.signal);
+            } catch (err) {
+              await watch.stop();
+              watch = undefined;
+              workerReads = false;
+              this.#polled(ctx, `waiting for records failed (${message(err)})`);
+              continue;
+            }
+            if (!records) return;
+            // What came while these were handled is the same batch's (up to READ_BATCH records): its kills first, the rules on all after.
+            let taken = 0;
+            for (; records && taken < READ_BATCH; records = taken < READ_BATCH ? watch.take() : undefined) {
+              for (let i = 0; i < records.overruns; i++) ctx.parseError("kmsg.overrun", `${path}: records were overwritten before they were read`);
+              for (const error of records.errors) ctx.parseError("kmsg", error);
+              taken += records.records.length;
+              await chunk(records.records);
+            }
+            await endBatch();
+            // More is waiting (a burst): let the event loop breathe, and stop if asked.
+            if (taken >= READ_BATCH) await new Promise((resolve) => setImmediate(resolve));
+            if (ctx.signal.aborted) return;
+            continue;
+          }
           let idle = false;
           let reads = 0;
-          /** this batch's records, fed to the OOM tracker as they were read; the rules see them after */
-          const batch: FedRecord[] = [];
-          let last: KmsgRecord | undefined;
-          // In chunks: each chunk's OOM kills go out before the next chunk is read or any rule runs.
-          // An OOM report is ~80 records written within a millisecond, its kill last, so the
-          // reader often catches up with the kernel inside a report: while a chunk brought records,
-          // another is read.
-          for (let chunk = true; chunk && reads < READ_BATCH; ) {
+          // In chunks: an OOM report is ~80 records written within a millisecond, its kill last,
+          // so the reader often catches up with the kernel inside a report: while a chunk brought
+          // records, another is read.
+          for (let more = true; more && reads < READ_BATCH; ) {
             const records: KmsgRecord[] = [];
             idle = false;
             for (; reads < READ_BATCH && !idle; reads++) {
@@ -228,25 +280,10 @@ export class KernelCollector implements Collector {
               else for (const line of lines.push(read.text)) this.#parse(ctx, line, records);
             }
             if (idle && ctx.once) for (const line of lines.flush()) this.#parse(ctx, line, records);
-            const fresh = source.device ? records.filter((r) => r.seq > lastSeq) : records;
-            if (!gapChecked && fresh.length > 0) {
-              gapChecked = true;
-              const missed = fresh[0]!.seq - resumeAfter! - 1;
-              if (missed > 0) ctx.parseError("kmsg.overrun", `${path}: ${missed} record(s) after sequence number ${resumeAfter} were overwritten while the collector was down`);
-            }
-            last = fresh.at(-1) ?? last;
-            if (source.device && fresh.length > 0) lastSeq = fresh.at(-1)!.seq;
-            const kills = this.#kills(fresh, bootMicros, idOf, resumeAfter, batch);
-            // Resumed: past the saved record, records are reported again (a file's numbers may start over later).
-            if (resumeAfter !== undefined && fresh.some((r) => r.seq > resumeAfter!)) resumeAfter = undefined;
-            await emitAll(ctx, kills);
-            // A publish is a chain of promises, and what follows here (the next chunk, the rules)
-            // runs on without giving the event loop back: one turn lets the kill reach NATS first.
-            if (kills.length > 0) await new Promise((resolve) => setImmediate(resolve));
-            chunk = records.length > 0;
+            await chunk(records);
+            more = records.length > 0;
           }
-          await emitAll(ctx, this.#problems(matchers, batch, bootMicros, idOf));
-          if (last && resumeAfter === undefined) save(last.seq);
+          await endBatch();
           if (!idle) {
             // More is waiting (a replay, a burst): let the event loop breathe, and stop if asked.
             await new Promise((resolve) => setImmediate(resolve));
@@ -255,14 +292,10 @@ export class KernelCollector implements Collector {
           }
           if (ctx.once) return;
           if (watch) {
-            try {
-              if (!(await watch.readable(ctx.signal))) return;
-              continue;
-            } catch (err) {
-              await watch.stop();
-              watch = undefined;
-              this.#polled(ctx, `waiting for records failed (${message(err)})`);
-            }
+            // Everything there is read: from now on the worker reads, as records come.
+            watch.read();
+            workerReads = true;
+            continue;
           }
           if (!(await sleep(read_interval.ms, ctx.signal))) return;
         }
@@ -301,10 +334,9 @@ export class KernelCollector implements Collector {
   }
 
   #parse(ctx: CollectorContext, line: string, records: KmsgRecord[]): void {
-    // Continuation lines carry KEY=value context (SUBSYSTEM=, DEVICE=), not message text.
-    if (line === "" || line.startsWith(" ")) return;
     try {
-      records.push(parseKmsgLine(line));
+      const record = recordOf(line);
+      if (record) records.push(record);
     } catch (err) {
       ctx.parseError("kmsg", message(err));
     }

@@ -1,9 +1,10 @@
 // Event-driven reading of /dev/kmsg without blocking the event loop: a Worker
-// (kmsg-watch-worker.ts) waits in poll(2) on the collector's own fd and says
-// when a record is there; the collector then reads what is there, non-blocking,
-// as it always did, and arms the worker again once its events are emitted. So
-// while the queue pushes back, nobody reads and the kernel's ring buffer holds
-// the records; and while nothing happens, nothing wakes.
+// (kmsg-watch-worker.ts) waits in poll(2) on the collector's own fd, reads
+// what is there (non-blocking, one record per read) and posts the records;
+// the collector takes them with next(). Backpressure: while MAX_WAITING
+// messages wait for the collector (its emits wait on a full queue), the worker
+// is paused, nobody reads, and the kernel's ring buffer holds the records; and
+// while nothing happens, nothing wakes.
 //
 // Why not a blocking read(2) in the worker: a Worker blocked in read(2) cannot
 // be terminated (measured on Bun 1.4.4: terminate() takes effect only when the
@@ -12,22 +13,27 @@
 // once. (terminate() alone interrupts poll(2) today, as poll(2) is never
 // restarted after a signal; the eventfd does not depend on that.)
 import { closeSync, writeSync } from "node:fs";
-import { CONTROL, type WatchMessage, type WatchStart } from "./kmsg-watch-protocol.ts";
+import { CONTROL, type WatchMessage, type WatchRecords, type WatchStart } from "./kmsg-watch-protocol.ts";
 import { workerScript } from "../common/worker-script.ts";
-
 
 /** One eventfd increment: what ends the worker's poll(2). */
 const WAKE = new BigUint64Array([1n]);
+
+/** Messages waiting for the collector at most before the worker is paused (each up to MAX_RECORDS_PER_MESSAGE records). */
+export const MAX_WAITING = 2;
 
 export class KmsgWatch {
   readonly #worker: Worker;
   readonly #ctl: Int32Array;
   readonly #wakeFd: number;
   readonly #closed: Promise<void>;
-  /** the caller of readable() waiting for the worker */
-  #waiting: { resolve: (readable: boolean) => void; reject: (err: Error) => void } | undefined;
+  /** what the worker read and the collector has not taken yet, oldest first */
+  readonly #waitingRecords: WatchRecords[] = [];
+  /** the caller of next() waiting for records */
+  #waiting: { resolve: (records: WatchRecords | undefined) => void; reject: (err: Error) => void } | undefined;
   /** why the worker cannot go on, once it said so or died */
   #failure: Error | undefined;
+  #pauses = 0;
 
   private constructor(worker: Worker, ctl: Int32Array, wakeFd: number, closed: Promise<void>) {
     this.#worker = worker;
@@ -35,14 +41,14 @@ export class KmsgWatch {
     this.#wakeFd = wakeFd;
     this.#closed = closed;
     worker.addEventListener("message", (event: MessageEvent<WatchMessage>) => {
-      if (event.data.type === "readable") this.#settle(true);
+      if (event.data.type === "records") this.#received(event.data);
       else if (event.data.type === "failed") this.#fail(new Error(event.data.reason));
     });
     worker.addEventListener("error", (event) => this.#fail(new Error(`the kmsg worker failed: ${event.message}`)));
     void closed.then(() => this.#fail(new Error("the kmsg worker ended")));
   }
 
-  /** Starts a worker waiting on `fd`; rejects, with why, where that cannot be done (no Workers, no libc, no eventfd). */
+  /** Starts a worker for `fd`, paused until read() is called; rejects, with why, where that cannot be done (no Workers, no libc, no eventfd). */
   static async start(fd: number): Promise<KmsgWatch> {
     if (typeof Worker !== "function") throw new Error("Workers are unavailable");
     const control = new SharedArrayBuffer(4);
@@ -62,30 +68,48 @@ export class KmsgWatch {
     return new KmsgWatch(worker, new Int32Array(control), ready.wakeFd, closed);
   }
 
+  /** Lets the worker read: from now on the fd is the worker's (the caller reads it no more, unless next() rejects). */
+  read(): void {
+    this.#control(CONTROL.paused, CONTROL.reading);
+  }
+
   /**
-   * Resolves true once the fd has something to read, false when `signal`
-   * aborts first; rejects when the worker cannot wait any more (the caller
-   * falls back to polling).
+   * The next records the worker read, undefined when `signal` aborts first;
+   * rejects when the worker cannot go on (the caller falls back to reading
+   * the fd itself), once what it read before is taken.
    */
-  readable(signal: AbortSignal): Promise<boolean> {
+  next(signal: AbortSignal): Promise<WatchRecords | undefined> {
+    const records = this.take();
+    if (records) return Promise.resolve(records);
     if (this.#failure) return Promise.reject(this.#failure);
-    if (signal.aborted) return Promise.resolve(false);
-    return new Promise<boolean>((resolve, reject) => {
-      const onAbort = () => this.#settle(false);
+    if (signal.aborted) return Promise.resolve(undefined);
+    return new Promise<WatchRecords | undefined>((resolve, reject) => {
+      const onAbort = () => this.#settle(undefined);
       signal.addEventListener("abort", onAbort, { once: true });
       this.#waiting = {
-        resolve: (readable) => {
+        resolve: (records) => {
           signal.removeEventListener("abort", onAbort);
-          resolve(readable);
+          resolve(records);
         },
         reject: (err) => {
           signal.removeEventListener("abort", onAbort);
           reject(err);
         },
       };
-      Atomics.store(this.#ctl, 0, CONTROL.armed);
-      Atomics.notify(this.#ctl, 0);
     });
+  }
+
+  /** Records already received, if any, without waiting. */
+  take(): WatchRecords | undefined {
+    const records = this.#waitingRecords.shift();
+    // Room again: the worker reads on (a stop is never undone).
+    if (records && this.#waitingRecords.length < MAX_WAITING) this.#control(CONTROL.paused, CONTROL.reading);
+    return records;
+  }
+
+  /** How often the worker was paused because MAX_WAITING messages waited (tests, diagnosis). */
+  get pauses(): number {
+    return this.#pauses;
   }
 
   /** Ends the worker, also while it waits in poll(2); the fd it watched may be closed once this resolves. */
@@ -97,13 +121,32 @@ export class KmsgWatch {
     this.#worker.terminate();
     await this.#closed;
     closeSync(this.#wakeFd);
-    this.#settle(false);
+    this.#settle(undefined);
   }
 
-  #settle(readable: boolean): void {
+  #received(records: WatchRecords): void {
+    const waiting = this.#waiting;
+    if (waiting) {
+      this.#waiting = undefined;
+      waiting.resolve(records);
+      return;
+    }
+    this.#waitingRecords.push(records);
+    // The collector is behind (its emits wait): the worker stops reading, the kernel buffers.
+    if (this.#waitingRecords.length >= MAX_WAITING && this.#control(CONTROL.reading, CONTROL.paused)) this.#pauses++;
+  }
+
+  /** From `from` to `to`, unless the control is something else (stop is never undone); whether it changed. */
+  #control(from: number, to: number): boolean {
+    if (Atomics.compareExchange(this.#ctl, 0, from, to) !== from) return false;
+    if (to === CONTROL.reading) Atomics.notify(this.#ctl, 0);
+    return true;
+  }
+
+  #settle(records: WatchRecords | undefined): void {
     const waiting = this.#waiting;
     this.#waiting = undefined;
-    waiting?.resolve(readable);
+    waiting?.resolve(records);
   }
 
   #fail(err: Error): void {

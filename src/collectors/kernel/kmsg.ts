@@ -39,6 +39,15 @@ export function parseKmsgLine(line: string): KmsgRecord {
 }
 
 /**
+ * The record a line of the log starts, undefined for a continuation line
+ * (` KEY=value` context such as SUBSYSTEM=, not message text) or an empty one;
+ * throws an Error on a line that is none of these.
+ */
+export function recordOf(line: string): KmsgRecord | undefined {
+  return line === "" || line.startsWith(" ") ? undefined : parseKmsgLine(line);
+}
+
+/**
  * Cuts text read in chunks into lines; a line cut at the end of a chunk waits
  * for the rest. A line that grows past MAX_RECORD_BYTES without its end is no
  * record: what came of it is handed on (for the parser to refuse, once) and

@@ -91,6 +91,16 @@ export function parseSummary(message: string): { pid: number; summary: Summary }
   return { pid: Number(end[1]), summary };
 }
 
+/**
+ * Whether a (trimmed) message is the record that completes an OOM kill, the
+ * one on which OomTracker.push returns it: `Killed process N (cmd) ...`,
+ * the last of a report. The kmsg reader worker posts what it read at once
+ * when it reads one.
+ */
+export function completesKill(message: string): boolean {
+  return LEADS.has(message.charCodeAt(0)) && KILLED.test(message);
+}
+
 /** Follows OOM reports through the kernel log; `push` returns a kill when one is complete. */
 export class OomTracker {
   readonly #summaries = new Map<number, Summary>();
