@@ -23,7 +23,6 @@ const MADV_DONTNEED = 4;
 /** pagemap: bit 63 page present, bit 61 a file page (or shared anonymous); a private copy is anonymous */
 const PRESENT = 1n << 63n;
 const FILE_PAGE = 1n << 61n;
-const MUSL_ARCH: Record<string, string> = { x64: "x86_64", arm64: "aarch64" };
 
 /** RssFile of /proc/self/status before and after, bytes */
 export type DropResult = { before: number; after: number } | { error: string };
@@ -122,18 +121,10 @@ function filePageRuns(pagemap: number, m: Mapping, from = m.start, to = m.end): 
 type Madvise = (address: bigint, length: bigint, advice: number) => number;
 
 async function loadMadvise(): Promise<Madvise | string> {
-  const { dlopen, FFIType } = await import("bun:ffi");
-  const names = ["libc.so.6", `libc.musl-${MUSL_ARCH[process.arch] ?? process.arch}.so.1`, "libc.so"];
-  const errors: string[] = [];
-  for (const name of names) {
-    try {
-      const lib = dlopen(name, { madvise: { args: [FFIType.u64, FFIType.u64, FFIType.i32], returns: FFIType.i32 } });
-      return (address, length, advice) => lib.symbols.madvise(address, length, advice);
-    } catch (err) {
-      errors.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  return `no libc for madvise (${errors.join("; ")})`;
+  const [{ FFIType }, { openLibc }] = await Promise.all([import("bun:ffi"), import("./libc.ts")]);
+  const libc = openLibc({ madvise: { args: [FFIType.u64, FFIType.u64, FFIType.i32], returns: FFIType.i32 } });
+  if (typeof libc === "string") return `no libc for madvise (${libc})`;
+  return (address, length, advice) => libc.madvise(address, length, advice);
 }
 
 /**

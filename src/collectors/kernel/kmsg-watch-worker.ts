@@ -8,7 +8,8 @@
 // follows it is read. Blocking here costs nothing: this thread does nothing
 // else, and sleeps in the kernel until a record comes or the collector stops
 // (an eventfd).
-import { dlopen, FFIType, ptr, read as readPointer } from "bun:ffi";
+import { FFIType, ptr, read as readPointer } from "bun:ffi";
+import { openLibc } from "../../libc.ts";
 import { CONTROL, MAX_RECORDS_PER_MESSAGE, type WatchMessage, type WatchRecords, type WatchStart } from "./kmsg-watch-protocol.ts";
 import { recordOf, type KmsgRecord } from "./kmsg.ts";
 import { completesKill } from "./oom.ts";
@@ -31,19 +32,17 @@ function post(message: WatchMessage): void {
 self.onmessage = (event: MessageEvent<WatchStart>) => {
   const { fd, control } = event.data;
   const ctl = new Int32Array(control);
-  let libc;
-  try {
-    libc = dlopen("libc.so.6", {
-      poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
-      read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-      eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },
-      __errno_location: { args: [], returns: FFIType.ptr },
-    });
-  } catch (err) {
-    post({ type: "failed", reason: `cannot load libc.so.6 for poll(2) (${err instanceof Error ? err.message : String(err)})` });
+  const libc = openLibc({
+    poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+    read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+    eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+  });
+  if (typeof libc === "string") {
+    post({ type: "failed", reason: `cannot load libc for poll(2) (${libc})` });
     return;
   }
-  const { poll, read, eventfd, __errno_location } = libc.symbols;
+  const { poll, read, eventfd, __errno_location } = libc;
   const errno = () => readPointer.i32(__errno_location()!, 0);
   const wakeFd = eventfd(0, EFD_CLOEXEC);
   if (wakeFd < 0) {
@@ -104,7 +103,6 @@ self.onmessage = (event: MessageEvent<WatchStart>) => {
       else if (code !== EINTR) {
         flush();
         post({ type: "failed", reason: `read(2) of the kernel log failed (errno ${code})` });
-        libc.close();
         return;
       }
     }
@@ -127,5 +125,4 @@ self.onmessage = (event: MessageEvent<WatchStart>) => {
     }
     // Readable, or an error for the next read to tell (EPIPE after an overrun).
   }
-  libc.close();
 };

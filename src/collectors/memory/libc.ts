@@ -5,6 +5,7 @@
 // regular file standing in for one in a test). Loaded on first use; where it
 // cannot be (not Linux, no libc found), the collector polls.
 import { dlopen, FFIType, ptr, read as readPointer, type Pointer } from "bun:ffi";
+import { openLibc } from "../../libc.ts";
 
 const SYMBOLS = {
   eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },
@@ -18,25 +19,14 @@ const SYMBOLS = {
 
 type Libc = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
 
-const MUSL_ARCH: Record<string, string> = { x64: "x86_64", arm64: "aarch64" };
-
 let loaded: { libc: Libc } | { error: string } | undefined;
 
 /** libc's symbols, or why they cannot be had. */
 export function libc(): { libc: Libc } | { error: string } {
   if (loaded) return loaded;
   if (process.platform !== "linux") return (loaded = { error: `not Linux (${process.platform})` });
-  // glibc (the distroless image), then musl (Alpine).
-  const names = ["libc.so.6", `libc.musl-${MUSL_ARCH[process.arch] ?? process.arch}.so.1`, "libc.so"];
-  const errors: string[] = [];
-  for (const name of names) {
-    try {
-      return (loaded = { libc: dlopen(name, SYMBOLS).symbols });
-    } catch (err) {
-      errors.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  return (loaded = { error: `no libc to call the kernel with (${errors.join("; ")})` });
+  const symbols = openLibc(SYMBOLS);
+  return (loaded = typeof symbols === "string" ? { error: `no libc to call the kernel with (${symbols})` } : { libc: symbols });
 }
 
 export const EFD_NONBLOCK = 0o4000;

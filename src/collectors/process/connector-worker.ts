@@ -29,6 +29,7 @@ import {
   type WorkerStart,
 } from "./connector.ts";
 import { ProcessTable } from "./table.ts";
+import { openLibc } from "../../libc.ts";
 
 declare const self: Worker;
 
@@ -54,9 +55,6 @@ const MAX_BATCH = 256;
 
 const ERRNO_NAMES: Record<number, string> = { 1: "EPERM", 13: "EACCES", 93: "EPROTONOSUPPORT", 97: "EAFNOSUPPORT", 105: "ENOBUFS", 111: "ECONNREFUSED" };
 
-/** glibc's soname first (distroless, Debian), then musl's. */
-const LIBC_NAMES = ["libc.so.6", "libc.so", `/lib/ld-musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`];
-
 const SYMBOLS = {
   socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
@@ -74,16 +72,10 @@ const SYMBOLS = {
 
 type Libc = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
 
-function openLibc(): Libc {
-  const errors: string[] = [];
-  for (const name of LIBC_NAMES) {
-    try {
-      return dlopen(name, SYMBOLS).symbols;
-    } catch (err) {
-      errors.push(`${name}: ${(err as Error).message}`);
-    }
-  }
-  throw new Error(`cannot load libc (${errors.join("; ")})`);
+function loadLibc(): Libc {
+  const symbols = openLibc(SYMBOLS);
+  if (typeof symbols === "string") throw new Error(`cannot load libc (${symbols})`);
+  return symbols;
 }
 
 class SyscallError extends Error {
@@ -110,7 +102,7 @@ const failed = (err: unknown): WorkerMessage => ({ type: "failed", reason: (err 
 async function run(start: WorkerStart): Promise<void> {
   let libc: Libc;
   try {
-    libc = openLibc();
+    libc = loadLibc();
   } catch (err) {
     post(failed(err));
     post({ type: "closed" });
