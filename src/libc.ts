@@ -22,3 +22,16 @@ export function openLibc<Fns extends Readonly<Record<string, FFIFunction>>>(symb
   }
   return errors.join("; ");
 }
+
+// Linux's values (the same on x86_64 and aarch64) for the calls made through openLibc.
+export const EINTR = 4;
+export const EAGAIN = 11;
+export const EPIPE = 32;
+export const ENOBUFS = 105;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+export const POLLIN = 0x1;
+export const POLLPRI = 0x2;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const POLLNVAL = 0x20;

@@ -9,19 +9,13 @@
 // else, and sleeps in the kernel until a record comes or the collector stops
 // (an eventfd).
 import { FFIType, ptr, read as readPointer } from "bun:ffi";
-import { openLibc } from "../../libc.ts";
+import { EAGAIN, EFD_CLOEXEC, EINTR, EPIPE, openLibc, POLLIN, POLLNVAL } from "../../libc.ts";
 import { CONTROL, MAX_RECORDS_PER_MESSAGE, type WatchMessage, type WatchRecords, type WatchStart } from "./kmsg-watch-protocol.ts";
 import { recordOf, type KmsgRecord } from "./kmsg.ts";
 import { completesKill } from "./oom.ts";
 
 declare const self: Worker;
 
-const EINTR = 4;
-const EAGAIN = 11;
-const EPIPE = 32;
-const POLLIN = 0x1;
-const POLLNVAL = 0x20;
-const EFD_CLOEXEC = 0o2000000;
 /** Larger than any record (the kernel's are at most 8 KiB); /dev/kmsg fails a read into a buffer too small for the record (EINVAL). */
 const BUFFER_BYTES = 16 * 1024;
 

@@ -9,7 +9,8 @@
 //   when the cgroup is removed.
 // The set follows the cgroups each poll of the tree finds.
 import { closeSync, openSync, watch, writeFileSync, type FSWatcher } from "node:fs";
-import { CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, EFD_CLOEXEC, EFD_NONBLOCK, errno, fsType, libc, POLLIN } from "./libc.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, POLLIN } from "../../libc.ts";
+import { CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, errno, fsType, libc } from "./libc.ts";
 import type { FdPoller } from "./poller.ts";
 
 /** A cgroup to watch: its path below the hierarchy (the key), its directory, and the path of the pod it belongs to. */

@@ -18,7 +18,7 @@ import { memoryEvents } from "./events.ts";
 import { FdPoller, type Fired } from "./poller.ts";
 import { openPsiTriggers, PSI_WINDOW_US, type PsiKind } from "./psi-triggers.ts";
 import { CgroupFolderWatcher, MemoryEventsWatcher, OomEventfds, type CgroupNotifier } from "./cgroup-notify.ts";
-import { POLLERR, POLLHUP, POLLNVAL, POLLPRI } from "./libc.ts";
+import { POLLERR, POLLHUP, POLLNVAL, POLLPRI } from "../../libc.ts";
 
 const PSI_RESOURCES = ["memory", "cpu", "io"] as const;
 type PsiResource = (typeof PSI_RESOURCES)[number];

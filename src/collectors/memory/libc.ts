@@ -29,15 +29,6 @@ export function libc(): { libc: Libc } | { error: string } {
   return (loaded = typeof symbols === "string" ? { error: `no libc to call the kernel with (${symbols})` } : { libc: symbols });
 }
 
-export const EFD_NONBLOCK = 0o4000;
-export const EFD_CLOEXEC = 0o2000000;
-export const POLLIN = 0x1;
-export const POLLPRI = 0x2;
-export const POLLERR = 0x8;
-export const POLLHUP = 0x10;
-export const POLLNVAL = 0x20;
-export const EINTR = 4;
-
 export const PROC_SUPER_MAGIC = 0x9fa0;
 export const CGROUP_SUPER_MAGIC = 0x27e0eb;
 export const CGROUP2_SUPER_MAGIC = 0x63677270;

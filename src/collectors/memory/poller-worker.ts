@@ -5,7 +5,8 @@
 // "resume", so a slow queue holds it back while the kernel keeps the news
 // (an eventfd counts on, a PSI trigger stays fired).
 import { ptr } from "bun:ffi";
-import { EINTR, errno, libc, POLLERR, POLLHUP, POLLIN, POLLNVAL } from "./libc.ts";
+import { EINTR, POLLERR, POLLHUP, POLLIN, POLLNVAL } from "../../libc.ts";
+import { errno, libc } from "./libc.ts";
 import type { FromPoller, ToPoller } from "./poller.ts";
 
 declare const self: Worker;

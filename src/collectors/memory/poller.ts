@@ -3,7 +3,8 @@
 // thread handles them and then lets it poll again (backpressure). Used for
 // PSI triggers (POLLPRI) and cgroup v1 OOM eventfds (POLLIN). A wake-up
 // eventfd lets the main thread interrupt the wait to change the set or stop.
-import { EFD_CLOEXEC, EFD_NONBLOCK, errno, libc, signalEventfd } from "./libc.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK } from "../../libc.ts";
+import { errno, libc, signalEventfd } from "./libc.ts";
 import { workerScript } from "../common/worker-script.ts";
 
 export type ToPoller =
