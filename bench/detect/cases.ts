@@ -4,6 +4,7 @@
 //   kmsg     a line written to /dev/kmsg                   -> kernel.problem (a rule of ours)
 //   oom      an OOM kill in a v1 memory cgroup of a pod     -> container.oom (kernel), container.memory_pressure oom_kill (memory)
 //   process  a process started, and later killed, in a pod  -> kernel.process start and exit
+//            (timed by the kernel's exec and exit records, read by the benchmark itself: proc.ts)
 //   psi      memory pressure from page-cache thrashing      -> node.memory_pressure (psi)
 // Between repetitions a random pause (up to the poll interval of the source)
 // puts each event at a random moment of the poller's cycle; waiting for an
@@ -16,6 +17,7 @@ import { epochMs } from "./arrivals.ts";
 import type { AgentRun } from "./agent.ts";
 import { emptyCgroup, type DetectCgroups } from "./cgroups.ts";
 import { recordWallMs, wallMs, type KmsgProbe } from "./kmsg.ts";
+import { ProcProbe, procProbeProblem } from "./proc.ts";
 
 export interface Sample {
   rep: number;
@@ -28,6 +30,10 @@ export interface Sample {
   eventTimestampLatencyMs?: number;
   /** how far the kmsg clock calibration can be off, for kmsg-timed events */
   calibrationErrorMs?: number;
+  /** process cases: what the benchmark did, ms before the kernel's record (the launcher's fork before an exec, the kill(2) before an exit) */
+  causedBeforeMs?: number;
+  /** process cases: the kernel's record was not read (lost to a full buffer), kernelAt is when the benchmark caused it */
+  noKernelRecord?: true;
 }
 
 export interface Series {
@@ -44,6 +50,8 @@ export interface CaseContext {
   nonce: string;
   work: string;
   probe: KmsgProbe;
+  /** the kernel's process records, for the process case (opened by it) */
+  procProbe?: ProcProbe;
   cgroups: DetectCgroups;
   arrivals: Arrivals;
   /** the agents' default poll intervals, ms */
@@ -99,9 +107,10 @@ export const kmsgCase: DetectCase = {
       const cal = ctx.probe.calibrate();
       const text = `${ctx.probe.tag} ${agent.subject.split(".").pop()}.${rep} line`;
       ctx.probe.write(4, text);
+      // The arrival first, the record read back after (as for OOM kills): not while the agent works.
+      const arrival = await ctx.arrivals.waitFor((a) => ours(agent)(a) && a.event.type === "kernel.problem" && custom(a).message === text, ctx.intervals.kernel + 5000);
       const record = ctx.probe.find((m) => m === text);
       if (!record) throw new Error(`"${text}" written to /dev/kmsg was not read back`);
-      const arrival = await ctx.arrivals.waitFor((a) => ours(agent)(a) && a.event.type === "kernel.problem" && custom(a).message === text, ctx.intervals.kernel + 5000);
       if (rep >= 0) out.push(sample(rep, recordWallMs(record, cal), arrival, cal.errorMs));
     }
     return { kmsg: out };
@@ -140,11 +149,10 @@ export const oomCase: DetectCase = {
       await victim.exited;
       clearTimeout(timer);
       spare(victim.pid);
-      const killed = new RegExp(`Killed process ${victim.pid} \\(`);
-      const record = ctx.probe.find((m) => killed.test(m));
-      if (!record) throw new Error(`no "Killed process ${victim.pid}" in /dev/kmsg: the victim was not OOM-killed (exit ${victim.exitCode}, signal ${victim.signalCode})`);
-      const kernelAt = recordWallMs(record, cal);
       const isOurs = ours(agent);
+      // The arrivals first, the kill's record after (the ring buffer keeps it, the arrivals are stamped
+      // by the subscriber's thread): reading and parsing a hundred records here now would take CPU from
+      // the agent in the very milliseconds measured.
       const [k, m] = await Promise.all([
         ctx.arrivals.waitFor((a) => isOurs(a) && a.event.type === "container.oom" && a.event.metadata?.container_id === container.id, ctx.intervals.kernel + 5000),
         ctx.arrivals.waitFor(
@@ -152,6 +160,10 @@ export const oomCase: DetectCase = {
           ctx.intervals.memory + 5000,
         ),
       ]);
+      const killed = new RegExp(`Killed process ${victim.pid} \\(`);
+      const record = ctx.probe.find((m) => killed.test(m));
+      if (!record) throw new Error(`no "Killed process ${victim.pid}" in /dev/kmsg: the victim was not OOM-killed (exit ${victim.exitCode}, signal ${victim.signalCode})`);
+      const kernelAt = recordWallMs(record, cal);
       await ctx.cgroups.remove(container.dir);
       if (rep < 0) continue;
       kernel.push(sample(rep, kernelAt, k, cal.errorMs));
@@ -162,6 +174,18 @@ export const oomCase: DetectCase = {
 };
 
 // ------------------------------------------------------------------ process
+
+/**
+ * A process event timed by the kernel's own record of it (exec, exit), read by
+ * the benchmark from its own connector socket; `causedAt`, when the benchmark
+ * caused it, is kept beside (and used when the record was lost).
+ */
+function kernelSample(rep: number, causedAt: number, kernelAt: number | undefined, arrival: Arrival | undefined): Sample {
+  const s = sample(rep, kernelAt ?? causedAt, arrival);
+  if (kernelAt === undefined) s.noKernelRecord = true;
+  else s.causedBeforeMs = kernelAt - causedAt;
+  return s;
+}
 
 /** Starts processes in a container cgroup on request: bash forks each (the child is in the cgroup from its fork) and tells its pid and the time just before the fork. */
 class Launcher {
@@ -211,7 +235,18 @@ export const processCase: DetectCase = {
     { key: "process.exit", label: "process exit (SIGKILL) -> kernel.process exit", collector: "process", hint: /proc|connector|netlink/i, targetMs: () => 10 },
   ],
   collectors: (ctx) => `  process: { config: { containers_only: true, cgroup_pattern: ${JSON.stringify(ctx.cgroups.cgroupPattern)} } }\n`,
+  problem: () => procProbeProblem(),
+  async prepare(ctx) {
+    ctx.procProbe = new ProcProbe();
+  },
+  async teardown(ctx) {
+    ctx.procProbe?.close();
+    ctx.procProbe = undefined;
+  },
   async run(ctx, agent, repeats, warmup) {
+    const probe = ctx.procProbe;
+    if (!probe) throw new Error("the process case needs the kernel's process records (ctx.procProbe)");
+    probe.clear();
     const container = ctx.cgroups.container();
     const launcher = new Launcher(container.dir);
     const isOurs = ours(agent);
@@ -235,11 +270,13 @@ export const processCase: DetectCase = {
         runs.push(
           (async () => {
             const started = ctx.arrivals.waitFor(event(pid, "start"), ctx.opts.processLifeMs + timeout);
+            const exec = await probe.waitFor(pid, "exec");
             await Bun.sleep(Math.max(0, startedAt + ctx.opts.processLifeMs - wallMs()));
             const killedAt = wallMs();
             process.kill(pid, "SIGKILL");
-            const exited = await ctx.arrivals.waitFor(event(pid, "exit"), timeout);
-            return { start: sample(rep, startedAt, await started), exit: sample(rep, killedAt, exited) };
+            const exited = ctx.arrivals.waitFor(event(pid, "exit"), timeout);
+            const exit = await probe.waitFor(pid, "exit");
+            return { start: kernelSample(rep, startedAt, exec?.wallMs, await started), exit: kernelSample(rep, killedAt, exit?.wallMs, await exited) };
           })(),
         );
       }
