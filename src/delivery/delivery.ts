@@ -61,6 +61,12 @@ export interface DeliveryOptions {
   settled?: (events: readonly QueuedEvent[]) => void;
   /** waits on events' fates: those of events a batch drops end here, with the reason (the workers end the rest) */
   commits?: CommitWaiters;
+  /**
+   * What problems() reads changed: the publisher's status, a spool fault
+   * ("now"); events went into an empty spool ("soon": they are a problem
+   * only if they are still there a moment later). See HealthMonitor.changed.
+   */
+  healthChanged?: (when: "now" | "soon") => void;
 }
 
 export class Delivery {
@@ -84,6 +90,7 @@ export class Delivery {
     this.#o = options;
     this.#spool = options.spool;
     this.#slot = new PublisherSlot(options.publisher);
+    this.#watch(options.publisher);
     this.#accounting = new DeliveryAccounting(options.ledger, options.breakers, options.spillAfterMs, options.settled);
     this.inherited = this.#spool?.depth ?? 0;
     if (options.spoolUnavailable) this.#countSpoolError(options.spoolUnavailable.reason);
@@ -195,9 +202,16 @@ export class Delivery {
    * for the caller to close.
    */
   async swapPublisher(next: Publisher): Promise<Publisher> {
+    this.#watch(next);
     const old = await this.#slot.swap(next);
     this.#notConnectedSince = 0;
+    this.#o.healthChanged?.("now");
     return old;
+  }
+
+  #watch(publisher: Publisher): void {
+    const changed = this.#o.healthChanged;
+    if (changed) publisher.onStatusChange?.(() => changed("now"));
   }
 
   /** The publisher writes a batch to the client as soon as it is called: this is the hand-off. */
@@ -258,6 +272,7 @@ export class Delivery {
     while (rest.length > 0) {
       // `appended` counts the events dealt with: written, or dropped and listed.
       let result: ReturnType<Spool["append"]>;
+      if (spool.depth === 0) this.#o.healthChanged?.("soon");
       try {
         result = spool.append(rest);
       } catch (err) {
@@ -293,7 +308,9 @@ export class Delivery {
     const error = asSpoolError(this.#o.spoolPath, thrown);
     this.#countSpoolError(error.reason);
     const now = Date.now();
-    this.#spoolFault = { error, since: this.#spoolFault?.since ?? now, lastFailureAt: now, failing: true };
+    const was = this.#spoolFault;
+    this.#spoolFault = { error, since: was?.since ?? now, lastFailureAt: now, failing: true };
+    if (!was) this.#o.healthChanged?.("now");
     this.#warn(
       `spool-error:${error.reason}`,
       { reason: error.reason, err: error.message },

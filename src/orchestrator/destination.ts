@@ -78,6 +78,8 @@ export interface DestinationOptions extends DestinationParts {
   deadline: AbortSignal;
   onFatal?: (err: Error) => void;
   onHandoff?: (seconds: number) => void;
+  /** what its health reads changed ("now"), or should be looked at again within a second ("soon"): see HealthMonitor.changed */
+  healthChanged?: (when: "now" | "soon") => void;
   onBatchDone?: (seconds: number) => void;
 }
 
@@ -124,8 +126,11 @@ export class Destination {
       failureThreshold: cb.failure_threshold,
       openForMs: cb.open_for.ms,
       probeTimeoutMs: cb.probe_timeout.ms,
-      onChange: (subject, from, to, reason) =>
-        (to === "open" ? log.warn : log.info).call(log, { subject, from, to, reason }, `circuit for ${subject}${where} ${to.replace("_", "-")}: ${reason}`),
+      onChange: (subject, from, to, reason) => {
+        (to === "open" ? log.warn : log.info).call(log, { subject, from, to, reason }, `circuit for ${subject}${where} ${to.replace("_", "-")}: ${reason}`);
+        // Healthy or not: open and half-open are both problems, sampled while degraded.
+        if (from === "closed" || to === "closed") options.healthChanged?.("now");
+      },
     });
     const abort = () => this.#deadline.abort();
     if (options.deadline.aborted) abort();
@@ -147,6 +152,7 @@ export class Destination {
       onHandoff: options.onHandoff,
       settled: (events) => options.states.settled(events),
       commits: options.commits,
+      healthChanged: options.healthChanged,
     });
   }
 

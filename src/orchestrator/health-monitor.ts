@@ -6,8 +6,13 @@ import type { HealthTracker } from "./health.ts";
 import { DEFAULT_DESTINATION, type Destination } from "./destination.ts";
 import type { CollectorRunner } from "./runner.ts";
 
-/** How often the agent's health is re-evaluated (and changes logged). */
-const HEALTH_CHECK_MS = 1000;
+/**
+ * While the agent is degraded its health is sampled this often (spool depth,
+ * a half-open circuit's probe, a settling spool fault change with time
+ * alone), as is the health of a publisher that cannot report its changes.
+ * Also the wait after start before the first look: NATS is still connecting.
+ */
+export const HEALTH_CHECK_MS = 1000;
 
 export interface AgentHealth {
   state: "healthy" | "degraded";
@@ -20,14 +25,30 @@ export interface HealthMonitorOptions {
   destinations: () => Iterable<Destination>;
   log: Logger;
   /** the collectors running now */
-  runners: () => Iterable<CollectorRunner>;
+  runners: () => Iterable<QuietWatch>;
   /** orchestrator.health_interval (a reload may change it); 0: no summary */
   summaryEveryMs: () => number;
 }
 
+/** What the monitor needs of a collector's runner: its quiet-period check, and when that may warn next. */
+export type QuietWatch = Pick<CollectorRunner, "checkQuiet" | "quietDeadline">;
+
+/**
+ * Wakes only when there is something to do: when told that something
+ * agentHealth() reads changed (changed()), at the next summary, when a
+ * collector's quiet period may run out, and each HEALTH_CHECK_MS while
+ * degraded. A healthy agent with no summary and no quiet period to watch
+ * arms no timer at all.
+ */
 export class HealthMonitor {
   readonly #o: HealthMonitorOptions;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** when #timer fires (ms since epoch); undefined: none armed */
+  #wakeAt: number | undefined;
+  #started = false;
+  #stopped = false;
+  /** the first look (HEALTH_CHECK_MS after start) is done: from then on changes are looked at as they come */
+  #looked = false;
   /** the kinds of problems last logged */
   #lastProblems = "";
   #lastSummaryAt = Date.now();
@@ -38,14 +59,54 @@ export class HealthMonitor {
   }
 
   start(): void {
-    // Checked each second: cheap.
-    this.#timer ??= setInterval(() => this.#check(), HEALTH_CHECK_MS);
-    this.#timer.unref?.();
+    if (this.#started) return;
+    this.#started = true;
+    this.#arm(Date.now() + HEALTH_CHECK_MS);
   }
 
   stop(): void {
-    clearInterval(this.#timer);
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#wakeAt = undefined;
   }
+
+  /** When the monitor wakes next (ms since epoch); undefined: no timer armed. */
+  get nextWakeAt(): number | undefined {
+    return this.#wakeAt;
+  }
+
+  /**
+   * Something agentHealth() reads may have changed, or a deadline moved (a
+   * collector started or emitted again after a quiet warning, the summary
+   * interval changed): looks again at once ("now", on a 0 ms timer, so that
+   * a burst of changes is one look), or within HEALTH_CHECK_MS ("soon": for
+   * a state that counts only if it lasts, as events in the spool). While
+   * degraded, health is sampled each HEALTH_CHECK_MS anyway: as before, a
+   * change then waits for that.
+   */
+  changed(when: "now" | "soon" = "now"): void {
+    if (!this.#looked || this.#stopped || this.#lastProblems !== "") return;
+    this.#arm(Date.now() + (when === "now" ? 0 : HEALTH_CHECK_MS));
+  }
+
+  /** Arms the timer for `at`, unless it is armed for then or earlier already. */
+  #arm(at: number): void {
+    if (this.#wakeAt !== undefined && this.#wakeAt <= at) return;
+    clearTimeout(this.#timer);
+    this.#wakeAt = at;
+    this.#timer = setTimeout(this.#wake, Math.max(0, at - Date.now()));
+    this.#timer.unref?.();
+  }
+
+  readonly #wake = (): void => {
+    this.#timer = undefined;
+    this.#wakeAt = undefined;
+    if (this.#stopped) return;
+    this.#looked = true;
+    const next = this.#check(Date.now());
+    if (next !== undefined) this.#arm(next);
+  };
 
   /** The agent as a whole: degraded while delivery has problems or a collector is not running. */
   agentHealth(): AgentHealth {
@@ -59,11 +120,26 @@ export class HealthMonitor {
     return { state: problems.length === 0 ? "healthy" : "degraded", problems };
   }
 
-  #check(): void {
-    const now = Date.now();
-    for (const r of this.#o.runners()) r.checkQuiet(now);
+  /** Does what is due at `now`; returns when to look next (undefined: only when told of a change). */
+  #check(now: number): number | undefined {
+    let next = Infinity;
+    for (const r of this.#o.runners()) {
+      r.checkQuiet(now);
+      next = Math.min(next, r.quietDeadline() ?? Infinity);
+    }
     const every = this.#o.summaryEveryMs();
-    if (every > 0 && now - this.#lastSummaryAt >= every) this.#logSummary(now);
+    if (every > 0) {
+      if (now - this.#lastSummaryAt >= every) this.#logSummary(now);
+      next = Math.min(next, this.#lastSummaryAt + every);
+    }
+    this.#logChange();
+    if (this.#lastProblems !== "" || !this.#allReportChanges()) next = Math.min(next, now + HEALTH_CHECK_MS);
+    // (a deadline is never now or past: what was due has just been done)
+    return next === Infinity ? undefined : Math.max(next, now + 1);
+  }
+
+  /** Logs a change of the kinds of problems since the last line. */
+  #logChange(): void {
     const { state, problems } = this.agentHealth();
     // Spool depth changes every second while draining; compare the kinds of problems only.
     const key = problems.map((p) => p.replace(/\d+/g, "#")).join("|");
@@ -71,6 +147,12 @@ export class HealthMonitor {
     this.#lastProblems = key;
     if (state === "healthy") this.#o.log.info("agent healthy");
     else this.#o.log.warn({ problems }, `agent degraded: ${problems.join("; ")}`);
+  }
+
+  /** Whether every destination's publisher reports its changes (onStatusChange); one that does not is polled. */
+  #allReportChanges(): boolean {
+    for (const d of this.#o.destinations()) if (typeof d.delivery.publisher.onStatusChange !== "function") return false;
+    return true;
   }
 
   /** The periodic health line, as the Go original logged every 30 s, with rates since the last one. */

@@ -4,7 +4,7 @@
 export type CollectorState = "starting" | "running" | "degraded" | "failed" | "stopped";
 
 export class CollectorHealth {
-  state: CollectorState = "starting";
+  #state: CollectorState = "starting";
   /** ms since epoch of the last accepted event */
   lastEventAt = 0;
   lastError: string | undefined;
@@ -32,7 +32,21 @@ export class CollectorHealth {
   /** the runner that currently reports for this name */
   owner: unknown;
 
-  constructor(readonly name: string) {}
+  /** `changed`: called when its state changes (the health monitor looks again) */
+  constructor(
+    readonly name: string,
+    readonly changed?: () => void,
+  ) {}
+
+  get state(): CollectorState {
+    return this.#state;
+  }
+
+  set state(state: CollectorState) {
+    if (state === this.#state) return;
+    this.#state = state;
+    this.changed?.();
+  }
 
   get droppedTotal(): number {
     let n = 0;
@@ -87,12 +101,15 @@ export interface CollectorHealthSnapshot {
 /** Health of every collector that ran since start, by configured name. */
 export class HealthTracker {
   readonly #collectors = new Map<string, CollectorHealth>();
+  /** called when a collector's state changes */
+  onChange: (() => void) | undefined;
+  readonly #changed = () => this.onChange?.();
 
   /** The record for `name`, kept across restarts and re-registration so counters add up. */
   collector(name: string): CollectorHealth {
     let h = this.#collectors.get(name);
     if (!h) {
-      h = new CollectorHealth(name);
+      h = new CollectorHealth(name, this.#changed);
       this.#collectors.set(name, h);
     }
     return h;

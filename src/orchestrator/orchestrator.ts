@@ -105,7 +105,13 @@ export class Orchestrator {
       runners: () => this.runners(),
       summaryEveryMs: () => this.#o.config.orchestrator.health_interval.ms,
     });
+    this.health.onChange = this.#healthChanged;
   }
+
+  /** Something the health monitor reads changed (see HealthMonitor.changed). */
+  readonly #healthChanged = (when: "now" | "soon" = "now"): void => {
+    this.#monitor?.changed(when);
+  };
 
   #open(name: string, nats: NatsConfig): DestinationParts {
     const open = this.#o.openDestination;
@@ -129,6 +135,7 @@ export class Orchestrator {
       onFatal,
       onHandoff,
       onBatchDone,
+      healthChanged: this.#healthChanged,
     });
     this.#destinations.set(name, destination);
     return destination;
@@ -294,6 +301,8 @@ export class Orchestrator {
       `config reloaded: started [${result.started.join(", ")}], stopped [${result.stopped.join(", ")}], restarted [${result.restarted.join(", ")}]${result.reconnected ? ", NATS reconnected" : ""}${destinationsText}`,
     );
     if (result.needRestart.length) log.warn({ keys: result.needRestart }, `config reload: ${result.needRestart.join(", ")} changed; these take effect on the next start`);
+    // Destinations, collectors and health_interval may have changed: deadlines and problems with them.
+    this.#healthChanged();
     return result;
   }
 
@@ -343,9 +352,11 @@ export class Orchestrator {
       states: this.#states,
       emitWaitsForCommit: this.#emitsWaitForCommit,
       onPollRound: this.#o.onPollRound,
+      quietChanged: this.#healthChanged,
     });
     this.#runners.set(name, runner);
     runner.start();
+    this.#healthChanged();
   }
 
   /** Stops a collector while running; its queued events still go out. */

@@ -54,6 +54,8 @@ export interface RunnerOptions {
   states: CollectorStates;
   /** a poll round is done: wall and CPU seconds (metrics) */
   onPollRound?: (collector: string, wallSeconds: number, cpuSeconds: number) => void;
+  /** its quiet deadline moved earlier than the health monitor knows: an event ended a silence it warned about */
+  quietChanged?: () => void;
 }
 
 export class CollectorRunner {
@@ -112,6 +114,24 @@ export class CollectorRunner {
     return Math.max(this.#health.lastEventAt, this.#startedAt);
   }
 
+  /**
+   * When checkQuiet may warn next (ms since epoch), if nothing is emitted
+   * before; undefined while it cannot (no quiet period, not running, or
+   * warned about this silence already: an event ends that, and quietChanged says so).
+   */
+  quietDeadline(): number | undefined {
+    if (this.#quietMs === undefined || this.#health.state !== "running" || this.#quietWarned) return undefined;
+    return this.silentSince + this.#quietMs + 1;
+  }
+
+  /** An event was taken: silence, if any, is over. */
+  #emitted(): void {
+    this.#health.lastEventAt = Date.now();
+    if (!this.#quietWarned) return;
+    this.#quietWarned = false;
+    this.#o.quietChanged?.();
+  }
+
   /** Warns once when a running collector has been silent longer than its declared quiet period. */
   checkQuiet(now: number): void {
     if (this.#quietMs === undefined || this.#health.state !== "running") return;
@@ -154,7 +174,7 @@ export class CollectorRunner {
       this.#dropped(this.#o.ledger, err.reason, err.message);
       return;
     }
-    this.#health.lastEventAt = Date.now();
+    this.#emitted();
     const to = decision.to;
     if (to.length === 1) return this.#admit(to[0]!, this.#addressed(to[0]!, event), event);
     // One encoding, one copy per destination (its own subject, the same bytes):
@@ -275,7 +295,7 @@ export class CollectorRunner {
       for (const event of events) this.#state.emitted(event.id);
     }
     for (const [decision, type] of unrouted ?? []) this.#unrouted(decision, type);
-    if (encoded.length > 0) this.#health.lastEventAt = Date.now();
+    if (encoded.length > 0) this.#emitted();
     // Registered before any worker can take them: workers run after this returns. A batch
     // that routes send nowhere has fates too ("unrouted", "route_drop"): none was published.
     const fates = options?.fates ? Promise.all(copies.map((mine) => this.#fateOf(mine))) : undefined;

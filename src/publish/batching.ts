@@ -32,6 +32,8 @@ export class BatchingPublisher implements Publisher {
   #loggedLimit: number | undefined;
   /** settles when the wrapped publisher is ready (or failed to be), which is when it knows NATS's limit */
   #started: Promise<unknown> | undefined;
+  /** the wrapped publisher's, when it has one: without, this one is watched by polling too */
+  readonly onStatusChange?: (listener: () => void) => void;
 
   constructor(
     readonly inner: Publisher,
@@ -39,6 +41,7 @@ export class BatchingPublisher implements Publisher {
     log: Logger,
   ) {
     this.#log = log;
+    if (inner.onStatusChange) this.onStatusChange = (listener) => inner.onStatusChange!(listener);
   }
 
   start(): Promise<void> {

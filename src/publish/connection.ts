@@ -37,6 +37,7 @@ export class ConnectionManager {
   readonly #waiters = new Set<(connected: boolean) => void>();
   readonly #reconnectListeners: Array<() => void> = [];
   readonly #troubleListeners: Array<(event: { type: "disconnect" } | { type: "error"; error: Error }) => void> = [];
+  readonly #stateListeners: Array<() => void> = [];
   #nc: NatsConnection | undefined;
   #watching: Promise<void> | undefined;
   #connected = false;
@@ -87,13 +88,17 @@ export class ConnectionManager {
    * fixed by a reload without any reconnect).
    */
   recordPermission(message: string): void {
+    const was = this.#permission;
     this.#permission = message;
+    if (was === undefined) this.#stateChanged();
   }
 
   /** What was refused works now. */
   permissionRestored(): void {
+    const was = this.#permission;
     this.#permission = undefined;
     this.#refusedSubscription = undefined;
+    if (was !== undefined) this.#stateChanged();
   }
 
   /** The refusal that explains a request timing out: our reply inbox may not be subscribed to. */
@@ -104,6 +109,18 @@ export class ConnectionManager {
   /** Called after every reconnect (JetStream re-checks its stream). */
   onReconnect(listener: () => void): void {
     this.#reconnectListeners.push(listener);
+  }
+
+  /**
+   * Called when state() may say something else: connected or not, closed,
+   * a permission refused or restored (not for each new lastError).
+   */
+  onStateChange(listener: () => void): void {
+    this.#stateListeners.push(listener);
+  }
+
+  #stateChanged(): void {
+    for (const listener of this.#stateListeners) listener();
   }
 
   /** Called on a disconnect (in-flight requests will get no reply) and on asynchronous server errors (permission violations). */
@@ -122,6 +139,7 @@ export class ConnectionManager {
       return await this.#connectFirst();
     } catch (err) {
       this.#failed = true;
+      this.#stateChanged();
       throw err;
     }
   }
@@ -160,6 +178,7 @@ export class ConnectionManager {
       this.#watching = this.#watch(nc);
       this.#log.info({ server: this.#server, name: this.#config.name }, "connected to NATS");
       this.#release(true);
+      this.#stateChanged();
       return nc;
     }
   }
@@ -191,6 +210,7 @@ export class ConnectionManager {
    */
   async close(): Promise<void> {
     this.#closing.abort();
+    this.#stateChanged();
     const nc = this.#nc;
     if (nc && !nc.isClosed()) await nc.close();
     this.#release(false);
@@ -207,6 +227,7 @@ export class ConnectionManager {
         this.#connected = false;
         this.#warn("disconnect", { server: status.server }, "disconnected from NATS; reconnecting");
         for (const listener of this.#troubleListeners) listener({ type: "disconnect" });
+        this.#stateChanged();
         break;
       case "reconnect":
         this.#connected = true;
@@ -215,12 +236,15 @@ export class ConnectionManager {
         this.#log.info({ server: status.server, reconnects: this.#reconnects }, "reconnected to NATS");
         for (const listener of this.#reconnectListeners) listener();
         this.#release(true);
+        this.#stateChanged();
         break;
       case "error":
         this.#lastError = status.error.message;
         if (status.error instanceof PermissionViolationError) {
+          const was = this.#permission;
           this.#permission = permissionMessage(status.error);
           if (status.error.operation === "subscription") this.#refusedSubscription = status.error;
+          if (was === undefined) this.#stateChanged();
         }
         this.#warn(`error:${status.error.name}`, { error: status.error.message }, "NATS reported an error");
         for (const listener of this.#troubleListeners) listener({ type: "error", error: status.error });
@@ -238,6 +262,7 @@ export class ConnectionManager {
           this.#log.error({ error: this.#lastError }, "NATS connection closed for good; publishing stops");
         }
         this.#release(false);
+        this.#stateChanged();
         break;
     }
   }

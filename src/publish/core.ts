@@ -111,6 +111,10 @@ export class CorePublisher implements Publisher {
     return { mode: "core", ...this.#connection.state() };
   }
 
+  onStatusChange(listener: () => void): void {
+    this.#connection.onStateChange(listener);
+  }
+
   /** The server's max_payload, from the INFO of the server connected to now. */
   messageLimit(): MessageLimit | undefined {
     return this.#isReady ? serverLimit(this.#connection.nc) : undefined;

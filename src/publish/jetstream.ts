@@ -145,6 +145,10 @@ export class JetStreamPublisher implements Publisher {
     return { mode: "jetstream", ...this.#connection.state() };
   }
 
+  onStatusChange(listener: () => void): void {
+    this.#connection.onStateChange(listener);
+  }
+
   /** The server's max_payload or the stream's max_msg_size, whichever is smaller; known once the stream is ready. */
   messageLimit(): MessageLimit | undefined {
     if (!this.#js || !this.#nc) return undefined;

@@ -80,6 +80,12 @@ export interface Publisher {
   publish(batch: readonly QueuedEvent[], signal: AbortSignal): Promise<PublishOutcome>;
   status(): PublisherStatus;
   /**
+   * Calls `listener` whenever status() may report another health: connected
+   * or not, closed, a permission refused or restored (not each new
+   * lastError). A publisher without it is watched by polling (the health monitor).
+   */
+  onStatusChange?(listener: () => void): void;
+  /**
    * The largest message NATS accepts now (known once connected), for
    * packing batch messages that fit; undefined when not known or unlimited.
    */

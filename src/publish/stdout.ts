@@ -45,5 +45,8 @@ export class StdoutPublisher implements Publisher {
     return { mode: "stdout", connected: true, closed: false, reconnects: 0, lastError: this.#lastError };
   }
 
+  /** Always connected, never closed: nothing to report. */
+  onStatusChange(): void {}
+
   async close(): Promise<void> {}
 }

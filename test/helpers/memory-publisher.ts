@@ -12,8 +12,37 @@ export class MemoryPublisher implements Publisher {
   /** while set, publish holds every batch until it resolves (acknowledgements a test releases when it wants) or the signal aborts (undelivered) */
   gate: Promise<void> | undefined;
   startError: Error | undefined;
-  closed = false;
-  connected = true;
+  #closed = false;
+  #connected = true;
+  readonly #listeners: Array<() => void> = [];
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  set closed(closed: boolean) {
+    if (closed === this.#closed) return;
+    this.#closed = closed;
+    this.#changed();
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  set connected(connected: boolean) {
+    if (connected === this.#connected) return;
+    this.#connected = connected;
+    this.#changed();
+  }
+
+  onStatusChange(listener: () => void): void {
+    this.#listeners.push(listener);
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
+  }
 
   async start(): Promise<void> {
     if (this.startError) throw this.startError;

@@ -409,6 +409,30 @@ describe("health reporting in the log", () => {
     await waitFor(() => lines.some((l) => l.msg === "agent healthy"), "the agent-healthy line", 4000);
   });
 
+  test("a collector that emits after a quiet warning and falls silent again is warned about again", async () => {
+    const lines: Array<Record<string, any>> = [];
+    const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const warnings = () => lines.filter((l) => l.msg?.startsWith("collector quiet has emitted nothing"));
+    const quiet: CollectorFactory = {
+      ...factory("quiet", async (ctx) => {
+        await waitFor(() => warnings().length === 1, "the first quiet warning", 4000);
+        await ctx.emit({ type: "test.event", severity: "info", event_data: {} });
+        await untilAborted(ctx);
+      }),
+      quietPeriodMs: () => 300,
+    };
+    const registry = builtinRegistry().register(quiet);
+    // no summary: only the quiet deadlines wake the health monitor
+    const config = configFrom(`orchestrator: { health_interval: 0s, shutdown_timeout: 1s }\nnats: { mode: core }\ncollectors:\n  quiet: {}\n`, registry);
+    const orch = new Orchestrator({ config, registry, publisher: new MemoryPublisher(), log });
+    running.push(orch);
+    orch.start();
+    await waitFor(() => warnings().length === 2, "the second quiet warning", 4000);
+    const [first, second] = warnings();
+    // silent 300 ms after its event, checked at once: well under a second between the two
+    expect(second!.time - first!.time).toBeLessThan(800);
+  });
+
   test("each instance has the quiet period of its own config, and its lines name it", async () => {
     const lines: Array<Record<string, any>> = [];
     const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
