@@ -3,7 +3,9 @@
 // for stop), so the agent's event loop never waits and an idle node costs no
 // wake-ups. The worker keeps the process table (table.ts): it applies each
 // exec and exit to it, reads the new process's /proc files, lists /proc at
-// the start, every resync_interval and after lost records, and posts only
+// the start, after lost records and, once anything happened since the last
+// listing, resync_interval after it (a quiet node is not listed again: no
+// wake-up while nothing forks, execs or exits), and posts only
 // the events of processes that count. A busy node whose processes the
 // filters drop costs this thread a cgroup read per exec, and the main thread
 // nothing. While the main thread says pause, the worker sleeps on the
@@ -147,11 +149,14 @@ async function run(start: WorkerStart): Promise<void> {
 
     const buffer = new Uint8Array(8192);
     const view = new DataView(buffer.buffer);
-    const pollfds = new DataView(new ArrayBuffer(16));
+    // struct pollfd[3]: the wake socket, the eventfd, and the lazy socket (waited on only while quiet: see the loop).
+    const pollfds = new DataView(new ArrayBuffer(24));
     pollfds.setInt32(0, sock, true);
     pollfds.setInt16(4, POLLIN, true);
     pollfds.setInt32(8, wake, true);
     pollfds.setInt16(12, POLLIN, true);
+    pollfds.setInt32(16, lazy, true);
+    pollfds.setInt16(20, POLLIN, true);
     const pollPtr = ptr(pollfds);
     const scratch = new BigUint64Array(1);
     /**
@@ -301,8 +306,9 @@ async function run(start: WorkerStart): Promise<void> {
       const listed = { wallSeconds: (performance.now() - wall) / 1000, cpuSeconds: (clockMs(CLOCK_THREAD_CPUTIME_ID) - cpu) / 1000 };
       post({ type: "listed", listed: problem === undefined ? listed : { ...listed, problem } });
     };
-    const wait = (timeoutMs: number): number => {
-      const ready = libc.poll(pollPtr, 2, timeoutMs);
+    const wait = (fds: 2 | 3, timeoutMs: number): number => {
+      pollfds.setInt16(22, 0, true); // the lazy socket's revents, left from a wait that did not include it
+      const ready = libc.poll(pollPtr, fds, timeoutMs);
       if (ready < 0 && errno() !== EINTR) throw new SyscallError("poll", errno());
       return ready;
     };
@@ -313,7 +319,7 @@ async function run(start: WorkerStart): Promise<void> {
     while (!acked) {
       const left = Math.ceil(deadline - performance.now());
       if (left <= 0 || Atomics.load(control, 0) === CONTROL_STOP) break;
-      if (wait(left) > 0) acked = drain();
+      if (wait(2, left) > 0) acked = drain();
     }
     if (!acked) {
       if (Atomics.load(control, 0) !== CONTROL_STOP) {
@@ -325,6 +331,13 @@ async function run(start: WorkerStart): Promise<void> {
 
     // The baseline listing comes first; records that came meanwhile wait in the socket.
     let nextListing = 0;
+    /**
+     * Nothing forked, exec'd or exited since the last listing (on the host, not only what counts): a
+     * listing now would find what the last one did, so none is due. The worker then waits on the lazy
+     * socket too, with no timeout; the first record there or on the other ends the quiet, and the next
+     * listing is due resync_interval after that.
+     */
+    let quiet = false;
     for (;;) {
       flush();
       const state = Atomics.load(control, 0);
@@ -335,19 +348,24 @@ async function run(start: WorkerStart): Promise<void> {
         continue;
       }
       const now = performance.now();
-      if (lost || now >= nextListing) {
+      if (lost || (!quiet && now >= nextListing)) {
         lost = false;
         await list();
-        nextListing = performance.now() + start.resyncMs;
+        quiet = true;
         continue;
       }
-      // No wake-up but for a record, the main thread, or the next listing.
-      if (wait(Math.min(MAX_POLL_MS, Math.ceil(nextListing - now))) <= 0) continue;
+      // No wake-up but for a record (while quiet, any record), the main thread, or the next listing.
+      if (wait(quiet ? 3 : 2, quiet ? -1 : Math.min(MAX_POLL_MS, Math.ceil(nextListing - now))) <= 0) continue;
       if (pollfds.getInt16(14, true) !== 0) libc.read(wake, ptr(scratch), 8);
-      if (pollfds.getInt16(6, true) !== 0) {
+      const records = pollfds.getInt16(6, true) !== 0;
+      if (quiet && (records || pollfds.getInt16(22, true) !== 0)) {
+        quiet = false;
+        nextListing = performance.now() + start.resyncMs;
+      }
+      if (records) {
         drain();
         refilter();
-      }
+      } else if (pollfds.getInt16(22, true) !== 0) drainLazy();
     }
   } catch (err) {
     post(failed(err));
