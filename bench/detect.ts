@@ -28,6 +28,7 @@ import { startNatsServer, stopAllNatsServers } from "../test/helpers/nats-server
 import { kernelConfigSchema } from "../src/collectors/kernel/schema.ts";
 import { memoryConfigSchema } from "../src/collectors/memory/schema.ts";
 import { processConfigSchema } from "../src/collectors/process/schema.ts";
+import { PSI_WINDOW_US } from "../src/collectors/memory/psi-triggers.ts";
 import { buildAgent } from "./lib/build.ts";
 import { killAllAgents, REPO } from "./lib/procs.ts";
 import { describeModes, modeOf, startDetectAgent } from "./detect/agent.ts";
@@ -49,7 +50,8 @@ const { values: args } = parseArgs({
     binary: { type: "string" },
     base: { type: "string" },
     out: { type: "string", default: join(import.meta.dir, "results", "detect.json") },
-    "psi-window-ms": { type: "string", default: "1000" },
+    // The agent's own trigger window (one source of truth): the PSI row's target is it + 10 ms.
+    "psi-window-ms": { type: "string", default: String(PSI_WINDOW_US / 1000) },
     "psi-readers": { type: "string", default: "2" },
     "psi-calm": { type: "string", default: "5" },
     "process-spacing-ms": { type: "string", default: "600" },
