@@ -18,13 +18,9 @@ import {
   subscribeMessage,
   type ProcRecord,
 } from "../../src/collectors/process/connector.ts";
-import { EAGAIN, EINTR, ENOBUFS, openLibc } from "../../src/libc.ts";
+import { CLOCK_MONOTONIC, CLOCK_REALTIME, EAGAIN, EINTR, ENOBUFS, MSG_DONTWAIT, openLibc, SOL_SOCKET } from "../../src/libc.ts";
 
-const SOL_SOCKET = 1;
 const SO_RCVBUFFORCE = 33;
-const MSG_DONTWAIT = 0x40;
-const CLOCK_REALTIME = 0;
-const CLOCK_MONOTONIC = 1;
 /** pids whose records are kept for looking up */
 const MAX_PIDS = 20_000;
 

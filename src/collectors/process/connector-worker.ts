@@ -31,19 +31,27 @@ import {
   type WorkerStart,
 } from "./connector.ts";
 import { ProcessTable } from "./table.ts";
-import { EAGAIN, EFD_CLOEXEC, EFD_NONBLOCK, EINTR, ENOBUFS, openLibc, POLLIN } from "../../libc.ts";
+import {
+  CLOCK_MONOTONIC,
+  CLOCK_REALTIME,
+  CLOCK_THREAD_CPUTIME_ID,
+  EAGAIN,
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  EINTR,
+  ENOBUFS,
+  MSG_DONTWAIT,
+  openLibc,
+  POLLIN,
+  SOL_SOCKET,
+} from "../../libc.ts";
 
 declare const self: Worker;
 
-const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_ATTACH_FILTER = 26;
 const SO_DETACH_FILTER = 27;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-const MSG_DONTWAIT = 0x40;
-const CLOCK_REALTIME = 0;
-const CLOCK_MONOTONIC = 1;
-const CLOCK_THREAD_CPUTIME_ID = 3;
 /** poll(2)'s timeout is an int: a longer resync_interval waits in steps */
 const MAX_POLL_MS = 2 ** 31 - 1;
 /** datagrams read before a batch goes out: bounds the delay of the first record of a burst */
