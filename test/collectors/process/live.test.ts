@@ -152,6 +152,26 @@ describe("process collector, live: the process events connector", () => {
     30_000,
   );
 
+  test.skipIf(!root)("the resync listing follows activity: a fork or exec since the last listing makes one resync_interval later; nothing happening, none", async () => {
+    const resyncMs = 50;
+    const w = await openWorker({}, { resyncMs });
+    try {
+      await waitFor(() => w.listed.length > 0, "the baseline listing");
+      // Something happens: a listing follows, resync_interval after it.
+      const before = w.listed.length;
+      await Bun.spawn(["true"], { stdout: "ignore", stderr: "ignore" }).exited;
+      await waitFor(() => w.listed.length > before, "a listing after the exec");
+      // Then a window of 40 resync intervals with nothing of ours happening. Listing every
+      // resync_interval (as before 71c18fa) would make ~40; following activity, one per burst of
+      // the host's own (this sandbox execs every ~10 s, more under load): a few at most.
+      const after = w.listed.length;
+      await Bun.sleep(40 * resyncMs); // an absence is measured over a window
+      expect(w.listed.length - after).toBeLessThanOrEqual(8);
+    } finally {
+      await w.events.close();
+    }
+  });
+
   test.skipIf(!root)("the kernel's buffer overflowing while the worker is paused is reported (ENOBUFS), listed at once, and reading goes on", async () => {
     // As small as the kernel allows (it doubles the value and keeps a floor): a few dozen records.
     const w = await openWorker({}, { receiveBuffer: 1 });
