@@ -45,7 +45,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "2" },
     warmup: { type: "string", default: "1" },
     seconds: { type: "string", default: "60" },
-    "idle-warmup": { type: "string", default: "10" },
+    "idle-warmup": { type: "string", default: "30" },
     "idle-tolerance": { type: "string", default: "0.04" },
     binary: { type: "string" },
     base: { type: "string" },

@@ -28,17 +28,29 @@ export function idleLevels(cgroups: DetectCgroups): IdleLevel[] {
   ];
 }
 
-/** Context switches of every thread of `pid` so far: each is the end of a run, so their growth counts wake-ups. */
-export function contextSwitches(pid: number): number {
-  let n = 0;
+/** Context switches of each thread of `pid` so far, by thread id: each is the end of a run, so their growth counts wake-ups. */
+export function contextSwitches(pid: number): Map<string, number> {
+  const byThread = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      byThread.set(tid, Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0));
     } catch {
       // a thread that ended meanwhile
     }
   }
+  return byThread;
+}
+
+/**
+ * Wake-ups between two readings: the growth of each thread there at the end
+ * (all of it for one started meanwhile). A thread that ended meanwhile is left
+ * out (its last count is gone with it); summing totals instead made the count
+ * shrink when JSC's helper threads came and went.
+ */
+export function wakeupsBetween(start: Map<string, number>, end: Map<string, number>): number {
+  let n = 0;
+  for (const [tid, count] of end) n += count - (start.get(tid) ?? 0);
   return n;
 }
 
@@ -83,7 +95,7 @@ export async function idleCheck(
         what: r.level.what,
         modes: r.level.collectors.length === 0 ? "" : describeModes(await r.run.status(), r.level.collectors),
         cpu_seconds: end[i]!.cpu - start[i]!.cpu,
-        wakeups: end[i]!.switches - start[i]!.switches,
+        wakeups: wakeupsBetween(start[i]!.switches, end[i]!.switches),
         seconds: (end[i]!.at - start[i]!.at) / 1000,
       });
     }
