@@ -74,6 +74,9 @@ export interface DetectCase {
   problem?(ctx: CaseContext): string | undefined;
 }
 
+/** The memory collector's PSI thresholds, all off (YAML). */
+const PSI_OFF = "{ memory: { some_avg10: 0, full_avg10: 0 }, cpu: { some_avg10: 0, full_avg10: 0 }, io: { some_avg10: 0, full_avg10: 0 } }";
+
 const pause = (maxMs: number) => Bun.sleep(Math.random() * maxMs);
 const custom = (a: Arrival) => (a.event.event_data?.custom ?? {}) as Record<string, string>;
 const ours = (agent: AgentRun) => (a: Arrival) => a.subject.startsWith(`${agent.subject}.`);
@@ -130,8 +133,8 @@ export const oomCase: DetectCase = {
   ],
   collectors: (ctx) =>
     `  kernel: { config: {} }\n` +
-    // PSI and MemAvailable off: they are the psi case's; here they would only add events from the kills' pressure.
-    `  memory: { config: { cgroup_root: ${JSON.stringify(ctx.cgroups.fakeRoot)}, memory_available: { percent: 0, bytes: 0 } } }\n`,
+    // PSI and MemAvailable off: they are the psi case's; here they would only add reads and events from the kills' pressure.
+    `  memory: { config: { cgroup_root: ${JSON.stringify(ctx.cgroups.fakeRoot)}, psi: ${PSI_OFF}, memory_available: { percent: 0, bytes: 0 } } }\n`,
   async run(ctx, agent, repeats, warmup) {
     const kernel: Sample[] = [];
     const memory: Sample[] = [];
