@@ -241,8 +241,11 @@ export function readMemory(files: CgroupFiles, version: 1 | 2, onError: ParseErr
   const oomKill = oomControl?.get("oom_kill");
   if (oomKill !== undefined) counters.set("oom_kill", oomKill);
   const reading: MemoryReading = { usage, limit: limit !== undefined && limit >= UNLIMITED ? Infinity : limit, counters };
+  // With the OOM killer on, the kernel also marks the cgroup under OOM, for the moment it signals
+  // the OOM eventfd and before it kills (memcg1_oom_prepare): a reader woken by that signal can
+  // see under_oom 1 with the kill still to come. Only a cgroup whose killer is off is held there.
   const underOom = oomControl?.get("under_oom");
-  if (underOom !== undefined) reading.underOom = underOom > 0;
+  if (underOom !== undefined) reading.underOom = underOom > 0 && oomControl!.get("oom_kill_disable") !== 0;
   return reading;
 }
 

@@ -145,6 +145,18 @@ describe("pod cgroups, v1 (cgroupfs driver)", () => {
     expect((await runOnce(collector)).events).toEqual([]);
   });
 
+  test("under_oom with the OOM killer on is the moment before the kill, not a cgroup held under OOM: no event, and the kill is reported", async () => {
+    const cg = cgroupV1(dir, [CONTAINER_B]);
+    const b = cg.dir("memory", CONTAINER_B);
+    const collector = new MemoryCollector(memoryConfig({ proc_root: fakeProc(dir, "local"), cgroup_root: cg.root, ...NODE_QUIET }));
+    await runOnce(collector);
+    // What a read right after the kernel's OOM signal can see (memcg1_oom_prepare marks, signals, unmarks, then kills).
+    writeFileSync(join(b, "memory.oom_control"), "oom_kill_disable 0\nunder_oom 1\noom_kill 0\n");
+    expect((await runOnce(collector)).events).toEqual([]);
+    writeFileSync(join(b, "memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n");
+    expect(summary(await runOnce(collector))).toEqual(["container.memory_pressure error oom_kill"]);
+  });
+
   test("a container that appears after the start counts from zero; one that goes away is forgotten", async () => {
     const cg = cgroupV1(dir, [CONTAINER_A]);
     const collector = new MemoryCollector(memoryConfig({ proc_root: fakeProc(dir, "local"), cgroup_root: cg.root, ...NODE_QUIET }));
