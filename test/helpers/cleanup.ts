@@ -25,7 +25,6 @@ function testRoot(): string {
   // closes it when this process ends, however it ends, and the shell's read sees the end.
   const watchdog = spawn("sh", ["-c", script, dir], { stdio: ["pipe", "ignore", "ignore"], detached: true });
   watchdog.unref();
-  (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
   root = dir;
   return dir;
 }
