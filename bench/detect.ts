@@ -192,7 +192,7 @@ try {
       continue;
     }
     await c.prepare?.(ctx);
-    const runs: Array<{ column: string; round: number; modes: string; modes_at_start: string; by_series: Record<string, { mode: string }>; samples: Record<string, Sample[]> }> = [];
+    const runs: Array<{ column: string; round: number; agent_started_at: number; modes: string; modes_at_start: string; by_series: Record<string, { mode: string }>; samples: Record<string, Sample[]> }> = [];
     try {
       for (let round = 0; round < rounds; round++) {
         // This round's share of the repetitions.
@@ -201,6 +201,7 @@ try {
         for (const column of round % 2 === 0 ? columns : [...columns].reverse()) {
           const name = `${c.name}-${column.name}-${++runNo}`;
           const t = performance.now();
+          const startedAt = Date.now();
           const agent = await startDetectAgent(column.binary, work, name, nats.url, `${subject}.run${runNo}`, c.collectors(ctx));
           const collectorNames = [...new Set(c.series.map((s) => s.collector))];
           let samples: Record<string, Sample[]>;
@@ -214,7 +215,7 @@ try {
             await agent.agent.stop("SIGTERM");
           }
           const bySeries = Object.fromEntries(c.series.map((s) => [s.key, { mode: modeOf(status, s.collector, s.hint) }]));
-          runs.push({ column: column.name, round, modes: describeModes(status, collectorNames), modes_at_start: atStart, by_series: bySeries, samples });
+          runs.push({ column: column.name, round, agent_started_at: startedAt, modes: describeModes(status, collectorNames), modes_at_start: atStart, by_series: bySeries, samples });
           const brief = c.series
             .map((s) => {
               const got = samples[s.key]!.filter((x) => x.latencyMs !== undefined).map((x) => x.latencyMs!);
