@@ -81,6 +81,8 @@ export class Delivery {
   #fatal = false;
   /** when NATS was last seen not connected (0: connected) */
   #notConnectedSince = 0;
+  /** removes the health listener from the current publisher (one swapped out stops telling) */
+  #unwatch: () => void = () => {};
   /** the spool's last failure, until it has worked again for SPOOL_SETTLE_MS */
   #spoolFault: SpoolFault | undefined;
   /** spool failures by reason (orchestrator_spool_errors_total) */
@@ -202,8 +204,10 @@ export class Delivery {
    * for the caller to close.
    */
   async swapPublisher(next: Publisher): Promise<Publisher> {
+    const unwatchOld = this.#unwatch;
     this.#watch(next);
     const old = await this.#slot.swap(next);
+    unwatchOld();
     this.#notConnectedSince = 0;
     this.#o.healthChanged?.("now");
     return old;
@@ -211,7 +215,7 @@ export class Delivery {
 
   #watch(publisher: Publisher): void {
     const changed = this.#o.healthChanged;
-    if (changed) publisher.onStatusChange?.(() => changed("now"));
+    if (changed) this.#unwatch = publisher.onStatusChange?.(() => changed("now")) ?? (() => {});
   }
 
   /** The publisher writes a batch to the client as soon as it is called: this is the hand-off. */

@@ -33,7 +33,7 @@ export class BatchingPublisher implements Publisher {
   /** settles when the wrapped publisher is ready (or failed to be), which is when it knows NATS's limit */
   #started: Promise<unknown> | undefined;
   /** the wrapped publisher's, when it has one: without, this one is watched by polling too */
-  readonly onStatusChange?: (listener: () => void) => void;
+  readonly onStatusChange?: (listener: () => void) => () => void;
 
   constructor(
     readonly inner: Publisher,

@@ -113,10 +113,15 @@ export class ConnectionManager {
 
   /**
    * Called when state() may say something else: connected or not, closed,
-   * a permission refused or restored (not for each new lastError).
+   * a permission refused or restored (not for each new lastError). Returns
+   * what removes the listener.
    */
-  onStateChange(listener: () => void): void {
+  onStateChange(listener: () => void): () => void {
     this.#stateListeners.push(listener);
+    return () => {
+      const i = this.#stateListeners.indexOf(listener);
+      if (i >= 0) this.#stateListeners.splice(i, 1);
+    };
   }
 
   #stateChanged(): void {

@@ -111,8 +111,8 @@ export class CorePublisher implements Publisher {
     return { mode: "core", ...this.#connection.state() };
   }
 
-  onStatusChange(listener: () => void): void {
-    this.#connection.onStateChange(listener);
+  onStatusChange(listener: () => void): () => void {
+    return this.#connection.onStateChange(listener);
   }
 
   /** The server's max_payload, from the INFO of the server connected to now. */

@@ -145,8 +145,8 @@ export class JetStreamPublisher implements Publisher {
     return { mode: "jetstream", ...this.#connection.state() };
   }
 
-  onStatusChange(listener: () => void): void {
-    this.#connection.onStateChange(listener);
+  onStatusChange(listener: () => void): () => void {
+    return this.#connection.onStateChange(listener);
   }
 
   /** The server's max_payload or the stream's max_msg_size, whichever is smaller; known once the stream is ready. */

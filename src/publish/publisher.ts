@@ -82,9 +82,11 @@ export interface Publisher {
   /**
    * Calls `listener` whenever status() may report another health: connected
    * or not, closed, a permission refused or restored (not each new
-   * lastError). A publisher without it is watched by polling (the health monitor).
+   * lastError). A publisher without it is watched by polling (the health
+   * monitor). Returns what removes the listener (a publisher swapped out on
+   * reload stops telling).
    */
-  onStatusChange?(listener: () => void): void;
+  onStatusChange?(listener: () => void): () => void;
   /**
    * The largest message NATS accepts now (known once connected), for
    * packing batch messages that fit; undefined when not known or unlimited.

@@ -46,7 +46,9 @@ export class StdoutPublisher implements Publisher {
   }
 
   /** Always connected, never closed: nothing to report. */
-  onStatusChange(): void {}
+  onStatusChange(): () => void {
+    return () => {};
+  }
 
   async close(): Promise<void> {}
 }

@@ -36,8 +36,12 @@ export class MemoryPublisher implements Publisher {
     this.#changed();
   }
 
-  onStatusChange(listener: () => void): void {
+  onStatusChange(listener: () => void): () => void {
     this.#listeners.push(listener);
+    return () => {
+      const i = this.#listeners.indexOf(listener);
+      if (i >= 0) this.#listeners.splice(i, 1);
+    };
   }
 
   #changed(): void {

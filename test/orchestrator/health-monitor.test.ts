@@ -29,7 +29,7 @@ function fake(o: { runners?: QuietWatch[]; summaryEveryMs?: number; reportsChang
   const state = { problems: [] as string[] };
   const publisher = {
     status: () => ({ mode: "fake", connected: true, closed: false, reconnects: 0 }),
-    ...(o.reportsChanges !== false && { onStatusChange: () => {} }),
+    ...(o.reportsChanges !== false && { onStatusChange: () => () => {} }),
   } as unknown as Publisher;
   const destination = {
     name: "default",
