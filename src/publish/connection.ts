@@ -125,7 +125,8 @@ export class ConnectionManager {
   }
 
   #stateChanged(): void {
-    for (const listener of this.#stateListeners) listener();
+    // A copy: a listener may remove itself (or another) while they are told.
+    for (const listener of [...this.#stateListeners]) listener();
   }
 
   /** Called on a disconnect (in-flight requests will get no reply) and on asynchronous server errors (permission violations). */
