@@ -149,9 +149,11 @@ describe("kubelet collector", () => {
     await waitFor(() => k.requests.filter((r) => r.path === "/pods").length >= 3, "three polls of /pods");
     expect(run.rec.events.map(stable)).toEqual(FIXTURE_EVENTS);
 
-    // right after a poll of /pods, rotate: its next poll must send the new token
-    const seen = k.requests.length;
-    await waitFor(() => k.requests.length > seen && k.requests.at(-1)?.path === "/pods", "a /pods poll");
+    // right after a poll of /pods, rotate: its next poll must send the new token. (Waiting for
+    // /pods to be the newest request took seconds: /stats/summary polls in step with it.)
+    const podsPolls = () => k.requests.filter((r) => r.path === "/pods").length;
+    const seen = podsPolls();
+    await waitFor(() => podsPolls() > seen, "a /pods poll");
     k.tokens.add("new");
     token.write("new");
     const rotatedAt = k.requests.length;
