@@ -37,7 +37,8 @@ export class ConnectionManager {
   readonly #waiters = new Set<(connected: boolean) => void>();
   readonly #reconnectListeners: Array<() => void> = [];
   readonly #troubleListeners: Array<(event: { type: "disconnect" } | { type: "error"; error: Error }) => void> = [];
-  readonly #stateListeners: Array<() => void> = [];
+  /** a Set: removing one while they are told is safe */
+  readonly #stateListeners = new Set<() => void>();
   #nc: NatsConnection | undefined;
   #watching: Promise<void> | undefined;
   #connected = false;
@@ -117,16 +118,12 @@ export class ConnectionManager {
    * what removes the listener.
    */
   onStateChange(listener: () => void): () => void {
-    this.#stateListeners.push(listener);
-    return () => {
-      const i = this.#stateListeners.indexOf(listener);
-      if (i >= 0) this.#stateListeners.splice(i, 1);
-    };
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
   }
 
   #stateChanged(): void {
-    // A copy: a listener may remove itself (or another) while they are told.
-    for (const listener of [...this.#stateListeners]) listener();
+    for (const listener of this.#stateListeners) listener();
   }
 
   /** Called on a disconnect (in-flight requests will get no reply) and on asynchronous server errors (permission violations). */

@@ -14,7 +14,7 @@ export class MemoryPublisher implements Publisher {
   startError: Error | undefined;
   #closed = false;
   #connected = true;
-  readonly #listeners: Array<() => void> = [];
+  readonly #listeners = new Set<() => void>();
 
   get closed(): boolean {
     return this.#closed;
@@ -37,11 +37,8 @@ export class MemoryPublisher implements Publisher {
   }
 
   onStatusChange(listener: () => void): () => void {
-    this.#listeners.push(listener);
-    return () => {
-      const i = this.#listeners.indexOf(listener);
-      if (i >= 0) this.#listeners.splice(i, 1);
-    };
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   #changed(): void {
