@@ -74,7 +74,7 @@ const idleSeconds = Number(args.seconds);
  * identical idle agents (about 0.02 s a minute here); never under two
  * ticks. Polling the kernel log every second alone costs 0.07-0.16 a minute.
  */
-const idleTolerance = Math.max(0.02, (Number(args["idle-tolerance"]) * idleSeconds) / 60); // at least two ticks
+const idleTolerance = Math.max(0.02, (Number(args["idle-tolerance"]) * idleSeconds) / 60); // at least 0.02 s: a window of a minute or less is noisy
 
 // The pollers' defaults, from the collectors' schemas: the poll column runs them, and the pauses between repetitions span them.
 const intervals = {
@@ -283,7 +283,7 @@ if (rows.length > 0) {
 }
 const idlePass: Record<string, boolean> = {};
 if (idle.length > 0) {
-  console.log(`\nidle check: CPU (utime + stime of /proc/<pid>/stat) and wake-ups (context switches of all threads) over ${idleSeconds} s, nothing happening for the sources`);
+  console.log(`\nidle check: CPU (the process CPU clock) and wake-ups (context switches of all threads) over ${idleSeconds} s, nothing happening for the sources`);
   console.log("| column | event-driven sources | CPU s | CPU s above 0 sources | wake-ups/s | modes (reported) | result |");
   console.log("|---|---|---:|---:|---:|---|---|");
   for (const column of columns) {
@@ -297,7 +297,7 @@ if (idle.length > 0) {
       console.log(`| ${column.name} | ${r.sources}: ${r.what} | ${r.cpu_seconds.toFixed(2)} | ${r.sources === 0 ? "" : `${above >= 0 ? "+" : ""}${above.toFixed(2)}`} | ${(r.wakeups / r.seconds).toFixed(1)} | ${r.modes} | ${result} |`);
     }
   }
-  console.log(`tolerance: +${idleTolerance.toFixed(3)} CPU s over the window (--idle-tolerance ${args["idle-tolerance"]} per minute); the ticks are 10 ms`);
+  console.log(`tolerance: +${idleTolerance.toFixed(3)} CPU s over the window (--idle-tolerance ${args["idle-tolerance"]} per minute)`);
 }
 for (const note of notes) console.log(`note: ${note}`);
 

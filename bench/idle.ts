@@ -1,7 +1,7 @@
 // What the agent costs when little happens (issue 13), against bare Bun in
 // the same run. Every case is a separate process, all running side by side
 // over the same window (so the machine's noise hits each alike); CPU is
-// utime + stime from /proc/<pid>/stat over the window (after a warm-up),
+// the process's CPU clock over the window (after a warm-up, to the ns),
 // RSS is VmRSS at its end and VmHWM (the peak).
 //
 //   bun bench/idle.ts                         every case, 60 s window after 10 s warm-up
@@ -40,6 +40,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { startNatsServer, stopAllNatsServers } from "../test/helpers/nats-server.ts";
 import { buildAgent } from "./lib/build.ts";
 import { freePort, REPO } from "./lib/procs.ts";
+import { cpuSeconds } from "./node/measure.ts";
 
 const { values: flags } = parseArgs({
   args: Bun.argv.slice(2),
@@ -60,7 +61,6 @@ const { values: flags } = parseArgs({
 });
 const SECONDS = Number(flags.seconds);
 const WARMUP = Number(flags.warmup);
-const TICKS = 100; // USER_HZ
 
 const PROCESSES = 400;
 const PODS = 110;
@@ -318,12 +318,6 @@ function agentCommand(config: string, c: Case): string[] {
   return [process.execPath, ...prof, join(REPO, "src/main.ts"), "run", "-c", config, "--log-level", "warn"];
 }
 
-function cpuTicks(pid: number): number {
-  const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return Number(rest[11]) + Number(rest[12]); // utime, stime: fields 14, 15
-}
-
 function memory(pid: number): { rss: number; hwm: number } {
   const text = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB$`, "m").exec(text)?.[1] ?? NaN);
@@ -390,11 +384,11 @@ async function main(): Promise<void> {
       if (r.proc.exitCode === null) continue;
       throw new Error(`${r.c.name} exited ${r.proc.exitCode}:\n${(await r.stdout).slice(-3000)}`);
     }
-    const start = new Map(running.map((r) => [r.c.name, cpuTicks(r.proc.pid)]));
+    const start = new Map(running.map((r) => [r.c.name, cpuSeconds(r.proc.pid)]));
     running.find((r) => r.c.name === "readloop")?.proc.kill("SIGUSR2");
     const polls0 = new Map(await Promise.all(running.map(async (r) => [r.c.name, await pollMetrics(r.metricsUrl)] as const)));
     await Bun.sleep(SECONDS * 1000);
-    const end = new Map(running.map((r) => [r.c.name, cpuTicks(r.proc.pid)]));
+    const end = new Map(running.map((r) => [r.c.name, cpuSeconds(r.proc.pid)]));
     const polls1 = new Map(await Promise.all(running.map(async (r) => [r.c.name, await pollMetrics(r.metricsUrl)] as const)));
     const mem = new Map(running.map((r) => [r.c.name, memory(r.proc.pid)]));
     // the readloop prints its per-poll usage on SIGUSR1
@@ -411,14 +405,14 @@ async function main(): Promise<void> {
     }
 
     const bare = running.find((r) => r.c.name === "bare");
-    const bareCpu = bare ? (end.get("bare")! - start.get("bare")!) / TICKS : undefined;
+    const bareCpu = bare ? end.get("bare")! - start.get("bare")! : undefined;
     const bareRss = bare ? mem.get("bare")!.rss : undefined;
     console.log(`\n${SECONDS} s window after ${WARMUP} s warm-up, ${flags.source ? "from source" : "compiled binary"}, ${new Date().toISOString()}\n`);
     console.log("| case | CPU s | % of a core | CPU s/hour | x bare | RSS MiB | peak MiB | RSS - bare | polls: CPU ms per poll (rounds) |");
     console.log("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for (const r of running) {
       const name = r.c.name;
-      const cpu = (end.get(name)! - start.get(name)!) / TICKS;
+      const cpu = end.get(name)! - start.get(name)!;
       const { rss, hwm } = mem.get(name)!;
       const polls: string[] = [];
       const p0 = polls0.get(name)!;
