@@ -20,6 +20,7 @@ import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS, type LogFormat
 import { EXIT, HELP, UsageError, configPath, parseFlags } from "./usage.ts";
 import { AGENT_VERSION } from "./version.ts";
 import { DROP_STARTUP_PAGES_AFTER_MS, dropStartupPages } from "../startup-pages.ts";
+import { gcPacerFor } from "../gc-pacer.ts";
 
 interface RunOptions {
   file: string;
@@ -150,6 +151,7 @@ async function startAgent(config: Config, registry: CollectorRegistry, log: Logg
   // --dry-run prints events and must neither write nor replay a real spool.
   const spools = config.spool.enabled && !dryRun;
   const { spool, unavailable } = spools ? openSpool(config, DEFAULT_DESTINATION, log) : {};
+  const gc = gcPacerFor(process.env);
   if (spools) reportLeftoverSpools(config, log);
   const orchestrator: Orchestrator = new Orchestrator({
     config,
@@ -164,10 +166,16 @@ async function startAgent(config: Config, registry: CollectorRegistry, log: Logg
     log,
     once,
     onFatal: (err) => stops.failed(err),
-    ...(Metrics && {
-      onBatchDone: (seconds: number) => metrics!.batchDone(seconds),
-      onHandoff: (seconds: number) => metrics!.handoff(seconds),
-      onPollRound: (collector: string, wall: number, cpu: number) => metrics!.pollRound(collector, wall, cpu),
+    ...(Metrics && { onHandoff: (seconds: number) => metrics!.handoff(seconds) }),
+    ...((Metrics || gc) && {
+      onBatchDone: (seconds: number) => {
+        metrics?.batchDone(seconds);
+        gc?.worked();
+      },
+      onPollRound: (collector: string, wall: number, cpu: number) => {
+        metrics?.pollRound(collector, wall, cpu);
+        gc?.worked();
+      },
     }),
   });
   const metrics = Metrics && new Metrics(orchestrator, build, push);
@@ -191,6 +199,7 @@ async function startAgent(config: Config, registry: CollectorRegistry, log: Logg
     async stop() {
       reloader?.stop();
       const report = await orchestrator.stop();
+      gc?.stop();
       http?.stop();
       await metrics?.shutdown();
       return report;

@@ -1,0 +1,67 @@
+// Bun's GC timer costs an idle agent more than its own work does
+// (bench/README.md, "The fifth cut"): every second it looks at the heap and,
+// when its size moved, runs an eden collection, which on the agent's heap
+// costs 1-1.5 ms and happens about every 2 s for ever, idle or not (the size
+// a collection leaves has moved again by the next look). So the agent turns
+// it off and collects after its own work instead (gc-pacer.ts). The timer is
+// set only by the environment, read before any JavaScript runs, so the
+// compiled agent executes itself again once (execve: the same pid, arguments
+// and open files) with it set.
+import { FFIType, ptr } from "bun:ffi";
+import { openLibc } from "./libc.ts";
+
+/** What `run` sets when the environment does not set it already. */
+export const RUNTIME_ENV: Readonly<Record<string, string>> = {
+  BUN_GC_TIMER_DISABLE: "1",
+};
+/** `TAPIO_RUNTIME_SETTINGS=off` keeps Bun's defaults. */
+export const RUNTIME_SETTINGS_SWITCH = "TAPIO_RUNTIME_SETTINGS";
+
+/** Whether the command line runs the agent (`run`, or no command), the only command that lives long. */
+function runsTheAgent(args: readonly string[]): boolean {
+  const first = args[0];
+  return first === undefined || first === "run" || (first.startsWith("-") && first !== "--version" && first !== "-h" && first !== "--help");
+}
+
+/** The environment to execute again with, or undefined when there is nothing to set (or it is not wanted). */
+export function runtimeEnvironment(env: Readonly<Record<string, string | undefined>>, args: readonly string[]): Record<string, string> | undefined {
+  if (env[RUNTIME_SETTINGS_SWITCH] === "off" || !runsTheAgent(args)) return undefined;
+  const missing = Object.keys(RUNTIME_ENV).filter((key) => env[key] === undefined);
+  if (missing.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) out[key] = value;
+  for (const key of missing) out[key] = RUNTIME_ENV[key]!;
+  return out;
+}
+
+/** A NULL-terminated char*[]; `keep` holds the buffers alive until the call. */
+function cStrings(values: readonly string[], keep: Buffer[]): BigUint64Array {
+  const array = new BigUint64Array(values.length + 1);
+  values.forEach((value, i) => {
+    const bytes = Buffer.from(`${value}\0`);
+    keep.push(bytes);
+    array[i] = BigInt(ptr(bytes));
+  });
+  return array;
+}
+
+/**
+ * In the compiled agent on Linux, executes it again with RUNTIME_ENV set,
+ * and so never returns; otherwise (from source, another command, already
+ * set, `off`, or execve failed) returns and the agent runs as it is.
+ */
+export function applyRuntimeSettings(): void {
+  if (process.platform !== "linux" || !Bun.main.startsWith("/$bunfs/")) return;
+  const args = process.argv.slice(2);
+  const env = runtimeEnvironment(process.env, args);
+  if (!env) return;
+  const libc = openLibc({ execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 } });
+  if (typeof libc === "string") return;
+  const keep: Buffer[] = [];
+  // /proc/self/exe: this very file, even if the path now names another (an upgrade in place).
+  const file = Buffer.from("/proc/self/exe\0");
+  const argv = cStrings([process.argv0, ...args], keep);
+  const envp = cStrings(Object.entries(env).map(([key, value]) => `${key}=${value}`), keep);
+  libc.execve(ptr(file), ptr(argv), ptr(envp));
+  // Only a failure returns (no /proc, a seccomp policy): run with Bun's defaults.
+}
