@@ -8,6 +8,7 @@
 // compiled agent executes itself again once (execve: the same pid, arguments
 // and open files) with it set.
 import { FFIType, ptr } from "bun:ffi";
+import { runsTheAgent } from "./cli/implied-run.ts";
 import { openLibc } from "./libc.ts";
 
 /** What `run` sets when the environment does not set it already. */
@@ -16,12 +17,6 @@ export const RUNTIME_ENV: Readonly<Record<string, string>> = {
 };
 /** `TAPIO_RUNTIME_SETTINGS=off` keeps Bun's defaults. */
 export const RUNTIME_SETTINGS_SWITCH = "TAPIO_RUNTIME_SETTINGS";
-
-/** Whether the command line runs the agent (`run`, or no command), the only command that lives long. */
-function runsTheAgent(args: readonly string[]): boolean {
-  const first = args[0];
-  return first === undefined || first === "run" || (first.startsWith("-") && first !== "--version" && first !== "-h" && first !== "--help");
-}
 
 /** The environment to execute again with, or undefined when there is nothing to set (or it is not wanted). */
 export function runtimeEnvironment(env: Readonly<Record<string, string | undefined>>, args: readonly string[]): Record<string, string> | undefined {

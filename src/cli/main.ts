@@ -3,6 +3,7 @@ import { ConfigError } from "../config/errors.ts";
 import { redactText } from "../config/redact.ts";
 import { EXIT, HELP, UsageError, type Command } from "./usage.ts";
 import { runCommand } from "./run.ts";
+import { runIsImplied } from "./implied-run.ts";
 import { printConfigCommand, validateCommand } from "./config-commands.ts";
 import { versionCommand } from "./version.ts";
 import { statusCommand } from "./status.ts";
@@ -39,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (first === "--version") return await versionCommand([]);
     // No command, or a flag first: `run` is the default.
-    if (first === undefined || first.startsWith("-")) return await runCommand(argv);
+    if (runIsImplied(first)) return await runCommand(argv);
     const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first as Command] : undefined;
     if (!command) throw new UsageError(`unknown command "${first}"\n\n${HELP.main}`);
     return await command(rest);
