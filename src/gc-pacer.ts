@@ -12,7 +12,7 @@ export const GC_AFTER_WORK_MS = 2000;
 export class GcPacer {
   readonly #delayMs: number;
   readonly #collect: () => void;
-  #armed = false;
+  /** set while a collection is due */
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(delayMs = GC_AFTER_WORK_MS, collect: () => void = () => void edenGC()) {
@@ -22,22 +22,19 @@ export class GcPacer {
 
   /** Work was done (it allocated): collect in #delayMs, once for all the work until then. */
   readonly worked = (): void => {
-    if (this.#armed) return;
-    this.#armed = true;
+    if (this.#timer) return;
     this.#timer = setTimeout(this.#fire, this.#delayMs);
     // Never what keeps the process alive.
     this.#timer.unref();
   };
 
   readonly #fire = (): void => {
-    this.#armed = false;
     this.#timer = undefined;
     this.#collect();
   };
 
   stop(): void {
     clearTimeout(this.#timer);
-    this.#armed = false;
     this.#timer = undefined;
   }
 }
