@@ -9,6 +9,7 @@
 // and open files) with it set.
 import { FFIType, ptr } from "bun:ffi";
 import { runsTheAgent } from "./cli/implied-run.ts";
+import { isCompiled } from "./compiled.ts";
 import { openLibc } from "./libc.ts";
 
 /** What `run` sets when the environment does not set it already. */
@@ -46,7 +47,7 @@ function cStrings(values: readonly string[], keep: Buffer[]): BigUint64Array {
  * set, `off`, or execve failed) returns and the agent runs as it is.
  */
 export function applyRuntimeSettings(): void {
-  if (process.platform !== "linux" || !Bun.main.startsWith("/$bunfs/")) return;
+  if (process.platform !== "linux" || !isCompiled()) return;
   const args = process.argv.slice(2);
   const env = runtimeEnvironment(process.env, args);
   if (!env) return;
