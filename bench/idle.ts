@@ -40,7 +40,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { startNatsServer, stopAllNatsServers } from "../test/helpers/nats-server.ts";
 import { buildAgent } from "./lib/build.ts";
 import { freePort, REPO } from "./lib/procs.ts";
-import { cpuSeconds } from "./node/measure.ts";
+import { cpuSeconds, threadCpu } from "./node/measure.ts";
 
 const { values: flags } = parseArgs({
   args: Bun.argv.slice(2),
@@ -385,10 +385,12 @@ async function main(): Promise<void> {
       throw new Error(`${r.c.name} exited ${r.proc.exitCode}:\n${(await r.stdout).slice(-3000)}`);
     }
     const start = new Map(running.map((r) => [r.c.name, cpuSeconds(r.proc.pid)]));
+    const threads0 = new Map(running.map((r) => [r.c.name, threadCpu(r.proc.pid)]));
     running.find((r) => r.c.name === "readloop")?.proc.kill("SIGUSR2");
     const polls0 = new Map(await Promise.all(running.map(async (r) => [r.c.name, await pollMetrics(r.metricsUrl)] as const)));
     await Bun.sleep(SECONDS * 1000);
     const end = new Map(running.map((r) => [r.c.name, cpuSeconds(r.proc.pid)]));
+    const threads1 = new Map(running.map((r) => [r.c.name, threadCpu(r.proc.pid)]));
     const polls1 = new Map(await Promise.all(running.map(async (r) => [r.c.name, await pollMetrics(r.metricsUrl)] as const)));
     const mem = new Map(running.map((r) => [r.c.name, memory(r.proc.pid)]));
     // the readloop prints its per-poll usage on SIGUSR1
@@ -427,6 +429,28 @@ async function main(): Promise<void> {
       console.log(
         `| ${name} | ${cpu.toFixed(2)} | ${((cpu / SECONDS) * 100).toFixed(3)}% | ${((cpu / SECONDS) * 3600).toFixed(1)} | ${bareCpu ? (cpu / bareCpu).toFixed(1) : ""} | ${rss.toFixed(1)} | ${hwm.toFixed(1)} | ${bareRss !== undefined ? (rss - bareRss).toFixed(1) : ""} | ${polls.join("; ")} |`,
       );
+    }
+    // Where each case's CPU went, by thread name: the JavaScript thread, JSC's
+    // compiler and GC threads, mimalloc's scavenger; "ended" is threads that
+    // started or ended within the window (JSC's GC helpers come and go).
+    const names = ["main", "JITWorker", "HeapHelper", "mi-scavenger"];
+    console.log(`\nCPU s/hour by thread: ${names.join(" | ")} | other | ended`);
+    console.log(`| case | ${names.join(" | ")} | other | ended |`);
+    console.log(`|---|${names.map(() => "---:|").join("")}---:|---:|`);
+    for (const r of running) {
+      const name = r.c.name;
+      const t0 = threads0.get(name)!;
+      const by = new Map<string, number>();
+      let live = 0;
+      for (const [tid, { name: thread, seconds }] of threads1.get(name)!) {
+        const d = seconds - (t0.get(tid)?.seconds ?? 0);
+        const key = names.includes(thread) ? thread : "other";
+        by.set(key, (by.get(key) ?? 0) + d);
+        live += d;
+      }
+      const ended = end.get(name)! - start.get(name)! - live;
+      const perHour = (s: number) => ((s / SECONDS) * 3600).toFixed(2);
+      console.log(`| ${name} | ${names.map((n) => perHour(by.get(n) ?? 0)).join(" | ")} | ${perHour(by.get("other") ?? 0)} | ${perHour(Math.max(0, ended))} |`);
     }
     console.log("\ncases:");
     for (const r of running) console.log(`  ${r.c.name}: ${r.c.what}`);

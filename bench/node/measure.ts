@@ -38,6 +38,32 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/**
+ * CPU seconds so far of each live thread of a process, by thread id, with the
+ * thread's name (`comm`: JSC's JITWorker and HeapHelper, mimalloc's
+ * mi-scavenger, ...), from /proc/<pid>/task/<tid>/schedstat (ns). Threads that
+ * ended are not there: the process clock minus these is their share.
+ */
+export function threadCpu(pid: number): Map<number, { name: string; seconds: number }> {
+  const out = new Map<number, { name: string; seconds: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      out.set(Number(tid), { name: Number(tid) === pid ? "main" : name, seconds: ns / 1e9 });
+    } catch {
+      // the thread ended between readdir and the read
+    }
+  }
+  return out;
+}
+
 /** VmRSS and VmHWM (the peak) in bytes. */
 export function memoryOf(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
