@@ -1,12 +1,19 @@
-// Bun's GC timer costs an idle agent more than its own work does
-// (bench/README.md, "The fifth cut"): every second it looks at the heap and,
-// when its size moved, runs an eden collection, which on the agent's heap
-// costs 1-1.5 ms and happens about every 2 s for ever, idle or not (the size
-// a collection leaves has moved again by the next look). So the agent turns
-// it off and collects after its own work instead (gc-pacer.ts). The timer is
-// set only by the environment, read before any JavaScript runs, so the
+// Two of Bun's runtime defaults cost an idle agent more than its own work
+// does (bench/README.md, "The fifth cut" and "The sixth cut"):
+// - its GC timer looks at the heap every second and, when the size moved,
+//   runs an eden collection, which on the agent's heap costs 1-1.5 ms and
+//   happens about every 2 s for ever, idle or not. The agent turns it off and
+//   collects after its own work instead (gc-pacer.ts);
+// - its allocator (Bun's mimalloc) hands the main thread's heaps to its
+//   scavenger thread each time the event loop goes idle, and that thread
+//   returns every free OS page inside the pages still in use (madvise, each
+//   a TLB shootdown on a VM), which the next burst of work faults back in:
+//   at a few wakes a second, a fifth of the agent's CPU. The agent lets it
+//   do that at most every 30 s; free pages and whole free spans are still
+//   returned as before.
+// Both are read only from the environment, before any JavaScript runs, so the
 // compiled agent executes itself again once (execve: the same pid, arguments
-// and open files) with it set.
+// and open files) with them set.
 import { FFIType, ptr } from "bun:ffi";
 import { runsTheAgent } from "./cli/implied-run.ts";
 import { isCompiled } from "./compiled.ts";
@@ -15,6 +22,7 @@ import { openLibc } from "./libc.ts";
 /** What `run` sets when the environment does not set it already. */
 export const RUNTIME_ENV: Readonly<Record<string, string>> = {
   BUN_GC_TIMER_DISABLE: "1",
+  MIMALLOC_PURGE_HOLES_MIN_INTERVAL: "30000",
 };
 /** `TAPIO_RUNTIME_SETTINGS=off` keeps Bun's defaults. */
 export const RUNTIME_SETTINGS_SWITCH = "TAPIO_RUNTIME_SETTINGS";
