@@ -40,7 +40,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { startNatsServer, stopAllNatsServers } from "../test/helpers/nats-server.ts";
 import { buildAgent } from "./lib/build.ts";
 import { freePort, REPO } from "./lib/procs.ts";
-import { cpuSeconds, threadCpu } from "./node/measure.ts";
+import { cpuByThread, cpuSeconds, THREAD_NAMES, threadCpu } from "./node/measure.ts";
 
 const { values: flags } = parseArgs({
   args: Bun.argv.slice(2),
@@ -430,27 +430,16 @@ async function main(): Promise<void> {
         `| ${name} | ${cpu.toFixed(2)} | ${((cpu / SECONDS) * 100).toFixed(3)}% | ${((cpu / SECONDS) * 3600).toFixed(1)} | ${bareCpu ? (cpu / bareCpu).toFixed(1) : ""} | ${rss.toFixed(1)} | ${hwm.toFixed(1)} | ${bareRss !== undefined ? (rss - bareRss).toFixed(1) : ""} | ${polls.join("; ")} |`,
       );
     }
-    // Where each case's CPU went, by thread name: the JavaScript thread, JSC's
-    // compiler and GC threads, mimalloc's scavenger; "ended" is threads that
-    // started or ended within the window (JSC's GC helpers come and go).
-    const names = ["main", "JITWorker", "HeapHelper", "mi-scavenger"];
-    console.log(`\nCPU s/hour by thread: ${names.join(" | ")} | other | ended`);
-    console.log(`| case | ${names.join(" | ")} | other | ended |`);
-    console.log(`|---|${names.map(() => "---:|").join("")}---:|---:|`);
+    // Where each case's CPU went, by thread: the JavaScript thread, JSC's compiler and GC threads,
+    // mimalloc's scavenger, and threads that started or ended within the window.
+    const columns = [...THREAD_NAMES, "other", "ended"];
+    console.log(`\nCPU s/hour by thread`);
+    console.log(`| case | ${columns.join(" | ")} |`);
+    console.log(`|---|${columns.map(() => "---:|").join("")}`);
     for (const r of running) {
       const name = r.c.name;
-      const t0 = threads0.get(name)!;
-      const by = new Map<string, number>();
-      let live = 0;
-      for (const [tid, { name: thread, seconds }] of threads1.get(name)!) {
-        const d = seconds - (t0.get(tid)?.seconds ?? 0);
-        const key = names.includes(thread) ? thread : "other";
-        by.set(key, (by.get(key) ?? 0) + d);
-        live += d;
-      }
-      const ended = end.get(name)! - start.get(name)! - live;
-      const perHour = (s: number) => ((s / SECONDS) * 3600).toFixed(2);
-      console.log(`| ${name} | ${names.map((n) => perHour(by.get(n) ?? 0)).join(" | ")} | ${perHour(by.get("other") ?? 0)} | ${perHour(Math.max(0, ended))} |`);
+      const by = cpuByThread(threads0.get(name)!, threads1.get(name)!, end.get(name)! - start.get(name)!);
+      console.log(`| ${name} | ${columns.map((c) => ((by[c]! / SECONDS) * 3600).toFixed(2)).join(" | ")} |`);
     }
     console.log("\ncases:");
     for (const r of running) console.log(`  ${r.c.name}: ${r.c.what}`);

@@ -64,6 +64,26 @@ export function threadCpu(pid: number): Map<number, { name: string; seconds: num
   return out;
 }
 
+/** The threads reported by name; the rest are "other". */
+export const THREAD_NAMES = ["main", "JITWorker", "HeapHelper", "mi-scavenger"] as const;
+
+/**
+ * Where a process's CPU went over a window, by thread name (THREAD_NAMES, then
+ * "other"), from threadCpu() at both ends; "ended" is the process clock's
+ * difference (`cpu`) minus the live threads': threads that ended in the window.
+ */
+export function cpuByThread(before: ReturnType<typeof threadCpu>, after: ReturnType<typeof threadCpu>, cpu: number): Record<string, number> {
+  const out: Record<string, number> = Object.fromEntries([...THREAD_NAMES, "other", "ended"].map((name) => [name, 0]));
+  let live = 0;
+  for (const [tid, { name, seconds }] of after) {
+    const d = seconds - (before.get(tid)?.seconds ?? 0);
+    out[(THREAD_NAMES as readonly string[]).includes(name) ? name : "other"]! += d;
+    live += d;
+  }
+  out.ended = Math.max(0, cpu - live);
+  return out;
+}
+
 /** VmRSS and VmHWM (the peak) in bytes. */
 export function memoryOf(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -125,6 +145,8 @@ export interface Sample {
   pollWallSeconds?: Record<string, number>;
   /** watch changes sent in the window */
   watchChanges: number;
+  /** CPU seconds in the window by thread (cpuByThread) */
+  threads?: Record<string, number>;
   events?: { expected: Found; found: Found; missing: Partial<Found>; byCollector: Record<string, number> };
   byCollector?: Record<string, number>;
 }
@@ -240,6 +262,7 @@ export async function measure(ctx: RunContext, variant: Variant, timing: Timing)
     const rounds0 = await rounds();
     const wall0 = await wall();
     const cpu0 = cpuSeconds(pid);
+    const threads0 = threadCpu(pid);
     const t0 = performance.now();
     const rss: number[] = [];
     for (;;) {
@@ -249,13 +272,14 @@ export async function measure(ctx: RunContext, variant: Variant, timing: Timing)
       await Bun.sleep(Math.min(5000, left));
     }
     const cpu1 = cpuSeconds(pid);
+    const threads1 = threadCpu(pid);
     const seconds = (performance.now() - t0) / 1000;
     const peak = memoryOf(pid).hwm;
     const rounds1 = await rounds();
     const wall1 = await wall();
     node.stopActivity();
 
-    const sample: Sample = { cpu: cpu1 - cpu0, seconds, rssSteady: median(rss), rssPeak: peak, watchChanges: changes() - changes0 };
+    const sample: Sample = { cpu: cpu1 - cpu0, seconds, rssSteady: median(rss), rssPeak: peak, watchChanges: changes() - changes0, threads: cpuByThread(threads0, threads1, cpu1 - cpu0) };
     const delta = (later: Record<string, number>, earlier: Record<string, number>) => Object.fromEntries(Object.entries(later).map(([k, n]) => [k, n - (earlier[k] ?? 0)]));
     if (rounds0 && rounds1) sample.rounds = delta(rounds1.rounds, rounds0.rounds);
     if (rounds0?.cpuUs && rounds1?.cpuUs) sample.roundCpuSeconds = Object.fromEntries(Object.entries(delta(rounds1.cpuUs, rounds0.cpuUs)).map(([k, us]) => [k, us / 1e6]));
