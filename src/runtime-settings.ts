@@ -1,5 +1,5 @@
-// Two of Bun's runtime defaults cost an idle agent more than its own work
-// does (bench/README.md, "The fifth cut" and "The sixth cut"):
+// Two of Bun's runtime defaults cost an agent that does little a large share
+// of its CPU (bench/README.md, "The fifth cut" and "The sixth cut"):
 // - its GC timer looks at the heap every second and, when the size moved,
 //   runs an eden collection, which on the agent's heap costs 1-1.5 ms and
 //   happens about every 2 s for ever, idle or not. The agent turns it off and
@@ -8,9 +8,8 @@
 //   scavenger thread each time the event loop goes idle, and that thread
 //   returns every free OS page inside the pages still in use (madvise, each
 //   a TLB shootdown on a VM), which the next burst of work faults back in:
-//   at a few wakes a second, a fifth of the agent's CPU. The agent lets it
-//   do that at most every 30 s; free pages and whole free spans are still
-//   returned as before.
+//   at a few wakes a second, 5-20% of the agent's CPU. The agent lets it do
+//   that at most every 30 s; whole free pages are still returned as before.
 // Both are read only from the environment, before any JavaScript runs, so the
 // compiled agent executes itself again once (execve: the same pid, arguments
 // and open files) with them set.
