@@ -40,7 +40,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { startNatsServer, stopAllNatsServers } from "../test/helpers/nats-server.ts";
 import { buildAgent } from "./lib/build.ts";
 import { freePort, REPO } from "./lib/procs.ts";
-import { cpuByThread, cpuSeconds, THREAD_NAMES, threadCpu } from "./node/measure.ts";
+import { cpuByThread, cpuSeconds, memoryOf, THREAD_NAMES, threadCpu } from "./node/measure.ts";
 
 const { values: flags } = parseArgs({
   args: Bun.argv.slice(2),
@@ -318,12 +318,6 @@ function agentCommand(config: string, c: Case): string[] {
   return [process.execPath, ...prof, join(REPO, "src/main.ts"), "run", "-c", config, "--log-level", "warn"];
 }
 
-function memory(pid: number): { rss: number; hwm: number } {
-  const text = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB$`, "m").exec(text)?.[1] ?? NaN);
-  return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
-}
-
 /** collector -> [cpu seconds, rounds, wall seconds] from the agent's poll metrics. */
 async function pollMetrics(url: string | undefined): Promise<Map<string, [number, number, number]>> {
   const out = new Map<string, [number, number, number]>();
@@ -392,7 +386,11 @@ async function main(): Promise<void> {
     const end = new Map(running.map((r) => [r.c.name, cpuSeconds(r.proc.pid)]));
     const threads1 = new Map(running.map((r) => [r.c.name, threadCpu(r.proc.pid)]));
     const polls1 = new Map(await Promise.all(running.map(async (r) => [r.c.name, await pollMetrics(r.metricsUrl)] as const)));
-    const mem = new Map(running.map((r) => [r.c.name, memory(r.proc.pid)]));
+    const MiB = 1024 * 1024;
+    const mem = new Map(running.map((r) => {
+      const { rss, hwm } = memoryOf(r.proc.pid);
+      return [r.c.name, { rss: rss / MiB, hwm: hwm / MiB }];
+    }));
     // the readloop prints its per-poll usage on SIGUSR1
     const rl = running.find((r) => r.c.name === "readloop");
     rl?.proc.kill("SIGUSR1");
